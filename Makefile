@@ -1,0 +1,34 @@
+# The two commands a newcomer runs: `make demo` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PLUGINS := plugins/image[digits]
+# torch comes first and pinned: on our machines these wheels are on local disk (see README, "Install").
+TORCH := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: venv demo test lint format clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python -m pip install --quiet -e '.[test]' $(foreach p,$(PLUGINS),-e '$(p)')
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/anymae fit --config examples/image/mae_tiny_digits.yaml
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	ANYMAE_STRICT_PLUGINS=1 $(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) lightning_logs .pytest_cache .ruff_cache

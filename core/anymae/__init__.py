@@ -1,0 +1,63 @@
+"""anymae: masked-autoencoder pretraining for any modality.
+
+The public API: everything a plugin or a user needs is importable from here (and contract tests from
+``anymae.testing``). Importing anymae loads no plugin; :func:`load_plugins` (or the ``anymae`` CLI) does.
+"""
+
+from .config import ConfigError, validated
+from .data import EpochShuffleSampler, SkippedSamples, collate_skipping
+from .decoders import Decoder, MAEDecoder
+from .encoders import Encoder, ViTEncoder
+from .hookspecs import hookimpl
+from .masking import Masker, RandomMasker
+from .module import MAEOutput, MaskedAutoencoder
+from .optim import MAEAdamW, WarmupCosine
+from .plugins import DuplicateComponentError, PluginError, Plugins, Registry, get_plugins, load_plugins
+from .position import MLPPositionEmbedding, PositionEmbedding, SinCosPositionEmbedding
+from .targets import PatchTarget, Target, masked_mean
+from .tokenizers import Tokenizer
+from .types import GridLayout, LayoutSpec, MaskSpec, PointLayout, TokenBatch, gather_tokens, grid_coords
+from .utils import require
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "Decoder",
+    "DuplicateComponentError",
+    "Encoder",
+    "EpochShuffleSampler",
+    "GridLayout",
+    "LayoutSpec",
+    "MAEAdamW",
+    "MAEDecoder",
+    "MAEOutput",
+    "MLPPositionEmbedding",
+    "MaskSpec",
+    "MaskedAutoencoder",
+    "Masker",
+    "PatchTarget",
+    "PluginError",
+    "Plugins",
+    "PointLayout",
+    "PositionEmbedding",
+    "RandomMasker",
+    "Registry",
+    "SinCosPositionEmbedding",
+    "SkippedSamples",
+    "Target",
+    "TokenBatch",
+    "Tokenizer",
+    "ViTEncoder",
+    "WarmupCosine",
+    "__version__",
+    "collate_skipping",
+    "gather_tokens",
+    "get_plugins",
+    "grid_coords",
+    "hookimpl",
+    "load_plugins",
+    "masked_mean",
+    "require",
+    "validated",
+]

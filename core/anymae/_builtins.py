@@ -1,0 +1,21 @@
+"""The core's own components, registered like a plugin's (owner ``anymae``)."""
+
+from __future__ import annotations
+
+from .decoders import MAEDecoder
+from .encoders import ViTEncoder
+from .hookspecs import hookimpl
+from .masking import RandomMasker
+from .plugins import Registry
+from .position import MLPPositionEmbedding, SinCosPositionEmbedding
+from .targets import PatchTarget
+
+
+@hookimpl
+def anymae_register(registry: Registry) -> None:
+    registry.add_masker(RandomMasker)
+    registry.add_encoder(ViTEncoder)
+    registry.add_decoder(MAEDecoder)
+    registry.add_target(PatchTarget)
+    registry.add_position_embedding(SinCosPositionEmbedding)
+    registry.add_position_embedding(MLPPositionEmbedding)

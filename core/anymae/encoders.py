@@ -1,0 +1,145 @@
+"""Encoders: run on the visible tokens only (MAE's ``forward_encoder``).
+
+:class:`ViTEncoder` is MAE's encoder (He et al. 2021, https://arxiv.org/abs/2111.06377): a linear token embedding,
+a position embedding chosen by the layout, an optional class token, timm's pre-norm transformer ``Block`` (attention
+through ``torch.nn.functional.scaled_dot_product_attention``) and a final LayerNorm. The token embedding is a linear
+map of the tokenizer's vectors, which for image patches is exactly MAE's ``Conv2d(kernel=stride=patch)``; it is
+applied after the visible tokens are gathered, so the hidden 75% are never embedded.
+"""
+
+from abc import ABC, abstractmethod
+from functools import partial
+from typing import Annotated
+
+import torch
+from pydantic import Field, PositiveFloat, PositiveInt
+from timm.models.vision_transformer import Block
+from torch import Tensor, nn
+
+from .config import ConfigError, validated
+from .position import PositionEmbedding, default_position_embedding
+from .types import LayoutSpec, TokenBatch, gather_tokens
+
+__all__ = ["Encoder", "ViTEncoder", "init_mae_weights"]
+
+
+def init_mae_weights(module: nn.Module) -> None:
+    """MAE's ``_init_weights``: xavier-uniform linear weights, zero biases, unit LayerNorms."""
+    if isinstance(module, nn.Linear):
+        nn.init.xavier_uniform_(module.weight)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+def key_padding_mask(padding: Tensor | None, prefix: int) -> Tensor | None:
+    """Attention mask ``[B, 1, 1, P + N]`` (True = may attend) that hides padded keys, or ``None``."""
+    if padding is None:
+        return None
+    keep = ~padding
+    if prefix:
+        keep = torch.cat([keep.new_ones(keep.shape[0], prefix), keep], dim=1)
+    return keep[:, None, None, :]
+
+
+class Encoder(nn.Module, ABC):
+    """Maps visible tokens to latents ``[B, P + K, embed_dim]`` (``P`` prefix tokens such as a class token).
+
+    Subclasses create everything that depends on the tokenizer in :meth:`build`, which the model calls once with
+    the tokenizer's token size and layout.
+
+    Attributes:
+        embed_dim: width of the latents.
+        num_prefix_tokens: number of extra tokens (class token) in front of the visible ones.
+    """
+
+    embed_dim: int
+    num_prefix_tokens: int = 0
+
+    @abstractmethod
+    def build(self, token_dim: int, layout: LayoutSpec) -> None:
+        """Create the input projection for ``token_dim``-sized tokens and the position embedding for ``layout``."""
+
+    @abstractmethod
+    def forward(self, tokens: TokenBatch, ids_keep: Tensor | None = None) -> Tensor:
+        """Encode the tokens at ``ids_keep`` ``[B, K]`` (all tokens when ``None``) -> ``[B, P + K, embed_dim]``."""
+
+
+class ViTEncoder(Encoder):
+    """MAE's ViT encoder on visible tokens.
+
+    Args:
+        embed_dim: token width (ViT-B: 768, ViT-S: 384, ViT-Ti: 192).
+        depth: number of transformer blocks (ViT-B/S/Ti: 12).
+        num_heads: attention heads (ViT-B: 12, ViT-S: 6, ViT-Ti: 3).
+        mlp_ratio: hidden width of each block's MLP relative to ``embed_dim``.
+        qkv_bias: bias on the query/key/value projection (True in MAE).
+        drop_path_rate: stochastic depth, increasing linearly over the blocks (0 for MAE pretraining).
+        class_token: prepend a learned class token (MAE does; its position embedding is zero).
+        pos_embed: position embedding; ``None`` picks fixed sin-cos for grids and a learned MLP for points.
+        norm_eps: LayerNorm epsilon (1e-6 in MAE).
+    """
+
+    @validated
+    def __init__(
+        self,
+        embed_dim: PositiveInt = 768,
+        depth: PositiveInt = 12,
+        num_heads: PositiveInt = 12,
+        mlp_ratio: PositiveFloat = 4.0,
+        qkv_bias: bool = True,
+        drop_path_rate: Annotated[float, Field(ge=0, lt=1)] = 0.0,
+        class_token: bool = True,
+        pos_embed: PositionEmbedding | None = None,
+        norm_eps: PositiveFloat = 1e-6,
+    ) -> None:
+        super().__init__()
+        if embed_dim % num_heads:
+            raise ConfigError(f"ViTEncoder.embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
+        self.embed_dim = embed_dim
+        self.num_prefix_tokens = int(class_token)
+        self.pos_embed = pos_embed
+        self.token_embed: nn.Linear | None = None
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if class_token else None
+        rates = torch.linspace(0, drop_path_rate, depth).tolist()
+        self.blocks = nn.ModuleList(
+            Block(
+                embed_dim,
+                num_heads,
+                mlp_ratio=mlp_ratio,
+                qkv_bias=qkv_bias,
+                drop_path=rate,
+                norm_layer=partial(nn.LayerNorm, eps=norm_eps),
+            )
+            for rate in rates
+        )
+        for block in self.blocks:
+            block.attn.fused_attn = True  # always scaled_dot_product_attention, whatever TIMM_FUSED_ATTN says
+        self.norm = nn.LayerNorm(embed_dim, eps=norm_eps)
+
+    def build(self, token_dim: int, layout: LayoutSpec) -> None:
+        self.token_embed = nn.Linear(token_dim, self.embed_dim)
+        if self.pos_embed is None:
+            self.pos_embed = default_position_embedding(layout)
+        self.pos_embed.build(self.embed_dim, layout)
+        self.apply(init_mae_weights)
+        if self.cls_token is not None:
+            nn.init.normal_(self.cls_token, std=0.02)
+
+    def forward(self, tokens: TokenBatch, ids_keep: Tensor | None = None) -> Tensor:
+        x = tokens.tokens
+        padding = tokens.padding_mask
+        if ids_keep is None:
+            ids_keep = torch.arange(x.shape[1], device=x.device).expand(x.shape[0], -1)
+        else:
+            x = gather_tokens(x, ids_keep)
+            padding = None  # visible tokens are never padding
+        x = self.token_embed(x) + self.pos_embed(tokens, ids_keep)
+        if self.cls_token is not None:
+            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1)
+        attn_mask = key_padding_mask(padding, self.num_prefix_tokens)
+        for block in self.blocks:
+            x = block(x, attn_mask=attn_mask)
+        return self.norm(x)

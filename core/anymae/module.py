@@ -1,0 +1,246 @@
+"""The LightningModule that composes a masked autoencoder from its five parts.
+
+``tokenizer -> masker -> encoder (visible tokens only) -> decoder (hidden tokens) -> target + loss``: each arrow is
+one call, and nothing here knows a modality. The module wires the calls, checks at build time that the parts fit,
+owns the masking random state (so a resumed run masks exactly as an uninterrupted one), logs, and builds MAE's
+optimiser and schedule.
+"""
+
+import math
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.cli import OptimizerCallable
+from torch import Tensor
+
+from .config import ConfigError
+from .decoders import Decoder
+from .encoders import Encoder
+from .masking import Masker
+from .optim import MAEAdamW, WarmupCosine
+from .targets import Target
+from .tokenizers import Tokenizer
+from .types import MaskSpec, TokenBatch
+
+__all__ = ["MAEOutput", "MaskedAutoencoder"]
+
+# Lightning suggests ignoring nn.Module init arguments in save_hyperparameters. Here they are the configuration:
+# LightningCLI records their class_path/init_args and load_from_checkpoint rebuilds them from it.
+_MODULE_HPARAM_WARNING = r".*is an instance of `nn.Module` and is already saved during checkpointing.*"
+
+
+@dataclass(frozen=True)
+class MAEOutput:
+    """Everything one forward pass computed.
+
+    Attributes:
+        loss: scalar reconstruction loss over the decoded, non-padding tokens.
+        pred: ``[B, M', D_out]`` predictions for ``mask.ids_decode``.
+        target: ``[B, M', D_out]`` targets for the same tokens.
+        mask: the :class:`~anymae.types.MaskSpec` used.
+        tokens: the tokenized input.
+        latent: ``[B, P + K, D]`` encoder output on the visible tokens.
+    """
+
+    loss: Tensor
+    pred: Tensor
+    target: Tensor
+    mask: MaskSpec
+    tokens: TokenBatch
+    latent: Tensor
+
+
+class MaskedAutoencoder(pl.LightningModule):
+    """A masked autoencoder built from injected parts.
+
+    Args:
+        tokenizer: raw batch -> tokens with positions.
+        masker: tokens -> visible / hidden / decoded indices.
+        encoder: visible tokens -> latents.
+        decoder: latents + mask tokens -> predictions for the decoded tokens.
+        target: what is predicted for each decoded token, and the loss.
+        optimizer: called with parameter groups (biases and norms exempt from weight decay).
+        lr_schedule: per-step warm-up + cosine schedule.
+        seed: seed of the masking random state (training masks differ across steps and ranks; validation always
+            uses ``seed`` itself, so every validation epoch sees the same masks).
+    """
+
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        masker: Masker,
+        encoder: Encoder,
+        decoder: Decoder,
+        target: Target,
+        optimizer: OptimizerCallable = MAEAdamW,
+        lr_schedule: WarmupCosine = WarmupCosine(),
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_MODULE_HPARAM_WARNING)
+            self.save_hyperparameters()
+        self.tokenizer = tokenizer
+        self.masker = masker
+        self.encoder = encoder
+        self.decoder = decoder
+        self.target = target
+        self.optimizer_factory = optimizer
+        self.lr_schedule = lr_schedule
+        self.seed = seed
+        self._build()
+        self._train_generator: torch.Generator | None = None
+        self._pending_generator_state: Tensor | None = None
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "MaskedAutoencoder":
+        """Build from a config dict (the ``model:`` section of a YAML file), as the CLI does.
+
+        Unlike calling the constructor with module instances, the checkpoint then records the components' config,
+        so :meth:`load_from_checkpoint` rebuilds them without pickling.
+        """
+        from lightning.pytorch.cli import instantiate_module
+        from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters_context
+
+        with _given_hyperparameters_context(
+            hparams=dict(config), instantiator="lightning.pytorch.cli.instantiate_module"
+        ):
+            return instantiate_module(cls, dict(config))
+
+    # ----------------------------------------------------------------------------------------------- build-time checks
+    def _build(self) -> None:
+        layout = self.tokenizer.layout
+        for name, part, base in (
+            ("tokenizer", self.tokenizer, Tokenizer),
+            ("masker", self.masker, Masker),
+            ("encoder", self.encoder, Encoder),
+            ("decoder", self.decoder, Decoder),
+            ("target", self.target, Target),
+        ):
+            if not isinstance(part, base):
+                raise ConfigError(f"model.{name} must be a {base.__name__}, got {type(part).__name__}")
+        self.masker.check_layout(layout)
+        self.target.bind(self.tokenizer)
+        self.encoder.build(self.tokenizer.token_dim, layout)
+        self.decoder.build(self.encoder.embed_dim, self.target.dim_per_token, layout)
+
+    # ------------------------------------------------------------------------------------------------------- forward
+    def forward(
+        self,
+        batch: Mapping[str, Tensor],
+        *,
+        noise: Tensor | None = None,
+        mask: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> MAEOutput:
+        """Tokenize, mask, encode, decode and score one batch.
+
+        Args:
+            batch: the raw batch (a dict of tensors, as the data module yields it).
+            noise: ``[B, N]`` masking noise in ``[0, 1)`` for noise-based maskers (the lowest values stay visible).
+            mask: ``[B, N]`` explicit mask, True = hidden, the same count per sample (e.g. hide the future patches).
+            generator: random source for the masker when neither ``noise`` nor ``mask`` is given.
+        """
+        tokens = self.tokenizer(batch)
+        if mask is not None:
+            spec = MaskSpec.from_mask(mask.to(tokens.tokens.device), tokens.padding_mask)
+        else:
+            spec = self.masker(tokens, generator=generator, noise=noise)
+        latent = self.encoder(tokens, spec.ids_keep)
+        pred = self.decoder(latent, tokens, spec, self.encoder.num_prefix_tokens)
+        target = self.target(batch, tokens, spec)
+        loss = self.target.loss(pred, target, spec)
+        return MAEOutput(loss=loss, pred=pred, target=target, mask=spec, tokens=tokens, latent=latent)
+
+    @torch.no_grad()
+    def reconstruct(
+        self,
+        batch: Mapping[str, Tensor],
+        *,
+        noise: Tensor | None = None,
+        mask: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, Tensor]:
+        """Input, masked input and reconstruction in the raw format (through the tokenizer's inverse).
+
+        The reconstruction shows the visible tokens as they are and the model's predictions at the decoded ones;
+        hidden tokens in the masked input are zero, and ``hidden`` is 1 where the raw input was hidden.
+        """
+        out = self(batch, noise=noise, mask=mask, generator=generator)
+        tokens = out.tokens.tokens
+        index = out.mask.ids_decode[..., None].expand(-1, -1, tokens.shape[-1])
+        predicted = self.target.to_tokens(out.pred, out.tokens, out.mask).to(tokens.dtype)
+        hidden = out.mask.mask[..., None]
+        return {
+            "input": self.tokenizer.inverse(out.tokens),
+            "masked": self.tokenizer.inverse(out.tokens.with_tokens(tokens.masked_fill(hidden, 0.0))),
+            "reconstruction": self.tokenizer.inverse(out.tokens.with_tokens(tokens.scatter(1, index, predicted))),
+            "hidden": self.tokenizer.inverse(out.tokens.with_tokens(hidden.expand_as(tokens).to(tokens.dtype))),
+        }
+
+    # ------------------------------------------------------------------------------------------- training/validation
+    def _mask_generator(self) -> torch.Generator:
+        gen = self._train_generator
+        if gen is None or gen.device != self.device:
+            gen = torch.Generator(device=self.device)
+            # Distinct streams per rank, derived from one seed.
+            gen.manual_seed(self.seed * 1_000_003 + self.global_rank + 1)
+            if self._pending_generator_state is not None:
+                gen.set_state(self._pending_generator_state)
+                self._pending_generator_state = None
+            self._train_generator = gen
+        return gen
+
+    def training_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> Tensor | None:
+        if _batch_size(batch) == 0:  # every file of this batch was unreadable
+            return None
+        loss = self(batch, generator=self._mask_generator()).loss
+        self.log("train/loss", loss, prog_bar=True, batch_size=_batch_size(batch))
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_generator = torch.Generator(device=self.device).manual_seed(self.seed)
+
+    def validation_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> Tensor | None:
+        if _batch_size(batch) == 0:
+            return None
+        loss = self(batch, generator=self._val_generator).loss
+        self.log("val/loss", loss, prog_bar=True, batch_size=_batch_size(batch), sync_dist=True)
+        return loss
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self._train_generator is not None:
+            checkpoint["anymae_mask_generator"] = self._train_generator.get_state()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("anymae_mask_generator")
+        if state is not None:
+            self._pending_generator_state = state
+            self._train_generator = None
+
+    # ------------------------------------------------------------------------------------------------ optimisation
+    def configure_optimizers(self) -> dict[str, Any]:
+        # MAE's rule (timm's add_weight_decay): no decay on 1-D parameters (norms) and biases. The other group takes
+        # the optimizer's own weight_decay, so the YAML value stays the one that counts. timm's
+        # param_groups_weight_decay would hard-code the value into the group, hence the split here.
+        decay, no_decay = [], []
+        for name, param in self.named_parameters():
+            if param.requires_grad:
+                (no_decay if param.ndim <= 1 or name.endswith(".bias") else decay).append(param)
+        optimizer = self.optimizer_factory([{"params": no_decay, "weight_decay": 0.0}, {"params": decay}])
+        total = int(self.trainer.estimated_stepping_batches)
+        batches = self.trainer.num_training_batches  # known once estimated_stepping_batches has set up the data
+        steps_per_epoch = batches / self.trainer.accumulate_grad_batches if math.isfinite(batches) else total
+        scheduler = self.lr_schedule.scheduler(optimizer, total, steps_per_epoch)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def _batch_size(batch: Mapping[str, Tensor]) -> int:
+    for value in batch.values():
+        if isinstance(value, Tensor) and value.dim() > 0:
+            return value.shape[0]
+    return 0

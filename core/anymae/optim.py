@@ -1,0 +1,67 @@
+"""MAE's optimisation recipe (He et al. 2021, https://arxiv.org/abs/2111.06377, appendix A.1).
+
+AdamW with ``betas=(0.9, 0.95)`` and weight decay 0.05 (not on biases and norms), learning rate
+``base_lr * batch / 256`` with ``base_lr = 1.5e-4``, linear warm-up for 40 epochs, then a half-cycle cosine to
+``min_lr``, updated every step.
+"""
+
+import math
+from collections.abc import Iterable
+from typing import Annotated, Any
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat
+
+__all__ = ["MAEAdamW", "WarmupCosine"]
+
+
+class MAEAdamW(torch.optim.AdamW):
+    """``torch.optim.AdamW`` with MAE's defaults.
+
+    Args:
+        params: parameters or parameter groups (the model passes groups that exempt biases and norms from decay).
+        lr: learning rate. MAE uses ``1.5e-4 * batch_size / 256``; the default is that for a batch of 256.
+        betas: Adam's moment coefficients (0.9, 0.95) in MAE.
+        weight_decay: decoupled weight decay (0.05 in MAE).
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: Annotated[float, Field(gt=0)] = 1.5e-4,
+        betas: tuple[float, float] = (0.9, 0.95),
+        weight_decay: NonNegativeFloat = 0.05,
+    ) -> None:
+        super().__init__(params, lr=lr, betas=betas, weight_decay=weight_decay)
+
+
+class WarmupCosine(BaseModel):
+    """Per-step learning-rate schedule: linear warm-up from 0, then half-cycle cosine down to ``min_lr``.
+
+    Args:
+        warmup_epochs: epochs of linear warm-up (40 of 800 in MAE); fractional values are allowed.
+        min_lr: learning rate at the end of the cosine (0 in MAE).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    warmup_epochs: NonNegativeFloat = 40.0
+    min_lr: NonNegativeFloat = 0.0
+
+    def factor(self, step: int, warmup_steps: int, total_steps: int, base_lr: float) -> float:
+        """Multiplier of the optimizer's learning rate at ``step``."""
+        if step < warmup_steps:
+            return step / warmup_steps
+        floor = min(self.min_lr / base_lr, 1.0) if base_lr > 0 else 0.0
+        progress = min((step - warmup_steps) / max(total_steps - warmup_steps, 1), 1.0)
+        return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    def scheduler(
+        self, optimizer: torch.optim.Optimizer, total_steps: int, steps_per_epoch: float
+    ) -> torch.optim.lr_scheduler.LambdaLR:
+        warmup = min(round(self.warmup_epochs * steps_per_epoch), total_steps)
+        lambdas = [
+            (lambda step, lr=group["lr"]: self.factor(step, warmup, total_steps, lr))
+            for group in optimizer.param_groups
+        ]
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)

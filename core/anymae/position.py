@@ -1,0 +1,124 @@
+"""Position embeddings, chosen by the token layout.
+
+* :class:`SinCosPositionEmbedding`: fixed sine-cosine embedding of integer grid coordinates of any rank. For a 2-D grid
+  it equals MAE's ``get_2d_sincos_pos_embed`` (https://github.com/facebookresearch/mae, ``util/pos_embed.py``): the
+  feature dimension is split evenly between the axes, each axis gets ``[sin | cos]`` of its coordinate at
+  ``dim / (2 * rank)`` frequencies, and the axes are laid out last axis first (MAE's 2-D table is ``[w | h]``).
+* :class:`MLPPositionEmbedding`: a learned MLP on continuous coordinates (Point-MAE, Pang et al. 2022,
+  https://arxiv.org/abs/2203.06604: ``Linear(3, 128) -> GELU -> Linear(128, dim)``).
+
+Both answer the same question: "the embedding of the tokens at indices ``ids`` of this batch", so the encoder and
+decoder never look at the layout themselves.
+"""
+
+from abc import ABC, abstractmethod
+from typing import Annotated
+
+import torch
+from pydantic import Field, PositiveInt
+from torch import Tensor, nn
+
+from .config import ConfigError, validated
+from .types import LayoutSpec, TokenBatch, gather_tokens, grid_coords
+
+__all__ = ["MLPPositionEmbedding", "PositionEmbedding", "SinCosPositionEmbedding", "default_position_embedding"]
+
+
+def sincos_embedding(coords: Tensor, dim: int, temperature: float = 10000.0) -> Tensor:
+    """Sine-cosine embedding ``[..., dim]`` of coordinates ``[..., rank]`` (computed in float64, as MAE's numpy)."""
+    rank = coords.shape[-1]
+    if dim % (2 * rank):
+        raise ValueError(f"a sin-cos embedding of a rank-{rank} grid needs dim divisible by {2 * rank}, got {dim}")
+    per_axis = dim // (2 * rank)
+    dtype = torch.float32 if coords.device.type == "mps" else torch.float64
+    omega = 1.0 / temperature ** (torch.arange(per_axis, dtype=dtype, device=coords.device) / per_axis)
+    parts = []
+    for axis in reversed(range(rank)):  # rank <= 3: a loop over axes, not over samples
+        angles = coords[..., axis, None].to(dtype) * omega
+        parts += [angles.sin(), angles.cos()]
+    return torch.cat(parts, dim=-1).float()
+
+
+class PositionEmbedding(nn.Module, ABC):
+    """Embeds token positions: ``forward(tokens, ids) -> [B, K, dim]`` for the tokens at ``ids`` ``[B, K]``."""
+
+    dim: int
+
+    def build(self, dim: int, layout: LayoutSpec) -> None:
+        """Size the embedding for ``dim`` features and check that it can serve ``layout``."""
+        self.dim = dim
+
+    @abstractmethod
+    def forward(self, tokens: TokenBatch, ids: Tensor) -> Tensor: ...
+
+
+class SinCosPositionEmbedding(PositionEmbedding):
+    """Fixed sine-cosine embedding of integer grid coordinates, for grids of rank 1, 2 or 3 (no parameters).
+
+    The table for the tokenizer's grid is built once and kept as a (non-persistent) buffer; a batch whose grid has
+    another shape (variable-length audio or series) gets its own table, cached until the shape changes again.
+
+    Args:
+        temperature: base of the frequency decay (10000 in MAE).
+    """
+
+    @validated
+    def __init__(self, temperature: Annotated[float, Field(gt=1)] = 10000.0) -> None:
+        super().__init__()
+        self.temperature = temperature
+        self.grid_shape: tuple[int, ...] | None = None
+        self.register_buffer("table", torch.empty(0), persistent=False)
+
+    def build(self, dim: int, layout: LayoutSpec) -> None:
+        super().build(dim, layout)
+        if layout.kind != "grid":
+            raise ConfigError(f"SinCosPositionEmbedding needs integer grid positions, got a {layout.describe()} layout")
+        if dim % (2 * layout.rank):
+            raise ConfigError(
+                f"SinCosPositionEmbedding: embedding size {dim} must be divisible by {2 * layout.rank} "
+                f"(2 x grid rank {layout.rank})"
+            )
+        if layout.shape is not None:
+            self._set_table(layout.shape, torch.device("cpu"))
+
+    def _set_table(self, shape: tuple[int, ...], device: torch.device) -> None:
+        self.table = sincos_embedding(grid_coords(shape, device), self.dim, self.temperature)
+        self.grid_shape = tuple(shape)
+
+    def forward(self, tokens: TokenBatch, ids: Tensor) -> Tensor:
+        layout = tokens.layout
+        if layout.kind != "grid":
+            raise ValueError("SinCosPositionEmbedding got tokens without a grid layout")
+        if layout.coords is not None:  # sparse grid (voxels): embed the coordinates of the chosen tokens
+            return sincos_embedding(gather_tokens(layout.coords, ids), self.dim, self.temperature)
+        if layout.shape != self.grid_shape or self.table.device != ids.device:
+            self._set_table(layout.shape, ids.device)
+        return self.table[ids]
+
+
+class MLPPositionEmbedding(PositionEmbedding):
+    """Learned MLP on continuous coordinates (Point-MAE's ``pos_embed``): ``Linear(rank, hidden) -> GELU ->
+    Linear(hidden, dim)``. Also accepts grid layouts (their integer coordinates are used as they are).
+
+    Args:
+        hidden_dim: width of the hidden layer (128 in Point-MAE).
+    """
+
+    @validated
+    def __init__(self, hidden_dim: PositiveInt = 128) -> None:
+        super().__init__()
+        self.hidden_dim = hidden_dim
+        self.mlp: nn.Sequential | None = None
+
+    def build(self, dim: int, layout: LayoutSpec) -> None:
+        super().build(dim, layout)
+        self.mlp = nn.Sequential(nn.Linear(layout.rank, self.hidden_dim), nn.GELU(), nn.Linear(self.hidden_dim, dim))
+
+    def forward(self, tokens: TokenBatch, ids: Tensor) -> Tensor:
+        coords = gather_tokens(tokens.positions(), ids)
+        return self.mlp(coords.to(self.mlp[0].weight.dtype))
+
+
+def default_position_embedding(layout: LayoutSpec) -> PositionEmbedding:
+    """Fixed sin-cos for grids, the learned MLP for points."""
+    return SinCosPositionEmbedding() if layout.kind == "grid" else MLPPositionEmbedding()

@@ -1,0 +1,121 @@
+"""Targets: what the decoder predicts for each decoded token, and the loss (MAE's ``forward_loss``).
+
+A target is computed only at ``mask.ids_decode``, so no full-size ``[B, N, D]`` target or loss is ever materialised.
+
+:class:`PatchTarget` is the generic "reconstruct the raw values of the hidden patches" target shared by MAE (pixels,
+https://arxiv.org/abs/2111.06377), VideoMAE (https://arxiv.org/abs/2203.12602), Audio-MAE (spectrogram patches) and
+patch-based time-series MAEs. It works with any tokenizer whose tokens are raw values laid out channel-last.
+"""
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Annotated, Literal
+
+from pydantic import Field
+from torch import Tensor, nn
+
+from .config import ConfigError, validated
+from .tokenizers import Tokenizer
+from .types import MaskSpec, TokenBatch, gather_tokens
+
+__all__ = ["PatchTarget", "Target", "masked_mean"]
+
+
+def masked_mean(values: Tensor, valid: Tensor | None) -> Tensor:
+    """Mean of ``values`` ``[B, M]`` over the entries where ``valid`` is True (all when ``valid`` is None)."""
+    if valid is None:
+        return values.mean()
+    weights = valid.to(values.dtype)
+    return (values * weights).sum() / weights.sum().clamp_min(1)
+
+
+class Target(nn.Module, ABC):
+    """Per-token regression targets and their loss.
+
+    :meth:`bind` is called once when the model is built, with the tokenizer, so a target derives its geometry (patch
+    size, channels) from the tokenizer instead of repeating it in the config.
+
+    Attributes:
+        dim_per_token: size of each target vector (the decoder's output size), set by :meth:`bind`.
+    """
+
+    dim_per_token: int
+
+    @abstractmethod
+    def bind(self, tokenizer: Tokenizer) -> None:
+        """Check that this target can be computed from ``tokenizer``'s output and set :attr:`dim_per_token`;
+        raise :class:`~anymae.ConfigError` naming both when it cannot."""
+
+    @abstractmethod
+    def forward(self, batch: Mapping[str, Tensor], tokens: TokenBatch, mask: MaskSpec) -> Tensor:
+        """Targets ``[B, M', dim_per_token]`` for the tokens at ``mask.ids_decode``."""
+
+    def loss(self, pred: Tensor, target: Tensor, mask: MaskSpec) -> Tensor:
+        """Mean squared error per token, averaged over the decoded tokens that are not padding."""
+        per_token = (pred.float() - target.float()).pow(2).mean(dim=-1)
+        return masked_mean(per_token, mask.decode_valid)
+
+    def to_tokens(self, pred: Tensor, tokens: TokenBatch, mask: MaskSpec) -> Tensor:
+        """Map predictions back to token values (for showing reconstructions); not every target can."""
+        raise NotImplementedError(f"{type(self).__name__} predictions cannot be mapped back to tokens")
+
+
+class PatchTarget(Target):
+    """Reconstruct the raw values of each hidden patch, optionally normalised per patch.
+
+    Args:
+        normalize: ``"patch"`` -- MAE's ``norm_pix_loss``: each patch's values over all its channels jointly are
+            standardised, ``(x - mean) / sqrt(var + eps)``; ``"channel"`` -- VideoMAE's: each channel of each patch
+            separately, ``(x - mean) / (std + eps)``; ``"none"`` -- the raw values. Variances are unbiased, as both.
+        eps: the epsilon of the normalisation (1e-6 in MAE and VideoMAE).
+    """
+
+    @validated
+    def __init__(
+        self,
+        normalize: Literal["none", "patch", "channel"] = "patch",
+        eps: Annotated[float, Field(gt=0)] = 1e-6,
+    ) -> None:
+        super().__init__()
+        self.normalize = normalize
+        self.eps = eps
+        self.channels = 1
+
+    def bind(self, tokenizer: Tokenizer) -> None:
+        if tokenizer.channels is None:
+            raise ConfigError(
+                f"PatchTarget predicts raw token values, but {type(tokenizer).__name__} produces learned features; "
+                "choose a target made for that tokenizer"
+            )
+        self.channels = tokenizer.channels
+        self.dim_per_token = tokenizer.token_dim
+
+    def _stats(self, values: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and scale of each patch (``"patch"``) or of each channel of each patch (``"channel"``)."""
+        if self.normalize == "patch":
+            mean = values.mean(dim=-1, keepdim=True)
+            scale = (values.var(dim=-1, keepdim=True) + self.eps).sqrt()
+        else:
+            per_channel = values.unflatten(-1, (-1, self.channels))
+            mean = per_channel.mean(dim=-2, keepdim=True)
+            scale = per_channel.std(dim=-2, keepdim=True) + self.eps
+        return mean, scale
+
+    def forward(self, batch: Mapping[str, Tensor], tokens: TokenBatch, mask: MaskSpec) -> Tensor:
+        values = gather_tokens(tokens.tokens, mask.ids_decode)
+        if self.normalize == "none":
+            return values
+        mean, scale = self._stats(values)
+        if self.normalize == "patch":
+            return (values - mean) / scale
+        return ((values.unflatten(-1, (-1, self.channels)) - mean) / scale).flatten(-2)
+
+    def to_tokens(self, pred: Tensor, tokens: TokenBatch, mask: MaskSpec) -> Tensor:
+        """Undo the normalisation with the true patch's statistics (as MAE's and VideoMAE's visualisations do)."""
+        if self.normalize == "none":
+            return pred
+        values = gather_tokens(tokens.tokens, mask.ids_decode)
+        mean, scale = self._stats(values)
+        if self.normalize == "patch":
+            return pred * scale + mean
+        return (pred.unflatten(-1, (-1, self.channels)) * scale + mean).flatten(-2)

@@ -1,0 +1,17 @@
+"""Entry point of the image plugin (``[project.entry-points.anymae] anymae-image``)."""
+
+from __future__ import annotations
+
+import anymae
+
+from .data import DigitsDataModule, ImageFolderDataModule
+from .tokenizers import ImagePatchTokenizer
+from .viz import ReconstructionGrid
+
+
+@anymae.hookimpl
+def anymae_register(registry: anymae.Registry) -> None:
+    registry.add_tokenizer(ImagePatchTokenizer)
+    registry.add_datamodule(DigitsDataModule)
+    registry.add_datamodule(ImageFolderDataModule)
+    registry.add_callback(ReconstructionGrid)
