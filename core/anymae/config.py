@@ -10,12 +10,15 @@ field and what is allowed.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from pydantic import ConfigDict, ValidationError, validate_call
+from pydantic import BaseModel, ConfigDict, ValidationError, validate_call
 
-__all__ = ["ConfigError", "validated"]
+__all__ = ["ConfigError", "component_config", "validated"]
+
+INIT_ARGS_ATTR = "_anymae_init_args"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,15 +40,49 @@ def validated(init: F) -> F:
     """Check ``__init__``'s arguments against their annotations with pydantic.
 
     The wrapped function keeps its signature (``functools.wraps``), so LightningCLI still reads the parameters, their
-    types and their docstrings from it.
+    types and their docstrings from it. The arguments are recorded on the instance, so :func:`component_config` can
+    describe a component built in Python the way a YAML file would.
+
+    Do not use ``from __future__ import annotations`` in a module whose constructors carry constrained types:
+    jsonargparse then drops the ``Annotated`` metadata and checks the field only at instantiation.
     """
     checked = validate_call(config=ConfigDict(arbitrary_types_allowed=True))(init)
+    signature = inspect.signature(init)
 
     @functools.wraps(init)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            return checked(self, *args, **kwargs)
+            result = checked(self, *args, **kwargs)
         except ValidationError as error:
             raise ConfigError(format_validation_error(type(self).__name__, error)) from None
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        setattr(self, INIT_ARGS_ATTR, dict(list(bound.arguments.items())[1:]))
+        return result
 
     return wrapper  # type: ignore[return-value]
+
+
+def _class_path(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def component_config(value: Any) -> Any:
+    """Describe ``value`` as LightningCLI's YAML would: ``{"class_path": ..., "init_args": {...}}`` for components
+    built with :func:`validated` constructors (recursively), plain data for pydantic models, classes and partials of
+    classes (optimizer factories); any other object is returned as it is."""
+    init_args = getattr(value, INIT_ARGS_ATTR, None)
+    if init_args is not None:
+        args = {name: component_config(arg) for name, arg in init_args.items()}
+        return {"class_path": _class_path(type(value)), "init_args": args}
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, type):
+        return {"class_path": _class_path(value)}
+    if isinstance(value, functools.partial) and isinstance(value.func, type) and not value.args:
+        return {"class_path": _class_path(value.func), "init_args": component_config(value.keywords)}
+    if isinstance(value, (list, tuple)):
+        return [component_config(item) for item in value]
+    if isinstance(value, dict):
+        return {key: component_config(item) for key, item in value.items()}
+    return value

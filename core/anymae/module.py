@@ -6,6 +6,7 @@ owns the masking random state (so a resumed run masks exactly as an uninterrupte
 optimiser and schedule.
 """
 
+import inspect
 import math
 import warnings
 from collections.abc import Mapping
@@ -15,9 +16,10 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.cli import OptimizerCallable
+from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters, _given_hyperparameters_context
 from torch import Tensor
 
-from .config import ConfigError
+from .config import ConfigError, component_config
 from .decoders import Decoder
 from .encoders import Encoder
 from .masking import Masker
@@ -28,9 +30,8 @@ from .types import MaskSpec, TokenBatch
 
 __all__ = ["MAEOutput", "MaskedAutoencoder"]
 
-# Lightning suggests ignoring nn.Module init arguments in save_hyperparameters. Here they are the configuration:
-# LightningCLI records their class_path/init_args and load_from_checkpoint rebuilds them from it.
 _MODULE_HPARAM_WARNING = r".*is an instance of `nn.Module` and is already saved during checkpointing.*"
+_INSTANTIATOR = "lightning.pytorch.cli.instantiate_module"  # on Lightning's allowlist for load_from_checkpoint
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,7 @@ class MaskedAutoencoder(pl.LightningModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=_MODULE_HPARAM_WARNING)
-            self.save_hyperparameters()
+        self._save_config(locals())
         self.tokenizer = tokenizer
         self.masker = masker
         self.encoder = encoder
@@ -96,20 +95,32 @@ class MaskedAutoencoder(pl.LightningModule):
         self._train_generator: torch.Generator | None = None
         self._pending_generator_state: Tensor | None = None
 
+    def _save_config(self, args: dict[str, Any]) -> None:
+        """Record the configuration in the checkpoint's hyperparameters.
+
+        Through LightningCLI the hyperparameters are the parsed config. Built in Python, each component describes its
+        own config (see :func:`anymae.config.component_config`), so the checkpoint holds ``class_path``/``init_args``
+        rather than pickled modules either way: it loads with ``weights_only=True`` and
+        :meth:`load_from_checkpoint` rebuilds the parts with LightningCLI's instantiator.
+        """
+        if _given_hyperparameters.get() is not None:  # LightningCLI passed the parsed config
+            self.save_hyperparameters()
+            return
+        config = {name: component_config(args[name]) for name in inspect.signature(type(self)).parameters}
+        with _given_hyperparameters_context(hparams=config, instantiator=_INSTANTIATOR):
+            with warnings.catch_warnings():
+                # A component without a recorded config stays an object (pickled); Lightning's advice to ignore
+                # nn.Module arguments does not apply, they are the configuration.
+                warnings.filterwarnings("ignore", message=_MODULE_HPARAM_WARNING)
+                self.save_hyperparameters()
+
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "MaskedAutoencoder":
-        """Build from a config dict (the ``model:`` section of a YAML file), as the CLI does.
-
-        Unlike calling the constructor with module instances, the checkpoint then records the components' config,
-        so :meth:`load_from_checkpoint` rebuilds them without pickling.
-        """
+        """Build from a config dict (the ``model:`` section of a YAML file, ``class_path``/``init_args`` for each
+        component), as the CLI does."""
         from lightning.pytorch.cli import instantiate_module
-        from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters_context
 
-        with _given_hyperparameters_context(
-            hparams=dict(config), instantiator="lightning.pytorch.cli.instantiate_module"
-        ):
-            return instantiate_module(cls, dict(config))
+        return instantiate_module(cls, dict(config))
 
     # ----------------------------------------------------------------------------------------------- build-time checks
     def _build(self) -> None:

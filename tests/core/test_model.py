@@ -1,0 +1,112 @@
+"""The composed model on every layout the core defines, and the build-time contracts."""
+
+import pytest
+import torch
+
+import anymae
+
+from .toys import CoordTarget, PointTokenizer, SeriesTokenizer, VideoTokenizer, series_model, sinusoids
+
+
+def small_parts(**overrides):
+    parts = {
+        "masker": anymae.RandomMasker(mask_ratio=0.75),
+        "encoder": anymae.ViTEncoder(embed_dim=24, depth=1, num_heads=2),
+        "decoder": anymae.MAEDecoder(embed_dim=12, depth=1, num_heads=2),
+        "target": anymae.PatchTarget(),
+    }
+    parts.update(overrides)
+    return parts
+
+
+def test_series_grid_rank1_shapes_and_loss():
+    model = series_model()
+    out = model({"series": sinusoids(3)})
+    assert out.pred.shape == out.target.shape == (3, 4, 8)  # 8 tokens, half hidden, 4 steps x 2 channels
+    assert out.latent.shape == (3, 1 + 4, 32)
+    assert out.loss.ndim == 0 and out.loss > 0
+
+
+def test_video_grid_rank3():
+    model = anymae.MaskedAutoencoder(tokenizer=VideoTokenizer(), **small_parts())
+    out = model({"video": torch.randn(2, 1, 4, 8, 8)})
+    assert out.tokens.layout.shape == (2, 2, 2)
+    assert out.pred.shape == (2, 6, 32)
+
+
+def test_points_with_learned_position_embedding():
+    model = anymae.MaskedAutoencoder(tokenizer=PointTokenizer(), **small_parts(target=CoordTarget()))
+    assert isinstance(model.encoder.pos_embed, anymae.MLPPositionEmbedding)
+    out = model({"points": torch.rand(2, 16, 3)})
+    assert out.pred.shape == (2, 12, 3)
+    out.loss.backward()
+    assert model.encoder.pos_embed.mlp[0].weight.grad is not None
+
+
+def test_padding_stays_out_of_visible_set_and_loss():
+    model = series_model(target=anymae.PatchTarget(normalize="none"))
+    series = sinusoids(2)
+    lengths = torch.tensor([32, 16])  # the second sample has 4 real patches of 8
+    out = model({"series": series, "length": lengths})
+    padding = out.tokens.padding_mask
+    assert not torch.gather(padding, 1, out.mask.ids_keep).any()
+    assert out.mask.num_visible == 2  # half of the shortest sample's 4 tokens
+    # Garbage in the padded region changes neither the predictions of real tokens nor the loss.
+    noisy = series.clone()
+    noisy[1, :, 16:] = 1e3
+    gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    a = model({"series": series, "length": lengths}, generator=gen())
+    b = model({"series": noisy, "length": lengths}, generator=gen())
+    torch.testing.assert_close(a.loss, b.loss)
+    valid = a.mask.decode_valid
+    torch.testing.assert_close(a.pred[valid], b.pred[valid])
+
+
+def test_explicit_mask_and_noise_are_honoured():
+    model = series_model()
+    batch = {"series": sinusoids(2)}
+    mask = torch.zeros(2, 8, dtype=torch.bool)
+    mask[:, -3:] = True  # hide the last three patches: forecasting by masking
+    out = model(batch, mask=mask)
+    assert out.mask.ids_masked.tolist() == [[5, 6, 7]] * 2
+    noise = torch.linspace(0, 1, 8).expand(2, -1)
+    assert model(batch, noise=noise).mask.ids_keep.tolist() == [[0, 1, 2, 3]] * 2
+
+
+def test_reconstruct_returns_raw_format():
+    model = series_model()
+    images = model.reconstruct({"series": sinusoids(2)}, generator=torch.Generator().manual_seed(0))
+    assert images["input"].shape == images["reconstruction"].shape == (2, 2, 32)
+    torch.testing.assert_close(images["input"], sinusoids(2))
+    visible = images["hidden"] == 0
+    torch.testing.assert_close(images["reconstruction"][visible], images["input"][visible])
+    assert (images["masked"][~visible] == 0).all()
+
+
+def test_build_fails_on_decoder_target_mismatch():
+    with pytest.raises(anymae.ConfigError, match=r"out_dim is 5 but the target predicts 8"):
+        series_model(decoder=anymae.MAEDecoder(embed_dim=16, depth=1, num_heads=2, out_dim=5))
+
+
+def test_build_fails_on_target_tokenizer_mismatch():
+    with pytest.raises(anymae.ConfigError, match="PointTokenizer produces learned features"):
+        anymae.MaskedAutoencoder(tokenizer=PointTokenizer(), **small_parts())
+
+
+def test_build_fails_on_masker_layout_mismatch():
+    class GridOnly(anymae.RandomMasker):
+        supported_layouts = frozenset({"grid"})
+
+    with pytest.raises(anymae.ConfigError, match="GridOnly cannot mask a points in 3-D layout"):
+        anymae.MaskedAutoencoder(tokenizer=PointTokenizer(), **small_parts(masker=GridOnly(), target=CoordTarget()))
+
+
+def test_build_fails_on_head_count():
+    with pytest.raises(anymae.ConfigError, match="divisible by num_heads"):
+        anymae.ViTEncoder(embed_dim=30, num_heads=4)
+
+
+def test_series_tokenizer_inverse_is_exact():
+    tok = SeriesTokenizer()
+    x = sinusoids(2)
+    assert torch.equal(tok.inverse(tok({"series": x})), x)
