@@ -20,7 +20,7 @@ from lightning.pytorch.cli import LightningCLI
 
 from .config import ConfigError
 from .module import MaskedAutoencoder
-from .plugins import CORE_NAME, KINDS, Plugins, get_plugins
+from .plugins import CORE_NAME, KINDS, PluginError, Plugins, get_plugins
 
 __all__ = ["AnymaeCLI", "main"]
 
@@ -149,9 +149,13 @@ def _print_components(plugins: Plugins, owner: str, verbose: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        plugins = get_plugins()
+    except PluginError as error:  # strict mode (ANYMAE_STRICT_PLUGINS=1)
+        print(f"anymae: error: {error}", file=sys.stderr)
+        return 2
     if args[:1] == ["plugins"]:
         return plugins_command(args[1:])
-    plugins = get_plugins()
     _quiet()
     try:
         AnymaeCLI(args=None if argv is None else args)  # None: LightningCLI reads sys.argv itself

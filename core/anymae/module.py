@@ -107,12 +107,11 @@ class MaskedAutoencoder(pl.LightningModule):
             self.save_hyperparameters()
             return
         config = {name: component_config(args[name]) for name in inspect.signature(type(self)).parameters}
-        with _given_hyperparameters_context(hparams=config, instantiator=_INSTANTIATOR):
-            with warnings.catch_warnings():
-                # A component without a recorded config stays an object (pickled); Lightning's advice to ignore
-                # nn.Module arguments does not apply, they are the configuration.
-                warnings.filterwarnings("ignore", message=_MODULE_HPARAM_WARNING)
-                self.save_hyperparameters()
+        # A component without a recorded config stays an object (pickled); Lightning's advice to ignore nn.Module
+        # arguments does not apply, they are the configuration.
+        with _given_hyperparameters_context(hparams=config, instantiator=_INSTANTIATOR), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_MODULE_HPARAM_WARNING)
+            self.save_hyperparameters()
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "MaskedAutoencoder":

@@ -214,6 +214,8 @@ def load_plugins(
     def fail(info: PluginInfo, error: BaseException, what: str) -> None:
         info.error = f"{what}: {type(error).__name__}: {error}"
         if strict:
+            if isinstance(error, PluginError):  # already names the plugins involved
+                raise error
             raise PluginError(f"plugin {info.name} {info.error}") from error
         warnings.warn(f"anymae plugin {info.name} was skipped ({info.error})", RuntimeWarning, stacklevel=3)
 

@@ -1,0 +1,74 @@
+"""The anymae command on toy components: YAML in, checkpoint out; configuration errors end in one line."""
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from anymae.cli import main
+
+TOY_CONFIG = {
+    "seed_everything": 0,
+    "trainer": {"max_epochs": 2, "accelerator": "cpu", "enable_progress_bar": False, "enable_model_summary": False},
+    "model": {
+        "tokenizer": {"class_path": "tests.core.toys.SeriesTokenizer"},
+        "masker": {"class_path": "RandomMasker", "init_args": {"mask_ratio": 0.5}},  # a registered short name
+        "encoder": {"class_path": "anymae.ViTEncoder", "init_args": {"embed_dim": 16, "depth": 1, "num_heads": 2}},
+        "decoder": {"class_path": "anymae.MAEDecoder", "init_args": {"embed_dim": 8, "depth": 1, "num_heads": 2}},
+        "target": {"class_path": "anymae.PatchTarget", "init_args": {"normalize": "channel"}},
+        "lr_schedule": {"warmup_epochs": 1},
+    },
+    "data": {"class_path": "tests.core.toys.SeriesData", "init_args": {"n": 64}},
+}
+
+
+@pytest.fixture
+def toy_config(tmp_path) -> Path:
+    path = tmp_path / "toy.yaml"
+    path.write_text(yaml.safe_dump(TOY_CONFIG))
+    return path
+
+
+def test_import_pulls_no_plugin_and_no_heavy_modality_library():
+    code = (
+        "import sys, anymae; "
+        "bad = [m for m in ('torchaudio', 'open3d', 'anymae_image', 'sklearn') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_fit_from_yaml_writes_checkpoint_and_config(toy_config, tmp_path, capsys):
+    assert main(["fit", "--config", str(toy_config), "--trainer.default_root_dir", str(tmp_path)]) == 0
+    run = tmp_path / "lightning_logs" / "version_0"
+    checkpoints = list((run / "checkpoints").glob("*.ckpt"))
+    assert len(checkpoints) == 1  # one checkpoint (the last) by default
+    assert f"checkpoint: {checkpoints[0]}" in capsys.readouterr().out
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["model"]["masker"]["init_args"]["mask_ratio"] == 0.5
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    val = [float(r["val/loss"]) for r in rows if r.get("val/loss")]
+    assert len(val) == 2 and all(v > 0 for v in val)  # one real validation loss per epoch
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        (["--model.masker.mask_ratio", "1.5"], "model.masker.mask_ratio: Input should be less than 1 (got 1.5)"),
+        (["--model.masker", "NoSuchMasker"], "model.masker: unknown component 'NoSuchMasker'; registered: Random"),
+        (["--model.target.normalize", "pixels"], "model.target.normalize: allowed: 'none', 'patch', 'channel'"),
+        (["--model.decoder.out_dim", "3"], "MAEDecoder.out_dim is 3 but the target predicts 8 values per token"),
+        (["--model.encoder.num_heads", "3"], "ViTEncoder.embed_dim (16) must be divisible by num_heads (3)"),
+        (["--trainer.max_epochs", "many"], "trainer.max_epochs: expected int (got many)"),
+    ],
+)
+def test_configuration_errors_are_one_line(toy_config, tmp_path, capsys, override, expected):
+    args = ["fit", "--config", str(toy_config), "--trainer.default_root_dir", str(tmp_path), *override]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("anymae: error: ") and expected in err
+    assert len(err.splitlines()) == 1
+    assert not (tmp_path / "lightning_logs").exists()  # nothing trained, nothing written

@@ -1,0 +1,124 @@
+"""Plugin loading: in-process plugins, isolation of broken ones, duplicates, blocking, strict mode."""
+
+import importlib.metadata
+import types
+
+import pytest
+
+import anymae
+from anymae import plugins as plugin_loading
+from anymae.cli import main
+
+from .toys import PointTokenizer, SeriesTokenizer
+
+
+def plugin(name: str, register) -> types.ModuleType:
+    module = types.ModuleType(name)
+    module.anymae_register = anymae.hookimpl(register)
+    return module
+
+
+def registers(*classes):
+    def anymae_register(registry):
+        for cls in classes:
+            registry.add_tokenizer(cls)
+
+    return anymae_register
+
+
+@pytest.fixture
+def no_installed_plugins(monkeypatch):
+    monkeypatch.setattr(plugin_loading.importlib.metadata, "entry_points", lambda group: [])
+
+
+def test_builtins_are_registered_under_the_core():
+    loaded = anymae.load_plugins(autoload=False)
+    masker = loaded.registry.get("RandomMasker")
+    assert masker.owner == "anymae" and masker.kind == "masker" and masker.cls is anymae.RandomMasker
+    assert {c.name for c in loaded.registry.of_kind("encoder")} == {"ViTEncoder"}
+
+
+def test_in_process_plugin_registers_classes():
+    loaded = anymae.load_plugins(autoload=False, extra=[("toys", plugin("toys", registers(SeriesTokenizer)))])
+    component = loaded.registry.get("SeriesTokenizer")
+    assert component.owner == "toys" and component.kind == "tokenizer"
+
+
+def test_duplicate_names_fail_naming_both_plugins():
+    class SeriesTokenizer(anymae.Tokenizer):  # same short name, another class
+        def forward(self, batch): ...
+
+    first, second = plugin("first", registers(PointTokenizer)), plugin("second", registers(PointTokenizer))
+    loaded = anymae.load_plugins(autoload=False, extra=[("first", first), ("second", second)])
+    assert not loaded.failed  # the same class twice is not a conflict
+    clash = [
+        ("a", plugin("a", registers(globals()["SeriesTokenizer"]))),
+        ("b", plugin("b", registers(SeriesTokenizer))),
+    ]
+    with pytest.raises(anymae.DuplicateComponentError, match=r"by a \(tests\.core\.toys.*and by b"):
+        anymae.load_plugins(autoload=False, strict=True, extra=clash)
+    with pytest.warns(RuntimeWarning, match="registered twice"):
+        loaded = anymae.load_plugins(autoload=False, strict=False, extra=clash)
+    assert [p.name for p in loaded.failed] == ["b"]
+    assert loaded.registry.get("SeriesTokenizer").owner == "a"
+
+
+def test_a_plugin_that_fails_to_register_does_not_stop_the_others():
+    def broken(registry):
+        registry.add_tokenizer(PointTokenizer)
+        raise RuntimeError("boom")
+
+    extra = [("broken", plugin("broken", broken)), ("good", plugin("good", registers(SeriesTokenizer)))]
+    with pytest.warns(RuntimeWarning, match="broken was skipped"):
+        loaded = anymae.load_plugins(autoload=False, strict=False, extra=extra)
+    assert "SeriesTokenizer" in loaded.registry
+    assert "PointTokenizer" not in loaded.registry  # nothing half-registered
+    assert "boom" in loaded.failed[0].error
+    with pytest.raises(anymae.PluginError, match="broken failed to register"):
+        anymae.load_plugins(autoload=False, strict=True, extra=extra)
+
+
+def test_registering_a_wrong_class_is_an_error():
+    with pytest.raises(TypeError, match="subclass of Tokenizer"):
+        anymae.Registry("x").add_tokenizer(dict)
+
+
+def fake_entry_points(monkeypatch, *specs):
+    points = [importlib.metadata.EntryPoint(name, value, "anymae") for name, value in specs]
+    monkeypatch.setattr(plugin_loading.importlib.metadata, "entry_points", lambda group: points)
+
+
+def test_entry_point_import_errors_are_isolated_and_blocking_works(monkeypatch):
+    fake_entry_points(monkeypatch, ("anymae-missing", "no_such_module_xyz"), ("anymae-toys", "tests.core.toy_plugin"))
+    with pytest.warns(RuntimeWarning, match="anymae-missing was skipped"):
+        loaded = anymae.load_plugins(strict=False)
+    assert "SeriesTokenizer" in loaded.registry
+    assert "No module named 'no_such_module_xyz'" in loaded.failed[0].error
+    monkeypatch.setenv("ANYMAE_DISABLE_PLUGINS", "anymae-missing, anymae-toys")
+    loaded = anymae.load_plugins(strict=True)
+    assert "SeriesTokenizer" not in loaded.registry
+    assert all(p.disabled for p in loaded.plugins)
+
+
+def test_plugins_command_lists_plugins_and_components(monkeypatch, capsys):
+    """Non-strict, a broken plugin is named and the others listed; strict, the command fails."""
+    fake_entry_points(monkeypatch, ("anymae-toys", "tests.core.toy_plugin"), ("anymae-missing", "no_such_module_xyz"))
+    monkeypatch.setattr(plugin_loading, "_loaded", None)
+    monkeypatch.delenv("ANYMAE_STRICT_PLUGINS", raising=False)
+    with pytest.warns(RuntimeWarning):
+        assert main(["plugins", "--verbose"]) == 1  # a broken plugin makes the listing fail, after listing
+    out = capsys.readouterr().out
+    assert "anymae-toys" in out and "tokenizer: SeriesTokenizer" in out
+    assert "SeriesTokenizer(patch=4, channels=2, length=32)" in out
+    assert "anymae-missing: BROKEN" in out
+    assert "masker: RandomMasker" in out
+    monkeypatch.setattr(plugin_loading, "_loaded", None)
+    monkeypatch.setenv("ANYMAE_STRICT_PLUGINS", "1")
+    assert main(["plugins"]) == 2
+    assert "error: plugin anymae-missing failed to import" in capsys.readouterr().err
+
+
+def test_plugins_command_without_plugins(no_installed_plugins, monkeypatch, capsys):
+    monkeypatch.setattr(plugin_loading, "_loaded", None)
+    assert main(["plugins"]) == 0
+    assert "No plugins installed" in capsys.readouterr().out

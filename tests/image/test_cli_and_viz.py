@@ -1,0 +1,114 @@
+"""The image plugin end to end: discovered through its entry point, the example config trains from the real
+``anymae`` command, a bad value exits with one line, and reconstruction grids are written."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import anymae
+from anymae.cli import AnymaeCLI
+from anymae_image import DigitsDataModule, ImagePatchTokenizer, ReconstructionGrid, save_reconstruction_grid
+
+from ..core.toys import quiet_trainer
+
+ROOT = Path(__file__).resolve().parents[2]
+ANYMAE = [sys.executable, "-m", "anymae.cli"]
+EXAMPLES = sorted((ROOT / "examples").rglob("*.yaml"))
+
+
+def run(args, cwd):
+    env = {**os.environ, "ANYMAE_STRICT_PLUGINS": "1"}
+    return subprocess.run([*ANYMAE, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_plugins_command_lists_the_installed_image_plugin(tmp_path):
+    result = run(["plugins"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "anymae-image 0.1.0 (anymae_image.plugin)" in result.stdout
+    for line in (
+        "tokenizer: ImagePatchTokenizer",
+        "datamodule: DigitsDataModule, ImageFolderDataModule",
+        "callback: ReconstructionGrid",
+        "masker: RandomMasker",
+    ):
+        assert line in result.stdout
+
+
+def test_example_config_trains_from_the_command_line(tmp_path):
+    config = ROOT / "examples" / "image" / "mae_tiny_digits.yaml"
+    result = run(
+        [
+            "fit",
+            "--config",
+            str(config),
+            "--trainer.max_epochs",
+            "2",
+            "--trainer.limit_train_batches",
+            "3",
+            "--trainer.enable_progress_bar",
+            "false",
+        ],
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = tmp_path / "lightning_logs" / "version_0"
+    assert f"reconstructions: {run_dir / 'reconstructions' / 'final.png'}" in result.stdout
+    assert (run_dir / "reconstructions" / "final.png").is_file()
+    assert len(list((run_dir / "checkpoints").glob("*.ckpt"))) == 1
+    assert "checkpoint: " in result.stdout
+
+
+def test_bad_mask_ratio_exits_nonzero_with_one_line(tmp_path):
+    config = ROOT / "examples" / "image" / "mae_tiny_digits.yaml"
+    result = run(["fit", "--config", str(config), "--model.masker.mask_ratio", "1.5"], tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "anymae: error: model.masker.mask_ratio: Input should be less than 1 (got 1.5)"
+    assert not (tmp_path / "lightning_logs").exists()
+
+
+@pytest.mark.parametrize("config", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_every_example_parses_and_builds(config):
+    anymae.get_plugins()
+    cli = AnymaeCLI(args=["--config", str(config), "--trainer.logger", "false"], run=False)
+    assert isinstance(cli.model, anymae.MaskedAutoencoder)
+    first = config.read_text().splitlines()[0]
+    assert first.startswith("# ") and "arxiv.org" in config.read_text()  # each example names its paper
+
+
+def test_reconstruction_grid_every_n_epochs_and_at_the_end(tmp_path):
+    dm = DigitsDataModule(image_size=16, batch_size=32)
+    model = anymae.MaskedAutoencoder(
+        tokenizer=ImagePatchTokenizer(image_size=16, patch_size=4, in_chans=1),
+        masker=anymae.RandomMasker(),
+        encoder=anymae.ViTEncoder(embed_dim=16, depth=1, num_heads=2),
+        decoder=anymae.MAEDecoder(embed_dim=8, depth=1, num_heads=2),
+        target=anymae.PatchTarget(),
+    )
+    grid = ReconstructionGrid(every_n_epochs=1, num_images=4)
+    quiet_trainer(max_epochs=2, limit_train_batches=2, callbacks=[grid], default_root_dir=tmp_path).fit(model, dm)
+    folder = tmp_path / "reconstructions"
+    assert sorted(p.name for p in folder.iterdir()) == ["epoch=0000.png", "epoch=0001.png", "final.png"]
+    with Image.open(folder / "final.png") as image:
+        # 4 rows of 3 images of 16 px with 2 px padding
+        assert image.size == (3 * 18 + 2, 4 * 18 + 2)
+
+
+def test_grid_shows_hidden_patches_gray_and_visible_ones_unchanged(tmp_path):
+    images = torch.rand(1, 1, 8, 8)
+    hidden = torch.zeros_like(images)
+    hidden[..., :4, :] = 1
+    path = save_reconstruction_grid(
+        {"input": images, "masked": images * (1 - hidden), "reconstruction": images, "hidden": hidden},
+        tmp_path / "g.png",
+    )
+    with Image.open(path) as image:
+        pixels = torch.tensor(np.asarray(image.convert("L")), dtype=torch.float32)  # [12, 32]: 3 images, 2 px pad
+    masked = pixels[2:10, 12:20]  # second image of the row
+    assert torch.allclose(masked[:4], torch.full((4, 8), masked[0, 0].item()))  # uniform gray
+    assert torch.allclose(masked[4:], pixels[6:10, 2:10], atol=1)  # visible part unchanged

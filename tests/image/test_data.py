@@ -1,0 +1,101 @@
+"""Image data modules on real files the tests write, and on the embedded digits."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import anymae
+from anymae_image import DigitsDataModule, ImageFolderDataModule, ImagePatchTokenizer
+
+from ..core.toys import quiet_trainer
+
+
+def write_images(root, names, size=(40, 30), mode="RGB"):
+    rng = np.random.default_rng(0)
+    for name in names:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shape = (size[1], size[0], 3) if mode == "RGB" else (size[1], size[0])
+        Image.fromarray(rng.integers(0, 255, shape, dtype=np.uint8), mode).save(path)
+
+
+def test_digits_shapes_labels_and_normalisation():
+    dm = DigitsDataModule(image_size=16, batch_size=32, val_fraction=0.2, in_chans=3)
+    dm.setup("fit")
+    assert len(dm.train_set) + len(dm.val_set) == 1797
+    assert len(dm.val_set) == round(1797 * 0.2)
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["image"].shape == (32, 3, 16, 16) and batch["label"].shape == (32,)
+    train = dm.train_set.images
+    assert abs(train.mean().item()) < 1e-3 and train.std().item() == pytest.approx(1.0, abs=1e-3)
+    assert set(dm.val_set.labels.tolist()) == set(range(10))
+
+
+def test_digits_shuffle_depends_only_on_seed_and_epoch():
+    dm = DigitsDataModule(image_size=8, batch_size=16)
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    loader.sampler.set_epoch(3)
+    a = next(iter(loader))["label"]
+    loader.sampler.set_epoch(4)
+    b = next(iter(loader))["label"]
+    loader.sampler.set_epoch(3)
+    assert torch.equal(next(iter(loader))["label"], a) and not torch.equal(a, b)
+
+
+def test_folder_unlabeled_recursive_with_mae_crop(tmp_path):
+    write_images(tmp_path, ["a.png", "sub/b.jpg", "sub/deeper/c.jpeg", "d.PNG"])
+    (tmp_path / "notes.txt").write_text("not an image")
+    dm = ImageFolderDataModule(root=str(tmp_path), image_size=24, batch_size=2, num_workers=0, val_fraction=0.25)
+    dm.setup("fit")
+    assert len(dm.train_set) == 3 and len(dm.val_set) == 1
+    batch = dm.on_before_batch_transfer(next(iter(dm.train_dataloader())), 0)
+    assert batch["image"].shape == (2, 3, 24, 24) and "label" not in batch
+    assert batch["image"].mean().abs() < 3  # normalised
+
+
+def test_folder_labeled_and_grayscale(tmp_path):
+    write_images(tmp_path / "train", ["cat/1.png", "cat/2.png", "dog/1.png"], mode="L")
+    write_images(tmp_path / "val", ["cat/3.png", "dog/2.png"], mode="L")
+    dm = ImageFolderDataModule(
+        root=str(tmp_path / "train"),
+        val_root=str(tmp_path / "val"),
+        labeled=True,
+        in_chans=1,
+        image_size=16,
+        batch_size=8,
+        num_workers=0,
+    )
+    dm.setup("fit")
+    assert dm.classes == ["cat", "dog"]
+    val = dm.on_before_batch_transfer(next(iter(dm.val_dataloader())), 0)
+    assert val["image"].shape == (2, 1, 16, 16) and val["label"].tolist() == [0, 1]
+
+
+def test_corrupt_files_are_skipped_and_counted_during_fit(tmp_path):
+    write_images(tmp_path, [f"{i}.png" for i in range(7)], size=(16, 16))
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not a png")
+    (tmp_path / "truncated.jpg").write_bytes((tmp_path / "0.png").read_bytes()[:40])
+    dm = ImageFolderDataModule(root=str(tmp_path), image_size=16, batch_size=3, num_workers=0, hflip=False)
+    model = anymae.MaskedAutoencoder(
+        tokenizer=ImagePatchTokenizer(image_size=16, patch_size=8),
+        masker=anymae.RandomMasker(),
+        encoder=anymae.ViTEncoder(embed_dim=16, depth=1, num_heads=2),
+        decoder=anymae.MAEDecoder(embed_dim=8, depth=1, num_heads=2),
+        target=anymae.PatchTarget(),
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet_trainer(max_epochs=2).fit(model, dm)
+    assert dm.num_skipped == 4  # two bad files, two epochs
+    assert any("skipping unreadable image" in str(w.message) and "broken.png" in str(w.message) for w in caught)
+
+
+def test_folder_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no image files"):
+        ImageFolderDataModule(root=str(tmp_path)).setup("fit")
+    with pytest.raises(anymae.ConfigError, match="mean/std need 1 values"):
+        ImageFolderDataModule(root=str(tmp_path), in_chans=1, mean=(0.1, 0.2, 0.3), std=(1, 1, 1))
