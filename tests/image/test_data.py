@@ -1,5 +1,6 @@
 """Image data modules on real files the tests write, and on the embedded digits."""
 
+import sys
 import warnings
 
 import numpy as np
@@ -99,3 +100,9 @@ def test_folder_errors(tmp_path):
         ImageFolderDataModule(root=str(tmp_path)).setup("fit")
     with pytest.raises(anymae.ConfigError, match="mean/std need 1 values"):
         ImageFolderDataModule(root=str(tmp_path), in_chans=1, mean=(0.1, 0.2, 0.3), std=(1, 1, 1))
+
+
+def test_missing_optional_dependency_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)  # as if scikit-learn were not installed
+    with pytest.raises(ImportError, match=r"pip install 'anymae-image\[digits\]'"):
+        DigitsDataModule().setup("fit")
