@@ -5,7 +5,7 @@ The public API: everything a plugin or a user needs is importable from here (and
 """
 
 from .config import ConfigError, validated
-from .data import EpochShuffleSampler, SkippedSamples, collate_skipping
+from .data import EpochShuffleSampler, SkippedSamples, collate_skipping, sample_rng, split_key
 from .decoders import Decoder, MAEDecoder
 from .encoders import Encoder, ViTEncoder
 from .hookspecs import hookimpl
@@ -59,5 +59,7 @@ __all__ = [
     "load_plugins",
     "masked_mean",
     "require",
+    "sample_rng",
+    "split_key",
     "validated",
 ]

@@ -51,7 +51,7 @@ class AnymaeCLI(LightningCLI):
 
 
 _KEY = re.compile(r'(?:Parser key|Key) "([^"]+)"')
-_VALUE = re.compile(r"(?:Got|Given) value: (.*)$", re.M)
+_VALUE = re.compile(r"(?:Got|Given) value: (\S+?)\.?(?:\s|$)")
 _EXPECTED = re.compile(r"Expected an? (?:<class '([^']+)'>|(.+?))\.?(?: Got value: .*)?$", re.M)
 _LITERAL = re.compile(r"^(?:typing\.)?Literal\[(.*)\]$")
 _UNKNOWN_CLASS = re.compile(r"Expected a dot import path string: (\S+)|Import path (\S+) does not correspond")
@@ -59,6 +59,10 @@ _NOISE = re.compile(
     r"^\d+ validation errors? for|errors\.pydantic\.dev|^Problem with given class_path|^Expected a path|^Given value"
     r"|^Subtypes:|^Errors$|^Does not validate against"
 )
+
+
+def _a(noun: str) -> str:
+    return f"an {noun}" if noun[0] in "aeiou" else f"a {noun}"
 
 
 def format_cli_error(error: BaseException, plugins: Plugins | None = None) -> str:
@@ -70,7 +74,11 @@ def format_cli_error(error: BaseException, plugins: Plugins | None = None) -> st
         name = unknown.group(1) or unknown.group(2)
         kind = field.rsplit(".", 1)[-1]
         kind = {"data": "datamodule", "callbacks": "callback"}.get(kind, kind)
-        known = sorted(c.name for c in plugins.registry.of_kind(kind)) if plugins is not None and kind in KINDS else []
+        registry = plugins.registry if plugins is not None else None
+        short = name.rsplit(".", 1)[-1]
+        if registry is not None and short in registry and registry.get(short).kind != kind:
+            return f"{field}: {name} is registered as {_a(registry.get(short).kind)}, not as {_a(kind)}"
+        known = sorted(c.name for c in registry.of_kind(kind)) if registry is not None and kind in KINDS else []
         allowed = f"registered: {', '.join(known)}, or a full class path" if known else "give a full class path"
         return f"{field}: unknown component {name!r}; {allowed}"
     values = _VALUE.findall(text)

@@ -55,9 +55,12 @@ def validated(init: F) -> F:
             result = checked(self, *args, **kwargs)
         except ValidationError as error:
             raise ConfigError(format_validation_error(type(self).__name__, error)) from None
-        bound = signature.bind(self, *args, **kwargs)
-        bound.apply_defaults()
-        setattr(self, INIT_ARGS_ATTR, dict(list(bound.arguments.items())[1:]))
+        # Record only for the class whose own constructor this is: a subclass with a constructor of its own would
+        # otherwise be described by its parent's arguments. (Its own @validated wrapper, which runs last, records.)
+        if type(self).__init__ is wrapper:
+            bound = signature.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            setattr(self, INIT_ARGS_ATTR, dict(list(bound.arguments.items())[1:]))
         return result
 
     return wrapper  # type: ignore[return-value]

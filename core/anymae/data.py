@@ -8,6 +8,7 @@
   sample, never the epoch.
 """
 
+import contextlib
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -16,37 +17,67 @@ import torch
 from torch import Tensor
 from torch.utils.data import Sampler, default_collate
 
-__all__ = ["SKIPPED_KEY", "EpochShuffleSampler", "SkippedSamples", "collate_skipping"]
+__all__ = ["SKIPPED_KEY", "EpochShuffleSampler", "SkippedSamples", "collate_skipping", "sample_rng", "split_key"]
 
 SKIPPED_KEY = "_skipped"
 
 
-class EpochShuffleSampler(Sampler[int]):
+class EpochShuffleSampler(Sampler):
     """Random permutation of ``range(size)`` drawn from ``seed`` and the epoch number.
 
     Args:
         size: number of samples.
         seed: base seed.
         shuffle: ``False`` yields ``0, 1, ..., size - 1`` (for validation).
+        sample_seeds: yield ``(index, seed)`` pairs instead of indices, the seed derived from ``(seed, epoch,
+            index)``; a dataset that draws its random augmentation under :func:`sample_rng` then augments each
+            sample the same way in a resumed run, whatever the number of workers.
     """
 
-    def __init__(self, size: int, seed: int = 0, shuffle: bool = True) -> None:
+    def __init__(self, size: int, seed: int = 0, shuffle: bool = True, sample_seeds: bool = False) -> None:
         self.size = size
         self.seed = seed
         self.shuffle = shuffle
+        self.sample_seeds = sample_seeds
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def __iter__(self) -> Iterator[int]:
-        if not self.shuffle:
-            return iter(range(self.size))
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        return iter(torch.randperm(self.size, generator=generator).tolist())
+    def __iter__(self) -> Iterator[int | tuple[int, int]]:
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(_mix(self.seed, self.epoch))
+            order = torch.randperm(self.size, generator=generator).tolist()
+        else:
+            order = range(self.size)
+        if not self.sample_seeds:
+            return iter(order)
+        return ((index, _mix(self.seed, self.epoch, index)) for index in order)
 
     def __len__(self) -> int:
         return self.size
+
+
+def _mix(*values: int) -> int:
+    """A 63-bit seed from integers (Python does not salt the hash of ints and tuples of ints)."""
+    return hash(values) & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def split_key(key: int | tuple[int, int]) -> tuple[int, int | None]:
+    """``(index, seed)`` from what an :class:`EpochShuffleSampler` yields (a bare index has no seed)."""
+    return (key[0], key[1]) if isinstance(key, tuple) else (key, None)
+
+
+@contextlib.contextmanager
+def sample_rng(seed: int | None) -> Iterator[None]:
+    """Run the block with torch's CPU random state seeded by ``seed`` (nothing changes when ``seed`` is None), and
+    restore the state afterwards, so per-sample seeding never disturbs training's own random draws."""
+    if seed is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 def collate_skipping(samples: Sequence[Mapping[str, Any] | None]) -> dict[str, Any]:

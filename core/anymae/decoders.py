@@ -112,8 +112,8 @@ class MAEDecoder(Decoder):
     def forward(self, latent: Tensor, tokens: TokenBatch, mask: MaskSpec, num_prefix_tokens: int) -> Tensor:
         x = self.embed(latent)
         prefix, visible = x[:, :num_prefix_tokens], x[:, num_prefix_tokens:]
-        visible = visible + self.pos_embed(tokens, mask.ids_keep)
-        decoded = self.mask_token.to(x.dtype) + self.pos_embed(tokens, mask.ids_decode)
+        visible = visible + self.pos_embed(tokens, mask.ids_keep).to(x.dtype)
+        decoded = (self.mask_token + self.pos_embed(tokens, mask.ids_decode)).to(x.dtype)
         x = torch.cat([prefix, visible, decoded], dim=1)
         attn_mask = None
         if mask.decode_valid is not None:  # padded positions must not leak into real ones through attention

@@ -136,7 +136,8 @@ class ViTEncoder(Encoder):
         else:
             x = gather_tokens(x, ids_keep)
             padding = None  # visible tokens are never padding
-        x = self.token_embed(x) + self.pos_embed(tokens, ids_keep)
+        x = self.token_embed(x)
+        x = x + self.pos_embed(tokens, ids_keep).to(x.dtype)  # tables are float32; bf16/fp16 weights stay so
         if self.cls_token is not None:
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1)
         attn_mask = key_padding_mask(padding, self.num_prefix_tokens)

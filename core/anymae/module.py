@@ -93,7 +93,6 @@ class MaskedAutoencoder(pl.LightningModule):
         self.seed = seed
         self._build()
         self._train_generator: torch.Generator | None = None
-        self._pending_generator_state: Tensor | None = None
 
     def _save_config(self, args: dict[str, Any]) -> None:
         """Record the configuration in the checkpoint's hyperparameters.
@@ -177,38 +176,43 @@ class MaskedAutoencoder(pl.LightningModule):
     ) -> dict[str, Tensor]:
         """Input, masked input and reconstruction in the raw format (through the tokenizer's inverse).
 
-        The reconstruction shows the visible tokens as they are and the model's predictions at the decoded ones;
-        hidden tokens in the masked input are zero, and ``hidden`` is 1 where the raw input was hidden.
+        The reconstruction shows the visible tokens as they are and the model's predictions at the decoded ones
+        (hidden tokens that are not decoded, and hidden tokens in the masked input, are zero); ``hidden`` is 1 where
+        the raw input was hidden. Like ``forward``, it runs in the module's current mode: call ``eval()`` first to
+        turn off dropout.
         """
         out = self(batch, noise=noise, mask=mask, generator=generator)
         tokens = out.tokens.tokens
         index = out.mask.ids_decode[..., None].expand(-1, -1, tokens.shape[-1])
         predicted = self.target.to_tokens(out.pred, out.tokens, out.mask).to(tokens.dtype)
         hidden = out.mask.mask[..., None]
+        masked = tokens.masked_fill(hidden, 0.0)
         return {
             "input": self.tokenizer.inverse(out.tokens),
-            "masked": self.tokenizer.inverse(out.tokens.with_tokens(tokens.masked_fill(hidden, 0.0))),
-            "reconstruction": self.tokenizer.inverse(out.tokens.with_tokens(tokens.scatter(1, index, predicted))),
+            "masked": self.tokenizer.inverse(out.tokens.with_tokens(masked)),
+            "reconstruction": self.tokenizer.inverse(out.tokens.with_tokens(masked.scatter(1, index, predicted))),
             "hidden": self.tokenizer.inverse(out.tokens.with_tokens(hidden.expand_as(tokens).to(tokens.dtype))),
         }
 
     # ------------------------------------------------------------------------------------------- training/validation
-    def _mask_generator(self) -> torch.Generator:
-        gen = self._train_generator
-        if gen is None or gen.device != self.device:
-            gen = torch.Generator(device=self.device)
-            # Distinct streams per rank, derived from one seed.
-            gen.manual_seed(self.seed * 1_000_003 + self.global_rank + 1)
-            if self._pending_generator_state is not None:
-                gen.set_state(self._pending_generator_state)
-                self._pending_generator_state = None
-            self._train_generator = gen
-        return gen
+    def _mask_generator(self, batch_idx: int) -> torch.Generator:
+        """The training masks' random source, re-seeded from ``(seed, rank, epoch, batch)`` at every step.
 
-    def training_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> Tensor | None:
+        Masks thus differ across steps and ranks, and a resumed run draws exactly the masks an uninterrupted one
+        would, on any device, with no random state to carry in the checkpoint.
+        """
+        if self._train_generator is None or self._train_generator.device != self.device:
+            self._train_generator = torch.Generator(device=self.device)
+        key = (self.seed, self.global_rank, self.current_epoch, batch_idx)
+        return self._train_generator.manual_seed(hash(key) & 0x7FFF_FFFF_FFFF_FFFF)  # int hashing is not salted
+
+    def training_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> Tensor:
         if _batch_size(batch) == 0:  # every file of this batch was unreadable
-            return None
-        loss = self(batch, generator=self._mask_generator()).loss
+            # A zero loss that touches every parameter keeps the ranks of a distributed run in step.
+            return sum(
+                (p.sum() * 0.0 for p in self.parameters() if p.requires_grad), torch.zeros((), device=self.device)
+            )
+        loss = self(batch, generator=self._mask_generator(batch_idx)).loss
         self.log("train/loss", loss, prog_bar=True, batch_size=_batch_size(batch))
         return loss
 
@@ -222,16 +226,6 @@ class MaskedAutoencoder(pl.LightningModule):
         self.log("val/loss", loss, prog_bar=True, batch_size=_batch_size(batch), sync_dist=True)
         return loss
 
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if self._train_generator is not None:
-            checkpoint["anymae_mask_generator"] = self._train_generator.get_state()
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        state = checkpoint.get("anymae_mask_generator")
-        if state is not None:
-            self._pending_generator_state = state
-            self._train_generator = None
-
     # ------------------------------------------------------------------------------------------------ optimisation
     def configure_optimizers(self) -> dict[str, Any]:
         # MAE's rule (timm's add_weight_decay): no decay on 1-D parameters (norms) and biases. The other group takes
@@ -244,7 +238,7 @@ class MaskedAutoencoder(pl.LightningModule):
         optimizer = self.optimizer_factory([{"params": no_decay, "weight_decay": 0.0}, {"params": decay}])
         total = int(self.trainer.estimated_stepping_batches)
         batches = self.trainer.num_training_batches  # known once estimated_stepping_batches has set up the data
-        steps_per_epoch = batches / self.trainer.accumulate_grad_batches if math.isfinite(batches) else total
+        steps_per_epoch = batches / self.trainer.accumulate_grad_batches if math.isfinite(batches) else None
         scheduler = self.lr_schedule.scheduler(optimizer, total, steps_per_epoch)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 

@@ -10,7 +10,9 @@ from collections.abc import Iterable
 from typing import Annotated, Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt
+
+from .config import ConfigError
 
 __all__ = ["MAEAdamW", "WarmupCosine"]
 
@@ -40,12 +42,15 @@ class WarmupCosine(BaseModel):
 
     Args:
         warmup_epochs: epochs of linear warm-up (40 of 800 in MAE); fractional values are allowed.
+        warmup_steps: optimizer steps of warm-up, instead of ``warmup_epochs`` (needed when an epoch has no known
+            length, e.g. an iterable data set).
         min_lr: learning rate at the end of the cosine (0 in MAE).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     warmup_epochs: NonNegativeFloat = 40.0
+    warmup_steps: NonNegativeInt | None = None
     min_lr: NonNegativeFloat = 0.0
 
     def factor(self, step: int, warmup_steps: int, total_steps: int, base_lr: float) -> float:
@@ -57,9 +62,20 @@ class WarmupCosine(BaseModel):
         return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
     def scheduler(
-        self, optimizer: torch.optim.Optimizer, total_steps: int, steps_per_epoch: float
+        self, optimizer: torch.optim.Optimizer, total_steps: int, steps_per_epoch: float | None
     ) -> torch.optim.lr_scheduler.LambdaLR:
-        warmup = min(round(self.warmup_epochs * steps_per_epoch), total_steps)
+        """A per-step ``LambdaLR``; ``steps_per_epoch`` is ``None`` when the data has no length."""
+        if self.warmup_steps is not None:
+            warmup = self.warmup_steps
+        elif steps_per_epoch is None:
+            if self.warmup_epochs:
+                raise ConfigError(
+                    "lr_schedule.warmup_epochs needs data whose epoch length is known; set lr_schedule.warmup_steps"
+                )
+            warmup = 0
+        else:
+            warmup = round(self.warmup_epochs * steps_per_epoch)
+        warmup = min(warmup, total_steps)
         lambdas = [
             (lambda step, lr=group["lr"]: self.factor(step, warmup, total_steps, lr))
             for group in optimizer.param_groups

@@ -189,6 +189,16 @@ def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _register(manager: pluggy.PluginManager, plugin: object, name: str) -> None:
+    """Register one plugin and check its hooks (a misspelt hook name is an error), or leave no trace of it."""
+    manager.register(plugin, name=name)
+    try:
+        manager.check_pending()
+    except Exception:
+        manager.unregister(name=name)
+        raise
+
+
 def load_plugins(
     *,
     strict: bool | None = None,
@@ -226,13 +236,15 @@ def load_plugins(
             info.disabled = True
             continue
         try:
-            manager.register(ep.load(), name=ep.name)
+            _register(manager, ep.load(), ep.name)
         except Exception as error:  # a broken plugin must not take the others down
             fail(info, error, "failed to import")
     for name, plugin in extra:
-        infos[name] = PluginInfo(name, module=getattr(plugin, "__name__", type(plugin).__name__))
-        manager.register(plugin, name=name)
-    manager.check_pending()
+        info = infos[name] = PluginInfo(name, module=getattr(plugin, "__name__", type(plugin).__name__))
+        try:
+            _register(manager, plugin, name)
+        except Exception as error:
+            fail(info, error, "failed to load")
 
     registry = Registry()
     for impl in manager.hook.anymae_register.get_hookimpls():  # in registration order

@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Annotated, Literal
 
+import torch
 from pydantic import Field
 from torch import Tensor, nn
 
@@ -25,8 +26,8 @@ def masked_mean(values: Tensor, valid: Tensor | None) -> Tensor:
     """Mean of ``values`` ``[B, M]`` over the entries where ``valid`` is True (all when ``valid`` is None)."""
     if valid is None:
         return values.mean()
-    weights = valid.to(values.dtype)
-    return (values * weights).sum() / weights.sum().clamp_min(1)
+    # where(), not a product with 0/1 weights: a NaN in a padded entry must not reach the loss.
+    return torch.where(valid, values, 0.0).sum() / valid.sum().clamp_min(1)
 
 
 class Target(nn.Module, ABC):
@@ -86,6 +87,14 @@ class PatchTarget(Target):
             raise ConfigError(
                 f"PatchTarget predicts raw token values, but {type(tokenizer).__name__} produces learned features; "
                 "choose a target made for that tokenizer"
+            )
+        values_per_norm = (
+            tokenizer.token_dim // tokenizer.channels if self.normalize == "channel" else tokenizer.token_dim
+        )
+        if self.normalize != "none" and values_per_norm < 2:
+            raise ConfigError(
+                f"PatchTarget.normalize={self.normalize!r} needs at least 2 values per {self.normalize} to compute a "
+                f"variance; {type(tokenizer).__name__} gives {values_per_norm}"
             )
         self.channels = tokenizer.channels
         self.dim_per_token = tokenizer.token_dim

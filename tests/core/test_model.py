@@ -110,3 +110,46 @@ def test_series_tokenizer_inverse_is_exact():
     tok = SeriesTokenizer()
     x = sinusoids(2)
     assert torch.equal(tok.inverse(tok({"series": x})), x)
+
+
+def test_half_precision_weights_with_a_new_grid_shape():
+    model = series_model().to(torch.bfloat16)
+    longer = torch.cat([sinusoids(2), sinusoids(2, seed=1)], dim=-1).to(torch.bfloat16)  # 16 tokens, not 8
+    out = model({"series": longer})
+    assert out.pred.dtype == torch.bfloat16 and torch.isfinite(out.loss)
+
+
+def test_an_unreadable_batch_gives_a_zero_loss_that_reaches_every_parameter():
+    model = series_model()
+    loss = model.training_step({}, 0)
+    loss.backward()
+    assert loss.item() == 0
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_nan_in_padding_never_reaches_the_loss():
+    values = torch.tensor([[1.0, float("nan")]])
+    assert anymae.masked_mean(values, torch.tensor([[True, False]])).item() == 1.0
+
+
+def test_channel_normalisation_needs_two_values_per_channel():
+    with pytest.raises(anymae.ConfigError, match="at least 2 values per channel"):
+        series_model(tokenizer=SeriesTokenizer(patch=1), target=anymae.PatchTarget(normalize="channel"))
+
+
+def test_recorded_config_follows_the_most_derived_constructor():
+    from anymae.config import component_config
+
+    class Percent(anymae.RandomMasker):  # its own constructor, not validated: cannot be described, so kept as is
+        def __init__(self, percent: int = 90) -> None:
+            super().__init__(mask_ratio=percent / 100)
+
+    class Described(anymae.RandomMasker):
+        @anymae.validated
+        def __init__(self, percent: int = 90) -> None:
+            super().__init__(mask_ratio=percent / 100)
+
+    undescribed = Percent(80)
+    assert component_config(undescribed) is undescribed
+    assert component_config(Described(80))["init_args"] == {"percent": 80}
+    assert component_config(anymae.RandomMasker(0.6))["init_args"] == {"mask_ratio": 0.6}

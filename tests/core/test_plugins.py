@@ -122,3 +122,12 @@ def test_plugins_command_without_plugins(no_installed_plugins, monkeypatch, caps
     monkeypatch.setattr(plugin_loading, "_loaded", None)
     assert main(["plugins"]) == 0
     assert "No plugins installed" in capsys.readouterr().out
+
+
+def test_a_misspelt_hook_fails_only_its_plugin():
+    typo = types.ModuleType("typo")
+    typo.anymae_regster = anymae.hookimpl(registers(PointTokenizer))
+    extra = [("typo", typo), ("good", plugin("good", registers(SeriesTokenizer)))]
+    with pytest.warns(RuntimeWarning, match="typo was skipped"):
+        loaded = anymae.load_plugins(autoload=False, strict=False, extra=extra)
+    assert "SeriesTokenizer" in loaded.registry and "unknown hook" in loaded.failed[0].error

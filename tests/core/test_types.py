@@ -44,3 +44,20 @@ def test_gather_tokens_and_positions():
     assert batch.positions().shape == (2, 4, 2)
     points = torch.rand(2, 4, 3)
     assert torch.equal(TokenBatch(x, PointLayout(points)).positions(), points)
+
+
+def test_sample_rng_is_seeded_and_leaves_the_global_state_alone():
+    from anymae import EpochShuffleSampler, sample_rng, split_key
+
+    state = torch.get_rng_state()
+    with sample_rng(7):
+        a = torch.rand(3)
+    with sample_rng(7):
+        b = torch.rand(3)
+    assert torch.equal(a, b) and torch.equal(torch.get_rng_state(), state)
+    sampler = EpochShuffleSampler(5, seed=1, sample_seeds=True)
+    keys = list(sampler)
+    assert sorted(split_key(k)[0] for k in keys) == list(range(5))
+    assert keys == list(sampler) and len({seed for _, seed in keys}) == 5
+    sampler.set_epoch(1)
+    assert [seed for _, seed in sampler] != [seed for _, seed in keys]

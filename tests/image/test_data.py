@@ -106,3 +106,23 @@ def test_missing_optional_dependency_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)  # as if scikit-learn were not installed
     with pytest.raises(ImportError, match=r"pip install 'anymae-image\[digits\]'"):
         DigitsDataModule().setup("fit")
+
+
+def test_augmentation_depends_only_on_seed_epoch_and_index(tmp_path):
+    """Random crops are drawn per sample from (seed, epoch, index): a resumed run augments exactly as an uninterrupted
+    one, with or without worker processes, and training's own random state is left alone."""
+    write_images(tmp_path, [f"{i}.png" for i in range(6)], size=(64, 48))
+
+    def epoch_batches(epoch, workers):
+        dm = ImageFolderDataModule(root=str(tmp_path), image_size=16, batch_size=3, num_workers=workers)
+        dm.setup("fit")
+        loader = dm.train_dataloader()
+        loader.sampler.set_epoch(epoch)
+        return torch.cat([dm.on_before_batch_transfer(b, 0)["image"] for b in loader])
+
+    torch.manual_seed(0)
+    first = epoch_batches(1, workers=0)
+    torch.manual_seed(123)  # another global state changes nothing
+    assert torch.equal(epoch_batches(1, workers=0), first)
+    assert torch.equal(epoch_batches(1, workers=2), first)
+    assert not torch.equal(epoch_batches(2, workers=0), first)

@@ -21,7 +21,16 @@ from pydantic import Field, NonNegativeInt, PositiveInt
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from anymae import ConfigError, EpochShuffleSampler, SkippedSamples, collate_skipping, require, validated
+from anymae import (
+    ConfigError,
+    EpochShuffleSampler,
+    SkippedSamples,
+    collate_skipping,
+    require,
+    sample_rng,
+    split_key,
+    validated,
+)
 
 __all__ = ["DigitsDataModule", "ImageFiles", "ImageFolderDataModule"]
 
@@ -122,7 +131,8 @@ class DigitsDataModule(pl.LightningDataModule):
 class ImageFiles(Dataset):
     """Image files (and labels), loaded with PIL and transformed; an unreadable file yields ``None``.
 
-    Use with :func:`anymae.collate_skipping`, which drops the ``None`` samples and counts them.
+    Use with :func:`anymae.collate_skipping`, which drops the ``None`` samples and counts them. Indexed with an
+    ``(index, seed)`` pair (``EpochShuffleSampler(sample_seeds=True)``), the random transform draws from ``seed``.
     """
 
     def __init__(
@@ -140,12 +150,13 @@ class ImageFiles(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> dict[str, Tensor] | None:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Tensor] | None:
         from PIL import Image, UnidentifiedImageError
 
+        index, seed = split_key(key)  # a seed when the sampler gives one: the same crop in a resumed run
         path = self.paths[index]
         try:
-            with Image.open(path) as image:
+            with Image.open(path) as image, sample_rng(seed):
                 pixels = self.transform(image.convert(self.mode))
         except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as error:
             warnings.warn(f"skipping unreadable image {path}: {error}", RuntimeWarning, stacklevel=2)
@@ -274,7 +285,7 @@ class ImageFolderDataModule(SkippedSamples, pl.LightningDataModule):
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            sampler=EpochShuffleSampler(len(dataset), self.seed, shuffle=train),
+            sampler=EpochShuffleSampler(len(dataset), self.seed, shuffle=train, sample_seeds=train),
             num_workers=self.num_workers,
             collate_fn=collate_skipping,
             pin_memory=torch.cuda.is_available(),
