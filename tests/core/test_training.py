@@ -113,7 +113,7 @@ def test_bf16_autocast_trains_on_cpu():
 
 def test_warmup_needs_an_epoch_length_or_steps():
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    with pytest.raises(anymae.ConfigError, match="set lr_schedule.warmup_steps"):
+    with pytest.raises(anymae.ConfigError, match=r"set lr_schedule\.warmup_steps"):
         anymae.WarmupCosine(warmup_epochs=1).scheduler(optimizer, total_steps=100, steps_per_epoch=None)
     scheduler = anymae.WarmupCosine(warmup_steps=10).scheduler(optimizer, total_steps=100, steps_per_epoch=None)
     for _ in range(5):
