@@ -12,7 +12,16 @@ from .hookspecs import hookimpl
 from .masking import Masker, RandomMasker
 from .module import MAEOutput, MaskedAutoencoder
 from .optim import MAEAdamW, WarmupCosine
-from .plugins import DuplicateComponentError, PluginError, Plugins, Registry, get_plugins, load_plugins
+from .plugins import (
+    PLUGIN_API_VERSION,
+    DuplicateComponentError,
+    IncompatiblePluginError,
+    PluginError,
+    Plugins,
+    Registry,
+    get_plugins,
+    load_plugins,
+)
 from .position import MLPPositionEmbedding, PositionEmbedding, SinCosPositionEmbedding
 from .targets import PatchTarget, Target, masked_mean
 from .tokenizers import Tokenizer
@@ -22,12 +31,14 @@ from .utils import require
 __version__ = "0.1.0"
 
 __all__ = [
+    "PLUGIN_API_VERSION",
     "ConfigError",
     "Decoder",
     "DuplicateComponentError",
     "Encoder",
     "EpochShuffleSampler",
     "GridLayout",
+    "IncompatiblePluginError",
     "LayoutSpec",
     "MAEAdamW",
     "MAEDecoder",

@@ -20,7 +20,7 @@ from lightning.pytorch.cli import LightningCLI
 
 from .config import ConfigError
 from .module import MaskedAutoencoder
-from .plugins import CORE_NAME, KINDS, PluginError, Plugins, get_plugins
+from .plugins import CORE_NAME, KINDS, PLUGIN_API_VERSION, PluginError, Plugins, get_plugins
 
 __all__ = ["AnymaeCLI", "main"]
 
@@ -118,6 +118,8 @@ def plugins_command(args: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="anymae plugins", description="List installed plugins and components.")
     parser.add_argument("--verbose", "-v", action="store_true", help="also show each component's config fields")
     options = parser.parse_args(args)
+    from . import __version__
+
     plugins = get_plugins()
     real = [p for p in plugins.plugins if p.name != CORE_NAME]
     if not real:
@@ -129,9 +131,9 @@ def plugins_command(args: Sequence[str]) -> int:
         elif info.error:
             print(f"{info.name}{version}: BROKEN ({info.error})")
         else:
-            print(f"{info.name}{version} ({info.module})")
+            print(f"{info.name}{version} (plugin API {info.api}): {info.module}")
             _print_components(plugins, info.name, options.verbose)
-    print(f"{CORE_NAME} (built in)")
+    print(f"{CORE_NAME} {__version__} (built in, provides plugin API {PLUGIN_API_VERSION})")
     _print_components(plugins, CORE_NAME, options.verbose)
     return 1 if plugins.failed else 0
 

@@ -27,8 +27,10 @@ from .tokenizers import Tokenizer
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "PLUGIN_API_VERSION",
     "Component",
     "DuplicateComponentError",
+    "IncompatiblePluginError",
     "PluginError",
     "PluginInfo",
     "Plugins",
@@ -38,6 +40,11 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "anymae"
+#: The plugin API this core provides. A plugin module declares the one it was written for as
+#: ``ANYMAE_PLUGIN_API = 1``; the core refuses a plugin built for another. Raised only on incompatible changes to
+#: the hooks, the registry or the component interfaces.
+PLUGIN_API_VERSION = 1
+API_ATTRIBUTE = "ANYMAE_PLUGIN_API"
 DISABLE_ENV = "ANYMAE_DISABLE_PLUGINS"
 STRICT_ENV = "ANYMAE_STRICT_PLUGINS"
 CORE_NAME = "anymae"
@@ -160,6 +167,7 @@ class PluginInfo:
     name: str
     version: str | None = None
     module: str | None = None
+    api: int | None = None
     error: str | None = None
     disabled: bool = False
 
@@ -187,6 +195,27 @@ def _env_list(name: str) -> set[str]:
 
 def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+class IncompatiblePluginError(PluginError):
+    """A plugin was written for another plugin API version than this core provides."""
+
+
+def _check_api(plugin: object, info: PluginInfo, required: bool) -> None:
+    api = getattr(plugin, API_ATTRIBUTE, None)
+    info.api = api
+    if api is None and not required:
+        return
+    if api is None:
+        raise IncompatiblePluginError(
+            f"{info.module or info.name} does not declare the plugin API it targets; add "
+            f"`{API_ATTRIBUTE} = {PLUGIN_API_VERSION}` to it (this anymae provides plugin API {PLUGIN_API_VERSION})"
+        )
+    if api != PLUGIN_API_VERSION:
+        raise IncompatiblePluginError(
+            f"built for plugin API {api}, but this anymae provides plugin API {PLUGIN_API_VERSION}: install a release "
+            f"of {info.name} made for API {PLUGIN_API_VERSION}, or an anymae that provides API {api}"
+        )
 
 
 def _register(manager: pluggy.PluginManager, plugin: object, name: str) -> None:
@@ -236,12 +265,19 @@ def load_plugins(
             info.disabled = True
             continue
         try:
-            _register(manager, ep.load(), ep.name)
+            module = ep.load()
         except Exception as error:  # a broken plugin must not take the others down
             fail(info, error, "failed to import")
+            continue
+        try:
+            _check_api(module, info, required=True)
+            _register(manager, module, ep.name)
+        except Exception as error:
+            fail(info, error, "failed to load")
     for name, plugin in extra:
         info = infos[name] = PluginInfo(name, module=getattr(plugin, "__name__", type(plugin).__name__))
         try:
+            _check_api(plugin, info, required=False)
             _register(manager, plugin, name)
         except Exception as error:
             fail(info, error, "failed to load")

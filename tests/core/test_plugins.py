@@ -131,3 +131,15 @@ def test_a_misspelt_hook_fails_only_its_plugin():
     with pytest.warns(RuntimeWarning, match="typo was skipped"):
         loaded = anymae.load_plugins(autoload=False, strict=False, extra=extra)
     assert "SeriesTokenizer" in loaded.registry and "unknown hook" in loaded.failed[0].error
+
+
+def test_plugin_api_version_is_checked(monkeypatch):
+    fake_entry_points(monkeypatch, ("anymae-toys", "tests.core.toy_plugin"))
+    assert anymae.load_plugins(strict=True).plugins[0].api == anymae.PLUGIN_API_VERSION
+    monkeypatch.setattr("tests.core.toy_plugin.ANYMAE_PLUGIN_API", anymae.PLUGIN_API_VERSION + 1)
+    with pytest.raises(anymae.IncompatiblePluginError, match=r"built for plugin API 2, but this anymae provides"):
+        anymae.load_plugins(strict=True)
+    monkeypatch.delattr("tests.core.toy_plugin.ANYMAE_PLUGIN_API")
+    with pytest.warns(RuntimeWarning, match="does not declare the plugin API"):
+        loaded = anymae.load_plugins(strict=False)
+    assert "SeriesTokenizer" not in loaded.registry

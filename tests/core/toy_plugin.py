@@ -2,6 +2,8 @@
 
 import anymae
 
+ANYMAE_PLUGIN_API = 1  # the anymae plugin API this module is written for
+
 from .toys import SeriesTokenizer
 
 

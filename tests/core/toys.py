@@ -107,6 +107,7 @@ class _Dicts(Dataset):
 
 
 class SeriesData(pl.LightningDataModule):
+    @anymae.validated
     def __init__(self, n: int = 256, batch_size: int = 32, seed: int = 0) -> None:
         super().__init__()
         self.train = _Dicts(sinusoids(n, seed=seed))
