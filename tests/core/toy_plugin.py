@@ -2,9 +2,9 @@
 
 import anymae
 
-ANYMAE_PLUGIN_API = 1  # the anymae plugin API this module is written for
-
 from .toys import SeriesTokenizer
+
+ANYMAE_PLUGIN_API = 1  # the anymae plugin API this module is written for
 
 
 @anymae.hookimpl

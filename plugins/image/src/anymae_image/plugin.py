@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import anymae
 
-ANYMAE_PLUGIN_API = 1  # the anymae plugin API this module is written for
-
 from .data import DigitsDataModule, ImageFolderDataModule
 from .tokenizers import ImagePatchTokenizer
 from .viz import ReconstructionGrid
+
+ANYMAE_PLUGIN_API = 1  # the anymae plugin API this module is written for
 
 
 @anymae.hookimpl
