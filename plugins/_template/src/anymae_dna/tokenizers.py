@@ -1,0 +1,41 @@
+"""DNA as tokens: each base one-hot (A, C, G, T), ``k`` consecutive bases per token."""
+
+from collections.abc import Mapping
+
+import torch
+from pydantic import PositiveInt
+from torch import Tensor
+
+import anymae
+
+BASES = 4
+
+
+class DNAKmerTokenizer(anymae.Tokenizer):
+    """``batch["sequence"]`` ``[B, L]`` integer bases (0-3) -> ``L / k`` tokens of ``k * 4`` one-hot values.
+
+    Args:
+        length: sequence length ``L``; a multiple of ``k``.
+        k: bases per token.
+    """
+
+    @anymae.validated
+    def __init__(self, length: PositiveInt = 128, k: PositiveInt = 4) -> None:
+        super().__init__()
+        if length % k:
+            raise anymae.ConfigError(f"DNAKmerTokenizer.length {length} is not a multiple of k={k}")
+        self.length, self.k = length, k
+        self.token_dim = k * BASES
+        self.channels = BASES  # tokens are raw values, channel (base) last
+        self.layout = anymae.LayoutSpec(kind="grid", rank=1, shape=(length // k,))
+
+    def forward(self, batch: Mapping[str, Tensor]) -> anymae.TokenBatch:
+        sequence = batch["sequence"]
+        b, length = sequence.shape
+        one_hot = torch.nn.functional.one_hot(sequence.long(), BASES).float()  # [B, L, 4]
+        tokens = one_hot.reshape(b, length // self.k, self.k * BASES)
+        return anymae.TokenBatch(tokens, anymae.GridLayout((length // self.k,)))
+
+    def inverse(self, tokens: anymae.TokenBatch) -> Tensor:
+        b, n, _ = tokens.tokens.shape
+        return tokens.tokens.reshape(b, n * self.k, BASES).argmax(dim=-1)
