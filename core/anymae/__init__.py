@@ -9,7 +9,17 @@ from .data import EpochShuffleSampler, SkippedSamples, collate_skipping, sample_
 from .decoders import Decoder, MAEDecoder
 from .encoders import Encoder, ViTEncoder
 from .hookspecs import hookimpl
-from .masking import Masker, RandomMasker
+from .masking import (
+    BlockMasker,
+    DualMasker,
+    FilteredNoiseMasker,
+    LargePatchMasker,
+    Masker,
+    NearestBlockMasker,
+    RandomMasker,
+    SpectrogramMasker,
+    TubeMasker,
+)
 from .module import MAEOutput, MaskedAutoencoder
 from .optim import MAEAdamW, WarmupCosine
 from .plugins import (
@@ -31,6 +41,13 @@ from .utils import require
 __version__ = "0.1.0"
 
 __all__ = [
+    "TubeMasker",
+    "SpectrogramMasker",
+    "NearestBlockMasker",
+    "LargePatchMasker",
+    "FilteredNoiseMasker",
+    "DualMasker",
+    "BlockMasker",
     "PLUGIN_API_VERSION",
     "ConfigError",
     "Decoder",

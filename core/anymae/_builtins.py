@@ -5,7 +5,16 @@ from __future__ import annotations
 from .decoders import MAEDecoder
 from .encoders import ViTEncoder
 from .hookspecs import hookimpl
-from .masking import RandomMasker
+from .masking import (
+    BlockMasker,
+    DualMasker,
+    FilteredNoiseMasker,
+    LargePatchMasker,
+    NearestBlockMasker,
+    RandomMasker,
+    SpectrogramMasker,
+    TubeMasker,
+)
 from .plugins import Registry
 from .position import MLPPositionEmbedding, SinCosPositionEmbedding
 from .targets import PatchTarget
@@ -13,7 +22,17 @@ from .targets import PatchTarget
 
 @hookimpl
 def anymae_register(registry: Registry) -> None:
-    registry.add_masker(RandomMasker)
+    for masker in (
+        RandomMasker,
+        BlockMasker,
+        LargePatchMasker,
+        TubeMasker,
+        SpectrogramMasker,
+        FilteredNoiseMasker,
+        DualMasker,
+        NearestBlockMasker,
+    ):
+        registry.add_masker(masker)
     registry.add_encoder(ViTEncoder)
     registry.add_decoder(MAEDecoder)
     registry.add_target(PatchTarget)

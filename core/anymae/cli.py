@@ -166,6 +166,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args[:1] == ["plugins"]:
         return plugins_command(args[1:])
+    if args[:1] == ["masks"]:
+        from .masks import masks_command
+
+        return masks_command(args[1:])
     _quiet()
     try:
         AnymaeCLI(args=None if argv is None else args)  # None: LightningCLI reads sys.argv itself

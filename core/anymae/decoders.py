@@ -116,8 +116,9 @@ class MAEDecoder(Decoder):
         decoded = (self.mask_token + self.pos_embed(tokens, mask.ids_decode)).to(x.dtype)
         x = torch.cat([prefix, visible, decoded], dim=1)
         attn_mask = None
-        if mask.decode_valid is not None:  # padded positions must not leak into real ones through attention
-            padding = torch.cat([torch.zeros_like(mask.ids_keep, dtype=torch.bool), ~mask.decode_valid], dim=1)
+        if tokens.padding_mask is not None:  # padded positions must not leak into real ones through attention
+            padded = torch.gather(tokens.padding_mask, 1, mask.ids_decode)
+            padding = torch.cat([torch.zeros_like(mask.ids_keep, dtype=torch.bool), padded], dim=1)
             attn_mask = key_padding_mask(padding, num_prefix_tokens)
         for block in self.blocks:
             x = block(x, attn_mask=attn_mask)

@@ -187,6 +187,8 @@ class MaskedAutoencoder(pl.LightningModule):
         predicted = self.target.to_tokens(out.pred, out.tokens, out.mask).to(tokens.dtype)
         hidden = out.mask.mask[..., None]
         masked = tokens.masked_fill(hidden, 0.0)
+        # Tokens the encoder saw stay as they are even where the decoder predicted them (decoder masking).
+        predicted = torch.where(torch.gather(hidden, 1, index[..., :1]), predicted, torch.gather(tokens, 1, index))
         return {
             "input": self.tokenizer.inverse(out.tokens),
             "masked": self.tokenizer.inverse(out.tokens.with_tokens(masked)),

@@ -69,6 +69,7 @@ class PatchTarget(Target):
             standardised, ``(x - mean) / sqrt(var + eps)``; ``"channel"`` -- VideoMAE's: each channel of each patch
             separately, ``(x - mean) / (std + eps)``; ``"none"`` -- the raw values. Variances are unbiased, as both.
         eps: the epsilon of the normalisation (1e-6 in MAE and VideoMAE).
+        loss: ``"mse"`` (MAE, VideoMAE, Audio-MAE) or ``"l1"`` (SimMIM: mean absolute error of the raw pixels).
     """
 
     @validated
@@ -76,10 +77,12 @@ class PatchTarget(Target):
         self,
         normalize: Literal["none", "patch", "channel"] = "patch",
         eps: Annotated[float, Field(gt=0)] = 1e-6,
+        loss: Literal["mse", "l1"] = "mse",
     ) -> None:
         super().__init__()
         self.normalize = normalize
         self.eps = eps
+        self.loss_kind = loss
         self.channels = 1
 
     def bind(self, tokenizer: Tokenizer) -> None:
@@ -98,6 +101,11 @@ class PatchTarget(Target):
             )
         self.channels = tokenizer.channels
         self.dim_per_token = tokenizer.token_dim
+
+    def loss(self, pred: Tensor, target: Tensor, mask: MaskSpec) -> Tensor:
+        if self.loss_kind == "mse":
+            return super().loss(pred, target, mask)
+        return masked_mean((pred.float() - target.float()).abs().mean(dim=-1), mask.decode_valid)
 
     def _stats(self, values: Tensor) -> tuple[Tensor, Tensor]:
         """Mean and scale of each patch (``"patch"``) or of each channel of each patch (``"channel"``)."""

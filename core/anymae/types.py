@@ -168,9 +168,11 @@ class MaskSpec:
     * ``ids_masked`` ``[B, M]``: indices of the hidden tokens.
     * ``ids_restore`` ``[B, N]``: inverse permutation of ``cat([ids_keep, ids_masked], 1)``.
     * ``mask`` ``[B, N]`` bool: **True = hidden**.
-    * ``ids_decode`` ``[B, M']``: the hidden tokens the decoder predicts and the loss covers; equal to
-      ``ids_masked`` unless a decoder-masking strategy (VideoMAE V2) picks a subset.
-    * ``decode_valid`` ``[B, M']`` bool or ``None``: False where a decoded index is padding (never in the loss).
+    * ``ids_decode`` ``[B, M']``: the tokens the decoder predicts (a mask token goes to each). Equal to
+      ``ids_masked`` unless a decoder-masking strategy chooses others: VideoMAE V2's running cell decodes a fixed
+      pattern of positions, some of which the encoder saw.
+    * ``decode_valid`` ``[B, M']`` bool or ``None``: which decoded tokens count in the loss -- hidden and not
+      padding; ``None`` when all do.
     """
 
     ids_keep: Tensor
@@ -233,6 +235,9 @@ class MaskSpec:
         return cls.from_order(ids_shuffle, num_keep, padding_mask)
 
     def with_decode(self, ids_decode: Tensor, padding_mask: Tensor | None = None) -> MaskSpec:
-        """The same visible set, decoding only ``ids_decode`` (a subset of ``ids_masked``)."""
-        valid = None if padding_mask is None else ~torch.gather(padding_mask, 1, ids_decode)
-        return replace(self, ids_decode=ids_decode, decode_valid=valid)
+        """The same visible set, decoding ``ids_decode`` instead; the loss counts the decoded tokens that are hidden
+        and not padding."""
+        valid = torch.gather(self.mask, 1, ids_decode)
+        if padding_mask is not None:
+            valid = valid & ~torch.gather(padding_mask, 1, ids_decode)
+        return replace(self, ids_decode=ids_decode, decode_valid=None if bool(valid.all()) else valid)

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -77,3 +78,38 @@ def test_configuration_errors_are_one_line(toy_config, tmp_path, capsys, overrid
     assert err.startswith("anymae: error: ") and expected in err
     assert len(err.splitlines()) == 1
     assert not (tmp_path / "lightning_logs").exists()  # nothing trained, nothing written
+
+
+MASK_GRIDS = {
+    "RandomMasker": "14x14",
+    "BlockMasker": "14x14",
+    "LargePatchMasker": "14x14",
+    "TubeMasker": "8x14x14",
+    "SpectrogramMasker": "64x8",
+    "FilteredNoiseMasker": "14x14",
+    "DualMasker": "8x14x14",
+    "NearestBlockMasker": "14x14",
+}
+
+
+def test_every_registered_masker_has_a_masks_example():
+    from anymae import load_plugins
+
+    assert {c.name for c in load_plugins(autoload=False).registry.of_kind("masker")} == set(MASK_GRIDS)
+
+
+@pytest.mark.parametrize(("masker", "grid"), MASK_GRIDS.items())
+def test_masks_command_writes_a_png(masker, grid, tmp_path, capsys):
+    from PIL import Image
+
+    out = tmp_path / "masks.png"
+    args = ["masks", "--masker", masker, "--grid", grid, "--samples", "3", "--out", str(out)]
+    if masker == "DualMasker":
+        args += ["--args", "masker={class_path: TubeMasker}", "decoder_ratio=0.5"]
+    assert main(args) == 0
+    assert f"{out}: 3 masks of {masker}" in capsys.readouterr().out
+    dims = [int(n) for n in grid.split("x")]
+    frames, (h, w) = (dims[0] if len(dims) == 3 else 1), dims[-2:]
+    with Image.open(out) as image:  # 3 rows of frames of 8-px tokens, 4-px gaps
+        assert image.size == (4 + frames * (w * 8 + 4), 4 + 3 * (h * 8 + 4))
+        assert len(np.unique(np.asarray(image))) >= 3  # background, visible, hidden

@@ -46,5 +46,5 @@ def test_random_masker_with_padding_counts_the_shortest_sample():
 def test_mask_ratio_is_validated_in_python_too():
     with pytest.raises(anymae.ConfigError, match=r"RandomMasker\.mask_ratio"):
         anymae.RandomMasker(mask_ratio=1.5)
-    with pytest.raises(ValueError, match="no visible token"):
+    with pytest.raises(ValueError, match="keeps 0 of 10 tokens visible"):
         anymae.RandomMasker(mask_ratio=0.99)(tokens(1, 10))

@@ -1,6 +1,27 @@
-"""Maskers: which tokens the encoder sees. One module per masker family."""
+"""Maskers: which tokens the encoder sees (and, with decoder masking, which the decoder predicts).
+
+One module per masker family; every masker draws per-token scores on the tokens' device and keeps the lowest
+(see :mod:`anymae.masking.base`).
+"""
 
 from .base import Masker
+from .block import BlockMasker
+from .coarse import LargePatchMasker
+from .colored import FilteredNoiseMasker
+from .decoder import DualMasker
+from .nearest import NearestBlockMasker
 from .random import RandomMasker
+from .spectrogram import SpectrogramMasker
+from .tube import TubeMasker
 
-__all__ = ["Masker", "RandomMasker"]
+__all__ = [
+    "BlockMasker",
+    "DualMasker",
+    "FilteredNoiseMasker",
+    "LargePatchMasker",
+    "Masker",
+    "NearestBlockMasker",
+    "RandomMasker",
+    "SpectrogramMasker",
+    "TubeMasker",
+]

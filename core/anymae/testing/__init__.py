@@ -291,7 +291,11 @@ def _check_spec(spec: MaskSpec, tokens: TokenBatch, device: str) -> None:
     assert torch.equal(order.sort(dim=1).values, torch.arange(n, device=order.device).expand(b, -1)), "a permutation"
     assert torch.equal(torch.gather(order, 1, spec.ids_restore), torch.arange(n, device=order.device).expand(b, -1))
     assert not torch.gather(spec.mask, 1, spec.ids_keep).any() and torch.gather(spec.mask, 1, spec.ids_masked).all()
-    assert torch.gather(spec.mask, 1, spec.ids_decode).all(), "ids_decode must be hidden tokens"
+    decoded_hidden = torch.gather(spec.mask, 1, spec.ids_decode)
+    if spec.decode_valid is None:
+        assert decoded_hidden.all(), "decoded tokens the encoder saw must be marked invalid in decode_valid"
+    else:
+        assert not (spec.decode_valid & ~decoded_hidden).any(), "a decoded token the encoder saw counts in the loss"
 
 
 class TargetContract(_Contract):

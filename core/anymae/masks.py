@@ -1,0 +1,89 @@
+"""``anymae masks``: draw a few masks of any registered masker on a token grid and save them as a PNG.
+
+    anymae masks --masker BlockMasker --grid 14x14
+    anymae masks --masker TubeMasker --grid 8x14x14 --args mask_ratio=0.9
+    anymae masks --masker DualMasker --grid 8x14x14 --args "masker={class_path: TubeMasker}"
+
+Visible tokens are white, hidden tokens that the loss covers are dark, and hidden tokens the decoder does not
+predict (decoder masking) are light grey. Each row is one sample; a 3-D grid shows its time steps left to right.
+"""
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+import yaml
+from torch import Tensor
+
+from .masking import Masker
+from .types import GridLayout, MaskSpec, TokenBatch
+
+__all__ = ["build_masker", "masks_command", "render_masks"]
+
+VISIBLE, HIDDEN, NOT_DECODED, BACKGROUND = 255, 40, 170, 128
+
+
+def build_masker(name: str, args: dict) -> Masker:
+    """Instantiate a masker from its registered name or class path and init arguments, as a YAML config would."""
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_subclass_arguments(Masker, "masker")
+    config = parser.parse_object({"masker": {"class_path": name, "init_args": args}})
+    instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes
+    return instantiate(config).masker
+
+
+def token_states(spec: MaskSpec) -> Tensor:
+    """``[B, N]`` pixel values: visible, hidden and in the loss, or hidden and not predicted."""
+    b, n = spec.mask.shape
+    in_loss = torch.zeros(b, n, dtype=torch.bool, device=spec.mask.device)
+    valid = spec.decode_valid if spec.decode_valid is not None else torch.ones_like(spec.ids_decode, dtype=torch.bool)
+    in_loss.scatter_(1, spec.ids_decode, valid & torch.gather(spec.mask, 1, spec.ids_decode))
+    states = torch.full((b, n), VISIBLE, dtype=torch.uint8)
+    states[spec.mask.cpu()] = NOT_DECODED
+    states[in_loss.cpu()] = HIDDEN
+    return states
+
+
+def render_masks(spec: MaskSpec, shape: tuple[int, ...], cell: int = 8, gap: int = 4) -> Tensor:
+    """An image ``[H, W]`` (uint8) of the masks: one row per sample, time steps side by side."""
+    states = token_states(spec)
+    frames = states.view(states.shape[0], *((1, 1, *shape) if len(shape) == 1 else (1, *shape)[-3:]))
+    b, t, h, w = frames.shape
+    pixels = frames.repeat_interleave(cell, dim=2).repeat_interleave(cell, dim=3)  # [B, T, h*cell, w*cell]
+    canvas = torch.full((gap + b * (h * cell + gap), gap + t * (w * cell + gap)), BACKGROUND, dtype=torch.uint8)
+    for i in range(b):  # a handful of samples and frames: drawing, not tensor work
+        for j in range(t):
+            top, left = gap + i * (h * cell + gap), gap + j * (w * cell + gap)
+            canvas[top : top + h * cell, left : left + w * cell] = pixels[i, j]
+    return canvas
+
+
+def masks_command(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="anymae masks", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--masker", required=True, help="registered name (e.g. BlockMasker) or class path")
+    parser.add_argument("--grid", required=True, help="token grid, e.g. 14x14 or 8x14x14")
+    parser.add_argument("--args", nargs="*", default=[], metavar="KEY=VALUE", help="init arguments (YAML values)")
+    parser.add_argument("--samples", type=int, default=4, help="masks to draw")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, help="PNG path (default: masks-<masker>-<grid>.png)")
+    options = parser.parse_args(argv)
+    from PIL import Image
+
+    shape = tuple(int(n) for n in options.grid.lower().split("x"))
+    init_args = {}
+    for item in options.args:
+        key, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"--args takes KEY=VALUE pairs, got {item!r}")
+        init_args[key] = yaml.safe_load(value)
+    masker = build_masker(options.masker, init_args)
+    tokens = TokenBatch(torch.zeros(options.samples, int(torch.tensor(shape).prod()), 1), GridLayout(shape))
+    spec = masker(tokens, generator=torch.Generator().manual_seed(options.seed))
+    out = options.out or Path(f"masks-{options.masker.rsplit('.', 1)[-1]}-{options.grid}.png")
+    Image.fromarray(render_masks(spec, shape).numpy(), mode="L").save(out)
+    visible = spec.num_visible / tokens.num_tokens
+    print(f"{out}: {options.samples} masks of {type(masker).__name__} on a {options.grid} grid, {visible:.1%} visible")
+    return 0
