@@ -298,5 +298,5 @@ def test_maskers_refuse_layouts_they_cannot_serve(masker, layout, message):
 
 
 def test_running_cell_ratio_must_fit_the_cell():
-    with pytest.raises(anymae.ConfigError, match="allowed: 0.25, 0.5, 0.75"):
+    with pytest.raises(anymae.ConfigError, match=r"allowed: 0\.25, 0\.5, 0\.75"):
         DualMasker(masker=TubeMasker(), decoder_ratio=0.3)
