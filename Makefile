@@ -7,7 +7,7 @@ PLUGINS := plugins/image[digits]
 # torch comes first and pinned: on our machines these wheels are on local disk (see README, "Install").
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: venv demo test lint format clean
+.PHONY: venv demo test bench lint format clean
 
 venv: $(STAMP)
 
@@ -25,6 +25,9 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	ANYMAE_STRICT_PLUGINS=1 $(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/maskers.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check --fix .

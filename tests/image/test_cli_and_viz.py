@@ -12,14 +12,15 @@ import torch
 from PIL import Image
 
 import anymae
-from anymae.cli import AnymaeCLI
+from anymae.cli import AnymaeCLI, main
 from anymae_image import DigitsDataModule, ImagePatchTokenizer, ReconstructionGrid, save_reconstruction_grid
 
 from ..core.toys import quiet_trainer
 
 ROOT = Path(__file__).resolve().parents[2]
 ANYMAE = [sys.executable, "-m", "anymae.cli"]
-EXAMPLES = sorted((ROOT / "examples").rglob("*.yaml"))
+EXAMPLES = sorted(p for p in (ROOT / "examples").rglob("*.yaml") if p.parent.name != "masking")
+OVERLAYS = sorted((ROOT / "examples" / "image" / "masking").glob("*.yaml"))
 
 
 def run(args, cwd):
@@ -112,3 +113,24 @@ def test_grid_shows_hidden_patches_gray_and_visible_ones_unchanged(tmp_path):
     masked = pixels[2:10, 12:20]  # second image of the row
     assert torch.allclose(masked[:4], torch.full((4, 8), masked[0, 0].item()))  # uniform gray
     assert torch.allclose(masked[4:], pixels[6:10, 2:10], atol=1)  # visible part unchanged
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS, ids=[p.name for p in OVERLAYS])
+def test_masking_overlays_train_on_the_digits_demo(overlay, tmp_path):
+    """Each masker family's overlay, on top of the demo config, names its paper and runs a fast_dev_run."""
+    assert "arxiv.org" in overlay.read_text()
+    base = ROOT / "examples" / "image" / "mae_tiny_digits.yaml"
+    args = [
+        "fit",
+        "--config",
+        str(base),
+        "--config",
+        str(overlay),
+        "--trainer.fast_dev_run",
+        "true",
+        "--trainer.default_root_dir",
+        str(tmp_path),
+        "--trainer.enable_progress_bar",
+        "false",
+    ]
+    assert main(args) == 0
