@@ -59,7 +59,10 @@ def test_fit_from_yaml_writes_checkpoint_and_config(toy_config, tmp_path, capsys
     ("override", "expected"),
     [
         (["--model.masker.mask_ratio", "1.5"], "model.masker.mask_ratio: Input should be less than 1 (got 1.5)"),
-        (["--model.masker", "NoSuchMasker"], "model.masker: unknown component 'NoSuchMasker'; registered: BlockMasker, DualMasker"),
+        (
+            ["--model.masker", "NoSuchMasker"],
+            "model.masker: unknown component 'NoSuchMasker'; registered: BlockMasker, DualMasker",
+        ),
         (["--model.target.normalize", "pixels"], "model.target.normalize: allowed: 'none', 'patch', 'channel'"),
         (["--model.decoder.out_dim", "3"], "MAEDecoder.out_dim is 3 but the target predicts 8 values per token"),
         (["--model.encoder.num_heads", "3"], "ViTEncoder.embed_dim (16) must be divisible by num_heads (3)"),
