@@ -7,7 +7,7 @@ PLUGINS := plugins/image[digits]
 # torch comes first and pinned: on our machines these wheels are on local disk (see README, "Install").
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: venv demo test bench lint format clean
+.PHONY: venv demo test bench table lint format clean
 
 venv: $(STAMP)
 
@@ -20,11 +20,15 @@ $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml)
 
 demo: $(STAMP)
 	$(BIN)/anymae fit --config examples/image/mae_tiny_digits.yaml
+	$(BIN)/anymae knn --config examples/image/knn_digits.yaml --model.encoder.checkpoint latest --compare-random
 
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	ANYMAE_STRICT_PLUGINS=1 $(BIN)/python -m pytest
+
+table: $(STAMP)
+	$(BIN)/anymae table --suite examples/suite.yaml
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/maskers.py

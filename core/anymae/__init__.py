@@ -8,6 +8,8 @@ from .config import ConfigError, validated
 from .data import EpochShuffleSampler, SkippedSamples, collate_skipping, sample_rng, split_key
 from .decoders import Decoder, MAEDecoder
 from .encoders import Encoder, ViTEncoder
+from .evaluation import load_encoder
+from .export import Exporter
 from .hookspecs import hookimpl
 from .masking import (
     BlockMasker,
@@ -32,7 +34,7 @@ from .plugins import (
     get_plugins,
     load_plugins,
 )
-from .position import MLPPositionEmbedding, PositionEmbedding, SinCosPositionEmbedding
+from .position import LearnedPositionEmbedding, MLPPositionEmbedding, PositionEmbedding, SinCosPositionEmbedding
 from .targets import PatchTarget, Target, masked_mean
 from .tokenizers import Tokenizer
 from .types import GridLayout, LayoutSpec, MaskSpec, PointLayout, TokenBatch, gather_tokens, grid_coords
@@ -54,9 +56,11 @@ __all__ = [
     "DuplicateComponentError",
     "Encoder",
     "EpochShuffleSampler",
+    "Exporter",
     "GridLayout",
     "IncompatiblePluginError",
     "LayoutSpec",
+    "LearnedPositionEmbedding",
     "MAEAdamW",
     "MAEDecoder",
     "MAEOutput",
@@ -84,6 +88,7 @@ __all__ = [
     "get_plugins",
     "grid_coords",
     "hookimpl",
+    "load_encoder",
     "load_plugins",
     "masked_mean",
     "require",

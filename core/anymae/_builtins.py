@@ -16,7 +16,7 @@ from .masking import (
     TubeMasker,
 )
 from .plugins import Registry
-from .position import MLPPositionEmbedding, SinCosPositionEmbedding
+from .position import LearnedPositionEmbedding, MLPPositionEmbedding, SinCosPositionEmbedding
 from .targets import PatchTarget
 
 
@@ -38,3 +38,4 @@ def anymae_register(registry: Registry) -> None:
     registry.add_target(PatchTarget)
     registry.add_position_embedding(SinCosPositionEmbedding)
     registry.add_position_embedding(MLPPositionEmbedding)
+    registry.add_position_embedding(LearnedPositionEmbedding)

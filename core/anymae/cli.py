@@ -110,6 +110,8 @@ def _quiet() -> None:
         r".*does not have many workers.*",  # in-memory data sets need none
         r".*`tensorboardX` has been removed as a dependency.*",  # CSVLogger is a fine default
         r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",  # inside Lightning, not ours to fix
+        r"LightningCLI's args parameter is intended.*",  # the protocol commands pass their own arguments
+        r".*module\(s\) in eval mode at the start of training.*",  # a linear probe's frozen encoder, on purpose
     ):
         warnings.filterwarnings("ignore", message=message)
 
@@ -170,6 +172,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .masks import masks_command
 
         return masks_command(args[1:])
+    if args[:1] == ["table"]:
+        from .evaluation.table import table_command
+
+        _quiet()
+        return table_command(args[1:])
+    if args[:1] == ["export"]:
+        from .export import export_command
+
+        return export_command(args[1:])
+    if args[:1] and args[0] in ("probe", "knn", "finetune"):
+        from .evaluation.cli import evaluate_command
+
+        _quiet()
+        try:
+            return evaluate_command(args[0], args[1:])
+        except argparse.ArgumentError as error:
+            print(f"anymae: error: {format_cli_error(error, plugins)}", file=sys.stderr)
+            return 2
+        except (ConfigError, FileNotFoundError) as error:
+            print(f"anymae: error: {error}", file=sys.stderr)
+            return 2
     _quiet()
     try:
         AnymaeCLI(args=None if argv is None else args)  # None: LightningCLI reads sys.argv itself

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, validate_call
 
-__all__ = ["ConfigError", "component_config", "validated"]
+__all__ = ["ConfigError", "component_config", "instantiate_component", "validated"]
 
 INIT_ARGS_ATTR = "_anymae_init_args"
 
@@ -89,3 +89,15 @@ def component_config(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: component_config(item) for key, item in value.items()}
     return value
+
+
+def instantiate_component(config: Any, base: type) -> Any:
+    """Build a component from ``{"class_path": ..., "init_args": {...}}`` (or a registered short name as
+    ``class_path``) the way LightningCLI does, checking it against ``base``."""
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_subclass_arguments(base, "component")
+    parsed = parser.parse_object({"component": config})
+    instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes
+    return instantiate(parsed).component

@@ -13,6 +13,7 @@ from typing import Annotated
 
 import torch
 from pydantic import Field, PositiveFloat, PositiveInt
+from timm.layers import DropPath
 from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
@@ -53,10 +54,19 @@ class Encoder(nn.Module, ABC):
     Attributes:
         embed_dim: width of the latents.
         num_prefix_tokens: number of extra tokens (class token) in front of the visible ones.
+        num_layers: depth, for layer-wise learning-rate decay when fine-tuning (0: no layers to tell apart).
     """
 
     embed_dim: int
     num_prefix_tokens: int = 0
+    num_layers: int = 0
+
+    def layer_id(self, name: str) -> int:
+        """Depth of parameter ``name`` for layer-wise lr decay: 0 for embeddings, ``num_layers + 1`` for the top."""
+        return self.num_layers + 1
+
+    def set_drop_path_rate(self, rate: float) -> None:
+        """Stochastic depth for fine-tuning; encoders without it ignore the call."""
 
     @abstractmethod
     def build(self, token_dim: int, layout: LayoutSpec) -> None:
@@ -100,6 +110,7 @@ class ViTEncoder(Encoder):
             raise ConfigError(f"ViTEncoder.embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
         self.embed_dim = embed_dim
         self.num_prefix_tokens = int(class_token)
+        self.num_layers = depth
         self.pos_embed = pos_embed
         self.token_embed: nn.Linear | None = None
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if class_token else None
@@ -118,6 +129,20 @@ class ViTEncoder(Encoder):
         for block in self.blocks:
             block.attn.fused_attn = True  # always scaled_dot_product_attention, whatever TIMM_FUSED_ATTN says
         self.norm = nn.LayerNorm(embed_dim, eps=norm_eps)
+
+    def layer_id(self, name: str) -> int:
+        """MAE's ``get_layer_id_for_vit``: embeddings and class token 0, block ``i`` ``i + 1``, the rest on top."""
+        if name.startswith(("token_embed", "pos_embed", "cls_token")):
+            return 0
+        if name.startswith("blocks."):
+            return int(name.split(".")[1]) + 1
+        return self.num_layers + 1
+
+    def set_drop_path_rate(self, rate: float) -> None:
+        """Stochastic depth rising linearly to ``rate`` over the blocks (MAE fine-tunes ViT-B with 0.1)."""
+        for block, block_rate in zip(self.blocks, torch.linspace(0, rate, len(self.blocks)).tolist(), strict=True):
+            block.drop_path1 = DropPath(block_rate) if block_rate > 0 else nn.Identity()
+            block.drop_path2 = DropPath(block_rate) if block_rate > 0 else nn.Identity()
 
     def build(self, token_dim: int, layout: LayoutSpec) -> None:
         self.token_embed = nn.Linear(token_dim, self.embed_dim)

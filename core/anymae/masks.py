@@ -16,6 +16,7 @@ import torch
 import yaml
 from torch import Tensor
 
+from .config import instantiate_component
 from .masking import Masker
 from .types import GridLayout, MaskSpec, TokenBatch
 
@@ -26,13 +27,7 @@ VISIBLE, HIDDEN, NOT_DECODED, BACKGROUND = 255, 40, 170, 128
 
 def build_masker(name: str, args: dict) -> Masker:
     """Instantiate a masker from its registered name or class path and init arguments, as a YAML config would."""
-    from jsonargparse import ArgumentParser
-
-    parser = ArgumentParser(exit_on_error=False)
-    parser.add_subclass_arguments(Masker, "masker")
-    config = parser.parse_object({"masker": {"class_path": name, "init_args": args}})
-    instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes
-    return instantiate(config).masker
+    return instantiate_component({"class_path": name, "init_args": args}, Masker)
 
 
 def token_states(spec: MaskSpec) -> Tensor:

@@ -20,6 +20,7 @@ import pluggy
 from . import hookspecs
 from .decoders import Decoder
 from .encoders import Encoder
+from .export import Exporter
 from .masking import Masker
 from .position import PositionEmbedding
 from .targets import Target
@@ -59,6 +60,7 @@ KINDS: dict[str, type] = {
     "position_embedding": PositionEmbedding,
     "datamodule": pl.LightningDataModule,
     "callback": pl.Callback,
+    "exporter": Exporter,
 }
 
 
@@ -134,6 +136,9 @@ class Registry:
 
     def add_callback(self, cls: type[pl.Callback]) -> None:
         self.add("callback", cls)
+
+    def add_exporter(self, cls: type[Exporter]) -> None:
+        self.add("exporter", cls)
 
     def merge(self, other: Registry) -> None:
         """Add every component of ``other``; nothing is added if one of its names is taken."""

@@ -11,17 +11,26 @@ Both answer the same question: "the embedding of the tokens at indices ``ids`` o
 decoder never look at the layout themselves.
 """
 
+import math
 from abc import ABC, abstractmethod
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 import torch
+import torch.nn.functional as F
 from pydantic import Field, PositiveInt
 from torch import Tensor, nn
 
 from .config import ConfigError, validated
 from .types import LayoutSpec, TokenBatch, gather_tokens, grid_coords
 
-__all__ = ["MLPPositionEmbedding", "PositionEmbedding", "SinCosPositionEmbedding", "default_position_embedding"]
+__all__ = [
+    "LearnedPositionEmbedding",
+    "MLPPositionEmbedding",
+    "PositionEmbedding",
+    "SinCosPositionEmbedding",
+    "default_position_embedding",
+    "resample_grid_table",
+]
 
 
 def sincos_embedding(coords: Tensor, dim: int, temperature: float = 10000.0) -> Tensor:
@@ -94,6 +103,75 @@ class SinCosPositionEmbedding(PositionEmbedding):
         if layout.shape != self.grid_shape or self.table.device != ids.device:
             self._set_table(layout.shape, ids.device)
         return self.table[ids]
+
+
+def resample_grid_table(table: Tensor, old_shape: tuple[int, ...], new_shape: tuple[int, ...]) -> Tensor:
+    """Interpolate a per-cell table ``[prod(old_shape), D]`` to another grid (linear, bicubic or trilinear by rank;
+    antialiased when a 2-D grid shrinks), as ViT fine-tuning at another resolution does."""
+    if tuple(old_shape) == tuple(new_shape):
+        return table
+    mode = {1: "linear", 2: "bicubic", 3: "trilinear"}[len(old_shape)]
+    grid = table.T.reshape(1, table.shape[1], *old_shape).float()
+    shrink = mode == "bicubic" and any(n < o for n, o in zip(new_shape, old_shape, strict=True))
+    out = F.interpolate(grid, size=tuple(new_shape), mode=mode, align_corners=False, antialias=shrink)
+    return out.reshape(table.shape[1], -1).T.to(table.dtype)
+
+
+class LearnedPositionEmbedding(PositionEmbedding):
+    """A learned vector per grid cell (ViT's ``pos_embed``), initialised with the sin-cos table (as MAE's fine-tuning
+    starts from the frozen pretraining table) or truncated-normal (std 0.02).
+
+    Another grid at run time (another image size or sequence length) gets the table interpolated, and a state dict
+    saved for another grid is interpolated on load: fine-tuning at another resolution just works.
+
+    Args:
+        init: ``"sincos"`` or ``"trunc_normal"``.
+        temperature: of the sin-cos initialisation.
+    """
+
+    @validated
+    def __init__(self, init: Literal["sincos", "trunc_normal"] = "sincos", temperature: float = 10000.0) -> None:
+        super().__init__()
+        self.init = init
+        self.temperature = temperature
+        self.table: nn.Parameter | None = None
+        self.register_buffer("grid", torch.zeros(0, dtype=torch.long))  # the table's grid shape, saved with it
+
+    def build(self, dim: int, layout: LayoutSpec) -> None:
+        super().build(dim, layout)
+        if layout.kind != "grid" or layout.shape is None:
+            raise ConfigError(f"LearnedPositionEmbedding needs a grid of known shape, got a {layout.describe()} layout")
+        shape = tuple(layout.shape)
+        if self.init == "sincos":
+            table = sincos_embedding(grid_coords(shape), dim, self.temperature)
+        else:
+            table = nn.init.trunc_normal_(torch.empty(math.prod(shape), dim), std=0.02)
+        self.table = nn.Parameter(table)
+        self.grid = torch.tensor(shape)
+
+    @classmethod
+    def from_table(cls, table: Tensor, shape: tuple[int, ...]) -> "LearnedPositionEmbedding":
+        """A learnable copy of an existing table (e.g. the frozen sin-cos one, to fine-tune it)."""
+        embed = cls()
+        embed.dim = table.shape[1]
+        embed.table = nn.Parameter(table.detach().clone())
+        embed.grid = torch.tensor(shape)
+        return embed
+
+    def forward(self, tokens: TokenBatch, ids: Tensor) -> Tensor:
+        layout = tokens.layout
+        if layout.kind != "grid" or layout.coords is not None:
+            raise ValueError("LearnedPositionEmbedding needs tokens on a dense grid")
+        table = resample_grid_table(self.table, tuple(self.grid.tolist()), tuple(layout.shape))
+        return table[ids]
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
+        table, grid = state_dict.get(prefix + "table"), state_dict.get(prefix + "grid")
+        if table is not None and grid is not None and self.table is not None:
+            own = tuple(self.grid.tolist())
+            state_dict[prefix + "table"] = resample_grid_table(table, tuple(grid.tolist()), own)
+            state_dict[prefix + "grid"] = self.grid.clone()
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 class MLPPositionEmbedding(PositionEmbedding):

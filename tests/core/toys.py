@@ -147,3 +147,40 @@ def quiet_trainer(**kwargs) -> pl.Trainer:
         "enable_model_summary": False,
     }
     return pl.Trainer(**{**defaults, **kwargs})
+
+
+class _Labelled(Dataset):
+    def __init__(self, series: Tensor, labels: Tensor) -> None:
+        self.series, self.labels = series, labels
+
+    def __len__(self) -> int:
+        return len(self.series)
+
+    def __getitem__(self, i: int):
+        return {"series": self.series[i], "label": self.labels[i]}
+
+
+def separable_series(n: int, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """Three classes that differ in frequency (slow, medium, fast sinusoids): trivially separable."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % 3
+    freq = torch.tensor([0.15, 0.6, 1.4])[labels][:, None, None]
+    phase = torch.rand(n, 2, 1, generator=g) * 6.28
+    t = torch.arange(32, dtype=torch.float32)
+    return torch.sin(freq * t + phase) + 0.05 * torch.randn(n, 2, 32, generator=g), labels
+
+
+class LabelledSeries(pl.LightningDataModule):
+    @anymae.validated
+    def __init__(self, n: int = 300, batch_size: int = 32, seed: int = 0) -> None:
+        super().__init__()
+        self.train = _Labelled(*separable_series(n, seed))
+        self.val = _Labelled(*separable_series(n // 3, seed + 1))
+        self.batch_size, self.seed = batch_size, seed
+
+    def train_dataloader(self):
+        sampler = anymae.EpochShuffleSampler(len(self.train), self.seed)
+        return DataLoader(self.train, batch_size=self.batch_size, sampler=sampler)
+
+    def val_dataloader(self):
+        return DataLoader(self.val, batch_size=self.batch_size)

@@ -30,7 +30,7 @@ import yaml
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from ..config import ConfigError, component_config
+from ..config import ConfigError, component_config, instantiate_component
 from ..decoders import Decoder, MAEDecoder
 from ..encoders import ViTEncoder
 from ..masking import Masker, RandomMasker
@@ -63,18 +63,11 @@ devices = pytest.mark.parametrize("device", available_devices())
 def config_roundtrip(component: Any, base: type) -> Any:
     """Describe ``component`` as YAML, parse it back as a ``base`` subclass with jsonargparse (as LightningCLI
     does), rebuild it, and check that the rebuilt component describes itself identically. Returns the rebuilt one."""
-    from jsonargparse import ArgumentParser
-
     config = component_config(component)
     assert isinstance(config, dict) and "class_path" in config, (
         f"{type(component).__name__} cannot describe its configuration: decorate its __init__ with @anymae.validated"
     )
-    text = yaml.safe_dump(config)
-    parser = ArgumentParser(exit_on_error=False)
-    parser.add_subclass_arguments(base, "component")
-    parsed = parser.parse_object({"component": yaml.safe_load(text)})
-    instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes
-    rebuilt = instantiate(parsed).component
+    rebuilt = instantiate_component(yaml.safe_load(yaml.safe_dump(config)), base)
     assert type(rebuilt) is type(component)
     assert component_config(rebuilt) == config
     return rebuilt

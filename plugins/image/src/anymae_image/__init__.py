@@ -4,6 +4,7 @@ The names below are public API: saved configs record them by their shortest impo
 """
 
 from .data import DigitsDataModule, ImageFiles, ImageFolderDataModule
+from .export import TimmViTExporter, create_timm_vit, timm_vit_config, timm_vit_state_dict
 from .tokenizers import ImagePatchTokenizer
 from .viz import ReconstructionGrid, save_reconstruction_grid
 
@@ -15,6 +16,10 @@ __all__ = [
     "ImageFolderDataModule",
     "ImagePatchTokenizer",
     "ReconstructionGrid",
+    "TimmViTExporter",
     "__version__",
+    "create_timm_vit",
     "save_reconstruction_grid",
+    "timm_vit_config",
+    "timm_vit_state_dict",
 ]

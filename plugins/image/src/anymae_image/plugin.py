@@ -5,6 +5,7 @@ from __future__ import annotations
 import anymae
 
 from .data import DigitsDataModule, ImageFolderDataModule
+from .export import TimmViTExporter
 from .tokenizers import ImagePatchTokenizer
 from .viz import ReconstructionGrid
 
@@ -17,3 +18,4 @@ def anymae_register(registry: anymae.Registry) -> None:
     registry.add_datamodule(DigitsDataModule)
     registry.add_datamodule(ImageFolderDataModule)
     registry.add_callback(ReconstructionGrid)
+    registry.add_exporter(TimmViTExporter)

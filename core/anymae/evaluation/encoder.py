@@ -1,0 +1,164 @@
+"""A pretrained encoder as a plain module: raw batch -> token features and pooled features, no masking.
+
+``anymae.load_encoder(path)`` reads a checkpoint of ``anymae fit`` (or a folder written by ``anymae export``),
+rebuilds the tokenizer and the encoder from the recorded configuration and loads their weights; with
+``random_init=True`` it builds the same shapes with fresh weights, the baseline every protocol compares against.
+"""
+
+import glob
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import yaml
+from pydantic import BaseModel, ConfigDict
+from torch import Tensor, nn
+
+from ..config import ConfigError, instantiate_component
+from ..encoders import Encoder
+from ..tokenizers import Tokenizer
+
+__all__ = ["EncoderOutput", "EncoderSource", "PretrainedEncoder", "load_encoder", "resolve_checkpoint"]
+
+Pool = Literal["auto", "cls", "mean"]
+
+
+@dataclass(frozen=True)
+class EncoderOutput:
+    """``tokens`` ``[B, P + N, D]`` (prefix tokens first), ``pooled`` ``[B, D]``, ``padding_mask`` ``[B, N]``."""
+
+    tokens: Tensor
+    pooled: Tensor
+    padding_mask: Tensor | None
+
+
+class PretrainedEncoder(nn.Module):
+    """Tokenizer + encoder, run on every token.
+
+    Args:
+        tokenizer: the pretraining tokenizer.
+        encoder: the pretraining encoder (already built).
+        pool: ``"cls"`` the class token, ``"mean"`` the mean of the non-padding tokens, ``"auto"`` the class token
+            when the encoder has one (MAE's linear probe) and the mean otherwise.
+    """
+
+    def __init__(self, tokenizer: Tokenizer, encoder: Encoder, pool: Pool = "auto") -> None:
+        super().__init__()
+        self.tokenizer = tokenizer
+        self.encoder = encoder
+        if pool == "auto":
+            pool = "cls" if encoder.num_prefix_tokens else "mean"
+        if pool == "cls" and not encoder.num_prefix_tokens:
+            raise ConfigError(f"pool='cls' needs an encoder with a class token; {type(encoder).__name__} has none")
+        self.pool = pool
+
+    @property
+    def embed_dim(self) -> int:
+        return self.encoder.embed_dim
+
+    def pooled(self, features: Tensor, padding: Tensor | None) -> Tensor:
+        if self.pool == "cls":
+            return features[:, 0]
+        tokens = features[:, self.encoder.num_prefix_tokens :]
+        if padding is None:
+            return tokens.mean(dim=1)
+        keep = (~padding).unsqueeze(-1).to(tokens.dtype)
+        return (tokens * keep).sum(dim=1) / keep.sum(dim=1).clamp_min(1)
+
+    def forward(self, batch: Mapping[str, Tensor]) -> EncoderOutput:
+        tokens = self.tokenizer(batch)
+        features = self.encoder(tokens)
+        return EncoderOutput(features, self.pooled(features, tokens.padding_mask), tokens.padding_mask)
+
+
+class EncoderSource(BaseModel):
+    """Where a protocol's encoder comes from.
+
+    Args:
+        checkpoint: an ``anymae fit`` checkpoint, a folder written by ``anymae export``, or ``"latest"`` (the newest
+            checkpoint under ``./lightning_logs``).
+        random_init: the same shapes with fresh (MAE-initialised) weights instead of the pretrained ones.
+        seed: seed of the fresh weights.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    checkpoint: str
+    random_init: bool = False
+    seed: int = 0
+
+
+def _is_pretraining(path: str) -> bool:
+    try:
+        hparams = torch.load(path, map_location="cpu", weights_only=True).get("hyper_parameters", {})
+    except Exception:
+        return False
+    return isinstance(hparams.get("tokenizer"), dict) and isinstance(hparams.get("encoder"), dict)
+
+
+def resolve_checkpoint(path: str) -> Path:
+    """``"latest"`` -> the newest pretraining checkpoint (``anymae fit``, not a probe or fine-tuning run) under
+    ``./lightning_logs``; any other value is a path."""
+    if path != "latest":
+        return Path(path)
+    found = sorted(glob.glob(os.path.join("lightning_logs", "*", "checkpoints", "*.ckpt")), key=os.path.getmtime)
+    for candidate in reversed(found):
+        if _is_pretraining(candidate):
+            return Path(candidate)
+    raise FileNotFoundError("checkpoint 'latest': no anymae fit checkpoint under lightning_logs/; run anymae fit first")
+
+
+def _read_checkpoint(path: Path, map_location: Any) -> tuple[dict, dict[str, Tensor]]:
+    """The tokenizer/encoder configs and the state dict of a checkpoint or an export folder."""
+    if path.is_dir():
+        from safetensors.torch import load_file
+
+        config = yaml.safe_load((path / "config.yaml").read_text())
+        return config, load_file(path / "encoder.safetensors", device=str(map_location))
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # pickled components: refuse rather than run code from a file
+        raise ValueError(
+            f"{path} cannot be read as weights and configuration only ({error}); it holds pickled components. "
+            "Decorate their constructors with @anymae.validated and save it again"
+        ) from None
+    hparams = checkpoint.get("hyper_parameters", {})
+    missing = [key for key in ("tokenizer", "encoder") if not isinstance(hparams.get(key), dict)]
+    if missing:
+        raise ValueError(f"{path} records no configuration for the {' and '.join(missing)}")
+    return hparams, checkpoint["state_dict"]
+
+
+def load_encoder(
+    path: str | Path,
+    *,
+    random_init: bool = False,
+    seed: int = 0,
+    pool: Pool = "auto",
+    map_location: Any = "cpu",
+) -> PretrainedEncoder:
+    """The tokenizer and encoder of a pretraining run, as a plain module (see :class:`PretrainedEncoder`).
+
+    Args:
+        path: an ``anymae fit`` checkpoint, an ``anymae export`` folder, or ``"latest"``.
+        random_init: keep the shapes, not the weights (the random-init baseline).
+        seed: seed of the fresh weights when ``random_init``.
+        pool: how features are pooled.
+        map_location: where tensors are loaded.
+    """
+    path = resolve_checkpoint(str(path))
+    config, state = _read_checkpoint(path, map_location)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        tokenizer = instantiate_component(config["tokenizer"], Tokenizer)
+        encoder = instantiate_component(config["encoder"], Encoder)
+        encoder.build(tokenizer.token_dim, tokenizer.layout)
+    module = PretrainedEncoder(tokenizer, encoder, pool)
+    if not random_init:
+        prefixes = ("tokenizer.", "encoder.")
+        own = {k: v for k, v in state.items() if k.startswith(prefixes)}
+        module.load_state_dict(own, strict=True)
+    return module.eval()

@@ -1,0 +1,128 @@
+"""``anymae table``: does pretraining help? For each data set of a suite, pretrain once, then score the encoder and
+the same encoder at random init with few labels, over several seeds, and print a markdown table.
+
+    anymae table --suite examples/suite.yaml            # make table
+
+A suite is a YAML list; each entry names a data set, its pretraining config and its protocol configs::
+
+    - name: digits
+      pretrain: examples/image/mae_tiny_digits.yaml
+      protocols: {knn: examples/image/knn_digits.yaml, probe: examples/image/probe_digits.yaml}
+
+Rows go to ``--results`` (CSV, one per run); the table reports mean ± standard deviation over the seeds.
+"""
+
+import argparse
+import statistics
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+
+from ..cli import AnymaeCLI
+from .cli import append_row, run_protocol
+
+__all__ = ["format_table", "pretrain", "table_command"]
+
+
+def pretrain(config: str, root: Path) -> Path:
+    """Run ``anymae fit`` on ``config`` under ``root``; return the checkpoint."""
+    cli = AnymaeCLI(
+        args=[
+            "fit",
+            "--config",
+            config,
+            "--trainer.default_root_dir",
+            str(root),
+            "--trainer.enable_progress_bar",
+            "false",
+        ]
+    )
+    return Path(cli.trainer.checkpoint_callback.best_model_path)
+
+
+def format_table(rows: list[dict]) -> str:
+    """Markdown: one line per data set, protocol and labels per class; pretrained and random init side by side."""
+    groups: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for row in rows:
+        key = (row["suite"], row["protocol"], row["labels_per_class"], row["metric"])
+        groups[key][row["init"]].append(float(row["value"]))
+
+    def cell(values: list[float]) -> str:
+        spread = statistics.stdev(values) if len(values) > 1 else 0.0
+        return f"{statistics.mean(values):.3f} ± {spread:.3f} (n={len(values)})"
+
+    lines = [
+        "| data set | protocol | labels per class | metric | pretrained | random init |",
+        "|---|---|---|---|---|---|",
+    ]
+
+    def order(item: tuple) -> tuple:
+        suite, protocol, labels, metric = item[0]
+        return (suite, protocol, labels if isinstance(labels, int) else float("inf"), metric)
+
+    for (suite, protocol, labels, metric), inits in sorted(groups.items(), key=order):
+        lines.append(
+            f"| {suite} | {protocol} | {labels} | {metric} | {cell(inits['pretrained'])} | {cell(inits['random'])} |"
+        )
+    return "\n".join(lines)
+
+
+def table_command(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="anymae table", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--suite", required=True, type=Path)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--labels", type=int, nargs="+", default=[1, 5, 10], help="labels per class")
+    parser.add_argument("--root", type=Path, default=Path("anymae-table"), help="where runs write their files")
+    parser.add_argument("--results", type=Path, default=Path("anymae-table/results.csv"))
+    parser.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="reuse a pretraining checkpoint instead of pretraining NAME",
+    )
+    options = parser.parse_args(argv)
+    reuse = dict(item.split("=", 1) for item in options.checkpoint)
+    rows = []
+    for entry in yaml.safe_load(options.suite.read_text()):
+        name = entry["name"]
+        checkpoint = Path(reuse[name]) if name in reuse else pretrain(entry["pretrain"], options.root / name)
+        print(f"{name}: pretrained encoder {checkpoint}")
+        for protocol, config in entry["protocols"].items():
+            for labels in options.labels:
+                for seed in options.seeds:
+                    for random_init in (False, True):
+                        args = [
+                            "--config",
+                            config,
+                            "--model.encoder.checkpoint",
+                            str(checkpoint),
+                            "--model.encoder.random_init",
+                            str(random_init).lower(),
+                            "--model.encoder.seed",
+                            str(seed),
+                            "--data.labels_per_class",
+                            str(labels),
+                            "--data.seed",
+                            str(seed),
+                            "--seed_everything",
+                            str(seed),
+                            "--trainer.logger",
+                            "false",
+                            "--trainer.enable_checkpointing",
+                            "false",
+                            "--trainer.enable_progress_bar",
+                            "false",
+                            "--trainer.enable_model_summary",
+                            "false",
+                        ]
+                        row = {"suite": name, **run_protocol(protocol, args)}
+                        append_row(options.results, {k: v for k, v in row.items() if k != "suite"})
+                        rows.append(row)
+    table = format_table(rows)
+    (options.root / "table.md").parent.mkdir(parents=True, exist_ok=True)
+    (options.root / "table.md").write_text(table + "\n")
+    print(table)
+    return 0
