@@ -190,3 +190,46 @@ def test_learned_positions_interpolate_to_another_grid():
 def test_finetune_trains_the_encoder_in_train_mode(checkpoint):
     model = FineTune(EncoderSource(checkpoint=str(checkpoint)), num_outputs=3, drop_path=0.2)
     assert model.backbone.training and model.backbone.encoder.blocks[-1].drop_path1.training
+
+
+def test_layer_decay_scales_the_whole_schedule_min_lr_included():
+    """MAE's adjust_learning_rate: lr_scale multiplies the scheduled lr, so a deep group ends at min_lr * scale."""
+    params = [torch.nn.Parameter(torch.zeros(1)) for _ in range(2)]
+    optimizer = torch.optim.SGD(
+        [{"params": [params[0]], "lr_scale": 1.0}, {"params": [params[1]], "lr_scale": 1e-4}], lr=1.0
+    )
+    for group in optimizer.param_groups:
+        group["lr"] *= group["lr_scale"]
+    scheduler = anymae.WarmupCosine(warmup_steps=2, min_lr=0.1).scheduler(
+        optimizer, total_steps=10, steps_per_epoch=None
+    )
+    lrs = []
+    for _ in range(10):
+        optimizer.step()
+        scheduler.step()
+        lrs.append([g["lr"] for g in optimizer.param_groups])
+    assert lrs[-1][0] == pytest.approx(0.1) and lrs[-1][1] == pytest.approx(0.1 * 1e-4)
+    assert lrs[4][1] < lrs[2][1]  # the deep group decays too
+
+
+def test_finetune_exempts_the_learned_position_table_from_weight_decay(checkpoint):
+    model = FineTune(EncoderSource(checkpoint=str(checkpoint)), num_outputs=3)
+    table = model.backbone.encoder.pos_embed.table
+    group = next(g for g in model.param_groups() if any(p is table for p in g["params"]))
+    assert group.get("weight_decay") == 0.0
+
+
+def test_knn_bank_holds_every_few_label_example(checkpoint):
+    data = FewLabels(LabelledSeries(n=90, batch_size=2), labels_per_class=1, seed=0)  # 3 examples, batches of 2
+    data.setup("fit")
+    knn = KNNClassifier(EncoderSource(checkpoint=str(checkpoint)), num_outputs=3)
+    trainer = quiet_trainer()
+    trainer.validate(knn, data, verbose=False)
+    assert sorted(knn.bank_targets.tolist()) == [0, 1, 2]
+
+
+def test_soft_labels_train_a_head(checkpoint):
+    probe = LinearProbe(EncoderSource(checkpoint=str(checkpoint)), num_outputs=3)
+    batch = {"series": sinusoids(4), "label": torch.softmax(torch.randn(4, 3), dim=-1)}  # MixUp-style targets
+    loss = probe.training_step(batch, 0)
+    assert torch.isfinite(loss)

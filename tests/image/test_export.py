@@ -97,3 +97,19 @@ def test_digits_probe_config_runs_from_a_checkpoint_and_from_random_init(tmp_pat
         assert main(args) == 0
     rows = results.read_text().splitlines()
     assert len(rows) == 1 + 6 and all(",DigitsDataModule," in row for row in rows[1:])
+
+
+def test_timm_export_without_a_class_token(tmp_path):
+    from anymae.evaluation import PretrainedEncoder
+    from anymae.export import export_encoder
+    from anymae_image import TimmViTExporter
+
+    tokenizer = ImagePatchTokenizer(image_size=16, patch_size=4, in_chans=1)
+    vit = anymae.ViTEncoder(embed_dim=16, depth=1, num_heads=2, class_token=False)
+    vit.build(tokenizer.token_dim, tokenizer.layout)
+    encoder = PretrainedEncoder(tokenizer, vit).eval()
+    export_encoder(encoder, tmp_path)
+    TimmViTExporter().export(encoder, tmp_path)
+    images = torch.randn(2, 1, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(create_timm_vit(tmp_path)(images), encoder({"image": images}).pooled)

@@ -21,7 +21,6 @@ import lightning.pytorch as pl
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
 from .data import FewLabels
-from .encoder import resolve_checkpoint
 from .protocols import FineTune, KNNClassifier, LinearProbe
 
 __all__ = ["PROTOCOLS", "evaluate_command", "run_protocol"]
@@ -63,7 +62,7 @@ def run_protocol(name: str, args: Sequence[str]) -> dict[str, Any]:
         "labels_per_class": (few.labels_per_class if few else None) or "all",
         "seed": few.seed if few else cli.config.get("seed_everything"),
         "init": "random" if model.source.random_init else "pretrained",
-        "checkpoint": str(resolve_checkpoint(model.source.checkpoint)),
+        "checkpoint": str(model.checkpoint_path),
         "metric": model.metric_name,
         "value": round(float(metrics[model.metric_name]), 6),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -90,7 +89,9 @@ def evaluate_command(name: str, argv: Sequence[str]) -> int:
     inits = [False, True] if options.compare_random else [None]
     rows = []
     for random_init in inits:
-        args = [*rest, "--model.encoder.random_init", "true"] if random_init else list(rest)
+        args = list(rest)
+        if random_init:  # the same checkpoint as the pretrained run, even if "latest" has moved since
+            args += ["--model.encoder.random_init", "true", "--model.encoder.checkpoint", rows[0]["checkpoint"]]
         row = run_protocol(name, args)
         append_row(options.results, row)
         rows.append(row)

@@ -99,6 +99,17 @@ class FewLabels(pl.LightningDataModule):
             drop_last=len(subset) % batch_size == 1,  # never a batch of one (a BatchNorm head needs two)
         )
 
+    def bank_dataloader(self) -> DataLoader:
+        """The training examples in order, every one of them (a k-NN memory bank)."""
+        template = self._train_loader
+        return DataLoader(
+            self.train_subset,
+            batch_size=template.batch_size or 1,
+            shuffle=False,
+            num_workers=template.num_workers,
+            collate_fn=template.collate_fn,
+        )
+
     def val_dataloader(self) -> Any:
         return self.data.val_dataloader()
 

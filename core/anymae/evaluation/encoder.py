@@ -92,11 +92,18 @@ class EncoderSource(BaseModel):
 
 
 def _is_pretraining(path: str) -> bool:
-    try:
-        hparams = torch.load(path, map_location="cpu", weights_only=True).get("hyper_parameters", {})
+    try:  # mmap: only the small hyper-parameters are read, not every tensor
+        hparams = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("hyper_parameters", {})
     except Exception:
         return False
     return isinstance(hparams.get("tokenizer"), dict) and isinstance(hparams.get("encoder"), dict)
+
+
+def _mtime(path: str) -> float:
+    try:
+        return os.path.getmtime(path)
+    except OSError:  # deleted while we looked (a run rotating its checkpoints), or a dangling link
+        return -1.0
 
 
 def resolve_checkpoint(path: str) -> Path:
@@ -104,7 +111,7 @@ def resolve_checkpoint(path: str) -> Path:
     ``./lightning_logs``; any other value is a path."""
     if path != "latest":
         return Path(path)
-    found = sorted(glob.glob(os.path.join("lightning_logs", "*", "checkpoints", "*.ckpt")), key=os.path.getmtime)
+    found = sorted(glob.glob(os.path.join("lightning_logs", "*", "checkpoints", "*.ckpt")), key=_mtime)
     for candidate in reversed(found):
         if _is_pretraining(candidate):
             return Path(candidate)

@@ -22,9 +22,9 @@ from pydantic import Field, NonNegativeFloat, PositiveInt
 from timm.optim import Lars
 from torch import Tensor, nn
 
-from ..optim import WarmupCosine
+from ..optim import WarmupCosine, fusable
 from ..position import LearnedPositionEmbedding, SinCosPositionEmbedding
-from .encoder import EncoderSource, Pool, load_encoder
+from .encoder import EncoderSource, Pool, load_encoder, resolve_checkpoint
 
 __all__ = ["FineTune", "FineTuneAdamW", "KNNClassifier", "LinearProbe", "ProbeLARS", "knn_predict"]
 
@@ -51,7 +51,9 @@ class ProbeLARS(Lars):
             rest = {k: v for k, v in group.items() if k != "params"}
             tensors = list(group["params"])
             split.append({**rest, "params": [p for p in tensors if p.ndim > 1], "always_adapt": True})
-            split.append({**rest, "params": [p for p in tensors if p.ndim <= 1], "always_adapt": False})
+            split.append(
+                {**rest, "params": [p for p in tensors if p.ndim <= 1], "always_adapt": False, "weight_decay": 0.0}
+            )
         super().__init__([g for g in split if g["params"]], lr=lr, momentum=momentum, weight_decay=weight_decay)
 
 
@@ -71,13 +73,18 @@ class FineTuneAdamW(torch.optim.AdamW):
         lr: Annotated[float, Field(gt=0)] = 5e-4,
         betas: tuple[float, float] = (0.9, 0.999),
         weight_decay: NonNegativeFloat = 0.05,
+        fused: bool | None = None,
     ) -> None:
-        super().__init__(params, lr=lr, betas=betas, weight_decay=weight_decay)
+        params = list(params)
+        super().__init__(params, lr=lr, betas=betas, weight_decay=weight_decay, fused=fusable(params, fused))
 
 
 def _targets(batch: Mapping[str, Tensor], key: str, task: Task) -> Tensor:
+    """Class indices, or class probabilities ``[B, C]`` (MixUp/CutMix), or regression values ``[B, D]``."""
     labels = batch[key]
-    return labels.long() if task == "classification" else labels.float().view(len(labels), -1)
+    if task == "regression":
+        return labels.float().view(len(labels), -1)
+    return labels.float() if labels.is_floating_point() and labels.dim() == 2 else labels.long()
 
 
 class _Protocol(pl.LightningModule):
@@ -88,14 +95,18 @@ class _Protocol(pl.LightningModule):
     def __init__(self, encoder: EncoderSource, num_outputs: int, task: Task, pool: Pool, label_key: str) -> None:
         super().__init__()
         self.source = encoder
-        self.backbone = load_encoder(encoder.checkpoint, random_init=encoder.random_init, seed=encoder.seed, pool=pool)
+        self.checkpoint_path = resolve_checkpoint(encoder.checkpoint)  # once: "latest" must not move mid-run
+        self.backbone = load_encoder(
+            self.checkpoint_path, random_init=encoder.random_init, seed=encoder.seed, pool=pool
+        )
         self.num_outputs = num_outputs
         self.task = task
         self.label_key = label_key
 
     def metrics(self, output: Tensor, target: Tensor, prefix: str) -> dict[str, Tensor]:
         if self.task == "classification":
-            return {f"{prefix}/acc": (output.argmax(dim=-1) == target).float().mean()}
+            classes = target.argmax(dim=-1) if target.dim() == 2 else target
+            return {f"{prefix}/acc": (output.argmax(dim=-1) == classes).float().mean()}
         return {f"{prefix}/mse": F.mse_loss(output, target), f"{prefix}/mae": F.l1_loss(output, target)}
 
     @property
@@ -272,7 +283,7 @@ class FineTune(_HeadProtocol):
             )
             if name.startswith("backbone.tokenizer."):
                 layer = 0
-            no_decay = param.ndim <= 1 or name.endswith(".bias") or name.endswith(("cls_token", "pos_embed"))
+            no_decay = param.ndim <= 1 or name.endswith(".bias") or "cls_token" in name or ".pos_embed." in name
             group = groups.setdefault((layer, no_decay), {"params": [], "lr_scale": self.layer_decay ** (top - layer)})
             if no_decay:
                 group["weight_decay"] = 0.0
@@ -303,6 +314,9 @@ def knn_predict(
 
 class KNNClassifier(_Protocol):
     """k-NN on frozen features: the training split is the memory bank, the validation split is scored.
+
+    Wrap the data in :class:`~anymae.evaluation.FewLabels` (``labels_per_class`` unset for all labels): the bank
+    then holds every training example once, in order; a plain data module's training loader may drop or augment.
 
     Args:
         encoder: where the encoder comes from.
@@ -339,7 +353,11 @@ class KNNClassifier(_Protocol):
         """Embed the training split: the memory bank."""
         datamodule = self.trainer.datamodule
         features, targets = [], []
-        for batch in datamodule.train_dataloader():
+        # FewLabels gives every training example, in order; a plain data module its training loader.
+        loader = (
+            datamodule.bank_dataloader() if hasattr(datamodule, "bank_dataloader") else datamodule.train_dataloader()
+        )
+        for batch in loader:
             batch = datamodule.on_before_batch_transfer(batch, 0) if datamodule is not None else batch
             batch = {k: v.to(self.device) if isinstance(v, Tensor) else v for k, v in batch.items()}
             features.append(self(batch))

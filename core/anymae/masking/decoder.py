@@ -75,6 +75,8 @@ class DualMasker(Masker):
             keep = n - int(self.decoder_ratio * n)
             return uniform((b, n), tokens, generator).argsort(dim=1).argsort(dim=1) < keep
         shape = dense_grid_shape(tokens, type(self).__name__)
+        if len(shape) not in (2, 3) or shape[-1] % 2 or shape[-2] % 2:
+            raise ValueError(f"DualMasker's 2 x 2 running cell needs a rank-2 or 3 grid of even sizes, got {shape}")
         coords = grid_coords(shape, tokens.tokens.device)  # [N, rank]
         cell = (coords[:, -2] % 2) * 2 + coords[:, -1] % 2  # position in its 2 x 2 cell, row-major
         time = coords[:, 0] if len(shape) == 3 else torch.zeros_like(cell)

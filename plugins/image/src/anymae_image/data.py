@@ -178,6 +178,8 @@ class ImageFolderDataModule(SkippedSamples, pl.LightningDataModule):
         image_size: output side length ``H = W``.
         crop_scale: area range of MAE's ``RandomResizedCrop`` ((0.2, 1.0) in MAE pretraining).
         hflip: random horizontal flips (MAE: on).
+        augment: the random crop and flips on the training split; off, it gets the evaluation transform (for k-NN
+            banks and feature extraction).
         in_chans: 3 reads RGB, 1 reads grayscale.
         mean: per-channel normalisation mean; unset: ImageNet's for RGB, 0.5 for grayscale.
         std: per-channel normalisation std; unset: ImageNet's for RGB, 0.5 for grayscale.
@@ -196,6 +198,7 @@ class ImageFolderDataModule(SkippedSamples, pl.LightningDataModule):
         image_size: PositiveInt = 224,
         crop_scale: tuple[Annotated[float, Field(gt=0, le=1)], Annotated[float, Field(gt=0, le=1)]] = (0.2, 1.0),
         hflip: bool = True,
+        augment: bool = True,
         in_chans: Literal[1, 3] = 3,
         mean: tuple[float, ...] | None = None,
         std: tuple[float, ...] | None = None,
@@ -216,6 +219,7 @@ class ImageFolderDataModule(SkippedSamples, pl.LightningDataModule):
         self.image_size = image_size
         self.crop_scale = crop_scale
         self.hflip = hflip
+        self.augment = augment
         self.in_chans = in_chans
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -278,7 +282,7 @@ class ImageFolderDataModule(SkippedSamples, pl.LightningDataModule):
             paths, labels = _take(paths, train), _take(labels, train)
         else:
             val_paths, val_labels = [], None
-        self.train_set = ImageFiles(paths, labels, self._transform(train=True), mode)
+        self.train_set = ImageFiles(paths, labels, self._transform(train=self.augment), mode)
         self.val_set = ImageFiles(val_paths, val_labels, self._transform(train=False), mode) if val_paths else None
 
     def _loader(self, dataset: ImageFiles, train: bool) -> DataLoader:

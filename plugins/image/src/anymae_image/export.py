@@ -33,6 +33,7 @@ def timm_vit_config(encoder: PretrainedEncoder) -> dict[str, Any]:
         "qkv_bias": block.attn.qkv.bias is not None,
         "class_token": vit.cls_token is not None,
         "global_pool": "token" if vit.cls_token is not None else "avg",
+        "fc_norm": False,  # our final LayerNorm stays where it is, also with average pooling
         "num_classes": 0,
     }
 

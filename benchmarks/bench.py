@@ -1,0 +1,380 @@
+"""One run, one process: our image MAE beside HF transformers' ViTMAEForPreTraining and a full-token control.
+
+    python benchmarks/bench.py                 # make bench
+    python benchmarks/bench.py --quick         # fewer steps, smaller cases (a smoke test)
+
+For each case (ViT-S/16 batch 32 and ViT-B/16 batch 8, fp32 and bf16 autocast; 224 x 224, mask 0.75, norm-pix) it
+times a full pretraining step (forward, backward, AdamW) of
+
+* ``ours``: ``anymae.MaskedAutoencoder`` (asymmetric: the encoder sees the visible 25%),
+* ``hf``: ``transformers.ViTMAEForPreTraining`` at the same configuration (SDPA attention),
+* ``full``: a full-token control built from our own blocks: the encoder sees all tokens, hidden ones replaced by a
+  mask token (MAE's "encoder w/ [M]" ablation),
+
+and prints median/min/max step time, images/s, analytic GFLOP per step, MFU against a matmul ceiling measured in
+the same run, peak memory, and the ratios ours/HF and full/ours. Then masks/s of every masker, the image tokenizer's
+throughput, and data-loader samples/s beside the step rate. Everything also goes to a JSON file.
+"""
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import anymae
+from anymae.types import gather_tokens
+
+sys.path.insert(0, str(Path(__file__).parent))
+from maskers import GRIDS, MASKERS, time_masker
+
+SIZES = {  # encoder (dim, depth, heads), decoder (dim, depth, heads)
+    "ViT-S/16": ((384, 12, 6), (256, 4, 8)),
+    "ViT-B/16": ((768, 12, 12), (512, 8, 16)),
+}
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    with contextlib.suppress(OSError):  # Linux: reset VmHWM, so each case reports its own peak RSS
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def matmul_ceiling(dtype: torch.dtype, device: torch.device, n: int = 2048, repeats: int = 5) -> float:
+    """Best GFLOP/s of an n x n matmul in ``dtype`` (the roofline MFU is measured against)."""
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        sync(device)
+        start = time.perf_counter()
+        a @ b
+        sync(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def mae_gflop(
+    dim: int, depth: int, dec: tuple[int, int, int], n: int, keep: int, patch_dim: int, full: bool, hf: bool
+) -> float:
+    """Analytic matmul GFLOP of one training step per image (forward x 3 for forward + backward)."""
+    ddim, ddepth, _ = dec
+    enc_tokens = n + 1 if full else keep + 1
+    embedded = n if (full or hf) else keep  # HF embeds every patch, we embed the visible ones
+    macs = embedded * patch_dim * dim
+    macs += depth * enc_tokens * (12 * dim * dim + 2 * enc_tokens * dim)
+    macs += (keep + 1 if not full else n + 1) * dim * ddim  # decoder embed
+    macs += ddepth * (n + 1) * (12 * ddim * ddim + 2 * (n + 1) * ddim)
+    macs += (n + 1 if hf else n - keep) * ddim * patch_dim  # HF predicts every patch, we the hidden ones
+    return 3 * 2 * macs / 1e9
+
+
+class FullTokenMAE(nn.Module):
+    """The control: MAE with the encoder on every token (hidden ones replaced by a learned mask token)."""
+
+    def __init__(self, model: anymae.MaskedAutoencoder) -> None:
+        super().__init__()
+        self.model = model
+        self.enc_mask_token = nn.Parameter(torch.zeros(1, 1, model.encoder.embed_dim))
+
+    def forward(self, batch: dict, generator: torch.Generator | None = None) -> torch.Tensor:
+        m = self.model
+        tokens = m.tokenizer(batch)
+        spec = m.masker(tokens, generator=generator)
+        enc = m.encoder
+        ids = torch.arange(tokens.num_tokens, device=tokens.tokens.device).expand(tokens.batch_size, -1)
+        x = enc.token_embed(tokens.tokens)
+        x = torch.where(spec.mask[..., None], self.enc_mask_token.to(x.dtype), x) + enc.pos_embed(tokens, ids).to(
+            x.dtype
+        )
+        x = torch.cat([enc.cls_token.expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1)
+        for block in enc.blocks:
+            x = block(x)
+        x = m.decoder.embed(enc.norm(x))
+        dec = m.decoder
+        x = x + torch.cat([torch.zeros_like(x[:, :1]), dec.pos_embed(tokens, ids).to(x.dtype)], dim=1)
+        for block in dec.blocks:
+            x = block(x)
+        pred = dec.head(dec.norm(gather_tokens(x[:, 1:], spec.ids_decode)))
+        return m.target.loss(pred, m.target(batch, tokens, spec), spec)
+
+
+def build(kind: str, size: str, device: torch.device) -> tuple[nn.Module, torch.optim.Optimizer]:
+    from anymae_image import ImagePatchTokenizer
+
+    (dim, depth, heads), (ddim, ddepth, dheads) = SIZES[size]
+    torch.manual_seed(0)
+    if kind == "hf":
+        import transformers
+
+        config = transformers.ViTMAEConfig(
+            hidden_size=dim,
+            num_hidden_layers=depth,
+            num_attention_heads=heads,
+            intermediate_size=4 * dim,
+            decoder_hidden_size=ddim,
+            decoder_num_hidden_layers=ddepth,
+            decoder_num_attention_heads=dheads,
+            decoder_intermediate_size=4 * ddim,
+            image_size=224,
+            patch_size=16,
+            mask_ratio=0.75,
+            norm_pix_loss=True,
+            layer_norm_eps=1e-6,
+            attn_implementation="sdpa",
+        )
+        model = transformers.ViTMAEForPreTraining(config)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1.5e-4, betas=(0.9, 0.95), weight_decay=0.05)
+        return model.to(device), optimizer
+    model = anymae.MaskedAutoencoder(
+        tokenizer=ImagePatchTokenizer(image_size=224, patch_size=16, in_chans=3),
+        masker=anymae.RandomMasker(mask_ratio=0.75),
+        encoder=anymae.ViTEncoder(embed_dim=dim, depth=depth, num_heads=heads),
+        decoder=anymae.MAEDecoder(embed_dim=ddim, depth=ddepth, num_heads=dheads),
+        target=anymae.PatchTarget(normalize="patch"),
+    )
+    module: nn.Module = FullTokenMAE(model) if kind == "full" else model
+    module = module.to(device)
+    optimizer = anymae.MAEAdamW(module.parameters())
+    return module, optimizer
+
+
+def step_fn(kind: str, module: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, autocast):
+    def step() -> None:
+        with autocast():
+            if kind == "hf":
+                loss = module(pixel_values=images).loss
+            elif kind == "full":
+                loss = module({"image": images})
+            else:
+                loss = module({"image": images}).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return step
+
+
+def time_case(kind: str, size: str, batch: int, bf16: bool, device: torch.device, steps: int, warmup: int) -> dict:
+    reset_peak(device)
+    module, optimizer = build(kind, size, device)
+    module.train()
+    images = torch.randn(batch, 3, 224, 224, device=device)
+    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else nullcontext
+    step = step_fn(kind, module, optimizer, images, autocast)
+    times = []
+    for i in range(warmup + steps):
+        sync(device)
+        start = time.perf_counter()
+        step()
+        sync(device)
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    result = {
+        "median": statistics.median(times),
+        "min": min(times),
+        "max": max(times),
+        "peak_mb": peak_memory_mb(device),
+    }
+    del module, optimizer
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="2 steps, 1 warm-up, ViT-S batch 4 only")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--json", type=Path, default=Path("benchmarks/results/bench.json"))
+    options = parser.parse_args()
+    device = torch.device(options.device)
+    cases = [("ViT-S/16", 32), ("ViT-B/16", 8)]
+    if options.quick:
+        options.steps, options.warmup, cases = 2, 1, [("ViT-S/16", 4)]
+    import transformers
+
+    print(
+        f"torch {torch.__version__}, transformers {transformers.__version__}, {device}, "
+        f"{torch.get_num_threads()} threads, {platform.machine()}, {os.cpu_count()} CPUs"
+    )
+    ceiling = {"fp32": matmul_ceiling(torch.float32, device), "bf16": matmul_ceiling(torch.bfloat16, device)}
+    print(f"matmul ceiling: fp32 {ceiling['fp32']:.0f} GFLOP/s, bf16 {ceiling['bf16']:.0f} GFLOP/s")
+
+    rows = []
+    header = (
+        f"{'case':<26}{'impl':<6}{'median s':>9}{'min':>7}{'max':>7}{'img/s':>8}{'GFLOP':>8}{'MFU':>7}"
+        f"{'peak MB':>9}{'ours/HF':>9}{'full/ours':>10}"
+    )
+    print("\n" + header)
+    for size, batch in cases:
+        (dim, depth, _), dec = SIZES[size]
+        for precision in ("fp32", "bf16"):
+            results = {}
+            for kind in ("ours", "hf", "full"):
+                timing = time_case(kind, size, batch, precision == "bf16", device, options.steps, options.warmup)
+                gflop = batch * mae_gflop(dim, depth, dec, 196, 49, 768, full=kind == "full", hf=kind == "hf")
+                timing.update(
+                    gflop=gflop,
+                    images_per_s=batch / timing["median"],
+                    mfu=gflop / timing["median"] / ceiling[precision],
+                )
+                results[kind] = timing
+            speedup = results["hf"]["median"] / results["ours"]["median"]
+            asym = results["full"]["median"] / results["ours"]["median"]
+            for kind, r in results.items():
+                ratio = f"{speedup:>9.2f}" if kind == "ours" else f"{'':>9}"
+                ratio2 = f"{asym:>10.2f}" if kind == "ours" else f"{'':>10}"
+                print(
+                    f"{f'{size} b{batch} {precision}':<26}{kind:<6}{r['median']:>9.3f}{r['min']:>7.3f}{r['max']:>7.3f}"
+                    f"{r['images_per_s']:>8.1f}{r['gflop']:>8.0f}{r['mfu']:>7.1%}{r['peak_mb']:>9.0f}{ratio}{ratio2}"
+                )
+                rows.append({"model": size, "batch": batch, "precision": precision, "impl": kind, **r})
+            flop_ratio = results["full"]["gflop"] / results["ours"]["gflop"]
+            print(
+                f"{'':<26}speed-up over HF {speedup:.2f}x; asymmetric vs full-token {asym:.2f}x "
+                f"(FLOP ratio {flop_ratio:.2f}x)"
+            )
+
+    print("\nmasks per second, batch 256")
+    masks = []
+    for name, make in MASKERS.items():
+        cells = []
+        for grid_name, shape in GRIDS.items():
+            if name == "SpectrogramMasker" and len(shape) != 2:
+                cells.append("n/a")
+                continue
+            rate = 256 / time_masker(make(), shape, 256, device, 5)
+            masks.append({"masker": name, "grid": grid_name, "masks_per_s": rate})
+            cells.append(f"{rate:,.0f}")
+        print(f"  {name:<22}" + "".join(f"{c:>16}" for c in cells))
+
+    tokenizers = tokenizer_throughput(device)
+    loaders = loader_throughput()
+    options.json.parent.mkdir(parents=True, exist_ok=True)
+    options.json.write_text(
+        json.dumps(
+            {
+                "torch": torch.__version__,
+                "device": str(device),
+                "threads": torch.get_num_threads(),
+                "ceiling": ceiling,
+                "steps": rows,
+                "maskers": masks,
+                "tokenizers": tokenizers,
+                "loaders": loaders,
+            },
+            indent=2,
+        )
+    )
+    print(f"\nresults: {options.json}")
+
+
+def tokenizer_throughput(device: torch.device) -> list[dict]:
+    """Samples/s of each installed plugin's tokenizer on its usual input."""
+    from anymae_image import ImagePatchTokenizer
+
+    print("\ntokenizer throughput")
+    out = []
+    tokenizer = ImagePatchTokenizer(image_size=224, patch_size=16)
+    batch = {"image": torch.randn(256, 3, 224, 224, device=device)}
+    tokenizer(batch)
+    start = time.perf_counter()
+    for _ in range(5):
+        tokenizer(batch)
+    sync(device)
+    rate = 5 * 256 / (time.perf_counter() - start)
+    print(f"  ImagePatchTokenizer 224x224/16: {rate:,.0f} images/s")
+    out.append({"tokenizer": "ImagePatchTokenizer", "samples_per_s": rate})
+    return out
+
+
+def loader_throughput() -> list[dict]:
+    """Data-loader samples/s with 2 workers against the demo model's step rate on the same data."""
+    import tempfile
+
+    import numpy as np
+    from PIL import Image
+
+    from anymae_image import DigitsDataModule, ImageFolderDataModule, ImagePatchTokenizer
+
+    print("\ndata loading (2 workers) vs training step")
+    out = []
+
+    def rate(loader, limit: int = 40) -> float:
+        iterator = iter(loader)
+        next(iterator)  # workers up
+        count, start = 0, time.perf_counter()
+        for i, batch in enumerate(iterator):
+            count += len(batch["image"])
+            if i + 1 >= limit:
+                break
+        return count / (time.perf_counter() - start)
+
+    digits = DigitsDataModule(image_size=32, batch_size=64, num_workers=2)
+    digits.setup("fit")
+    demo = anymae.MaskedAutoencoder(
+        tokenizer=ImagePatchTokenizer(image_size=32, patch_size=4, in_chans=1),
+        masker=anymae.RandomMasker(mask_ratio=0.75),
+        encoder=anymae.ViTEncoder(embed_dim=96, depth=4, num_heads=3),
+        decoder=anymae.MAEDecoder(embed_dim=64, depth=2, num_heads=4),
+        target=anymae.PatchTarget(),
+    )
+    optimizer = anymae.MAEAdamW(demo.parameters())
+    batch = next(iter(digits.train_dataloader()))
+    step = step_fn("ours", demo, optimizer, batch["image"], nullcontext)
+    step()
+    start = time.perf_counter()
+    for _ in range(10):
+        step()
+    step_rate = 10 * 64 / (time.perf_counter() - start)
+    load_rate = rate(digits.train_dataloader())
+    print(
+        f"  digits (embedded): loader {load_rate:,.0f} samples/s, demo step {step_rate:,.0f} samples/s "
+        f"-> {load_rate / step_rate:.1f}x"
+    )
+    out.append({"data": "digits", "loader_per_s": load_rate, "step_per_s": step_rate})
+    with tempfile.TemporaryDirectory() as folder:
+        rng = np.random.default_rng(0)
+        for i in range(128):
+            Image.fromarray(rng.integers(0, 255, (300, 400, 3), dtype=np.uint8)).save(f"{folder}/{i}.jpg")
+        images = ImageFolderDataModule(root=folder, image_size=224, batch_size=32, num_workers=2)
+        images.setup("fit")
+        load_rate = rate(images.train_dataloader(), limit=3)
+        print(
+            f"  JPEG folder, MAE crop at 224: loader {load_rate:,.0f} samples/s "
+            f"(the ViT-S/16 step above consumes about 16-35 images/s on this machine)"
+        )
+        out.append({"data": "jpeg-folder-224", "loader_per_s": load_rate})
+    return out
+
+
+if __name__ == "__main__":
+    main()
