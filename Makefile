@@ -31,7 +31,7 @@ table: $(STAMP)
 	$(BIN)/anymae table --suite examples/suite.yaml
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/maskers.py
+	$(BIN)/python benchmarks/bench.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check --fix .

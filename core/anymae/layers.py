@@ -33,7 +33,8 @@ class Attention(TimmAttention):
         with torch.autocast("cpu", enabled=False) if upcast else nullcontext():
             if upcast:
                 qkv = qkv.float()
-            q, k, v = qkv.reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+            # Split then transpose each (rather than one 5-D permute): its backward copies far less.
+            q, k, v = (t.transpose(1, 2) for t in qkv.view(b, n, 3, self.num_heads, self.head_dim).unbind(2))
             q, k = self.q_norm(q), self.k_norm(k)
             x = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=attn_mask, dropout_p=self.attn_drop.p if self.training else 0.0, is_causal=is_causal

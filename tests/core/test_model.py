@@ -153,3 +153,31 @@ def test_recorded_config_follows_the_most_derived_constructor():
     assert component_config(undescribed) is undescribed
     assert component_config(Described(80))["init_args"] == {"percent": 80}
     assert component_config(anymae.RandomMasker(0.6))["init_args"] == {"mask_ratio": 0.6}
+
+
+def test_activation_checkpointing_gives_the_same_gradients():
+    torch.manual_seed(0)
+    plain = series_model()
+    checkpointed = series_model(
+        encoder=anymae.ViTEncoder(embed_dim=32, depth=2, num_heads=2, grad_checkpointing=True),
+        decoder=anymae.MAEDecoder(embed_dim=16, depth=1, num_heads=2, grad_checkpointing=True),
+    )
+    checkpointed.load_state_dict(plain.state_dict())
+    batch = {"series": sinusoids(3)}
+    for model in (plain, checkpointed):
+        model(batch, generator=torch.Generator().manual_seed(0)).loss.backward()
+    for (name, a), b in zip(plain.named_parameters(), checkpointed.parameters(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad, msg=name)
+
+
+def test_compile_flag_matches_eager():
+    torch.manual_seed(0)
+    eager = series_model()
+    compiled = series_model(compile=True)
+    compiled.load_state_dict(eager.state_dict())
+    batch = {"series": sinusoids(3)}
+    a = eager(batch, generator=torch.Generator().manual_seed(0))
+    b = compiled(batch, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(a.loss, b.loss, rtol=1e-5, atol=1e-6)
+    b.loss.backward()
+    assert all(p.grad is not None for p in compiled.encoder.parameters())
