@@ -11,13 +11,15 @@ times a full pretraining step (forward, backward, AdamW) of
 * ``full``: a full-token control built from our own blocks: the encoder sees all tokens, hidden ones replaced by a
   mask token (MAE's "encoder w/ [M]" ablation),
 
-and prints median/min/max step time, images/s, analytic GFLOP per step, MFU against a matmul ceiling measured in
-the same run, peak memory, and the ratios ours/HF and full/ours. Then masks/s of every masker, the image tokenizer's
-throughput, and data-loader samples/s beside the step rate. Everything also goes to a JSON file.
+and prints median/min/max step time (the implementations' steps interleaved, so that a drift in the machine's speed
+affects them alike), images/s, analytic GFLOP per step, MFU against a matmul ceiling measured in the same run, peak
+memory (each implementation alone), and the ratios ours/HF and full/ours. Then masks/s of every masker, the image
+tokenizer's throughput, and data-loader samples/s beside the step rate. Everything also goes to a JSON file.
 """
 
 import argparse
 import contextlib
+import ctypes
 import json
 import os
 import platform
@@ -51,6 +53,11 @@ def sync(device: torch.device) -> None:
 def reset_peak(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
+    import gc
+
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # glibc: give freed heap back, so RSS starts from what lives
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
     with contextlib.suppress(OSError):  # Linux: reset VmHWM, so each case reports its own peak RSS
         Path("/proc/self/clear_refs").write_text("5")
 
@@ -182,29 +189,50 @@ def step_fn(kind: str, module: nn.Module, optimizer: torch.optim.Optimizer, imag
     return step
 
 
-def time_case(kind: str, size: str, batch: int, bf16: bool, device: torch.device, steps: int, warmup: int) -> dict:
+def peak_case(kind: str, size: str, batch: int, bf16: bool, device: torch.device) -> float:
+    """Peak memory (MB) of one training step of one implementation, alone in the process."""
     reset_peak(device)
     module, optimizer = build(kind, size, device)
-    module.train()
     images = torch.randn(batch, 3, 224, 224, device=device)
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else nullcontext
     step = step_fn(kind, module, optimizer, images, autocast)
-    times = []
+    step()
+    step()
+    peak = peak_memory_mb(device)
+    del module, optimizer, step
+    return peak
+
+
+def time_cases(
+    kinds: list[str], size: str, batch: int, bf16: bool, device: torch.device, steps: int, warmup: int
+) -> dict[str, dict]:
+    """Step times of several implementations, their steps interleaved (ours, hf, full, ours, ...) so that a drift in
+    the machine's speed affects them alike; then each one's peak memory, measured alone."""
+    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else nullcontext
+    steps_of = {}
+    for kind in kinds:
+        module, optimizer = build(kind, size, device)
+        module.train()
+        steps_of[kind] = step_fn(kind, module, optimizer, torch.randn(batch, 3, 224, 224, device=device), autocast)
+    times: dict[str, list[float]] = {kind: [] for kind in kinds}
     for i in range(warmup + steps):
-        sync(device)
-        start = time.perf_counter()
-        step()
-        sync(device)
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    result = {
-        "median": statistics.median(times),
-        "min": min(times),
-        "max": max(times),
-        "peak_mb": peak_memory_mb(device),
+        for kind in kinds:
+            sync(device)
+            start = time.perf_counter()
+            steps_of[kind]()
+            sync(device)
+            if i >= warmup:
+                times[kind].append(time.perf_counter() - start)
+    del steps_of
+    return {
+        kind: {
+            "median": statistics.median(t),
+            "min": min(t),
+            "max": max(t),
+            "peak_mb": peak_case(kind, size, batch, bf16, device),
+        }
+        for kind, t in times.items()
     }
-    del module, optimizer
-    return result
 
 
 def main() -> None:
@@ -237,16 +265,15 @@ def main() -> None:
     for size, batch in cases:
         (dim, depth, _), dec = SIZES[size]
         for precision in ("fp32", "bf16"):
-            results = {}
-            for kind in ("ours", "hf", "full"):
-                timing = time_case(kind, size, batch, precision == "bf16", device, options.steps, options.warmup)
+            kinds = ["ours", "hf", "full"]
+            results = time_cases(kinds, size, batch, precision == "bf16", device, options.steps, options.warmup)
+            for kind, timing in results.items():
                 gflop = batch * mae_gflop(dim, depth, dec, 196, 49, 768, full=kind == "full", hf=kind == "hf")
                 timing.update(
                     gflop=gflop,
                     images_per_s=batch / timing["median"],
                     mfu=gflop / timing["median"] / ceiling[precision],
                 )
-                results[kind] = timing
             speedup = results["hf"]["median"] / results["ours"]["median"]
             asym = results["full"]["median"] / results["ours"]["median"]
             for kind, r in results.items():
