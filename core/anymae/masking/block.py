@@ -22,9 +22,9 @@ class BlockMasker(Masker):
     Each round, every sample that still needs hidden tokens draws a block: an area uniform in
     ``[min_block, min(remaining, max_block)]``, an aspect ratio log-uniform in ``[min_aspect, max_aspect]`` (per pair
     of axes on a 3-D grid), and a uniform position. As in BEiT, a block must be smaller than the grid along each axis,
-    and a block that would hide more new tokens than remain is rejected. Rounds stop when every sample has its count,
-    or after ``max_rounds``; any shortfall is then made up with random tokens (BEiT stops short instead), so the
-    count is exact for every sample.
+    and a block that would hide more new tokens than remain is rejected. A sample stops when it has its count or after
+    10 rejected blocks in a row (as BEiT), all after ``max_rounds``; any shortfall is then made up with random tokens
+    (BEiT stops short instead), so the count is exact for every sample.
 
     Args:
         mask_ratio: fraction of tokens hidden (BEiT hides 75 of 196 patches, about 0.4).
@@ -76,9 +76,13 @@ class BlockMasker(Masker):
         goal = real.sum(dim=1) - self.num_visible(tokens)  # hidden tokens each sample needs
         hidden = torch.zeros(b, n, dtype=torch.bool, device=device)
         log_lo, log_hi = math.log(self.min_aspect), math.log(self.max_aspect)
+        # BEiT gives a sample up after 10 tries in a row that add nothing; so do we, batched.
+        failures = torch.zeros(b, dtype=torch.long, device=device)
+        check_every = 1 if device.type == "cpu" else 8  # on a GPU each check is a sync: check rarely
         for round_ in range(self.max_rounds):  # rounds, each over the whole batch
             remaining = goal - hidden.sum(dim=1)
-            if round_ % 8 == 0 and not bool((remaining > 0).any()):  # check rarely: each check syncs a GPU
+            active = (remaining > 0) & (failures < 10)
+            if round_ % check_every == 0 and not bool(active.any()):
                 break
             upper = remaining.clamp(max=self.max_block or n).clamp(min=self.min_block).float()
             area = self.min_block + uniform((b,), tokens, generator) * (upper - self.min_block)
@@ -91,6 +95,7 @@ class BlockMasker(Masker):
             block = ((coords >= start[:, None]) & (coords < (start + sides)[:, None])).all(dim=-1) & real
             added = (block & ~hidden).sum(dim=1)
             fits = ((sides < dims) | (dims == 1)).all(dim=1)  # BEiT: a block is strictly smaller than the grid
-            accept = (remaining > 0) & (added <= remaining) & fits
+            accept = active & (added <= remaining) & (added > 0) & fits
+            failures = torch.where(accept, 0, failures + 1)
             hidden |= block & accept[:, None]
         return hidden
