@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PLUGINS := plugins/image[digits]
+PLUGINS := plugins/image[digits] plugins/pointcloud
 # torch comes first and pinned: on our machines these wheels are on local disk (see README, "Install").
 TORCH := torch==2.14.1 torchvision==0.29.1
 
@@ -12,6 +12,9 @@ TORCH := torch==2.14.1 torchvision==0.29.1
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml)
+	@# open3d (the point-cloud plugin) needs Debian's libusb-1.0-0.
+	@ldconfig -p | grep -q libusb-1.0 || { if [ "$$(id -u)" = 0 ]; then apt-get update -qq && \
+		apt-get install -y -qq libusb-1.0-0 >/dev/null; else echo "please install libusb-1.0-0 (open3d needs it)"; exit 1; fi; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH)

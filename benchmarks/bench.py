@@ -346,6 +346,26 @@ def tokenizer_throughput(device: torch.device) -> list[dict]:
     rate = 5 * 256 / (time.perf_counter() - start)
     print(f"  ImagePatchTokenizer 224x224/16: {rate:,.0f} images/s")
     out.append({"tokenizer": "ImagePatchTokenizer", "samples_per_s": rate})
+    try:
+        from anymae_pointcloud import PointGroupTokenizer, VoxelPatchTokenizer
+    except ImportError:
+        return out
+    import pointcloud
+
+    clouds = {"points": torch.rand(32, 1024, 3, device=device) * 2 - 1}
+    for tokenizer in (PointGroupTokenizer().to(device), VoxelPatchTokenizer()):
+        with torch.no_grad():
+            tokenizer(clouds)
+            start = time.perf_counter()
+            for _ in range(3):
+                tokenizer(clouds)
+            sync(device)
+        rate = 3 * 32 / (time.perf_counter() - start)
+        name = type(tokenizer).__name__
+        print(f"  {name} (1,024 points, defaults): {rate:,.0f} clouds/s")
+        out.append({"tokenizer": name, "samples_per_s": rate})
+    print("  point grouping beside open3d's FPS, batch 32:")
+    out.append({"grouping": pointcloud.run(32, str(device))})
     return out
 
 

@@ -21,6 +21,7 @@ Conventions, fixed once for the whole library:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -129,11 +130,14 @@ class TokenBatch:
         tokens: ``[B, N, D]`` token vectors.
         layout: where the tokens sit (:class:`GridLayout` or :class:`PointLayout`).
         padding_mask: ``[B, N]`` bool, True where a token is padding (variable-length batches); ``None`` if none is.
+        aux: per-token data a tokenizer computed on the way and its targets reuse, each ``[B, N, ...]`` (a point
+            tokenizer's neighbourhoods, so a Chamfer target does not group the cloud again).
     """
 
     tokens: Tensor
     layout: Layout
     padding_mask: Tensor | None = None
+    aux: Mapping[str, Tensor] = field(default_factory=dict)
 
     @property
     def batch_size(self) -> int:

@@ -1,0 +1,109 @@
+"""Point clouds to PNG: for a few validation clouds, the input, the visible groups, and the visible groups with the
+hidden ones as the model reconstructs them (PointGroupTokenizer + ChamferTarget), drawn with matplotlib."""
+
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+from pydantic import NonNegativeInt, PositiveInt
+from torch import Tensor
+
+from anymae import MaskedAutoencoder, gather_tokens, validated
+
+from .targets import ChamferTarget
+
+__all__ = ["PointCloudGrid", "save_point_cloud_grid"]
+
+
+def save_point_cloud_grid(rows: list[dict[str, Tensor]], path: str | Path) -> Path:
+    """Each row a dict of titled clouds ``{title: [P, 3]}`` (hidden reconstructed points may be a second colour
+    under the key ``"<title>:hidden"``); one subplot per cloud, three views per row."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    titles = [t for t in rows[0] if not t.endswith(":hidden")]
+    figure = plt.figure(figsize=(3 * len(titles), 3 * len(rows)))
+    for i, row in enumerate(rows):
+        for j, title in enumerate(titles):
+            axis = figure.add_subplot(len(rows), len(titles), i * len(titles) + j + 1, projection="3d")
+            for key, colour in ((title, "tab:blue"), (f"{title}:hidden", "tab:red")):
+                if key in row and len(row[key]):
+                    points = row[key].float().cpu()
+                    axis.scatter(points[:, 0], points[:, 1], points[:, 2], s=1, c=colour)
+            axis.set_title(title if i == 0 else "", fontsize=9)
+            axis.set_axis_off()
+            axis.set_box_aspect((1, 1, 1))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+    return path
+
+
+class PointCloudGrid(pl.Callback):
+    """Writes ``pointclouds/epoch=NNNN.png`` every ``every_n_epochs`` and ``pointclouds/final.png`` at the end of
+    fit, from a fixed validation batch and masking seed (needs ``PointGroupTokenizer`` and ``ChamferTarget``).
+
+    Args:
+        every_n_epochs: period (0: only at the end).
+        num_clouds: rows.
+        seed: masking seed.
+    """
+
+    @validated
+    def __init__(self, every_n_epochs: NonNegativeInt = 5, num_clouds: PositiveInt = 4, seed: int = 0) -> None:
+        super().__init__()
+        self.every_n_epochs, self.num_clouds, self.seed = every_n_epochs, num_clouds, seed
+        self._batch: dict[str, Tensor] | None = None
+
+    def _sample(self, trainer: pl.Trainer) -> dict[str, Tensor]:
+        if self._batch is None:
+            data = trainer.datamodule
+            loader = data.val_dataloader() or data.train_dataloader()
+            batch = data.on_before_batch_transfer(next(iter(loader)), 0)
+            self._batch = {k: v[: self.num_clouds] for k, v in batch.items() if isinstance(v, Tensor)}
+        return self._batch
+
+    @torch.no_grad()
+    def rows(self, module: MaskedAutoencoder, batch: dict[str, Tensor]) -> list[dict[str, Tensor]]:
+        if not isinstance(module.target, ChamferTarget):
+            raise ValueError("PointCloudGrid draws ChamferTarget reconstructions")
+        was_training = module.training
+        module.eval()
+        try:
+            out = module(batch, generator=torch.Generator(device=module.device).manual_seed(self.seed))
+        finally:
+            module.train(was_training)
+        centres, groups = out.tokens.layout.coords, out.tokens.aux["neighborhoods"]
+        absolute = groups + centres.unsqueeze(2)  # [B, G, k, 3]
+        visible = gather_tokens(absolute.flatten(2), out.mask.ids_keep).unflatten(-1, (-1, 3))
+        hidden_centres = gather_tokens(centres, out.mask.ids_decode)
+        predicted = out.pred.float().unflatten(-1, (-1, 3)) + hidden_centres.unsqueeze(2)
+        return [
+            {
+                "input": batch[module.tokenizer.key][b],
+                "visible": visible[b].flatten(0, 1),
+                "reconstruction": visible[b].flatten(0, 1),
+                "reconstruction:hidden": predicted[b].flatten(0, 1),
+            }
+            for b in range(len(centres))
+        ]
+
+    def write(self, trainer: pl.Trainer, module: MaskedAutoencoder, name: str) -> Path | None:
+        if not trainer.is_global_zero:
+            return None
+        batch = {k: v.to(module.device) for k, v in self._sample(trainer).items()}
+        folder = Path(trainer.log_dir or trainer.default_root_dir) / "pointclouds"
+        return save_point_cloud_grid(self.rows(module, batch), folder / name)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: MaskedAutoencoder) -> None:
+        if self.every_n_epochs and (trainer.current_epoch + 1) % self.every_n_epochs == 0:
+            self.write(trainer, pl_module, f"epoch={trainer.current_epoch:04d}.png")
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: MaskedAutoencoder) -> None:
+        path = self.write(trainer, pl_module, "final.png")
+        if path is not None:
+            print(f"point clouds: {path}")

@@ -1,0 +1,80 @@
+"""Readers for every supported file format, unreadable files skipped and counted, the embedded shapes."""
+
+import warnings
+
+import numpy as np
+import open3d as o3d
+import pytest
+import torch
+
+from anymae_pointcloud import PointCloudFolderDataModule, ShapesDataModule, read_points
+from anymae_pointcloud.data import SHAPES
+
+
+def write_formats(folder):
+    folder.mkdir(parents=True, exist_ok=True)
+    mesh = o3d.geometry.TriangleMesh.create_box(1, 2, 3)
+    mesh.compute_vertex_normals()
+    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.random.default_rng(0).random((400, 3)) * 4))
+    paths = []
+    for suffix in (".ply", ".pcd", ".xyz", ".pts"):
+        path = folder / f"cloud{suffix}"
+        assert o3d.io.write_point_cloud(str(path), cloud)
+        paths.append(path)
+    for suffix in (".obj", ".off", ".stl"):
+        path = folder / f"mesh{suffix}"
+        assert o3d.io.write_triangle_mesh(str(path), mesh)
+        paths.append(path)
+    path = folder / "mesh_as.ply"
+    assert o3d.io.write_triangle_mesh(str(path), mesh)
+    return [*paths, path]
+
+
+def test_every_format_reads_into_the_unit_sphere(tmp_path):
+    for path in write_formats(tmp_path):
+        points = read_points(path, 256)
+        assert points.shape == (256, 3), path
+        assert points.norm(dim=1).max() == pytest.approx(1.0, abs=1e-5), path
+        assert points.mean(dim=0).abs().max() < 0.2, path
+    box = read_points(tmp_path / "mesh.obj", 2048)  # a sampled surface: points on all six faces of a box
+    assert (box.abs().max(dim=0).values > 0.2).all()
+
+
+def test_unreadable_files_are_skipped_and_counted(tmp_path):
+    write_formats(tmp_path / "good")
+    (tmp_path / "good" / "broken.ply").write_bytes(b"ply\nformat nonsense\n")
+    (tmp_path / "good" / "empty.xyz").write_text("")
+    data = PointCloudFolderDataModule(
+        root=str(tmp_path / "good"), num_points=128, batch_size=4, num_workers=0, val_fraction=0.0
+    )
+    data.setup("fit")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sizes = [len(data.on_before_batch_transfer(b, 0).get("points", [])) for b in data.train_dataloader()]
+    assert sum(sizes) == 8 and data.num_skipped == 2
+    assert any("skipping unreadable point cloud" in str(w.message) for w in caught)
+
+
+def test_labels_from_folders_and_augmentation(tmp_path):
+    write_formats(tmp_path / "a")
+    write_formats(tmp_path / "b")
+    data = PointCloudFolderDataModule(
+        root=str(tmp_path), labeled=True, num_points=64, batch_size=64, num_workers=0, val_fraction=0.25, rotation="so3"
+    )
+    data.setup("fit")
+    assert data.classes == ["a", "b"]
+    train = data.on_before_batch_transfer(next(iter(data.train_dataloader())), 0)
+    val = data.on_before_batch_transfer(next(iter(data.val_dataloader())), 0)
+    assert set(train["label"].tolist()) | set(val["label"].tolist()) == {0, 1}
+    assert val["points"].norm(dim=-1).amax(dim=1).sub(1).abs().max() < 1e-5  # validation: not augmented
+    assert train["points"].norm(dim=-1).amax(dim=1).sub(1).abs().max() > 1e-3  # training: scaled and shifted
+
+
+def test_shapes_are_labelled_primitives():
+    data = ShapesDataModule(per_class=3, num_points=256, batch_size=8, augment=False)
+    data.setup("fit")
+    labels = torch.cat([data.train_set.labels, data.val_set.labels])
+    assert torch.bincount(labels).tolist() == [3] * len(SHAPES)
+    batch = next(iter(data.train_dataloader()))
+    assert batch["points"].shape == (8, 256, 3)
+    assert torch.allclose(batch["points"].norm(dim=-1).amax(dim=1), torch.ones(8), atol=1e-5)
