@@ -1,5 +1,6 @@
-"""Point clouds to PNG: for a few validation clouds, the input, the visible groups, and the visible groups with the
-hidden ones as the model reconstructs them (PointGroupTokenizer + ChamferTarget), drawn with matplotlib."""
+"""Point clouds to PNG: for a few validation clouds, the input, what the encoder saw, and that with the hidden part as
+the model reconstructs it (red), drawn with matplotlib. Point groups (PointGroupTokenizer + ChamferTarget) show
+points; voxel patches (VoxelPatchTokenizer + OccupancyTarget) show the centres of occupied voxels."""
 
 from pathlib import Path
 
@@ -8,9 +9,9 @@ import torch
 from pydantic import NonNegativeInt, PositiveInt
 from torch import Tensor
 
-from anymae import MaskedAutoencoder, gather_tokens, validated
+from anymae import MAEOutput, MaskedAutoencoder, gather_tokens, validated
 
-from .targets import ChamferTarget
+from .targets import ChamferTarget, OccupancyTarget
 
 __all__ = ["PointCloudGrid", "save_point_cloud_grid"]
 
@@ -45,7 +46,7 @@ def save_point_cloud_grid(rows: list[dict[str, Tensor]], path: str | Path) -> Pa
 
 class PointCloudGrid(pl.Callback):
     """Writes ``pointclouds/epoch=NNNN.png`` every ``every_n_epochs`` and ``pointclouds/final.png`` at the end of
-    fit, from a fixed validation batch and masking seed (needs ``PointGroupTokenizer`` and ``ChamferTarget``).
+    fit, from a fixed validation batch and masking seed (for ``ChamferTarget`` or ``OccupancyTarget`` models).
 
     Args:
         every_n_epochs: period (0: only at the end).
@@ -69,14 +70,20 @@ class PointCloudGrid(pl.Callback):
 
     @torch.no_grad()
     def rows(self, module: MaskedAutoencoder, batch: dict[str, Tensor]) -> list[dict[str, Tensor]]:
-        if not isinstance(module.target, ChamferTarget):
-            raise ValueError("PointCloudGrid draws ChamferTarget reconstructions")
         was_training = module.training
         module.eval()
         try:
             out = module(batch, generator=torch.Generator(device=module.device).manual_seed(self.seed))
         finally:
             module.train(was_training)
+        if isinstance(module.target, ChamferTarget):
+            return self._group_rows(module, batch, out)
+        if isinstance(module.target, OccupancyTarget):
+            return self._voxel_rows(module, batch, out)
+        raise ValueError("PointCloudGrid draws ChamferTarget or OccupancyTarget reconstructions")
+
+    @staticmethod
+    def _group_rows(module: MaskedAutoencoder, batch: dict[str, Tensor], out: MAEOutput) -> list[dict[str, Tensor]]:
         centres, groups = out.tokens.layout.coords, out.tokens.aux["neighborhoods"]
         absolute = groups + centres.unsqueeze(2)  # [B, G, k, 3]
         visible = gather_tokens(absolute.flatten(2), out.mask.ids_keep).unflatten(-1, (-1, 3))
@@ -90,6 +97,33 @@ class PointCloudGrid(pl.Callback):
                 "reconstruction:hidden": predicted[b].flatten(0, 1),
             }
             for b in range(len(centres))
+        ]
+
+    @staticmethod
+    def _voxel_rows(module: MaskedAutoencoder, batch: dict[str, Tensor], out: MAEOutput) -> list[dict[str, Tensor]]:
+        tokenizer, tokens, spec = module.tokenizer, out.tokens, out.mask
+        occupied = (tokens.tokens > 0).float()
+        hidden = spec.mask[..., None]
+        index = spec.ids_decode[..., None].expand(-1, -1, occupied.shape[-1])
+        predicted = torch.zeros_like(occupied).scatter(
+            1, index, module.target.to_tokens(out.pred, tokens, spec).float()
+        )
+        grids = {
+            "input": occupied,
+            "visible": occupied.masked_fill(hidden, 0),
+            "reconstruction:hidden": (predicted > 0).float().masked_fill(~hidden, 0),
+        }
+        size = tokenizer.grid_size
+        centres = {k: tokenizer.to_grid(tokens.with_tokens(v)) for k, v in grids.items()}  # [B, S, S, S]
+        as_points = lambda grid: (grid.nonzero().float() + 0.5) / size * 2 - 1  # noqa: E731  voxel centres
+        return [
+            {
+                "input": as_points(centres["input"][b]),
+                "visible": as_points(centres["visible"][b]),
+                "reconstruction": as_points(centres["visible"][b]),
+                "reconstruction:hidden": as_points(centres["reconstruction:hidden"][b]),
+            }
+            for b in range(tokens.batch_size)
         ]
 
     def write(self, trainer: pl.Trainer, module: MaskedAutoencoder, name: str) -> Path | None:
