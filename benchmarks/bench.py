@@ -347,6 +347,22 @@ def tokenizer_throughput(device: torch.device) -> list[dict]:
     print(f"  ImagePatchTokenizer 224x224/16: {rate:,.0f} images/s")
     out.append({"tokenizer": "ImagePatchTokenizer", "samples_per_s": rate})
     try:
+        from anymae_timeseries import SeriesPatchTokenizer
+
+        series = {"series": torch.randn(256, 6, 512, device=device)}
+        for mode in ("mixed", "independent"):
+            tokenizer = SeriesPatchTokenizer(channels=6, length=512, patch_len=16, mode=mode, revin=True)
+            tokenizer(series)
+            start = time.perf_counter()
+            for _ in range(5):
+                tokenizer(series)
+            sync(device)
+            rate = 5 * 256 / (time.perf_counter() - start)
+            print(f"  SeriesPatchTokenizer 6 x 512, {mode}: {rate:,.0f} series/s")
+            out.append({"tokenizer": f"SeriesPatchTokenizer/{mode}", "samples_per_s": rate})
+    except ImportError:
+        pass
+    try:
         from anymae_pointcloud import PointGroupTokenizer, VoxelPatchTokenizer
     except ImportError:
         return out

@@ -26,11 +26,14 @@ class Tokenizer(nn.Module, ABC):
         channels: when tokens are raw values laid out channel-last (``(..., C)`` flattened, as MAE's ``patchify``),
             the number of channels ``C``; ``None`` when tokens are learned features (e.g. a PointNet embedding).
             Targets that predict the token values themselves require it.
+        streams_per_sample: token sequences per raw sample (1; a channel-independent series tokenizer makes one per
+            channel, folded into the batch dimension). Features pooled per sample average the streams.
     """
 
     token_dim: int
     layout: LayoutSpec
     channels: int | None = None
+    streams_per_sample: int = 1
 
     @abstractmethod
     def forward(self, batch: Mapping[str, Tensor]) -> TokenBatch:

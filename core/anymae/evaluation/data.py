@@ -69,7 +69,9 @@ class FewLabels(pl.LightningDataModule):
 
     @property
     def name(self) -> str:
-        return type(self.data).__name__
+        """The wrapped data module's class, with its data set's name when it has one (``AeonDataModule(GunPoint)``)."""
+        inner = getattr(self.data, "name", None)
+        return type(self.data).__name__ + (f"({inner})" if isinstance(inner, str) else "")
 
     def setup(self, stage: str | None = None) -> None:
         self.data.setup("fit")

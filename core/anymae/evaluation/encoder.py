@@ -28,7 +28,8 @@ Pool = Literal["auto", "cls", "mean"]
 
 @dataclass(frozen=True)
 class EncoderOutput:
-    """``tokens`` ``[B, P + N, D]`` (prefix tokens first), ``pooled`` ``[B, D]``, ``padding_mask`` ``[B, N]``."""
+    """``tokens`` ``[S, P + N, D]`` (prefix tokens first; ``S = B * streams_per_sample``), ``pooled`` ``[B, D]``,
+    ``padding_mask`` ``[S, N]``."""
 
     tokens: Tensor
     pooled: Tensor
@@ -71,7 +72,11 @@ class PretrainedEncoder(nn.Module):
     def forward(self, batch: Mapping[str, Tensor]) -> EncoderOutput:
         tokens = self.tokenizer(batch)
         features = self.encoder(tokens)
-        return EncoderOutput(features, self.pooled(features, tokens.padding_mask), tokens.padding_mask)
+        pooled = self.pooled(features, tokens.padding_mask)
+        streams = self.tokenizer.streams_per_sample
+        if streams > 1:  # one sequence per channel: a sample's feature is their mean
+            pooled = pooled.view(-1, streams, pooled.shape[-1]).mean(dim=1)
+        return EncoderOutput(features, pooled, tokens.padding_mask)
 
 
 class EncoderSource(BaseModel):

@@ -1,0 +1,426 @@
+"""Series data: the UCR/UEA sets aeon ships, files (``.ts``, CSV/Parquet wide or long, NumPy), generated trajectories.
+
+Every source becomes a list of series ``[C, L_i]`` (lengths may differ) with optional labels, then:
+
+* **missing values** follow ``nan_policy``: ``"interpolate"`` (linear in time, the ends held), ``"mask"`` (kept; the
+  tokenizer makes any patch with a missing value padding: never visible, never in the loss) or ``"drop"`` (windows
+  with a missing value are left out). A NaN never reaches the loss.
+* **windows** of ``window`` steps every ``stride`` steps (``window`` unset: whole series);
+* batches are padded to their longest series: ``{"series": [B, C, L], "length": [B], "label": [B]}``.
+
+A file that cannot be read is skipped, counted in ``num_skipped`` and reported, never fatal.
+"""
+
+import glob
+import math
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from pydantic import Field, NonNegativeInt, PositiveInt
+from torch import Tensor
+from torch.nn.utils.rnn import pad_sequence
+from torch.utils.data import DataLoader, Dataset
+
+from anymae import ConfigError, EpochShuffleSampler, validated
+
+__all__ = [
+    "AeonDataModule",
+    "SeriesFileDataModule",
+    "TrajectoryDataModule",
+    "collate_series",
+    "interpolate_missing",
+    "read_series",
+]
+
+NanPolicy = Literal["interpolate", "mask", "drop"]
+AEON_SETS = {
+    "GunPoint": "load_gunpoint",
+    "ItalyPowerDemand": "load_italy_power_demand",
+    "BasicMotions": "load_basic_motions",
+    "ArrowHead": "load_arrow_head",
+    "OSULeaf": "load_osuleaf",
+    "ACSF1": "load_acsf1",
+    "JapaneseVowels": "load_japanese_vowels",
+    "PickupGestureWiimoteZ": "load_pickup_gesture_wiimoteZ",
+    "Airline": "load_airline",
+}
+
+
+def interpolate_missing(series: Tensor) -> Tensor:
+    """Fill NaNs of ``[C, L]`` by linear interpolation in time; before the first / after the last observation, hold
+    it. A channel with no observation at all becomes zeros."""
+    out = series.clone()
+    steps = np.arange(series.shape[-1])
+    for c in range(series.shape[0]):  # a handful of channels, once per series at setup
+        values = series[c].numpy()
+        seen = ~np.isnan(values)
+        out[c] = torch.from_numpy(np.interp(steps, steps[seen], values[seen]) if seen.any() else np.zeros_like(values))
+    return out
+
+
+def collate_series(samples: Sequence[dict[str, Tensor]]) -> dict[str, Tensor]:
+    """Pad series ``[C, L_i]`` to the longest with zeros; ``length`` holds each valid length."""
+    lengths = torch.tensor([s["series"].shape[-1] for s in samples])
+    series = pad_sequence([s["series"].T for s in samples], batch_first=True).transpose(1, 2)  # [B, C, L]
+    batch = {"series": series, "length": lengths}
+    if "label" in samples[0]:
+        batch["label"] = torch.stack([torch.as_tensor(s["label"]) for s in samples])
+    return batch
+
+
+class Windows(Dataset):
+    """Windows ``(series index, start)`` over in-memory series, with their series' labels."""
+
+    def __init__(self, series: list[Tensor], labels: Tensor | None, index: list[tuple[int, int]], window: int | None):
+        self.series, self.index, self.window = series, index, window
+        self.labels = None if labels is None else labels[[i for i, _ in index]]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict[str, Tensor]:
+        which, start = self.index[i]
+        series = self.series[which]
+        sample = {"series": series if self.window is None else series[:, start : start + self.window]}
+        if self.labels is not None:
+            sample["label"] = self.labels[i]
+        return sample
+
+
+class _SeriesDataModule(pl.LightningDataModule):
+    """Shared plumbing: missing values, windows, splits, loaders. Subclasses implement :meth:`load`."""
+
+    num_skipped = 0
+
+    def __init__(
+        self,
+        window: int | None,
+        stride: int | None,
+        nan_policy: NanPolicy,
+        val_fraction: float,
+        batch_size: int,
+        num_workers: int,
+        seed: int,
+    ) -> None:
+        super().__init__()
+        self.window, self.stride, self.nan_policy = window, stride or window, nan_policy
+        self.val_fraction, self.batch_size, self.num_workers, self.seed = val_fraction, batch_size, num_workers, seed
+        self.classes: list[str] = []
+        self.train_set: Windows | None = None
+        self.val_set: Windows | None = None
+
+    def load(self) -> tuple[list[Tensor], list[Any] | None, list[Tensor] | None, list[Any] | None]:
+        """Training series and labels, and validation ones if the source has its own split (else ``None``)."""
+        raise NotImplementedError
+
+    def _labels(self, train: list[Any] | None, val: list[Any] | None) -> tuple[Tensor | None, Tensor | None]:
+        if train is None:
+            return None, None
+        values = list(train) + list(val or [])
+        if all(isinstance(v, (float, np.floating)) and not float(v).is_integer() for v in values):
+            return torch.tensor(train, dtype=torch.float32), None if val is None else torch.tensor(
+                val, dtype=torch.float32
+            )
+        self.classes = sorted({str(v) for v in values})
+        lookup = {name: i for i, name in enumerate(self.classes)}
+        encode = lambda items: torch.tensor([lookup[str(v)] for v in items])  # noqa: E731
+        return encode(train), None if val is None else encode(val)
+
+    def _windows(self, series: list[Tensor]) -> list[tuple[int, int]]:
+        index = []
+        for i, s in enumerate(series):  # bookkeeping of window starts, once at setup
+            if self.window is None:
+                index.append((i, 0))
+            elif s.shape[-1] >= self.window:
+                index += [(i, start) for start in range(0, s.shape[-1] - self.window + 1, self.stride)]
+        if self.nan_policy == "drop":
+            width = self.window
+            index = [(i, a) for i, a in index if not series[i][:, a : a + width if width else None].isnan().any()]
+        return index
+
+    def _prepare(self, series: list[Tensor]) -> list[Tensor]:
+        series = [torch.tensor(np.asarray(s), dtype=torch.float32).reshape(-1, np.shape(s)[-1]) for s in series]
+        if self.nan_policy == "interpolate":
+            series = [interpolate_missing(s) if s.isnan().any() else s for s in series]
+        return series
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        train, train_labels, val, val_labels = self.load()
+        train = self._prepare(train)
+        train_y, val_y = self._labels(train_labels, val_labels)
+        if val is None:  # one source: the last share of windows (in time order, for forecasting) is validation
+            index = self._windows(train)
+            n_val = max(1, math.ceil(len(index) * self.val_fraction))
+            self.train_set = Windows(train, train_y, index[:-n_val], self.window)
+            self.val_set = Windows(train, train_y, index[-n_val:], self.window)
+        else:
+            val = self._prepare(val)
+            self.train_set = Windows(train, train_y, self._windows(train), self.window)
+            self.val_set = Windows(val, val_y, self._windows(val), self.window)
+        if not len(self.train_set):
+            raise ConfigError(
+                f"{type(self).__name__}: no training window (window {self.window}, policy {self.nan_policy})"
+            )
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(
+            self.train_set,
+            batch_size=self.batch_size,
+            sampler=EpochShuffleSampler(len(self.train_set), self.seed),
+            num_workers=self.num_workers,
+            collate_fn=collate_series,
+            drop_last=len(self.train_set) > self.batch_size,
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(
+            self.val_set, batch_size=self.batch_size, num_workers=self.num_workers, collate_fn=collate_series
+        )
+
+
+class AeonDataModule(_SeriesDataModule):
+    """A data set that ships inside aeon (no download): UCR/UEA classification sets (their train/test split is the
+    train/validation split) or Airline (one monthly series, for forecasting; the last windows are validation).
+
+    Args:
+        name: GunPoint, ItalyPowerDemand, BasicMotions (6 channels), ArrowHead, OSULeaf, ACSF1, JapaneseVowels (12
+            channels, variable length), PickupGestureWiimoteZ (variable length) or Airline.
+        window: window length in steps (unset: whole series).
+        stride: steps between windows (unset: ``window``).
+        nan_policy: missing values (see the module docstring).
+        val_fraction: for Airline, the share of windows kept for validation.
+        normalize: z-normalise each series (UCR convention) -- Airline's level grows over time.
+        batch_size: samples per batch.
+        num_workers: loader processes.
+        seed: shuffling seed.
+    """
+
+    @validated
+    def __init__(
+        self,
+        name: Literal[
+            "GunPoint",
+            "ItalyPowerDemand",
+            "BasicMotions",
+            "ArrowHead",
+            "OSULeaf",
+            "ACSF1",
+            "JapaneseVowels",
+            "PickupGestureWiimoteZ",
+            "Airline",
+        ] = "GunPoint",
+        window: PositiveInt | None = None,
+        stride: PositiveInt | None = None,
+        nan_policy: NanPolicy = "interpolate",
+        val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2,
+        normalize: bool = False,
+        batch_size: PositiveInt = 32,
+        num_workers: NonNegativeInt = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(window, stride, nan_policy, val_fraction, batch_size, num_workers, seed)
+        self.name, self.normalize = name, normalize
+
+    def load(self):
+        import aeon.datasets
+
+        loader = getattr(aeon.datasets, AEON_SETS[self.name])
+        if self.name == "Airline":
+            values = np.asarray(loader(), dtype=np.float32)
+            if self.normalize:
+                values = (values - values.mean()) / values.std()
+            return [values[None]], None, None, None
+        x_train, y_train = loader(split="train")
+        x_val, y_val = loader(split="test")
+        return list(x_train), list(y_train), list(x_val), list(y_val)
+
+
+def read_series(
+    path: str,
+    layout: str,
+    columns: Sequence[str] | None,
+    id_column: str,
+    time_column: str,
+    value_column: str,
+    label_column: str | None,
+) -> tuple[list[Tensor], list[Any] | None]:
+    """Series (and labels) of one file: ``.ts`` (aeon), ``.csv``/``.parquet`` (wide: a column per channel, one series;
+    long: one series per id, from id/time/value columns), ``.npy``/``.npz`` (``[S, C, L]``, ``[S, L]`` or ``[L]``;
+    an ``.npz`` may hold ``X`` and ``y``)."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".ts":
+        from aeon.datasets import load_from_ts_file
+
+        x, y = load_from_ts_file(path)
+        return [np.asarray(s, dtype=np.float32) for s in x], None if y is None else list(y)
+    if suffix in (".npy", ".npz"):
+        data = np.load(path, allow_pickle=False)
+        x, y = (data["X"], data.get("y")) if suffix == ".npz" else (data, None)
+        x = np.asarray(x, dtype=np.float32)
+        x = x[None, None] if x.ndim == 1 else x[:, None] if x.ndim == 2 else x
+        return list(x), None if y is None else list(y)
+    if suffix not in (".csv", ".parquet"):
+        raise ValueError(f"unknown series file type {suffix!r}")
+    import pandas as pd
+
+    frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+    if layout == "wide":
+        data = frame[list(columns)] if columns else frame.select_dtypes("number")
+        return [data.to_numpy(np.float32).T], None
+    series, labels = [], []
+    for _, group in frame.sort_values([id_column, time_column]).groupby(id_column, sort=True):
+        series.append(group[value_column].to_numpy(np.float32)[None])
+        if label_column:
+            labels.append(group[label_column].iloc[0])
+    return series, labels if label_column else None
+
+
+class SeriesFileDataModule(_SeriesDataModule):
+    """Series from files: one file, a folder, or a glob; the files are read once, unreadable ones skipped and
+    counted.
+
+    Args:
+        path: a ``.ts``, ``.csv``, ``.parquet``, ``.npy`` or ``.npz`` file, a folder of them, or a glob pattern.
+        val_path: validation files, the same way (unset: the last ``val_fraction`` of the windows).
+        layout: CSV/Parquet layout: ``"wide"`` (a column per channel) or ``"long"`` (id, time, value).
+        columns: wide layout: the channel columns (unset: every numeric column).
+        id_column: long layout: the series id.
+        time_column: long layout: the time stamp or step.
+        value_column: long layout: the value.
+        label_column: long layout: a per-series label (optional).
+        window: window length (unset: whole series).
+        stride: steps between windows (unset: ``window``).
+        nan_policy: missing values.
+        val_fraction: validation share when ``val_path`` is unset.
+        batch_size: samples per batch.
+        num_workers: loader processes.
+        seed: shuffling seed.
+    """
+
+    @validated
+    def __init__(
+        self,
+        path: str,
+        val_path: str | None = None,
+        layout: Literal["wide", "long"] = "wide",
+        columns: list[str] | None = None,
+        id_column: str = "id",
+        time_column: str = "time",
+        value_column: str = "value",
+        label_column: str | None = None,
+        window: PositiveInt | None = None,
+        stride: PositiveInt | None = None,
+        nan_policy: NanPolicy = "interpolate",
+        val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2,
+        batch_size: PositiveInt = 32,
+        num_workers: NonNegativeInt = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(window, stride, nan_policy, val_fraction, batch_size, num_workers, seed)
+        self.path, self.val_path, self.layout, self.columns = path, val_path, layout, columns
+        self.id_column, self.time_column, self.value_column = id_column, time_column, value_column
+        self.label_column = label_column
+
+    def _files(self, path: str) -> list[str]:
+        if os.path.isdir(path):
+            return sorted(os.path.join(path, f) for f in os.listdir(path) if not f.startswith("."))
+        files = sorted(glob.glob(path))
+        if not files:
+            raise FileNotFoundError(f"SeriesFileDataModule: nothing matches {path!r}")
+        return files
+
+    def _read(self, path: str) -> tuple[list[Tensor], list[Any] | None]:
+        series, labels = [], []
+        for file in self._files(path):
+            try:
+                s, y = read_series(
+                    file,
+                    self.layout,
+                    self.columns,
+                    self.id_column,
+                    self.time_column,
+                    self.value_column,
+                    self.label_column,
+                )
+            except Exception as error:  # any reader's failure: skip the file, count it, say which
+                self.num_skipped += 1
+                warnings.warn(f"skipping unreadable series file {file}: {error}", RuntimeWarning, stacklevel=2)
+                continue
+            series += s
+            labels += y if y is not None else [None] * len(s)
+        if not series:
+            raise FileNotFoundError(f"SeriesFileDataModule: no readable series in {path!r}")
+        return series, None if any(label is None for label in labels) else labels
+
+    def load(self):
+        train, train_labels = self._read(self.path)
+        if self.val_path is None:
+            return train, train_labels, None, None
+        val, val_labels = self._read(self.val_path)
+        return train, train_labels, val, val_labels
+
+
+def generate_trajectories(count: int, length: int, dims: int, noise: float, seed: int) -> tuple[Tensor, Tensor]:
+    """Tracks ``[count, dims, length]`` of three motion models, labels ``[count]``: 0 constant velocity, 1 a constant
+    turn, 2 a stop (braking to rest at a random step). Positions start at the origin; observation noise added."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(count) % 3
+    speed = 0.5 + torch.rand(count, generator=g)
+    heading = torch.rand(count, generator=g) * 2 * math.pi
+    turn = torch.where(labels == 1, (torch.rand(count, generator=g) - 0.5) * 0.3, 0.0)
+    t = torch.arange(length, dtype=torch.float32)
+    angle = heading[:, None] + turn[:, None] * t  # [S, L]
+    stop = (length * (0.3 + 0.4 * torch.rand(count, generator=g)))[:, None]
+    brake = torch.where(labels[:, None] == 2, (1 - t / stop).clamp_min(0), 1.0)
+    velocity = torch.stack([angle.cos(), angle.sin()], dim=1) * (speed[:, None] * brake)[:, None]  # [S, 2, L]
+    if dims == 3:
+        climb = (torch.rand(count, 1, generator=g) - 0.5) * 0.2 * brake
+        velocity = torch.cat([velocity, climb[:, None].expand(-1, 1, length)], dim=1)
+    positions = torch.cumsum(velocity, dim=-1) * 0.1
+    positions = positions - positions[..., :1]
+    return positions + noise * torch.randn(positions.shape, generator=g), labels
+
+
+class TrajectoryDataModule(_SeriesDataModule):
+    """Generated agent tracks (positions over time, 2-D or 3-D), labelled by motion model, no download.
+
+    Args:
+        count: tracks.
+        length: steps per track.
+        dims: 2 or 3 coordinates.
+        noise: observation noise (position units).
+        val_fraction: share held out.
+        batch_size: tracks per batch.
+        num_workers: loader processes.
+        seed: seed of the generation and shuffling.
+    """
+
+    @validated
+    def __init__(
+        self,
+        count: PositiveInt = 1200,
+        length: PositiveInt = 64,
+        dims: Literal[2, 3] = 2,
+        noise: Annotated[float, Field(ge=0)] = 0.01,
+        val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2,
+        batch_size: PositiveInt = 64,
+        num_workers: NonNegativeInt = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(None, None, "interpolate", val_fraction, batch_size, num_workers, seed)
+        self.count, self.length, self.dims, self.noise = count, length, dims, noise
+
+    def load(self):
+        tracks, labels = generate_trajectories(self.count, self.length, self.dims, self.noise, self.seed)
+        n_val = max(1, round(self.count * self.val_fraction))
+        names = ["constant_velocity", "turn", "stop"]
+        to_names = lambda ids: [names[i] for i in ids.tolist()]  # noqa: E731
+        return list(tracks[n_val:]), to_names(labels[n_val:]), list(tracks[:n_val]), to_names(labels[:n_val])

@@ -1,0 +1,24 @@
+"""Entry point of the time-series plugin (``[project.entry-points.anymae] anymae-timeseries``)."""
+
+import anymae
+
+from .data import AeonDataModule, SeriesFileDataModule, TrajectoryDataModule
+from .forecast import ForecastMetrics
+from .masking import ForecastMasker
+from .targets import TrajectoryTarget
+from .tokenizers import SeriesPatchTokenizer
+from .viz import SeriesPlot
+
+ANYMAE_PLUGIN_API = 1  # the anymae plugin API this module is written for
+
+
+@anymae.hookimpl
+def anymae_register(registry: anymae.Registry) -> None:
+    registry.add_tokenizer(SeriesPatchTokenizer)
+    registry.add_target(TrajectoryTarget)
+    registry.add_masker(ForecastMasker)
+    registry.add_datamodule(AeonDataModule)
+    registry.add_datamodule(SeriesFileDataModule)
+    registry.add_datamodule(TrajectoryDataModule)
+    registry.add_callback(SeriesPlot)
+    registry.add_callback(ForecastMetrics)

@@ -1,0 +1,55 @@
+"""Trajectory target (Traj-MAE, Chen et al. 2023, https://arxiv.org/abs/2303.06697; Forecast-MAE, Cheng et al. 2023,
+https://arxiv.org/abs/2308.09882): for each hidden segment of an agent's track, its positions and its per-step
+displacements, each scored by mean squared error. Series values themselves use the core's ``PatchTarget``."""
+
+from collections.abc import Mapping
+from typing import Annotated
+
+import torch
+from pydantic import Field
+from torch import Tensor
+
+from anymae import ConfigError, MaskSpec, Target, TokenBatch, Tokenizer, gather_tokens, masked_mean, validated
+
+from .tokenizers import SeriesPatchTokenizer
+
+__all__ = ["TrajectoryTarget"]
+
+
+class TrajectoryTarget(Target):
+    """Positions and displacements of hidden trajectory segments.
+
+    The prediction per token is ``[positions | displacements]``, each ``patch_len * dims`` values; the loss is
+    ``MSE(positions) + displacement_weight * MSE(displacements)``.
+
+    Args:
+        displacement_weight: weight of the displacement error (displacements are smaller than positions, and make
+            the model get the motion right, not only the place).
+    """
+
+    @validated
+    def __init__(self, displacement_weight: Annotated[float, Field(ge=0)] = 1.0) -> None:
+        super().__init__()
+        self.displacement_weight = displacement_weight
+        self.half = 1
+
+    def bind(self, tokenizer: Tokenizer) -> None:
+        if not isinstance(tokenizer, SeriesPatchTokenizer) or tokenizer.mode != "mixed":
+            raise ConfigError("TrajectoryTarget needs a SeriesPatchTokenizer in 'mixed' mode (x, y[, z] per step)")
+        self.half = tokenizer.token_dim
+        self.dim_per_token = 2 * tokenizer.token_dim
+
+    def forward(self, batch: Mapping[str, Tensor], tokens: TokenBatch, mask: MaskSpec) -> Tensor:
+        positions = gather_tokens(tokens.tokens, mask.ids_decode)
+        displacements = gather_tokens(tokens.aux["displacements"], mask.ids_decode)
+        return torch.cat([positions, displacements], dim=-1)
+
+    def loss(self, pred: Tensor, target: Tensor, mask: MaskSpec) -> Tensor:
+        error = (pred.float() - target.float()).pow(2)
+        per_token = error[..., : self.half].mean(dim=-1) + self.displacement_weight * error[..., self.half :].mean(
+            dim=-1
+        )
+        return masked_mean(per_token, mask.decode_valid)
+
+    def to_tokens(self, pred: Tensor, tokens: TokenBatch, mask: MaskSpec) -> Tensor:
+        return pred[..., : self.half]
