@@ -4,6 +4,7 @@ The public API: everything a plugin or a user needs is importable from here (and
 ``anymae.testing``). Importing anymae loads no plugin; :func:`load_plugins` (or the ``anymae`` CLI) does.
 """
 
+from .callbacks import PeriodicFigure
 from .config import ConfigError, validated
 from .data import EpochShuffleSampler, SkippedSamples, collate_skipping, sample_rng, split_key
 from .decoders import Decoder, MAEDecoder
@@ -69,6 +70,7 @@ __all__ = [
     "MaskedAutoencoder",
     "Masker",
     "PatchTarget",
+    "PeriodicFigure",
     "PluginError",
     "Plugins",
     "PointLayout",

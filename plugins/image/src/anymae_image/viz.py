@@ -3,12 +3,11 @@ run's log directory every ``every_n_epochs`` epochs and at the end of fit."""
 
 from pathlib import Path
 
-import lightning.pytorch as pl
 import torch
 from pydantic import NonNegativeInt, PositiveInt
 from torch import Tensor
 
-from anymae import MaskedAutoencoder, validated
+from anymae import MaskedAutoencoder, PeriodicFigure, validated
 
 __all__ = ["ReconstructionGrid", "save_reconstruction_grid"]
 
@@ -36,7 +35,7 @@ def save_reconstruction_grid(images: dict[str, Tensor], path: str | Path) -> Pat
     return path
 
 
-class ReconstructionGrid(pl.Callback):
+class ReconstructionGrid(PeriodicFigure):
     """Writes ``reconstructions/epoch=NNNN.png`` every ``every_n_epochs`` epochs and ``reconstructions/final.png``
     when fit ends, under the trainer's log directory, from a fixed validation batch and a fixed masking seed.
 
@@ -46,47 +45,12 @@ class ReconstructionGrid(pl.Callback):
         seed: masking seed, so successive grids show the same masks.
     """
 
+    folder, label = "reconstructions", "reconstructions"
+
     @validated
     def __init__(self, every_n_epochs: NonNegativeInt = 5, num_images: PositiveInt = 8, seed: int = 0) -> None:
-        super().__init__()
-        self.every_n_epochs = every_n_epochs
-        self.num_images = num_images
-        self.seed = seed
-        self._batch: dict[str, Tensor] | None = None
-        self.last_path: Path | None = None
+        super().__init__(every_n_epochs, num_images, seed)
 
-    def _sample_batch(self, trainer: pl.Trainer) -> dict[str, Tensor]:
-        if self._batch is None:
-            datamodule = trainer.datamodule
-            loader = datamodule.val_dataloader() if datamodule is not None else trainer.val_dataloaders
-            if not loader:
-                loader = datamodule.train_dataloader() if datamodule is not None else trainer.train_dataloader
-            batch = next(iter(loader))
-            self._batch = {
-                k: v[: self.num_images] for k, v in batch.items() if isinstance(v, Tensor) and not k.startswith("_")
-            }
-        return self._batch
-
-    def write(self, trainer: pl.Trainer, module: MaskedAutoencoder, name: str) -> Path | None:
-        if not trainer.is_global_zero:
-            return None
-        batch = {k: v.to(module.device) for k, v in self._sample_batch(trainer).items()}
-        was_training = module.training
-        module.eval()
-        try:
-            generator = torch.Generator(device=module.device).manual_seed(self.seed)
-            images = module.reconstruct(batch, generator=generator)
-        finally:
-            module.train(was_training)
-        folder = Path(trainer.log_dir or trainer.default_root_dir) / "reconstructions"
-        self.last_path = save_reconstruction_grid({k: v.cpu() for k, v in images.items()}, folder / name)
-        return self.last_path
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: MaskedAutoencoder) -> None:
-        if self.every_n_epochs and (trainer.current_epoch + 1) % self.every_n_epochs == 0:
-            self.write(trainer, pl_module, f"epoch={trainer.current_epoch:04d}.png")
-
-    def on_fit_end(self, trainer: pl.Trainer, pl_module: MaskedAutoencoder) -> None:
-        path = self.write(trainer, pl_module, "final.png")
-        if path is not None:
-            print(f"reconstructions: {path}")
+    def draw(self, module: MaskedAutoencoder, batch: dict[str, Tensor], generator: torch.Generator, path: Path) -> Path:
+        images = module.reconstruct(batch, generator=generator)
+        return save_reconstruction_grid({k: v.cpu() for k, v in images.items()}, path)

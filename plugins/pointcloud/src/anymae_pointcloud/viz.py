@@ -4,12 +4,11 @@ points; voxel patches (VoxelPatchTokenizer + OccupancyTarget) show the centres o
 
 from pathlib import Path
 
-import lightning.pytorch as pl
 import torch
 from pydantic import NonNegativeInt, PositiveInt
 from torch import Tensor
 
-from anymae import MAEOutput, MaskedAutoencoder, gather_tokens, validated
+from anymae import MAEOutput, MaskedAutoencoder, PeriodicFigure, gather_tokens, validated
 
 from .targets import ChamferTarget, OccupancyTarget
 
@@ -44,7 +43,7 @@ def save_point_cloud_grid(rows: list[dict[str, Tensor]], path: str | Path) -> Pa
     return path
 
 
-class PointCloudGrid(pl.Callback):
+class PointCloudGrid(PeriodicFigure):
     """Writes ``pointclouds/epoch=NNNN.png`` every ``every_n_epochs`` and ``pointclouds/final.png`` at the end of
     fit, from a fixed validation batch and masking seed (for ``ChamferTarget`` or ``OccupancyTarget`` models).
 
@@ -54,28 +53,19 @@ class PointCloudGrid(pl.Callback):
         seed: masking seed.
     """
 
+    folder, label = "pointclouds", "point clouds"
+
     @validated
     def __init__(self, every_n_epochs: NonNegativeInt = 5, num_clouds: PositiveInt = 4, seed: int = 0) -> None:
-        super().__init__()
-        self.every_n_epochs, self.num_clouds, self.seed = every_n_epochs, num_clouds, seed
-        self._batch: dict[str, Tensor] | None = None
+        super().__init__(every_n_epochs, num_clouds, seed)
 
-    def _sample(self, trainer: pl.Trainer) -> dict[str, Tensor]:
-        if self._batch is None:
-            data = trainer.datamodule
-            loader = data.val_dataloader() or data.train_dataloader()
-            batch = data.on_before_batch_transfer(next(iter(loader)), 0)
-            self._batch = {k: v[: self.num_clouds] for k, v in batch.items() if isinstance(v, Tensor)}
-        return self._batch
+    def draw(self, module: MaskedAutoencoder, batch: dict[str, Tensor], generator: torch.Generator, path: Path) -> Path:
+        return save_point_cloud_grid(self.rows(module, batch, generator), path)
 
-    @torch.no_grad()
-    def rows(self, module: MaskedAutoencoder, batch: dict[str, Tensor]) -> list[dict[str, Tensor]]:
-        was_training = module.training
-        module.eval()
-        try:
-            out = module(batch, generator=torch.Generator(device=module.device).manual_seed(self.seed))
-        finally:
-            module.train(was_training)
+    def rows(
+        self, module: MaskedAutoencoder, batch: dict[str, Tensor], generator: torch.Generator
+    ) -> list[dict[str, Tensor]]:
+        out = module(batch, generator=generator)
         if isinstance(module.target, ChamferTarget):
             return self._group_rows(module, batch, out)
         if isinstance(module.target, OccupancyTarget):
@@ -125,19 +115,3 @@ class PointCloudGrid(pl.Callback):
             }
             for b in range(tokens.batch_size)
         ]
-
-    def write(self, trainer: pl.Trainer, module: MaskedAutoencoder, name: str) -> Path | None:
-        if not trainer.is_global_zero:
-            return None
-        batch = {k: v.to(module.device) for k, v in self._sample(trainer).items()}
-        folder = Path(trainer.log_dir or trainer.default_root_dir) / "pointclouds"
-        return save_point_cloud_grid(self.rows(module, batch), folder / name)
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: MaskedAutoencoder) -> None:
-        if self.every_n_epochs and (trainer.current_epoch + 1) % self.every_n_epochs == 0:
-            self.write(trainer, pl_module, f"epoch={trainer.current_epoch:04d}.png")
-
-    def on_fit_end(self, trainer: pl.Trainer, pl_module: MaskedAutoencoder) -> None:
-        path = self.write(trainer, pl_module, "final.png")
-        if path is not None:
-            print(f"point clouds: {path}")

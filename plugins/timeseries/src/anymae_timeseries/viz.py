@@ -3,12 +3,11 @@
 
 from pathlib import Path
 
-import lightning.pytorch as pl
 import torch
 from pydantic import NonNegativeInt, PositiveInt
 from torch import Tensor
 
-from anymae import MaskedAutoencoder, validated
+from anymae import MaskedAutoencoder, PeriodicFigure, validated
 
 __all__ = ["SeriesPlot", "save_series_plot"]
 
@@ -47,7 +46,7 @@ def save_series_plot(images: dict[str, Tensor], path: str | Path, lengths: Tenso
     return path
 
 
-class SeriesPlot(pl.Callback):
+class SeriesPlot(PeriodicFigure):
     """Writes ``series/epoch=NNNN.png`` every ``every_n_epochs`` and ``series/final.png`` at the end of fit, from a
     fixed validation batch and masking seed.
 
@@ -57,34 +56,11 @@ class SeriesPlot(pl.Callback):
         seed: masking seed.
     """
 
+    folder, label = "series", "series plot"
+
     @validated
     def __init__(self, every_n_epochs: NonNegativeInt = 5, num_series: PositiveInt = 4, seed: int = 0) -> None:
-        super().__init__()
-        self.every_n_epochs, self.num_series, self.seed = every_n_epochs, num_series, seed
-        self._batch: dict[str, Tensor] | None = None
+        super().__init__(every_n_epochs, num_series, seed)
 
-    def write(self, trainer: pl.Trainer, module: MaskedAutoencoder, name: str) -> Path | None:
-        if not trainer.is_global_zero:
-            return None
-        if self._batch is None:
-            data = trainer.datamodule
-            batch = data.on_before_batch_transfer(next(iter(data.val_dataloader())), 0)
-            self._batch = {k: v[: self.num_series] for k, v in batch.items() if isinstance(v, Tensor)}
-        batch = {k: v.to(module.device) for k, v in self._batch.items()}
-        was_training = module.training
-        module.eval()
-        try:
-            images = module.reconstruct(batch, generator=torch.Generator(device=module.device).manual_seed(self.seed))
-        finally:
-            module.train(was_training)
-        folder = Path(trainer.log_dir or trainer.default_root_dir) / "series"
-        return save_series_plot(images, folder / name, batch.get("length"))
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: MaskedAutoencoder) -> None:
-        if self.every_n_epochs and (trainer.current_epoch + 1) % self.every_n_epochs == 0:
-            self.write(trainer, pl_module, f"epoch={trainer.current_epoch:04d}.png")
-
-    def on_fit_end(self, trainer: pl.Trainer, pl_module: MaskedAutoencoder) -> None:
-        path = self.write(trainer, pl_module, "final.png")
-        if path is not None:
-            print(f"series plot: {path}")
+    def draw(self, module: MaskedAutoencoder, batch: dict[str, Tensor], generator: torch.Generator, path: Path) -> Path:
+        return save_series_plot(module.reconstruct(batch, generator=generator), path, batch.get("length"))

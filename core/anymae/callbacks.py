@@ -1,0 +1,82 @@
+"""A base for callbacks that draw what the model does: a fixed validation batch, a fixed masking seed, a PNG every
+``every_n_epochs`` epochs and one when fit ends, under the trainer's log directory. Each modality's plugin
+subclasses it with its own drawing (image grids, point clouds, series plots)."""
+
+from abc import abstractmethod
+from collections.abc import Mapping
+from pathlib import Path
+from typing import ClassVar
+
+import lightning.pytorch as pl
+import torch
+from torch import Tensor
+
+from .module import MaskedAutoencoder
+
+__all__ = ["PeriodicFigure"]
+
+
+class PeriodicFigure(pl.Callback):
+    """Writes ``<folder>/epoch=NNNN.png`` every ``every_n_epochs`` epochs and ``<folder>/final.png`` at the end of
+    fit (rank zero only), and prints the final path.
+
+    Subclasses set :attr:`folder` and :attr:`label` and implement :meth:`draw`.
+
+    Args:
+        every_n_epochs: period in epochs (0: only at the end of fit).
+        count: samples drawn from the first validation batch (the training batch when there is no validation).
+        seed: masking seed, so successive figures show the same masks.
+    """
+
+    folder: ClassVar[str]
+    label: ClassVar[str]
+
+    def __init__(self, every_n_epochs: int, count: int, seed: int) -> None:
+        super().__init__()
+        self.every_n_epochs, self.count, self.seed = every_n_epochs, count, seed
+        self._batch: dict[str, Tensor] | None = None
+        self.last_path: Path | None = None
+
+    @abstractmethod
+    def draw(
+        self, module: MaskedAutoencoder, batch: Mapping[str, Tensor], generator: torch.Generator, path: Path
+    ) -> Path:
+        """Run ``module`` on ``batch`` (in eval mode, masking from ``generator``) and save the figure to ``path``."""
+
+    def sample_batch(self, trainer: pl.Trainer) -> dict[str, Tensor]:
+        if self._batch is None:
+            data = trainer.datamodule
+            loader = data.val_dataloader() if data is not None else trainer.val_dataloaders
+            if not loader:
+                loader = data.train_dataloader() if data is not None else trainer.train_dataloader
+            batch = next(iter(loader))
+            if data is not None:
+                batch = data.on_before_batch_transfer(batch, 0)
+            self._batch = {
+                k: v[: self.count] for k, v in batch.items() if isinstance(v, Tensor) and not k.startswith("_")
+            }
+        return self._batch
+
+    def write(self, trainer: pl.Trainer, module: MaskedAutoencoder, name: str) -> Path | None:
+        if not trainer.is_global_zero:
+            return None
+        batch = {k: v.to(module.device) for k, v in self.sample_batch(trainer).items()}
+        folder = Path(trainer.log_dir or trainer.default_root_dir) / self.folder
+        was_training = module.training
+        module.eval()
+        try:
+            generator = torch.Generator(device=module.device).manual_seed(self.seed)
+            with torch.no_grad():
+                self.last_path = self.draw(module, batch, generator, folder / name)
+        finally:
+            module.train(was_training)
+        return self.last_path
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: MaskedAutoencoder) -> None:
+        if self.every_n_epochs and (trainer.current_epoch + 1) % self.every_n_epochs == 0:
+            self.write(trainer, pl_module, f"epoch={trainer.current_epoch:04d}.png")
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: MaskedAutoencoder) -> None:
+        path = self.write(trainer, pl_module, "final.png")
+        if path is not None:
+            print(f"{self.label}: {path}")
