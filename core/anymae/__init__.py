@@ -9,7 +9,7 @@ from .config import ConfigError, validated
 from .data import EpochShuffleSampler, SkippedSamples, collate_skipping, sample_rng, split_key
 from .decoders import Decoder, MAEDecoder
 from .encoders import Encoder, ViTEncoder
-from .evaluation import load_encoder
+from .evaluation import PretrainedEncoder, load_encoder
 from .export import Exporter
 from .hookspecs import hookimpl
 from .masking import (
@@ -74,6 +74,7 @@ __all__ = [
     "PluginError",
     "Plugins",
     "PointLayout",
+    "PretrainedEncoder",
     "PositionEmbedding",
     "RandomMasker",
     "Registry",

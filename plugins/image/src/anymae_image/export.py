@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 import anymae
-from anymae.evaluation import PretrainedEncoder
+from anymae import PretrainedEncoder
 
 from .tokenizers import ImagePatchTokenizer
 
