@@ -4,9 +4,23 @@ The public API: everything a plugin or a user needs is importable from here (and
 ``anymae.testing``). Importing anymae loads no plugin; :func:`load_plugins` (or the ``anymae`` CLI) does.
 """
 
-from .callbacks import PeriodicFigure
+from .callbacks import PeriodicFigure, save_matplotlib
 from .config import ConfigError, validated
-from .data import EpochShuffleSampler, SkippedSamples, collate_skipping, sample_rng, split_key
+from .data import (
+    DataModule,
+    EpochShuffleSampler,
+    FileList,
+    FileSamples,
+    FolderDataModule,
+    SkippedSamples,
+    TensorSamples,
+    collate_skipping,
+    make_loader,
+    sample_rng,
+    scan_folder,
+    split_indices,
+    split_key,
+)
 from .decoders import Decoder, MAEDecoder
 from .encoders import Encoder, ViTEncoder
 from .evaluation import PretrainedEncoder, load_encoder
@@ -25,41 +39,47 @@ from .masking import (
 )
 from .module import MAEOutput, MaskedAutoencoder
 from .optim import MAEAdamW, WarmupCosine
-from .plugins import (
-    PLUGIN_API_VERSION,
-    DuplicateComponentError,
-    IncompatiblePluginError,
-    PluginError,
-    Plugins,
-    Registry,
-    get_plugins,
-    load_plugins,
-)
+from .plugins import PLUGIN_API_VERSION, IncompatiblePluginError, Plugins, get_plugins, load_plugins
 from .position import LearnedPositionEmbedding, MLPPositionEmbedding, PositionEmbedding, SinCosPositionEmbedding
+from .registry import DuplicateComponentError, PluginError, Registry
 from .targets import PatchTarget, Target, masked_mean
 from .tokenizers import Tokenizer
-from .types import GridLayout, LayoutSpec, MaskSpec, PointLayout, TokenBatch, gather_tokens, grid_coords
+from .types import (
+    INVERSE,
+    RAW_VALUES,
+    GridLayout,
+    LayoutSpec,
+    MaskSpec,
+    PointLayout,
+    TokenBatch,
+    TokenizerSpec,
+    gather_tokens,
+    grid_coords,
+)
 from .utils import require
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "TubeMasker",
-    "SpectrogramMasker",
-    "NearestBlockMasker",
-    "LargePatchMasker",
-    "FilteredNoiseMasker",
-    "DualMasker",
-    "BlockMasker",
+    "INVERSE",
     "PLUGIN_API_VERSION",
+    "RAW_VALUES",
+    "BlockMasker",
     "ConfigError",
+    "DataModule",
     "Decoder",
+    "DualMasker",
     "DuplicateComponentError",
     "Encoder",
     "EpochShuffleSampler",
     "Exporter",
+    "FileList",
+    "FileSamples",
+    "FilteredNoiseMasker",
+    "FolderDataModule",
     "GridLayout",
     "IncompatiblePluginError",
+    "LargePatchMasker",
     "LayoutSpec",
     "LearnedPositionEmbedding",
     "MAEAdamW",
@@ -69,6 +89,7 @@ __all__ = [
     "MaskSpec",
     "MaskedAutoencoder",
     "Masker",
+    "NearestBlockMasker",
     "PatchTarget",
     "PeriodicFigure",
     "PluginError",
@@ -80,9 +101,13 @@ __all__ = [
     "Registry",
     "SinCosPositionEmbedding",
     "SkippedSamples",
+    "SpectrogramMasker",
     "Target",
+    "TensorSamples",
     "TokenBatch",
     "Tokenizer",
+    "TokenizerSpec",
+    "TubeMasker",
     "ViTEncoder",
     "WarmupCosine",
     "__version__",
@@ -93,9 +118,13 @@ __all__ = [
     "hookimpl",
     "load_encoder",
     "load_plugins",
+    "make_loader",
     "masked_mean",
     "require",
     "sample_rng",
+    "save_matplotlib",
+    "scan_folder",
+    "split_indices",
     "split_key",
     "validated",
 ]

@@ -15,14 +15,14 @@ from .masking import (
     SpectrogramMasker,
     TubeMasker,
 )
-from .plugins import Registry
 from .position import LearnedPositionEmbedding, MLPPositionEmbedding, SinCosPositionEmbedding
+from .registry import Registry
 from .targets import PatchTarget
 
 
 @hookimpl
 def anymae_register(registry: Registry) -> None:
-    for masker in (
+    registry.add(
         RandomMasker,
         BlockMasker,
         LargePatchMasker,
@@ -31,11 +31,10 @@ def anymae_register(registry: Registry) -> None:
         FilteredNoiseMasker,
         DualMasker,
         NearestBlockMasker,
-    ):
-        registry.add_masker(masker)
-    registry.add_encoder(ViTEncoder)
-    registry.add_decoder(MAEDecoder)
-    registry.add_target(PatchTarget)
-    registry.add_position_embedding(SinCosPositionEmbedding)
-    registry.add_position_embedding(MLPPositionEmbedding)
-    registry.add_position_embedding(LearnedPositionEmbedding)
+        ViTEncoder,
+        MAEDecoder,
+        PatchTarget,
+        SinCosPositionEmbedding,
+        MLPPositionEmbedding,
+        LearnedPositionEmbedding,
+    )

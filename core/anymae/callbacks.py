@@ -1,26 +1,60 @@
 """A base for callbacks that draw what the model does: a fixed validation batch, a fixed masking seed, a PNG every
 ``every_n_epochs`` epochs and one when fit ends, under the trainer's log directory. Each modality's plugin
-subclasses it with its own drawing (image grids, point clouds, series plots)."""
+subclasses it with its own drawing (image grids, point clouds, series plots).
+
+A figure declares what it can draw (:attr:`PeriodicFigure.drawings`: for each kind of prediction a target makes,
+the names the tokenizer must offer) and is checked against the model when fit starts, so a figure that cannot draw
+a model fails with one line before training instead of at the end of it.
+"""
 
 from abc import abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import lightning.pytorch as pl
 import torch
 from torch import Tensor
 
+from .config import ConfigError
 from .module import MaskedAutoencoder
 
-__all__ = ["PeriodicFigure"]
+__all__ = ["PeriodicFigure", "save_matplotlib"]
+
+
+def save_matplotlib(draw: Any, path: str | Path, **figure_kwargs: Any) -> Path:
+    """Make a matplotlib figure (``Agg``, no screen), let ``draw(figure)`` fill it, and save it as ``path``.
+
+    matplotlib is imported here, so only the plugins that draw with it need it installed.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure = plt.figure(**figure_kwargs)
+    try:
+        draw(figure)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        figure.tight_layout()
+        figure.savefig(path, dpi=80)
+    finally:
+        plt.close(figure)
+    return path
 
 
 class PeriodicFigure(pl.Callback):
     """Writes ``<folder>/epoch=NNNN.png`` every ``every_n_epochs`` epochs and ``<folder>/final.png`` at the end of
     fit (rank zero only), and prints the final path.
 
-    Subclasses set :attr:`folder` and :attr:`label` and implement :meth:`draw`.
+    Subclasses set :attr:`folder`, :attr:`label` and :attr:`drawings`, and implement :meth:`draw`.
+
+    Attributes:
+        drawings: what the figure can draw: for each kind of prediction (a target's ``predicts``), the names the
+            tokenizer must offer (``{"raw_values": {"inverse"}}`` for a figure that shows reconstructions through
+            the tokenizer's inverse). The names it needs that the tokenizer computes are passed to the model's
+            forward when drawing (:attr:`extras`).
 
     Args:
         every_n_epochs: period in epochs (0: only at the end of fit).
@@ -30,18 +64,42 @@ class PeriodicFigure(pl.Callback):
 
     folder: ClassVar[str]
     label: ClassVar[str]
+    drawings: ClassVar[Mapping[str, frozenset[str]]]
 
     def __init__(self, every_n_epochs: int, count: int, seed: int) -> None:
         super().__init__()
         self.every_n_epochs, self.count, self.seed = every_n_epochs, count, seed
         self._batch: dict[str, Tensor] | None = None
         self.last_path: Path | None = None
+        self.extras: frozenset[str] = frozenset()
 
     @abstractmethod
     def draw(
         self, module: MaskedAutoencoder, batch: Mapping[str, Tensor], generator: torch.Generator, path: Path
     ) -> Path:
-        """Run ``module`` on ``batch`` (in eval mode, masking from ``generator``) and save the figure to ``path``."""
+        """Run ``module`` on ``batch`` (in eval mode, masking from ``generator``; pass ``extras=self.extras``) and
+        save the figure to ``path``."""
+
+    def check(self, module: MaskedAutoencoder) -> None:
+        """Raise :class:`~anymae.ConfigError` naming this figure, the target and the tokenizer when the figure cannot
+        draw the model; otherwise note which of the tokenizer's data to ask for."""
+        name, target, spec = type(self).__name__, module.target, module.tokenizer.spec
+        predicts = target.predicts
+        if predicts not in self.drawings:
+            raise ConfigError(
+                f"trainer.callbacks: {name} draws predictions of {', '.join(sorted(self.drawings))}; "
+                f"{type(target).__name__} predicts {predicts or 'nothing a figure can draw'}"
+            )
+        missing = spec.missing(self.drawings[predicts])
+        if missing:
+            raise ConfigError(
+                f"trainer.callbacks: {name} needs {', '.join(missing)} from the tokenizer to draw {predicts}, which "
+                f"{spec.name} does not provide (it offers: {spec.describe_offers()})"
+            )
+        self.extras = frozenset(self.drawings[predicts]) & frozenset(spec.provides)
+
+    def setup(self, trainer: pl.Trainer, pl_module: MaskedAutoencoder, stage: str) -> None:
+        self.check(pl_module)
 
     def sample_batch(self, trainer: pl.Trainer) -> dict[str, Tensor]:
         if self._batch is None:

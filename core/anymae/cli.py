@@ -1,53 +1,49 @@
-"""The ``anymae`` command: LightningCLI over :class:`~anymae.MaskedAutoencoder`, plus ``anymae plugins``.
+"""The ``anymae`` command: a table of subcommands (``anymae --help`` lists them), each run with plugins loaded.
 
 ``anymae fit --config examples/image/mae_tiny_digits.yaml`` parses the YAML and any ``--key value`` override,
-checks every constrained field (pydantic types on the components' constructors) and the build-time contracts, and
-only then trains. A configuration error ends the command with exit status 2 and one line naming the field and what
-is allowed, instead of a traceback.
+checks every constrained field and the model's build (contracts and dry run), and only then trains. Every wrong
+configuration ends the command with exit status 2 and one line, ``anymae: error: <where>: <what>``, instead of a
+traceback (``ANYMAE_TRACEBACK=1`` shows the traceback too).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import sys
+import traceback
 import warnings
 from collections.abc import Sequence
 
-import lightning.pytorch as pl
-from lightning.pytorch.cli import LightningCLI
-
+from .commands import CORE_COMMANDS, Command
 from .config import ConfigError
-from .module import MaskedAutoencoder
-from .plugins import CORE_NAME, KINDS, PLUGIN_API_VERSION, PluginError, Plugins, get_plugins
+from .plugins import Plugins, get_plugins
+from .registry import KINDS, PluginError
+from .resolution import ComponentImportError, resolving
 
-__all__ = ["AnymaeCLI", "main"]
+__all__ = ["commands", "format_cli_error", "main"]
 
-SUBCOMMANDS = ("fit", "validate", "test", "predict")
+USAGE = "usage: anymae <command> [options]   (anymae <command> --help for a command's options)"
 
 
-class AnymaeCLI(LightningCLI):
-    """LightningCLI for masked autoencoders; data modules and components are chosen by name or class path."""
+def commands(plugins: Plugins | None) -> dict[str, Command]:
+    """Every command: the core's, then those plugins registered."""
+    table = {command.name: command for command in CORE_COMMANDS}
+    if plugins is not None:
+        table.update(plugins.registry.commands)
+    return table
 
-    def __init__(self, args: Sequence[str] | None = None, run: bool = True) -> None:
-        # Each subcommand has its own parser; all of them must raise instead of exiting so main() can report.
-        parser_kwargs = {"exit_on_error": False, **{name: {"exit_on_error": False} for name in SUBCOMMANDS}}
-        super().__init__(
-            MaskedAutoencoder,
-            pl.LightningDataModule,
-            subclass_mode_data=True,
-            args=args,
-            run=run,
-            parser_kwargs=parser_kwargs if run else {"exit_on_error": False},
-            save_config_kwargs={"overwrite": True},
-        )
 
-    def after_fit(self) -> None:
-        callback = self.trainer.checkpoint_callback
-        path = getattr(callback, "last_model_path", "") or getattr(callback, "best_model_path", "")
-        if path and self.trainer.is_global_zero:
-            print(f"checkpoint: {path}")
+def print_help(table: dict[str, Command], file=None) -> None:
+    file = file or sys.stdout
+    print(USAGE, file=file)
+    print("\nMasked-autoencoder pretraining for any modality.\n\ncommands:", file=file)
+    width = max(len(name) for name in table)
+    for command in table.values():
+        owner = f" ({command.owner})" if command.owner != "anymae" else ""
+        print(f"  {command.name:<{width}}  {command.help}{owner}", file=file)
 
 
 _KEY = re.compile(r'(?:Parser key|Key) "([^"]+)"')
@@ -65,10 +61,17 @@ def _a(noun: str) -> str:
     return f"an {noun}" if noun[0] in "aeiou" else f"a {noun}"
 
 
-def format_cli_error(error: BaseException, plugins: Plugins | None = None) -> str:
-    """Condense jsonargparse's nested report into one line: ``field: problem (got value)``."""
+def format_cli_error(error: BaseException, plugins: Plugins | None = None, refusals: Sequence[str] = ()) -> str:
+    """Condense jsonargparse's nested report into one line: ``field: problem (got value)``.
+
+    ``refusals`` are the messages :func:`anymae.resolution.resolving` raised; one found in the report is the problem
+    (jsonargparse lists it among the other types it tried).
+    """
     text = str(error)
     field = ".".join(k for k in _KEY.findall(text) if k not in {"class_path", "init_args"}).replace(".init_args.", ".")
+    refusal = next((r for r in refusals if r in text), None)
+    if refusal is not None:
+        return f"{field}: {refusal}" if field else refusal
     unknown = _UNKNOWN_CLASS.search(text)
     if unknown and field:
         name = unknown.group(1) or unknown.group(2)
@@ -116,93 +119,43 @@ def _quiet() -> None:
         warnings.filterwarnings("ignore", message=message)
 
 
-def plugins_command(args: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="anymae plugins", description="List installed plugins and components.")
-    parser.add_argument("--verbose", "-v", action="store_true", help="also show each component's config fields")
-    options = parser.parse_args(args)
-    from . import __version__
-
-    plugins = get_plugins()
-    real = [p for p in plugins.plugins if p.name != CORE_NAME]
-    if not real:
-        print("No plugins installed. Install one, e.g. `pip install anymae-image`.")
-    for info in real:
-        version = f" {info.version}" if info.version else ""
-        if info.disabled:
-            print(f"{info.name}{version}: disabled by ANYMAE_DISABLE_PLUGINS")
-        elif info.error:
-            print(f"{info.name}{version}: BROKEN ({info.error})")
-        else:
-            print(f"{info.name}{version} (plugin API {info.api}): {info.module}")
-            _print_components(plugins, info.name, options.verbose)
-    print(f"{CORE_NAME} {__version__} (built in, provides plugin API {PLUGIN_API_VERSION})")
-    _print_components(plugins, CORE_NAME, options.verbose)
-    return 1 if plugins.failed else 0
-
-
-def _print_components(plugins: Plugins, owner: str, verbose: bool) -> None:
-    import inspect
-
-    for kind in KINDS:
-        components = [c for c in plugins.registry.owned_by(owner) if c.kind == kind]
-        if not components:
-            continue
-        print(f"  {kind}: {', '.join(c.name for c in components)}")
-        if verbose:
-            for component in components:
-                params = list(inspect.signature(component.cls.__init__).parameters.values())[1:]
-                fields = ", ".join(
-                    p.name + ("" if p.default is inspect.Parameter.empty else f"={p.default!r}")
-                    for p in params
-                    if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-                )
-                print(f"    {component.name}({fields})")
+def _error(message: str) -> int:
+    print(f"anymae: error: {message}", file=sys.stderr)
+    return 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        plugins = get_plugins()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RuntimeWarning)
+            plugins = get_plugins()
     except PluginError as error:  # strict mode (ANYMAE_STRICT_PLUGINS=1)
-        print(f"anymae: error: {error}", file=sys.stderr)
-        return 2
-    if args[:1] == ["plugins"]:
-        return plugins_command(args[1:])
-    if args[:1] == ["masks"]:
-        from .masks import masks_command
-
-        return masks_command(args[1:])
-    if args[:1] == ["table"]:
-        from .evaluation.table import table_command
-
-        _quiet()
-        return table_command(args[1:])
-    if args[:1] == ["export"]:
-        from .export import export_command
-
-        return export_command(args[1:])
-    if args[:1] and args[0] in ("probe", "knn", "finetune"):
-        from .evaluation.cli import evaluate_command
-
-        _quiet()
-        try:
-            return evaluate_command(args[0], args[1:])
-        except argparse.ArgumentError as error:
-            print(f"anymae: error: {format_cli_error(error, plugins)}", file=sys.stderr)
-            return 2
-        except (ConfigError, FileNotFoundError) as error:
-            print(f"anymae: error: {error}", file=sys.stderr)
-            return 2
+        return _error(str(error))
+    for warning in caught:  # what is not a plugin's failure, reported below, as it came
+        if not str(warning.message).startswith("anymae plugin "):
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    if args[:1] != ["plugins"]:  # which lists them itself
+        for info in plugins.failed:  # a broken plugin: one line each; the others work
+            print(f"anymae: warning: plugin {info.name} is {info.status}; its components are unusable", file=sys.stderr)
+    table = commands(plugins)
+    if not args or args[0] in ("-h", "--help"):
+        print_help(table, sys.stdout if args else sys.stderr)
+        return 0 if args else 2
+    name, rest = args[0], args[1:]
+    if name not in table:
+        return _error(f"unknown command {name!r}; commands: {', '.join(table)}")
     _quiet()
+    refusals: list[str] = []
     try:
-        AnymaeCLI(args=None if argv is None else args)  # None: LightningCLI reads sys.argv itself
-    except argparse.ArgumentError as error:
-        print(f"anymae: error: {format_cli_error(error, plugins)}", file=sys.stderr)
-        return 2
-    except ConfigError as error:
-        print(f"anymae: error: {error}", file=sys.stderr)
-        return 2
-    return 0
+        with resolving(plugins) as refusals:
+            return table[name].load()(rest)
+    except (argparse.ArgumentError, ConfigError, ComponentImportError, FileNotFoundError) as error:
+        if os.environ.get("ANYMAE_TRACEBACK"):
+            traceback.print_exc()
+        if isinstance(error, argparse.ArgumentError):
+            return _error(format_cli_error(error, plugins, refusals))
+        return _error(" ".join(str(error).split()))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,13 @@
-"""Data helpers every modality's data modules share.
+"""The data kit: what every modality's data modules share, so that a plugin's data module is its format and nothing
+else.
 
+* :class:`DataModule`: a ``LightningDataModule`` that builds its training and validation datasets once
+  (:meth:`DataModule.build`) and serves them through :func:`make_loader`; :class:`FolderDataModule` adds a folder of
+  files (labelled by sub-folder or not, a validation folder or a held-out share), so a file format is one
+  ``reader``.
+* :func:`scan_folder` (files by extension, labels from sub-folders, cached between setups), :func:`split_indices`
+  (a deterministic train/validation split), :class:`FileSamples` (skip-and-count reading) and :class:`TensorSamples`
+  (in-memory samples, augmented with per-sample seeds).
 * :class:`EpochShuffleSampler`: a shuffle that depends only on ``(seed, epoch)``. Lightning calls ``set_epoch`` on it
   (and forwards the call through its distributed wrapper), so a run resumed from a checkpoint sees exactly the
   batches an uninterrupted run would have seen.
@@ -9,15 +17,38 @@
 """
 
 import contextlib
+import functools
+import os
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
 
+import lightning.pytorch as pl
 import torch
 from torch import Tensor
-from torch.utils.data import Sampler, default_collate
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
-__all__ = ["SKIPPED_KEY", "EpochShuffleSampler", "SkippedSamples", "collate_skipping", "sample_rng", "split_key"]
+from .config import ConfigError
+
+__all__ = [
+    "SKIPPED_KEY",
+    "DataModule",
+    "EpochShuffleSampler",
+    "FileList",
+    "FileSamples",
+    "FolderDataModule",
+    "SkippedSamples",
+    "TensorSamples",
+    "collate_skipping",
+    "make_loader",
+    "sample_rng",
+    "scan_folder",
+    "split_indices",
+    "split_key",
+]
 
 SKIPPED_KEY = "_skipped"
 
@@ -80,10 +111,13 @@ def sample_rng(seed: int | None) -> Iterator[None]:
         yield
 
 
-def collate_skipping(samples: Sequence[Mapping[str, Any] | None]) -> dict[str, Any]:
-    """``default_collate`` of the samples that are not ``None``, plus the number dropped under :data:`SKIPPED_KEY`."""
+def collate_skipping(
+    samples: Sequence[Mapping[str, Any] | None], collate: Callable[[list], dict[str, Any]] = default_collate
+) -> dict[str, Any]:
+    """``collate`` (``default_collate``) of the samples that are not ``None``, plus the number dropped under
+    :data:`SKIPPED_KEY`."""
     kept = [s for s in samples if s is not None]
-    batch: dict[str, Any] = default_collate(kept) if kept else {}
+    batch: dict[str, Any] = collate(kept) if kept else {}
     batch[SKIPPED_KEY] = torch.tensor(len(samples) - len(kept))
     return batch
 
@@ -107,3 +141,265 @@ class SkippedSamples:
                 )
             self.num_skipped += count
         return batch
+
+
+# ------------------------------------------------------------------------------------------------------ datasets
+def split_indices(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """A deterministic random split of ``range(n)``: ``(train, val)``, ``val`` holding ``round(n * val_fraction)``
+    indices (at least one when the fraction is positive)."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+    n_val = max(1, round(n * val_fraction)) if val_fraction > 0 else 0
+    return order[n_val:], order[:n_val]
+
+
+@dataclass(frozen=True)
+class FileList:
+    """Files found by :func:`scan_folder`: paths, class indices (when labelled) and the class names."""
+
+    paths: tuple[str, ...]
+    labels: tuple[int, ...] | None = None
+    classes: tuple[str, ...] = ()
+
+    def subset(self, ids: Sequence[int]) -> "FileList":
+        labels = None if self.labels is None else tuple(self.labels[i] for i in ids)
+        return FileList(tuple(self.paths[i] for i in ids), labels, self.classes)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+@functools.lru_cache(maxsize=64)
+def _scan(root: str, extensions: tuple[str, ...], labeled: bool, classes: tuple[str, ...] | None) -> FileList:
+    paths = sorted(
+        os.path.join(folder, name)
+        for folder, _, names in os.walk(root, followlinks=True)
+        for name in names
+        if name.lower().endswith(extensions) and not name.startswith(".")
+    )
+    if not labeled:
+        return FileList(tuple(paths))
+    found = tuple(sorted(entry.name for entry in os.scandir(root) if entry.is_dir()))
+    classes = classes if classes is not None else found
+    unknown = sorted(set(found) - set(classes))
+    if unknown:
+        raise ConfigError(f"{root!r} has classes {unknown} that the training folder does not have ({list(classes)})")
+    index = {name: i for i, name in enumerate(classes)}
+    pairs = [(p, index[Path(p).relative_to(root).parts[0]]) for p in paths if len(Path(p).relative_to(root).parts) > 1]
+    return FileList(tuple(p for p, _ in pairs), tuple(c for _, c in pairs), tuple(classes))
+
+
+def scan_folder(
+    root: str | Path,
+    extensions: Sequence[str],
+    labeled: bool = False,
+    classes: Sequence[str] | None = None,
+    refresh: bool = False,
+) -> FileList:
+    """The files under ``root`` whose names end with one of ``extensions`` (case-insensitive), sorted.
+
+    Labelled, each file's class is the sub-folder of ``root`` it lies in (sorted names, as torchvision's
+    ``ImageFolder``; files directly under ``root`` are left out); pass the training folder's ``classes`` to read a
+    validation folder with the same indices. Scans are cached per process (a data module set up again, an
+    evaluation over several seeds); ``refresh=True`` scans again.
+    """
+    root = os.path.abspath(root)
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"no such folder {root!r}")
+    key = (root, tuple(e.lower() for e in extensions), labeled, None if classes is None else tuple(classes))
+    if refresh:
+        _scan.cache_clear()
+    return _scan(*key)
+
+
+class TensorSamples(Dataset):
+    """In-memory samples: tensors sharing their first dimension, sample ``i`` being ``{name: tensor[i]}``.
+
+    Args:
+        tensors: the data, e.g. ``{"image": [S, C, H, W], "label": [S]}``.
+        transform: applied to each sample (a dict) under the per-sample seed an :class:`EpochShuffleSampler` with
+            ``sample_seeds=True`` hands out (random augmentation that a resumed run repeats exactly).
+    """
+
+    def __init__(
+        self, tensors: Mapping[str, Tensor], transform: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None
+    ) -> None:
+        sizes = {len(v) for v in tensors.values()}
+        if len(sizes) != 1:
+            raise ValueError(f"TensorSamples: tensors of different lengths {sorted(sizes)}")
+        self.tensors, self.transform = dict(tensors), transform
+
+    @property
+    def labels(self) -> Tensor | None:
+        return self.tensors.get("label")
+
+    def __len__(self) -> int:
+        return len(next(iter(self.tensors.values())))
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Tensor]:
+        index, seed = split_key(key)
+        sample = {name: value[index] for name, value in self.tensors.items()}
+        if self.transform is None:
+            return sample
+        with sample_rng(seed):
+            return self.transform(sample)
+
+
+class FileSamples(Dataset):
+    """Samples read from files by ``read(path) -> dict`` (plus ``"label"`` for labelled files).
+
+    A file whose reading raises one of ``errors`` yields ``None`` with a warning naming it: :func:`collate_skipping`
+    drops it and counts it. ``read`` runs in the loader's workers under the sample's seed (see :class:`TensorSamples`),
+    so it must pickle: a module-level function or a ``functools.partial`` of one.
+    """
+
+    def __init__(
+        self,
+        files: FileList,
+        read: Callable[[str], dict[str, Tensor]],
+        errors: tuple[type[BaseException], ...] = (OSError, ValueError, RuntimeError),
+    ) -> None:
+        self.files, self.read, self.errors = files, read, errors
+
+    @property
+    def labels(self) -> tuple[int, ...] | None:
+        return self.files.labels
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Tensor] | None:
+        index, seed = split_key(key)
+        path = self.files.paths[index]
+        try:
+            with sample_rng(seed):
+                sample = self.read(path)
+        except self.errors as error:
+            warnings.warn(f"skipping unreadable file {path}: {error}", RuntimeWarning, stacklevel=2)
+            return None
+        if self.files.labels is not None:
+            sample["label"] = torch.tensor(self.files.labels[index])
+        return sample
+
+
+# ------------------------------------------------------------------------------------------------------ loaders
+def make_loader(
+    dataset: Dataset,
+    batch_size: int,
+    *,
+    train: bool,
+    seed: int,
+    num_workers: int = 0,
+    collate_fn: Callable[[list], Any] | None = collate_skipping,
+) -> DataLoader:
+    """The loader of a kit data module: shuffled per epoch from ``seed`` when ``train``, in order otherwise, each
+    sample drawn with its own seed (random augmentation, or a random subset of a file's points, that a resumed run
+    repeats); the last partial training batch dropped (as MAE); workers kept between epochs."""
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=EpochShuffleSampler(len(dataset), seed, shuffle=train, sample_seeds=True),
+        num_workers=num_workers,
+        collate_fn=collate_fn,
+        pin_memory=torch.cuda.is_available(),
+        drop_last=train and len(dataset) > batch_size,
+        persistent_workers=num_workers > 0,
+    )
+
+
+class DataModule(SkippedSamples, pl.LightningDataModule, ABC):
+    """The kit's base for a data module: subclasses implement :meth:`build`; setup (once), the loaders and the
+    skip counts come from here.
+
+    A subclass's constructor takes its own arguments (with pydantic types, for the CLI) and passes ``batch_size``,
+    ``num_workers`` and ``seed`` on. Batches are dicts of tensors, with ``"label"`` when labelled (what
+    ``anymae knn/probe/finetune`` read).
+    """
+
+    #: how samples become a batch (wrapped so unreadable samples are dropped and counted)
+    collate: ClassVar[Callable[[list], dict[str, Any]]] = staticmethod(default_collate)
+
+    def __init__(self, batch_size: int, num_workers: int, seed: int) -> None:
+        super().__init__()
+        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+        self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
+
+    @abstractmethod
+    def build(self) -> tuple[Dataset, Dataset | None]:
+        """The training and validation datasets (validation ``None`` when there is none); called once."""
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        self.train_set, self.val_set = self.build()
+        if not len(self.train_set):
+            raise ConfigError(f"{type(self).__name__}: the training split is empty")
+
+    def loader(self, dataset: Dataset, train: bool) -> DataLoader:
+        collate = functools.partial(collate_skipping, collate=type(self).collate)
+        return make_loader(
+            dataset, self.batch_size, train=train, seed=self.seed, num_workers=self.num_workers, collate_fn=collate
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self.loader(self.train_set, train=True)
+
+    def val_dataloader(self) -> DataLoader | list:
+        return self.loader(self.val_set, train=False) if self.val_set is not None and len(self.val_set) else []
+
+
+class FolderDataModule(DataModule):
+    """A folder of files, for pretraining (unlabelled) or evaluation (labelled, one sub-folder per class).
+
+    Subclasses set :attr:`extensions` and implement :meth:`reader`; their constructor passes the folder arguments
+    below on.
+
+    Args:
+        root: the training files: every matching file below it; with ``labeled``, ``root/<class>/<file>``.
+        val_root: validation files laid out as ``root``; unset: ``val_fraction`` of ``root`` is held out.
+        val_fraction: share of ``root`` held out for validation when ``val_root`` is unset (0: no validation).
+        labeled: class labels from the sub-folder names (sorted).
+        batch_size, num_workers, seed: as :class:`DataModule` (the seed also draws the held-out share).
+    """
+
+    extensions: ClassVar[tuple[str, ...]]
+    #: what a reader raises for a bad file (skipped and counted)
+    read_errors: ClassVar[tuple[type[BaseException], ...]] = (OSError, ValueError, RuntimeError)
+
+    def __init__(
+        self,
+        root: str,
+        val_root: str | None,
+        val_fraction: float,
+        labeled: bool,
+        batch_size: int,
+        num_workers: int,
+        seed: int,
+    ) -> None:
+        super().__init__(batch_size, num_workers, seed)
+        self.root, self.val_root, self.val_fraction, self.labeled = root, val_root, val_fraction, labeled
+        self.classes: list[str] = []
+
+    @abstractmethod
+    def reader(self, train: bool) -> Callable[[str], dict[str, Tensor]]:
+        """The function that reads one file into a sample (raising one of :attr:`read_errors` on a bad file), with
+        training augmentation when ``train``; it runs in the loader's workers, so it must pickle."""
+
+    def build(self) -> tuple[FileSamples, FileSamples | None]:
+        name = type(self).__name__
+        try:
+            files = scan_folder(self.root, self.extensions, self.labeled)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{name}: no such folder {self.root!r}") from None
+        if not len(files):
+            raise FileNotFoundError(f"{name}: no {'/'.join(self.extensions)} files under {self.root!r}")
+        val = None
+        if self.val_root is not None:
+            val = scan_folder(self.val_root, self.extensions, self.labeled, files.classes or None)
+        elif self.val_fraction > 0:
+            train_ids, val_ids = split_indices(len(files), self.val_fraction, self.seed)
+            files, val = files.subset(train_ids), files.subset(val_ids)
+        self.classes = list(files.classes)
+        train_set = FileSamples(files, self.reader(train=True), self.read_errors)
+        val_set = FileSamples(val, self.reader(train=False), self.read_errors) if val is not None and len(val) else None
+        return train_set, val_set

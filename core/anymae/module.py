@@ -4,6 +4,12 @@
 one call, and nothing here knows a modality. The module wires the calls, checks at build time that the parts fit,
 owns the masking random state (so a resumed run masks exactly as an uninterrupted one), logs, and builds MAE's
 optimiser and schedule.
+
+Building a model checks the parts twice, so that a wrong configuration or a plugin's bug fails before training with
+one :class:`~anymae.ConfigError` naming the part: the declared contracts (the target's and the masker's needs against
+the tokenizer's spec), then a *dry run* of all five parts on the tokenizer's ``example_batch``, which catches a part
+that emits another width than it declares. The same shape checks run on every batch, at the cost of a few integer
+comparisons.
 """
 
 import inspect
@@ -26,7 +32,7 @@ from .masking import Masker
 from .optim import MAEAdamW, WarmupCosine
 from .targets import Target
 from .tokenizers import Tokenizer
-from .types import MaskSpec, TokenBatch
+from .types import RAW_VALUES, MaskSpec, TokenBatch, TokenizerSpec
 
 __all__ = ["MAEOutput", "MaskedAutoencoder"]
 
@@ -95,7 +101,9 @@ class MaskedAutoencoder(pl.LightningModule):
         self.lr_schedule = lr_schedule
         self.seed = seed
         self.compile = compile
+        self._extras: frozenset[str] = frozenset()
         self._build()
+        self._dry_run()
         self._network = torch.compile(self._encode_decode_score) if compile else self._encode_decode_score
         self._train_generator: torch.Generator | None = None
 
@@ -127,7 +135,6 @@ class MaskedAutoencoder(pl.LightningModule):
 
     # ----------------------------------------------------------------------------------------------- build-time checks
     def _build(self) -> None:
-        layout = self.tokenizer.layout
         for name, part, base in (
             ("tokenizer", self.tokenizer, Tokenizer),
             ("masker", self.masker, Masker),
@@ -137,10 +144,79 @@ class MaskedAutoencoder(pl.LightningModule):
         ):
             if not isinstance(part, base):
                 raise ConfigError(f"model.{name} must be a {base.__name__}, got {type(part).__name__}")
-        self.masker.check_layout(layout)
-        self.target.bind(self.tokenizer)
-        self.encoder.build(self.tokenizer.token_dim, layout)
-        self.decoder.build(self.encoder.embed_dim, self.target.dim_per_token, layout)
+        spec = self._token_spec = self.tokenizer.spec
+        self.masker.check_layout(spec.layout)
+        missing = spec.missing(self.target.needs)
+        if missing:
+            raise ConfigError(
+                f"model.target: {type(self.target).__name__} needs {', '.join(missing)} from the tokenizer, which "
+                f"{spec.name} does not provide (it offers: {spec.describe_offers()})"
+            )
+        self.target.bind(spec)
+        self.encoder.build(spec.token_dim, spec.layout)
+        self.decoder.build(self.encoder.embed_dim, self.target.dim_per_token, spec.layout)
+        self._extras = frozenset(self.target.needs) & frozenset(spec.provides)
+
+    def _dry_run(self) -> None:
+        """Run the five parts once on the tokenizer's example batch (eval mode, no gradients, no global random state
+        touched), so any part that fails or emits another shape than it declares is named before training."""
+        generator = torch.Generator().manual_seed(0)
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                batch = _part("tokenizer", self.tokenizer, lambda: self.tokenizer.example_batch(2))
+                tokens = _part("tokenizer", self.tokenizer, lambda: self.tokenizer(batch, self._extras))
+                self._check_tokens(tokens, self._extras)
+                spec = _part("masker", self.masker, lambda: self.masker(tokens, generator=generator))
+                latent = _part("encoder", self.encoder, lambda: self.encoder(tokens, spec.ids_keep))
+                pred = _part(
+                    "decoder",
+                    self.decoder,
+                    lambda: self.decoder(latent, tokens, spec, self.encoder.num_prefix_tokens),
+                )
+                target = _part("target", self.target, lambda: self.target(batch, tokens, spec))
+                self._check_prediction(pred, target, spec)
+                loss = _part("target", self.target, lambda: self.target.loss(pred, target, spec))
+                if not isinstance(loss, Tensor) or loss.dim() != 0:
+                    raise ConfigError(f"model.target: {type(self.target).__name__}.loss must return a scalar tensor")
+        finally:
+            self.train(was_training)
+
+    def _check_tokens(self, tokens: TokenBatch, extras: frozenset[str]) -> None:
+        spec: TokenizerSpec = self._token_spec
+        width = tokens.tokens.shape[-1]
+        if tokens.tokens.dim() != 3 or width != spec.token_dim:
+            raise ConfigError(
+                f"model.tokenizer: {spec.name} emits tokens of shape {tuple(tokens.tokens.shape)} but declares "
+                f"token_dim={spec.token_dim}, which sizes the encoder's input (tokens must be [B, N, token_dim])"
+            )
+        leading = tuple(tokens.tokens.shape[:2])
+        for name in extras:
+            value = tokens.extras.get(name)
+            shape = spec.provides.get(name)
+            if value is None:
+                raise ConfigError(f"model.tokenizer: {spec.name} was asked for {name!r} and did not compute it")
+            if shape is not None and (tuple(value.shape[:2]) != leading or tuple(value.shape[2:]) != tuple(shape)):
+                raise ConfigError(
+                    f"model.tokenizer: {spec.name} computes {name!r} of shape {tuple(value.shape)} but declares "
+                    f"{list(shape)} per token (expected {[*leading, *shape]})"
+                )
+
+    def _check_prediction(self, pred: Tensor, target: Tensor, spec: MaskSpec) -> None:
+        expected = (*spec.ids_decode.shape, self.target.dim_per_token)
+        name = type(self.target).__name__
+        if tuple(target.shape) != expected:
+            what = f"{target.shape[-1]} values per token" if target.dim() == 3 else f"shape {tuple(target.shape)}"
+            raise ConfigError(
+                f"model.target: {name} computes {what} but declares dim_per_token={self.target.dim_per_token}, which "
+                f"sizes the decoder's output (targets must be [B, decoded tokens, dim_per_token] = {list(expected)})"
+            )
+        if tuple(pred.shape) != expected:
+            raise ConfigError(
+                f"model.decoder: {type(self.decoder).__name__} predicts shape {tuple(pred.shape)}, but {name} needs "
+                f"{list(expected)} (one prediction of dim_per_token values per decoded token)"
+            )
 
     # ------------------------------------------------------------------------------------------------------- forward
     def forward(
@@ -150,6 +226,7 @@ class MaskedAutoencoder(pl.LightningModule):
         noise: Tensor | None = None,
         mask: Tensor | None = None,
         generator: torch.Generator | None = None,
+        extras: frozenset[str] = frozenset(),
     ) -> MAEOutput:
         """Tokenize, mask, encode, decode and score one batch.
 
@@ -158,8 +235,11 @@ class MaskedAutoencoder(pl.LightningModule):
             noise: ``[B, N]`` masking noise in ``[0, 1)`` for noise-based maskers (the lowest values stay visible).
             mask: ``[B, N]`` explicit mask, True = hidden, the same count per sample (e.g. hide the future patches).
             generator: random source for the masker when neither ``noise`` nor ``mask`` is given.
+            extras: more of what the tokenizer provides, computed besides what the target needs (a figure's needs).
         """
-        tokens = self.tokenizer(batch)
+        wanted = self._extras | extras
+        tokens = self.tokenizer(batch, wanted)
+        self._check_tokens(tokens, wanted)
         if mask is not None:
             spec = MaskSpec.from_mask(mask.to(tokens.tokens.device), tokens.padding_mask)
         else:
@@ -176,6 +256,7 @@ class MaskedAutoencoder(pl.LightningModule):
         latent = self.encoder(tokens, spec.ids_keep)
         pred = self.decoder(latent, tokens, spec, self.encoder.num_prefix_tokens)
         target = self.target(batch, tokens, spec)
+        self._check_prediction(pred, target, spec)
         return latent, pred, target, self.target.loss(pred, target, spec)
 
     @torch.no_grad()
@@ -194,6 +275,13 @@ class MaskedAutoencoder(pl.LightningModule):
         the raw input was hidden. Like ``forward``, it runs in the module's current mode: call ``eval()`` first to
         turn off dropout.
         """
+        if self.target.predicts != RAW_VALUES:
+            raise ConfigError(
+                f"reconstruct: {type(self.target).__name__} predictions cannot be mapped back to token values "
+                f"(it predicts {self.target.predicts or 'nothing a figure can draw'})"
+            )
+        if not self._token_spec.invertible:
+            raise ConfigError(f"reconstruct: {self._token_spec.name} has no inverse back to the raw format")
         out = self(batch, noise=noise, mask=mask, generator=generator)
         tokens = out.tokens.tokens
         index = out.mask.ids_decode[..., None].expand(-1, -1, tokens.shape[-1])
@@ -256,6 +344,19 @@ class MaskedAutoencoder(pl.LightningModule):
         steps_per_epoch = batches / self.trainer.accumulate_grad_batches if math.isfinite(batches) else None
         scheduler = self.lr_schedule.scheduler(optimizer, total, steps_per_epoch)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def _part(name: str, part: object, call: Any) -> Any:
+    """``call()``, with any error but a :class:`ConfigError` reported as one naming the part (for the dry run)."""
+    try:
+        return call()
+    except ConfigError:
+        raise
+    except Exception as error:
+        raise ConfigError(
+            f"model.{name}: {type(part).__name__} failed on the tokenizer's example batch: "
+            f"{type(error).__name__}: {' '.join(str(error).split())}"
+        ) from error
 
 
 def _batch_size(batch: Mapping[str, Tensor]) -> int:

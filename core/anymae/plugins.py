@@ -1,9 +1,12 @@
-"""Plugin discovery and the component registry.
+"""Plugin discovery and loading.
 
 Plugins are found through the ``anymae`` entry-point group (entry-point name = distribution name) and loaded in a
 function, never at import: one at a time, so a plugin that fails to import or to register is reported with its name
 and the others still load. ``ANYMAE_DISABLE_PLUGINS=name1,name2`` blocks plugins; ``ANYMAE_STRICT_PLUGINS=1`` (or
 ``strict=True``) turns any plugin failure into an error, as our CI runs.
+
+A plugin that failed or is disabled is *blocked*: :meth:`Plugins.blocking` tells the plugin a module belongs to, and
+the CLI refuses any class path into its packages (:mod:`anymae.resolution`), whichever way a config names the class.
 """
 
 from __future__ import annotations
@@ -14,160 +17,50 @@ import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import lightning.pytorch as pl
 import pluggy
 
-from . import hookspecs
-from .decoders import Decoder
-from .encoders import Encoder
-from .export import Exporter
-from .masking import Masker
-from .position import PositionEmbedding
-from .targets import Target
-from .tokenizers import Tokenizer
+from . import _builtins, hookspecs
+from .registry import CORE_NAME, DuplicateComponentError, PluginError, Registry
 
 __all__ = [
+    "API_CHANGES",
     "ENTRY_POINT_GROUP",
-    "PLUGIN_API_VERSION",
-    "Component",
     "DuplicateComponentError",
+    "PLUGIN_API_VERSION",
     "IncompatiblePluginError",
     "PluginError",
     "PluginInfo",
     "Plugins",
-    "Registry",
     "get_plugins",
     "load_plugins",
 ]
 
 ENTRY_POINT_GROUP = "anymae"
 #: The plugin API this core provides. A plugin module declares the one it was written for as
-#: ``ANYMAE_PLUGIN_API = 1``; the core refuses a plugin built for another. Raised only on incompatible changes to
+#: ``ANYMAE_PLUGIN_API = 2``; the core refuses a plugin built for another. Raised only on incompatible changes to
 #: the hooks, the registry or the component interfaces.
-PLUGIN_API_VERSION = 1
+PLUGIN_API_VERSION = 2
+#: What changed at each plugin API version, told to the author of a plugin written for an older one.
+API_CHANGES: dict[int, str] = {
+    2: (
+        "tokenizers take forward(batch, extras), implement example_batch() and list what they can compute in "
+        "`provides`; targets bind(TokenizerSpec) and declare `needs` (no isinstance checks on tokenizers); "
+        "TokenBatch.aux is TokenBatch.extras; register with registry.add(*classes); file data modules build on "
+        "anymae.DataModule / anymae.FolderDataModule (see docs/writing-a-plugin.md)"
+    ),
+}
 API_ATTRIBUTE = "ANYMAE_PLUGIN_API"
 DISABLE_ENV = "ANYMAE_DISABLE_PLUGINS"
 STRICT_ENV = "ANYMAE_STRICT_PLUGINS"
-CORE_NAME = "anymae"
-
-#: The kinds of component a plugin can register, and the base class each must derive from.
-KINDS: dict[str, type] = {
-    "tokenizer": Tokenizer,
-    "masker": Masker,
-    "encoder": Encoder,
-    "decoder": Decoder,
-    "target": Target,
-    "position_embedding": PositionEmbedding,
-    "datamodule": pl.LightningDataModule,
-    "callback": pl.Callback,
-    "exporter": Exporter,
-}
 
 
-class PluginError(RuntimeError):
-    """A plugin could not be loaded or registered (raised in strict mode)."""
-
-
-class DuplicateComponentError(PluginError):
-    """Two plugins registered components under the same short name."""
-
-
-@dataclass(frozen=True)
-class Component:
-    """A registered component class: its short name, kind, class and the plugin that registered it."""
-
-    name: str
-    kind: str
-    cls: type
-    owner: str
-
-    @property
-    def class_path(self) -> str:
-        return f"{self.cls.__module__}.{self.cls.__qualname__}"
-
-
-class Registry:
-    """Component classes by short name (the class name). Plugins receive one in :func:`anymae_register`."""
-
-    def __init__(self, owner: str = CORE_NAME) -> None:
-        self.owner = owner
-        self._components: dict[str, Component] = {}
-
-    def add(self, kind: str, cls: type) -> None:
-        """Register ``cls`` as a component of ``kind`` (one of :data:`KINDS`) under its class name."""
-        if kind not in KINDS:
-            raise ValueError(f"unknown component kind {kind!r}; kinds: {', '.join(KINDS)}")
-        if not isinstance(cls, type) or not issubclass(cls, KINDS[kind]):
-            raise TypeError(f"{self.owner}: a {kind} must be a subclass of {KINDS[kind].__name__}, got {cls!r}")
-        self._insert(Component(cls.__name__, kind, cls, self.owner))
-
-    def _insert(self, component: Component) -> None:
-        self._check_free(component)
-        self._components[component.name] = component
-
-    def _check_free(self, component: Component) -> None:
-        known = self._components.get(component.name)
-        if known is not None and known.cls is not component.cls:
-            raise DuplicateComponentError(
-                f"component name {component.name!r} is registered twice: by {known.owner} ({known.class_path}) "
-                f"and by {component.owner} ({component.class_path}); rename one class"
-            )
-
-    def add_tokenizer(self, cls: type[Tokenizer]) -> None:
-        self.add("tokenizer", cls)
-
-    def add_masker(self, cls: type[Masker]) -> None:
-        self.add("masker", cls)
-
-    def add_encoder(self, cls: type[Encoder]) -> None:
-        self.add("encoder", cls)
-
-    def add_decoder(self, cls: type[Decoder]) -> None:
-        self.add("decoder", cls)
-
-    def add_target(self, cls: type[Target]) -> None:
-        self.add("target", cls)
-
-    def add_position_embedding(self, cls: type[PositionEmbedding]) -> None:
-        self.add("position_embedding", cls)
-
-    def add_datamodule(self, cls: type[pl.LightningDataModule]) -> None:
-        self.add("datamodule", cls)
-
-    def add_callback(self, cls: type[pl.Callback]) -> None:
-        self.add("callback", cls)
-
-    def add_exporter(self, cls: type[Exporter]) -> None:
-        self.add("exporter", cls)
-
-    def merge(self, other: Registry) -> None:
-        """Add every component of ``other``; nothing is added if one of its names is taken."""
-        for component in other:
-            self._check_free(component)
-        self._components.update((component.name, component) for component in other)
-
-    def get(self, name: str) -> Component:
-        return self._components[name]
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._components
-
-    def __iter__(self):
-        return iter(self._components.values())
-
-    def __len__(self) -> int:
-        return len(self._components)
-
-    def of_kind(self, kind: str) -> list[Component]:
-        return [c for c in self._components.values() if c.kind == kind]
-
-    def owned_by(self, owner: str) -> list[Component]:
-        return [c for c in self._components.values() if c.owner == owner]
+class IncompatiblePluginError(PluginError):
+    """A plugin was written for another plugin API version than this core provides."""
 
 
 @dataclass
 class PluginInfo:
-    """One plugin: its distribution name and version, and the error that stopped it, if any."""
+    """One plugin: its distribution name and version, where it lives, and the error that stopped it, if any."""
 
     name: str
     version: str | None = None
@@ -175,10 +68,18 @@ class PluginInfo:
     api: int | None = None
     error: str | None = None
     disabled: bool = False
+    packages: frozenset[str] = frozenset()  # its top-level packages (module prefixes), blocked when it is not ok
 
     @property
     def ok(self) -> bool:
         return self.error is None and not self.disabled
+
+    @property
+    def status(self) -> str:
+        """Why the plugin is not usable: ``disabled by ANYMAE_DISABLE_PLUGINS`` or ``BROKEN (<error>)``."""
+        if self.disabled:
+            return f"disabled by {DISABLE_ENV}"
+        return f"BROKEN ({self.error})" if self.error else "ok"
 
 
 @dataclass
@@ -193,6 +94,13 @@ class Plugins:
     def failed(self) -> list[PluginInfo]:
         return [p for p in self.plugins if p.error is not None]
 
+    def blocking(self, module: str) -> PluginInfo | None:
+        """The failed or disabled plugin that ``module`` (a dotted module path) belongs to, if any."""
+        for info in self.plugins:
+            if not info.ok and any(module == p or module.startswith(p + ".") for p in info.packages):
+                return info
+        return None
+
 
 def _env_list(name: str) -> set[str]:
     return {item.strip() for item in os.environ.get(name, "").split(",") if item.strip()}
@@ -202,8 +110,18 @@ def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-class IncompatiblePluginError(PluginError):
-    """A plugin was written for another plugin API version than this core provides."""
+def _packages(entry_point: importlib.metadata.EntryPoint) -> frozenset[str]:
+    """The top-level packages of the plugin: its entry module's, and those its distribution installs."""
+    packages = {entry_point.value.split(":")[0].split(".")[0]}
+    dist = entry_point.dist
+    if dist is not None:
+        top_level = dist.read_text("top_level.txt") or ""
+        packages.update(line.strip() for line in top_level.splitlines() if line.strip())
+        for file in dist.files or ():
+            parts = file.parts
+            if len(parts) > 1 and parts[-1] == "__init__.py" and ".dist-info" not in parts[0]:
+                packages.add(parts[0])
+    return frozenset(packages - {CORE_NAME, ""})
 
 
 def _check_api(plugin: object, info: PluginInfo, required: bool) -> None:
@@ -217,9 +135,11 @@ def _check_api(plugin: object, info: PluginInfo, required: bool) -> None:
             f"`{API_ATTRIBUTE} = {PLUGIN_API_VERSION}` to it (this anymae provides plugin API {PLUGIN_API_VERSION})"
         )
     if api != PLUGIN_API_VERSION:
+        changed = [API_CHANGES[v] for v in range(api + 1, PLUGIN_API_VERSION + 1) if v in API_CHANGES]
+        what = f"; what changed since API {api}: {' / '.join(changed)}" if changed else ""
         raise IncompatiblePluginError(
             f"built for plugin API {api}, but this anymae provides plugin API {PLUGIN_API_VERSION}: install a release "
-            f"of {info.name} made for API {PLUGIN_API_VERSION}, or an anymae that provides API {api}"
+            f"of {info.name} made for API {PLUGIN_API_VERSION}, or an anymae that provides API {api}{what}"
         )
 
 
@@ -246,8 +166,6 @@ def load_plugins(
         autoload: load the plugins installed under the ``anymae`` entry-point group (tests turn this off).
         extra: in-process plugins as ``(name, module_or_object)`` pairs, registered after the installed ones.
     """
-    from . import _builtins
-
     strict = _env_flag(STRICT_ENV) if strict is None else strict
     disabled = _env_list(DISABLE_ENV)
     manager = pluggy.PluginManager(ENTRY_POINT_GROUP)
@@ -265,7 +183,9 @@ def load_plugins(
 
     entry_points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP) if autoload else []
     for ep in sorted(entry_points, key=lambda ep: ep.name):
-        info = infos[ep.name] = PluginInfo(ep.name, ep.dist.version if ep.dist else None, ep.value)
+        info = infos[ep.name] = PluginInfo(
+            ep.name, ep.dist.version if ep.dist else None, ep.value, packages=_packages(ep)
+        )
         if ep.name in disabled:
             info.disabled = True
             continue
@@ -280,7 +200,8 @@ def load_plugins(
         except Exception as error:
             fail(info, error, "failed to load")
     for name, plugin in extra:
-        info = infos[name] = PluginInfo(name, module=getattr(plugin, "__name__", type(plugin).__name__))
+        module_name = getattr(plugin, "__name__", type(plugin).__name__)
+        info = infos[name] = PluginInfo(name, module=module_name)
         try:
             _check_api(plugin, info, required=False)
             _register(manager, plugin, name)
@@ -294,7 +215,10 @@ def load_plugins(
             impl.function(registry=own)
             registry.merge(own)
         except Exception as error:
-            fail(infos.get(impl.plugin_name) or PluginInfo(impl.plugin_name), error, "failed to register")
+            info = infos.get(impl.plugin_name) or PluginInfo(impl.plugin_name)
+            if not info.packages:  # an in-process plugin: block the modules of the classes it tried to register
+                info.packages = frozenset(c.cls.__module__ for c in own if c.cls.__module__.split(".")[0] != CORE_NAME)
+            fail(info, error, "failed to register")
     return Plugins(registry=registry, plugins=list(infos.values()), manager=manager)
 
 

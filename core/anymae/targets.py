@@ -16,8 +16,7 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from .config import ConfigError, validated
-from .tokenizers import Tokenizer
-from .types import MaskSpec, TokenBatch, gather_tokens
+from .types import RAW_VALUES, MaskSpec, TokenBatch, TokenizerSpec, gather_tokens
 
 __all__ = ["PatchTarget", "Target", "masked_mean"]
 
@@ -33,19 +32,27 @@ def masked_mean(values: Tensor, valid: Tensor | None) -> Tensor:
 class Target(nn.Module, ABC):
     """Per-token regression targets and their loss.
 
-    :meth:`bind` is called once when the model is built, with the tokenizer, so a target derives its geometry (patch
-    size, channels) from the tokenizer instead of repeating it in the config.
+    A target declares what it :attr:`needs` from the tokenizer; the model checks that the tokenizer offers it and has
+    the tokenizer compute it (it arrives in ``TokenBatch.extras``). :meth:`bind` is then called once with the
+    tokenizer's :class:`~anymae.types.TokenizerSpec`, so a target derives its geometry (patch size, channels, group
+    size) from the spec instead of repeating it in the config.
 
     Attributes:
-        dim_per_token: size of each target vector (the decoder's output size), set by :meth:`bind`.
+        dim_per_token: size of each target vector (the decoder's output size), set by :meth:`bind` (required).
+        needs: names the tokenizer must offer: ``"raw_values"`` (tokens are raw values, channel last), ``"inverse"``,
+            or per-token data it ``provides`` (``"neighborhoods"``, ``"displacements"``...).
+        predicts: what a prediction is, for figures: ``"raw_values"`` when :meth:`to_tokens` maps predictions back to
+            token values, the name of a provided quantity (``"neighborhoods"``), or ``None``.
     """
 
     dim_per_token: int
+    needs: frozenset[str] = frozenset()
+    predicts: str | None = None
 
     @abstractmethod
-    def bind(self, tokenizer: Tokenizer) -> None:
-        """Check that this target can be computed from ``tokenizer``'s output and set :attr:`dim_per_token`;
-        raise :class:`~anymae.ConfigError` naming both when it cannot."""
+    def bind(self, tokens: TokenizerSpec) -> None:
+        """Set :attr:`dim_per_token` from the tokenizer's spec (its needs are already checked); raise
+        :class:`~anymae.ConfigError` naming both when the target still cannot work with it."""
 
     @abstractmethod
     def forward(self, batch: Mapping[str, Tensor], tokens: TokenBatch, mask: MaskSpec) -> Tensor:
@@ -57,7 +64,8 @@ class Target(nn.Module, ABC):
         return masked_mean(per_token, mask.decode_valid)
 
     def to_tokens(self, pred: Tensor, tokens: TokenBatch, mask: MaskSpec) -> Tensor:
-        """Map predictions back to token values (for showing reconstructions); not every target can."""
+        """Map predictions back to token values (for showing reconstructions; targets that predict
+        ``"raw_values"``)."""
         raise NotImplementedError(f"{type(self).__name__} predictions cannot be mapped back to tokens")
 
 
@@ -72,6 +80,9 @@ class PatchTarget(Target):
         loss: ``"mse"`` (MAE, VideoMAE, Audio-MAE) or ``"l1"`` (SimMIM: mean absolute error of the raw pixels).
     """
 
+    needs = frozenset({RAW_VALUES})
+    predicts = RAW_VALUES
+
     @validated
     def __init__(
         self,
@@ -85,22 +96,15 @@ class PatchTarget(Target):
         self.loss_kind = loss
         self.channels = 1
 
-    def bind(self, tokenizer: Tokenizer) -> None:
-        if tokenizer.channels is None:
-            raise ConfigError(
-                f"PatchTarget predicts raw token values, but {type(tokenizer).__name__} produces learned features; "
-                "choose a target made for that tokenizer"
-            )
-        values_per_norm = (
-            tokenizer.token_dim // tokenizer.channels if self.normalize == "channel" else tokenizer.token_dim
-        )
+    def bind(self, tokens: TokenizerSpec) -> None:
+        values_per_norm = tokens.token_dim // tokens.channels if self.normalize == "channel" else tokens.token_dim
         if self.normalize != "none" and values_per_norm < 2:
             raise ConfigError(
                 f"PatchTarget.normalize={self.normalize!r} needs at least 2 values per {self.normalize} to compute a "
-                f"variance; {type(tokenizer).__name__} gives {values_per_norm}"
+                f"variance; {tokens.name} gives {values_per_norm}"
             )
-        self.channels = tokenizer.channels
-        self.dim_per_token = tokenizer.token_dim
+        self.channels = tokens.channels
+        self.dim_per_token = tokens.token_dim
 
     def loss(self, pred: Tensor, target: Tensor, mask: MaskSpec) -> Tensor:
         if self.loss_kind == "mse":

@@ -1,7 +1,7 @@
 """Tokenizer interface: a raw batch in, a :class:`~anymae.types.TokenBatch` out (MAE's ``patchify``).
 
-A tokenizer is the only component that knows a modality's raw format. Plugins subclass :class:`Tokenizer`; the core
-uses only what this class declares.
+A tokenizer is the only component that knows a modality's raw format. Plugins subclass :class:`Tokenizer`; the other
+parts see only its :attr:`~Tokenizer.spec` (a :class:`~anymae.types.TokenizerSpec`), never its class.
 """
 
 from abc import ABC, abstractmethod
@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 from torch import Tensor, nn
 
-from .types import LayoutSpec, TokenBatch
+from .types import LayoutSpec, TokenBatch, TokenizerSpec
 
 __all__ = ["Tokenizer"]
 
@@ -17,28 +17,54 @@ __all__ = ["Tokenizer"]
 class Tokenizer(nn.Module, ABC):
     """Turns a raw batch (a dict of tensors) into tokens with positions.
 
-    Subclasses set :attr:`token_dim` and :attr:`layout` in ``__init__`` and implement :meth:`forward`. Grid tokenizers
-    whose tokens are raw values also implement :meth:`inverse` (for visualisation) and set :attr:`channels`.
+    Subclasses set :attr:`token_dim` and :attr:`layout` in ``__init__`` (and :attr:`channels`, :attr:`provides`
+    where they apply) and implement :meth:`forward` and :meth:`example_batch`; grid tokenizers whose tokens are raw
+    values also implement :meth:`inverse` (for figures).
 
     Attributes:
-        token_dim: size ``D`` of each token vector.
-        layout: the static :class:`~anymae.types.LayoutSpec` of the output.
+        token_dim: size ``D`` of each token vector (required).
+        layout: the static :class:`~anymae.types.LayoutSpec` of the output (required).
         channels: when tokens are raw values laid out channel-last (``(..., C)`` flattened, as MAE's ``patchify``),
             the number of channels ``C``; ``None`` when tokens are learned features (e.g. a PointNet embedding).
-            Targets that predict the token values themselves require it.
+            Targets that predict the token values themselves need it (they declare ``raw_values``).
         streams_per_sample: token sequences per raw sample (1; a channel-independent series tokenizer makes one per
             channel, folded into the batch dimension). Features pooled per sample average the streams.
+        provides: per-token data this tokenizer can compute besides the tokens, by name, with each value's shape
+            per token (``{"neighborhoods": (group_size, 3)}``), or ``None`` for a property that carries no data.
+            A target or figure asks for names in its ``needs``; :meth:`forward` computes only those asked for.
     """
 
     token_dim: int
     layout: LayoutSpec
     channels: int | None = None
     streams_per_sample: int = 1
+    provides: Mapping[str, tuple[int, ...] | None] = {}
 
     @abstractmethod
-    def forward(self, batch: Mapping[str, Tensor]) -> TokenBatch:
-        """Tokenize ``batch``: tokens ``[B, N, token_dim]`` plus their layout and padding mask."""
+    def forward(self, batch: Mapping[str, Tensor], extras: frozenset[str] = frozenset()) -> TokenBatch:
+        """Tokenize ``batch``: tokens ``[B, N, token_dim]``, their layout and padding mask, and in
+        ``TokenBatch.extras`` the names of ``extras`` (each ``[B, N, *provides[name]]``), and nothing else."""
+
+    @abstractmethod
+    def example_batch(self, batch_size: int = 2) -> dict[str, Tensor]:
+        """A small raw batch of this tokenizer's nominal shape (random values from a fixed seed, on the CPU).
+
+        The model runs every part once on it when it is built, so a part that emits another width than it declares
+        fails before training; the contract tests use it as their sample data.
+        """
 
     def inverse(self, tokens: TokenBatch) -> Tensor:
         """Map tokens back to the raw format (grid modalities; used to show reconstructions)."""
         raise NotImplementedError(f"{type(self).__name__} does not define an inverse")
+
+    @property
+    def spec(self) -> TokenizerSpec:
+        """What the other parts may know of this tokenizer (see :class:`~anymae.types.TokenizerSpec`)."""
+        return TokenizerSpec(
+            name=type(self).__name__,
+            token_dim=self.token_dim,
+            layout=self.layout,
+            channels=self.channels,
+            provides=dict(self.provides),
+            invertible=type(self).inverse is not Tokenizer.inverse,
+        )

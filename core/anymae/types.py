@@ -9,6 +9,9 @@ steps only three things travel:
   predicts. Every sample keeps the same number of visible tokens, so the encoder runs on a dense ``[B, K, D]``.
 * :class:`LayoutSpec` -- the static description of a tokenizer's output (layout kind, rank, nominal grid shape)
   that components use at build time to size themselves and to check that they fit together.
+* :class:`TokenizerSpec` -- everything the other parts may know of a tokenizer before any data is seen: its token
+  width, layout, channels, and what else it can compute (its ``provides``). Targets and figures bind to this, never to
+  the tokenizer's class.
 
 Conventions, fixed once for the whole library:
 
@@ -29,12 +32,16 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "INVERSE",
+    "RAW_VALUES",
+    "Extras",
     "GridLayout",
     "Layout",
     "LayoutSpec",
     "MaskSpec",
     "PointLayout",
     "TokenBatch",
+    "TokenizerSpec",
     "gather_tokens",
     "grid_coords",
 ]
@@ -122,6 +129,60 @@ class LayoutSpec:
         return f"points in {self.rank}-D" + (" (variable count)" if self.variable_length else "")
 
 
+#: Names a tokenizer offers without computing anything: tokens that are raw values laid out channel-last (its
+#: ``channels`` is set), and an ``inverse`` back to the raw format.
+RAW_VALUES = "raw_values"
+INVERSE = "inverse"
+
+
+@dataclass(frozen=True)
+class TokenizerSpec:
+    """What a tokenizer promises, known before any data is seen (``Tokenizer.spec``).
+
+    Args:
+        name: the tokenizer's class name (for messages).
+        token_dim: size ``D`` of each token vector (sizes the encoder's input).
+        layout: the :class:`LayoutSpec` of its tokens.
+        channels: channels of raw-value tokens laid out channel-last, or ``None`` for learned features.
+        provides: per-token data it can compute besides the tokens, by name, with each value's shape per token
+            (``{"neighborhoods": (32, 3)}``); ``None`` for a property without data (``{"counts": None}``).
+        invertible: whether it maps tokens back to the raw format (``Tokenizer.inverse``).
+    """
+
+    name: str
+    token_dim: int
+    layout: LayoutSpec
+    channels: int | None = None
+    provides: Mapping[str, tuple[int, ...] | None] = field(default_factory=dict)
+    invertible: bool = False
+
+    @property
+    def offers(self) -> frozenset[str]:
+        """Every name a target or figure may ask for: ``provides``, plus ``raw_values`` and ``inverse`` when they
+        hold."""
+        implied = {RAW_VALUES} if self.channels is not None else set()
+        if self.invertible:
+            implied.add(INVERSE)
+        return frozenset(self.provides) | implied
+
+    def missing(self, needs: frozenset[str] | set[str]) -> list[str]:
+        """The names of ``needs`` this tokenizer cannot give, sorted."""
+        return sorted(set(needs) - self.offers)
+
+    def describe_offers(self) -> str:
+        return ", ".join(sorted(self.offers)) or "nothing beyond its tokens"
+
+
+class Extras(dict):
+    """The per-token data a tokenizer computed because a part asked for it (``TokenBatch.extras``)."""
+
+    def __missing__(self, name: str) -> Tensor:
+        have = ", ".join(sorted(self)) or "none"
+        raise KeyError(
+            f"the tokens carry no {name!r} (computed: {have}); a part that reads it must list it in its `needs`"
+        )
+
+
 @dataclass(frozen=True)
 class TokenBatch:
     """A batch of tokens and where they are.
@@ -130,14 +191,19 @@ class TokenBatch:
         tokens: ``[B, N, D]`` token vectors.
         layout: where the tokens sit (:class:`GridLayout` or :class:`PointLayout`).
         padding_mask: ``[B, N]`` bool, True where a token is padding (variable-length batches); ``None`` if none is.
-        aux: per-token data a tokenizer computed on the way and its targets reuse, each ``[B, N, ...]`` (a point
-            tokenizer's neighbourhoods, so a Chamfer target does not group the cloud again).
+        extras: per-token data the tokenizer computed because a part of the model asked for it by name, each
+            ``[B, N, *shape]`` with the shape the tokenizer declares in its ``provides`` (a point tokenizer's
+            neighbourhoods, so a Chamfer target does not group the cloud again).
     """
 
     tokens: Tensor
     layout: Layout
     padding_mask: Tensor | None = None
-    aux: Mapping[str, Tensor] = field(default_factory=dict)
+    extras: Mapping[str, Tensor] = field(default_factory=Extras)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.extras, Extras):
+            object.__setattr__(self, "extras", Extras(self.extras))
 
     @property
     def batch_size(self) -> int:

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 import anymae
 from anymae.cli import main
+from anymae.commands.evaluate import run_protocol
 from anymae.evaluation import (
     EncoderSource,
     FewLabels,
@@ -19,7 +20,6 @@ from anymae.evaluation import (
     knn_predict,
     load_encoder,
 )
-from anymae.evaluation.cli import run_protocol
 
 from .toys import LabelledSeries, SeriesData, quiet_trainer, series_model, sinusoids
 

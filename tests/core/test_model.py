@@ -89,7 +89,9 @@ def test_build_fails_on_decoder_target_mismatch():
 
 
 def test_build_fails_on_target_tokenizer_mismatch():
-    with pytest.raises(anymae.ConfigError, match="PointTokenizer produces learned features"):
+    with pytest.raises(
+        anymae.ConfigError, match="PatchTarget needs raw_values from the tokenizer, which PointTokenizer"
+    ):
         anymae.MaskedAutoencoder(tokenizer=PointTokenizer(), **small_parts())
 
 

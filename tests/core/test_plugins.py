@@ -21,7 +21,7 @@ def plugin(name: str, register) -> types.ModuleType:
 def registers(*classes):
     def anymae_register(registry):
         for cls in classes:
-            registry.add_tokenizer(cls)
+            registry.add(cls)
 
     return anymae_register
 
@@ -65,7 +65,7 @@ def test_duplicate_names_fail_naming_both_plugins():
 
 def test_a_plugin_that_fails_to_register_does_not_stop_the_others():
     def broken(registry):
-        registry.add_tokenizer(PointTokenizer)
+        registry.add(PointTokenizer)
         raise RuntimeError("boom")
 
     extra = [("broken", plugin("broken", broken)), ("good", plugin("good", registers(SeriesTokenizer)))]
@@ -79,8 +79,8 @@ def test_a_plugin_that_fails_to_register_does_not_stop_the_others():
 
 
 def test_registering_a_wrong_class_is_an_error():
-    with pytest.raises(TypeError, match="subclass of Tokenizer"):
-        anymae.Registry("x").add_tokenizer(dict)
+    with pytest.raises(TypeError, match="not a component class"):
+        anymae.Registry("x").add(dict)
 
 
 def fake_entry_points(monkeypatch, *specs):
@@ -105,8 +105,7 @@ def test_plugins_command_lists_plugins_and_components(monkeypatch, capsys):
     fake_entry_points(monkeypatch, ("anymae-toys", "tests.core.toy_plugin"), ("anymae-missing", "no_such_module_xyz"))
     monkeypatch.setattr(plugin_loading, "_loaded", None)
     monkeypatch.delenv("ANYMAE_STRICT_PLUGINS", raising=False)
-    with pytest.warns(RuntimeWarning):
-        assert main(["plugins", "--verbose"]) == 1  # a broken plugin makes the listing fail, after listing
+    assert main(["plugins", "--verbose"]) == 1  # a broken plugin makes the listing fail, after listing
     out = capsys.readouterr().out
     assert "anymae-toys" in out and "tokenizer: SeriesTokenizer" in out
     assert "SeriesTokenizer(patch=4, channels=2, length=32)" in out
@@ -137,8 +136,15 @@ def test_plugin_api_version_is_checked(monkeypatch):
     fake_entry_points(monkeypatch, ("anymae-toys", "tests.core.toy_plugin"))
     assert anymae.load_plugins(strict=True).plugins[0].api == anymae.PLUGIN_API_VERSION
     monkeypatch.setattr("tests.core.toy_plugin.ANYMAE_PLUGIN_API", anymae.PLUGIN_API_VERSION + 1)
-    with pytest.raises(anymae.IncompatiblePluginError, match=r"built for plugin API 2, but this anymae provides"):
+    with pytest.raises(anymae.IncompatiblePluginError, match=r"built for plugin API 3, but this anymae provides"):
         anymae.load_plugins(strict=True)
+    monkeypatch.setattr("tests.core.toy_plugin.ANYMAE_PLUGIN_API", 1)
+    with pytest.raises(anymae.IncompatiblePluginError) as raised:  # an old plugin is told what changed
+        anymae.load_plugins(strict=True)
+    assert "built for plugin API 1" in str(raised.value)
+    assert "what changed since API 1: tokenizers take forward(batch, extras), implement example_batch()" in str(
+        raised.value
+    )
     monkeypatch.delattr("tests.core.toy_plugin.ANYMAE_PLUGIN_API")
     with pytest.warns(RuntimeWarning, match="does not declare the plugin API"):
         loaded = anymae.load_plugins(strict=False)

@@ -4,9 +4,9 @@ import anymae
 
 from .toys import SeriesTokenizer
 
-ANYMAE_PLUGIN_API = 1  # the anymae plugin API this module is written for
+ANYMAE_PLUGIN_API = 2  # the anymae plugin API this module is written for
 
 
 @anymae.hookimpl
 def anymae_register(registry):
-    registry.add_tokenizer(SeriesTokenizer)
+    registry.add(SeriesTokenizer)

@@ -24,7 +24,7 @@ class SeriesTokenizer(anymae.Tokenizer):
         self.token_dim = patch * channels
         self.layout = LayoutSpec("grid", 1, (length // patch,), variable_length=True)
 
-    def forward(self, batch):
+    def forward(self, batch, extras=frozenset()):
         x = batch["series"]
         b, c, length = x.shape
         tokens = x.reshape(b, c, length // self.patch, self.patch).permute(0, 2, 3, 1).flatten(2)
@@ -33,6 +33,9 @@ class SeriesTokenizer(anymae.Tokenizer):
             steps = torch.arange(length // self.patch, device=x.device) * self.patch
             padding = steps[None, :] >= batch["length"][:, None]
         return TokenBatch(tokens, GridLayout((length // self.patch,)), padding)
+
+    def example_batch(self, batch_size=2):
+        return {"series": sinusoids(batch_size, self.channels, self.layout.shape[0] * self.patch)}
 
     def inverse(self, tokens: TokenBatch) -> Tensor:
         b, n, _ = tokens.tokens.shape
@@ -48,8 +51,13 @@ class VideoTokenizer(anymae.Tokenizer):
         self.t, self.p, self.channels = tubelet, patch, channels
         self.token_dim = tubelet * patch * patch * channels
         self.layout = LayoutSpec("grid", 3, (frames // tubelet, size // patch, size // patch))
+        self.frames, self.size = frames, size
 
-    def forward(self, batch):
+    def example_batch(self, batch_size=2):
+        g = torch.Generator().manual_seed(0)
+        return {"video": torch.randn(batch_size, self.channels, self.frames, self.size, self.size, generator=g)}
+
+    def forward(self, batch, extras=frozenset()):
         x = batch["video"]
         b, c, t, h, w = x.shape
         x = x.reshape(b, c, t // self.t, self.t, h // self.p, self.p, w // self.p, self.p)
@@ -67,7 +75,10 @@ class PointTokenizer(anymae.Tokenizer):
         self.token_dim = dim
         self.layout = LayoutSpec("points", 3)
 
-    def forward(self, batch):
+    def example_batch(self, batch_size=2):
+        return {"points": torch.rand(batch_size, 64, 3, generator=torch.Generator().manual_seed(0))}
+
+    def forward(self, batch, extras=frozenset()):
         points = batch["points"]
         return TokenBatch(self.embed(points), PointLayout(points))
 
@@ -79,8 +90,8 @@ class CoordTarget(anymae.Target):
     def __init__(self) -> None:
         super().__init__()
 
-    def bind(self, tokenizer):
-        self.dim_per_token = tokenizer.layout.rank
+    def bind(self, tokens):
+        self.dim_per_token = tokens.layout.rank
 
     def forward(self, batch, tokens, mask):
         return anymae.gather_tokens(tokens.positions().float(), mask.ids_decode)

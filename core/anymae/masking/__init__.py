@@ -6,10 +6,10 @@ One module per masker family; every masker draws per-token scores on the tokens'
 
 from .base import Masker
 from .block import BlockMasker
-from .coarse import LargePatchMasker
-from .colored import FilteredNoiseMasker
-from .decoder import DualMasker
-from .nearest import NearestBlockMasker
+from .dual import DualMasker
+from .filtered_noise import FilteredNoiseMasker
+from .large_patch import LargePatchMasker
+from .nearest_block import NearestBlockMasker
 from .random import RandomMasker
 from .spectrogram import SpectrogramMasker
 from .tube import TubeMasker

@@ -9,10 +9,8 @@ pytest collects every check. For example::
         component_class = DNATokenizer
         init_args = {"length": 64, "k": 4}
 
-        def make_batch(self, batch_size, device):
-            return {"sequence": torch.randint(0, 4, (batch_size, 64), device=device)}
-
-Contracts: :class:`TokenizerContract`, :class:`MaskerContract`, :class:`TargetContract`, :class:`DecoderContract`,
+Sample data comes from the tokenizer's own ``example_batch`` (override ``make_batch`` for other data). Contracts:
+:class:`TokenizerContract`, :class:`MaskerContract`, :class:`TargetContract`, :class:`DecoderContract`,
 :class:`DataModuleContract`. Each checks shapes and dtypes, positions of the declared kind, devices followed (CPU, and
 CUDA when present), finite outputs on all-constant inputs, that the configuration round-trips through YAML, and (for
 the data-carrying ones) a ``fast_dev_run`` of a tiny model built with the component.
@@ -158,14 +156,19 @@ class _Contract:
         return self.component_class(**self.init_args)
 
 
+def _on(batch: Mapping[str, Tensor], device: str) -> dict[str, Tensor]:
+    return {k: v.to(device) if isinstance(v, Tensor) else v for k, v in batch.items()}
+
+
 class TokenizerContract(_Contract):
-    """Checks a :class:`~anymae.Tokenizer`. Subclasses set ``component_class``, ``init_args`` and implement
-    :meth:`make_batch`; override :meth:`make_target` when :class:`~anymae.PatchTarget` does not fit."""
+    """Checks a :class:`~anymae.Tokenizer`. Subclasses set ``component_class`` and ``init_args``; sample data comes
+    from the tokenizer's ``example_batch`` (override :meth:`make_batch` for other data), and override
+    :meth:`make_target` when :class:`~anymae.PatchTarget` does not fit."""
 
     batch_size: ClassVar[int] = 3
 
     def make_batch(self, batch_size: int, device: str) -> dict[str, Tensor]:
-        raise NotImplementedError("return a raw batch (dict of tensors) of batch_size samples on device")
+        return _on(self.make().example_batch(batch_size), device)
 
     def make_target(self) -> Target:
         return PatchTarget()
@@ -178,6 +181,29 @@ class TokenizerContract(_Contract):
         tokens = tokenizer(self.make_batch(self.batch_size, device))
         streams = self.batch_size * tokenizer.streams_per_sample  # token sequences: one per sample, or per channel
         _check_tokens(tokens, tokenizer.layout, tokenizer.token_dim, streams, device)
+        assert not tokens.extras, f"computed {sorted(tokens.extras)} though nothing asked for them"
+
+    def test_example_batch_is_reproducible_and_sized(self) -> None:
+        tokenizer = self.make()
+        first, again = tokenizer.example_batch(self.batch_size), tokenizer.example_batch(self.batch_size)
+        assert isinstance(first, Mapping) and first, "example_batch must return a non-empty dict of tensors"
+        assert first.keys() == again.keys() and all(torch.equal(first[k], again[k]) for k in first), (
+            "example_batch must draw from a fixed seed"
+        )
+        sizes = {v.shape[0] for v in first.values() if isinstance(v, Tensor) and v.dim() > 0}
+        assert sizes == {self.batch_size}, f"every entry must hold batch_size={self.batch_size} samples, got {sizes}"
+
+    def test_provides_what_it_declares_and_only_what_is_asked(self) -> None:
+        tokenizer = self.make()
+        batch = self.make_batch(self.batch_size, "cpu")
+        for name, shape in tokenizer.provides.items():
+            tokens = tokenizer(batch, frozenset({name}))
+            if shape is None:  # a property, not data
+                continue
+            assert set(tokens.extras) == {name}, f"asked for {name!r}, computed {sorted(tokens.extras)}"
+            value = tokens.extras[name]
+            expected = (*tokens.tokens.shape[:2], *shape)
+            assert tuple(value.shape) == expected, f"{name} is {tuple(value.shape)}, declared {expected}"
 
     def test_inverse_roundtrip_where_declared(self) -> None:
         tokenizer = self.make()
@@ -299,34 +325,40 @@ def _check_spec(spec: MaskSpec, tokens: TokenBatch, device: str) -> None:
 
 
 class TargetContract(_Contract):
-    """Checks a :class:`~anymae.Target` with the tokenizer it is meant for: ``bind`` sets the size, targets cover
-    exactly the decoded tokens, the loss is ~0 for :meth:`perfect_prediction` and targets are finite on constant
-    inputs."""
+    """Checks a :class:`~anymae.Target` with the tokenizer it is meant for (:meth:`make_tokenizer`; sample data from
+    its ``example_batch`` unless :meth:`make_batch` is overridden): its needs are offered, ``bind`` sets the size,
+    targets cover exactly the decoded tokens, the loss is ~0 for :meth:`perfect_prediction` and targets are finite on
+    constant inputs."""
 
     batch_size: ClassVar[int] = 3
 
     def make_tokenizer(self) -> Tokenizer:
         raise NotImplementedError("return the tokenizer this target is computed from")
 
-    def make_batch(self, batch_size: int, device: str) -> dict[str, Tensor]:
-        raise NotImplementedError("return a raw batch for make_tokenizer()")
-
     def perfect_prediction(self, target: Tensor) -> Tensor:
         """Predictions whose loss against ``target`` should be ~0 (the target itself for regression; override for
         classification, e.g. confident logits)."""
         return target
 
+    def make_batch(self, batch_size: int, device: str) -> dict[str, Tensor]:
+        return _on(self.make_tokenizer().example_batch(batch_size), device)
+
     def _bound(self, device: str = "cpu") -> tuple[Target, Tokenizer]:
         target, tokenizer = self.make().to(device), self.make_tokenizer().to(device)
-        target.bind(tokenizer)
+        spec = tokenizer.spec
+        assert not spec.missing(target.needs), f"{spec.name} does not offer {spec.missing(target.needs)}"
+        target.bind(spec)
         assert target.dim_per_token > 0
         return target, tokenizer
+
+    def _tokens(self, tokenizer: Tokenizer, target: Target, batch: Mapping[str, Tensor]) -> TokenBatch:
+        return tokenizer(batch, frozenset(target.needs) & frozenset(tokenizer.provides))
 
     @devices
     def test_targets_for_the_decoded_tokens(self, device: str) -> None:
         target, tokenizer = self._bound(device)
         batch = self.make_batch(self.batch_size, device)
-        tokens = tokenizer(batch)
+        tokens = self._tokens(tokenizer, target, batch)
         n = tokens.num_tokens
         spec = MaskSpec.from_noise(torch.rand(self.batch_size, n, device=device), max(1, n // 4), tokens.padding_mask)
         values = target(batch, tokens, spec)
@@ -340,7 +372,7 @@ class TargetContract(_Contract):
     def test_constant_input_gives_finite_targets(self) -> None:
         target, tokenizer = self._bound()
         batch = _constant_like(self.make_batch(self.batch_size, "cpu"))
-        tokens = tokenizer(batch)
+        tokens = self._tokens(tokenizer, target, batch)
         spec = MaskSpec.from_noise(torch.rand(self.batch_size, tokens.num_tokens), 1, tokens.padding_mask)
         assert torch.isfinite(target(batch, tokens, spec)).all(), "NaN on an all-constant input"
 

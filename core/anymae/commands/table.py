@@ -20,10 +20,10 @@ from pathlib import Path
 
 import yaml
 
-from ..cli import AnymaeCLI
-from .cli import append_row, run_protocol
+from .evaluate import append_row, run_protocol
+from .fit import AnymaeCLI
 
-__all__ = ["format_table", "pretrain", "table_command"]
+__all__ = ["format_table", "pretrain", "run"]
 
 
 def pretrain(config: str, root: Path) -> Path:
@@ -69,7 +69,7 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def table_command(argv: Sequence[str]) -> int:
+def run(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="anymae table", description=__doc__.split("\n\n")[0])
     parser.add_argument("--suite", required=True, type=Path)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])

@@ -16,11 +16,12 @@ import torch
 import yaml
 from torch import Tensor
 
-from .config import instantiate_component
-from .masking import Masker
-from .types import GridLayout, MaskSpec, TokenBatch
+from ..config import instantiate_component
+from ..masking import Masker
+from ..plugins import get_plugins
+from ..types import GridLayout, MaskSpec, TokenBatch
 
-__all__ = ["build_masker", "masks_command", "render_masks"]
+__all__ = ["build_masker", "render_masks", "run"]
 
 VISIBLE, HIDDEN, NOT_DECODED, BACKGROUND = 255, 40, 170, 128
 
@@ -56,9 +57,10 @@ def render_masks(spec: MaskSpec, shape: tuple[int, ...], cell: int = 8, gap: int
     return canvas
 
 
-def masks_command(argv: Sequence[str]) -> int:
+def run(argv: Sequence[str]) -> int:
+    maskers = sorted(c.name for c in get_plugins().registry.of_kind("masker"))
     parser = argparse.ArgumentParser(prog="anymae masks", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--masker", required=True, help="registered name (e.g. BlockMasker) or class path")
+    parser.add_argument("--masker", required=True, help=f"a registered masker ({', '.join(maskers)}) or a class path")
     parser.add_argument("--grid", required=True, help="token grid, e.g. 14x14 or 8x14x14")
     parser.add_argument("--args", nargs="*", default=[], metavar="KEY=VALUE", help="init arguments (YAML values)")
     parser.add_argument("--samples", type=int, default=4, help="masks to draw")

@@ -20,10 +20,10 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
-from .data import FewLabels
-from .protocols import FineTune, KNNClassifier, LinearProbe
+from ..evaluation.data import FewLabels
+from ..evaluation.protocols import FineTune, KNNClassifier, LinearProbe
 
-__all__ = ["PROTOCOLS", "evaluate_command", "run_protocol"]
+__all__ = ["PROTOCOLS", "append_row", "evaluate", "finetune", "knn", "probe", "run_protocol"]
 
 PROTOCOLS: dict[str, type[pl.LightningModule]] = {"probe": LinearProbe, "knn": KNNClassifier, "finetune": FineTune}
 FIELDS = ["protocol", "data", "labels_per_class", "seed", "init", "checkpoint", "metric", "value", "time"]
@@ -79,7 +79,7 @@ def append_row(path: Path, row: dict[str, Any]) -> None:
         writer.writerow(row)
 
 
-def evaluate_command(name: str, argv: Sequence[str]) -> int:
+def evaluate(name: str, argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog=f"anymae {name}", add_help=False)
     parser.add_argument("--results", type=Path, default=Path("anymae-results.csv"))
     parser.add_argument("--compare-random", action="store_true")
@@ -104,3 +104,15 @@ def evaluate_command(name: str, argv: Sequence[str]) -> int:
             file=sys.stdout,
         )
     return 0
+
+
+def knn(argv: Sequence[str]) -> int:
+    return evaluate("knn", argv)
+
+
+def probe(argv: Sequence[str]) -> int:
+    return evaluate("probe", argv)
+
+
+def finetune(argv: Sequence[str]) -> int:
+    return evaluate("finetune", argv)

@@ -1,0 +1,83 @@
+"""The core's structure: no import cycle among its modules (every import counts: top-level, in functions, and under
+TYPE_CHECKING), and file names that say what they hold."""
+
+import ast
+from pathlib import Path
+
+CORE = Path(__file__).resolve().parents[2] / "core" / "anymae"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(CORE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_edges() -> dict[str, set[str]]:
+    """module -> the core modules it imports (``from .x import y`` names ``x``, or ``x.y`` when ``y`` is a module)."""
+    files = {module_name(p): p for p in CORE.rglob("*.py")}
+    edges: dict[str, set[str]] = {name: set() for name in files}
+    for name, path in files.items():
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                    module = f"{base}.{node.module}" if node.module else base
+                else:
+                    module = node.module or ""
+                submodules = [f"{module}.{alias.name}" for alias in node.names]
+                # ``from . import x`` imports the module x, not the package's own names
+                targets = submodules if all(t in files for t in submodules) else [module, *submodules]
+            else:
+                continue
+            for target in targets:
+                if target in files and target != name:
+                    edges[name].add(target)
+    return edges
+
+
+def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(edges[node]):
+            if state.get(nxt) == 1:
+                return [*stack[stack.index(nxt) :], nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(edges):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_no_import_cycle_in_the_core():
+    edges = import_edges()
+    assert "anymae.plugins" in edges and "anymae.registry" in edges["anymae.plugins"]  # the scan sees imports
+    cycle = find_cycle(edges)
+    assert cycle is None, " -> ".join(cycle)
+
+
+def test_the_cycle_finder_finds_cycles():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_masker_files_are_named_after_their_classes():
+    import re
+
+    for path in (CORE / "masking").glob("*.py"):
+        if path.name in {"__init__.py", "base.py"}:
+            continue
+        classes = re.findall(r"^class (\w+)\(", path.read_text(), re.M)
+        snake = {re.sub(r"(?<!^)(?=[A-Z])", "_", c).lower().removesuffix("_masker") for c in classes}
+        assert path.stem in snake, f"{path.name} holds {classes}"
