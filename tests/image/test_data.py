@@ -30,7 +30,7 @@ def test_digits_shapes_labels_and_normalisation():
     assert len(dm.val_set) == round(1797 * 0.2)
     batch = next(iter(dm.train_dataloader()))
     assert batch["image"].shape == (32, 3, 16, 16) and batch["label"].shape == (32,)
-    train = dm.train_set.images
+    train = dm.train_set.tensors["image"]
     assert abs(train.mean().item()) < 1e-3 and train.std().item() == pytest.approx(1.0, abs=1e-3)
     assert set(dm.val_set.labels.tolist()) == set(range(10))
 
@@ -92,11 +92,11 @@ def test_corrupt_files_are_skipped_and_counted_during_fit(tmp_path):
         warnings.simplefilter("always")
         quiet_trainer(max_epochs=2).fit(model, dm)
     assert dm.num_skipped == 4  # two bad files, two epochs
-    assert any("skipping unreadable image" in str(w.message) and "broken.png" in str(w.message) for w in caught)
+    assert any("skipping unreadable file" in str(w.message) and "broken.png" in str(w.message) for w in caught)
 
 
 def test_folder_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no image files"):
+    with pytest.raises(FileNotFoundError, match=r"no \.jpg/\.jpeg/\.png.* files under"):
         ImageFolderDataModule(root=str(tmp_path)).setup("fit")
     with pytest.raises(anymae.ConfigError, match="mean/std need 1 values"):
         ImageFolderDataModule(root=str(tmp_path), in_chans=1, mean=(0.1, 0.2, 0.3), std=(1, 1, 1))

@@ -1,7 +1,5 @@
 """The point-cloud components pass the core's contracts."""
 
-import torch
-
 from anymae.testing import DataModuleContract, TargetContract, TokenizerContract
 from anymae_pointcloud import (
     ChamferTarget,
@@ -13,17 +11,9 @@ from anymae_pointcloud import (
 )
 
 
-def clouds(batch_size, device, n=256):
-    points = torch.randn(batch_size, n, 3, generator=torch.Generator().manual_seed(batch_size)).to(device)
-    return {"points": points / points.norm(dim=-1).amax(dim=1, keepdim=True)[..., None]}
-
-
 class TestPointGroupTokenizer(TokenizerContract):
     component_class = PointGroupTokenizer
     init_args = {"num_groups": 16, "group_size": 8, "dim": 32}
-
-    def make_batch(self, batch_size, device):
-        return clouds(batch_size, device)
 
     def make_target(self):
         return ChamferTarget()
@@ -32,9 +22,6 @@ class TestPointGroupTokenizer(TokenizerContract):
 class TestVoxelPatchTokenizer(TokenizerContract):
     component_class = VoxelPatchTokenizer
     init_args = {"grid_size": 8, "patch_size": 2}
-
-    def make_batch(self, batch_size, device):
-        return clouds(batch_size, device)
 
     def make_target(self):
         return OccupancyTarget()
@@ -46,13 +33,10 @@ class TestChamferTarget(TargetContract):
     def make_tokenizer(self):
         return PointGroupTokenizer(num_groups=16, group_size=8, dim=32)
 
-    def make_batch(self, batch_size, device):
-        return clouds(batch_size, device)
-
 
 class TestNormalCurvatureTarget(TestChamferTarget):
     component_class = NormalCurvatureTarget
-    init_args = {"neighbors": 8}
+    init_args = {"curvature_weight": 0.5}
 
 
 class TestOccupancyTarget(TargetContract):
@@ -60,9 +44,6 @@ class TestOccupancyTarget(TargetContract):
 
     def make_tokenizer(self):
         return VoxelPatchTokenizer(grid_size=8, patch_size=2)
-
-    def make_batch(self, batch_size, device):
-        return clouds(batch_size, device)
 
     def perfect_prediction(self, target):
         return target * 40 - 20  # confident logits on the right side

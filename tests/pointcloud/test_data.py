@@ -7,8 +7,10 @@ import open3d as o3d
 import pytest
 import torch
 
-from anymae_pointcloud import PointCloudFolderDataModule, ShapesDataModule, read_points
+from anymae_pointcloud import PointCloudFolderDataModule, ShapesDataModule, point_normals, read_points
 from anymae_pointcloud.data import SHAPES
+
+from ..core.toys import quiet_trainer
 
 
 def write_formats(folder):
@@ -45,14 +47,14 @@ def test_unreadable_files_are_skipped_and_counted(tmp_path):
     (tmp_path / "good" / "broken.ply").write_bytes(b"ply\nformat nonsense\n")
     (tmp_path / "good" / "empty.xyz").write_text("")
     data = PointCloudFolderDataModule(
-        root=str(tmp_path / "good"), num_points=128, batch_size=4, num_workers=0, val_fraction=0.0
+        root=str(tmp_path / "good"), num_points=128, batch_size=5, num_workers=0, val_fraction=0.0
     )
     data.setup("fit")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         sizes = [len(data.on_before_batch_transfer(b, 0).get("points", [])) for b in data.train_dataloader()]
     assert sum(sizes) == 8 and data.num_skipped == 2
-    assert any("skipping unreadable point cloud" in str(w.message) for w in caught)
+    assert any("skipping unreadable file" in str(w.message) for w in caught)
 
 
 def test_labels_from_folders_and_augmentation(tmp_path):
@@ -78,3 +80,69 @@ def test_shapes_are_labelled_primitives():
     batch = next(iter(data.train_dataloader()))
     assert batch["points"].shape == (8, 256, 3)
     assert torch.allclose(batch["points"].norm(dim=-1).amax(dim=1), torch.ones(8), atol=1e-5)
+
+
+def test_truncated_binary_ply_is_skipped_not_read_as_garbage(tmp_path):
+    """open3d reads a truncated binary .ply as the declared count of NaN or ~1e304 points: such a cloud is refused."""
+    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.random.default_rng(0).random((500, 3))))
+    whole = tmp_path / "whole.ply"
+    assert o3d.io.write_point_cloud(str(whole), cloud, write_ascii=False)
+    data = whole.read_bytes()
+    (tmp_path / "truncated.ply").write_bytes(data[: len(data) // 3])
+    ascii_whole = tmp_path / "ascii.ply"
+    assert o3d.io.write_point_cloud(str(ascii_whole), cloud, write_ascii=True)
+    lines = ascii_whole.read_text().splitlines()
+    (tmp_path / "ascii.ply").write_text("\n".join(lines[: len(lines) // 2]) + "\n")
+    with pytest.raises(ValueError, match="is truncated: its header declares 500 rows"):
+        read_points(tmp_path / "ascii.ply", 64)
+    with pytest.raises(ValueError, match="is truncated: its header declares 12000 bytes"):
+        read_points(tmp_path / "truncated.ply", 64)
+    module = PointCloudFolderDataModule(root=str(tmp_path), num_points=64, batch_size=4, num_workers=0, val_fraction=0)
+    module.setup("fit")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        batches = [module.on_before_batch_transfer(b, 0) for b in module.train_dataloader()]
+    assert module.num_skipped == 2 and sum(len(b.get("points", [])) for b in batches) == 1
+    assert all(torch.isfinite(b["points"]).all() for b in batches if "points" in b)
+
+
+def test_normals_are_estimated_once_per_cloud_and_move_with_augmentation():
+    """Normals come with the data, estimated when the set is made; augmented clouds carry their normals rotated and
+    scaled with them, matching an estimate made afresh on the augmented cloud."""
+    data = ShapesDataModule(per_class=2, num_points=512, batch_size=20, normals=True, rotation="so3", noise=0.0)
+    data.setup("fit")
+    batch = data.on_before_batch_transfer(next(iter(data.train_dataloader())), 0)
+    points, normals = batch["points"], batch["normals"]
+    assert normals.shape == (*points.shape[:2], 4)
+    torch.testing.assert_close(normals[..., :3].norm(dim=-1), torch.ones(points.shape[:2]))
+    fresh = point_normals(points)
+    agreement = torch.nn.functional.cosine_similarity(normals[..., :3], fresh[..., :3], dim=-1).abs()
+    assert agreement.median() > 0.98, agreement.median()
+
+
+def test_a_normals_training_step_searches_no_neighbourhood(monkeypatch):
+    """The normal target reads normals the data computed; a training step never calls the neighbourhood search."""
+    from anymae.testing import tiny_model
+    from anymae_pointcloud import NormalCurvatureTarget, PointGroupTokenizer
+    from anymae_pointcloud import data as point_data
+
+    calls = []
+    original = point_data.estimate_normals
+    monkeypatch.setattr(point_data, "estimate_normals", lambda *a, **k: calls.append(1) or original(*a, **k))
+    module = ShapesDataModule(per_class=2, num_points=128, batch_size=8, normals=True)
+    module.setup("fit")
+    assert calls, "normals are estimated when the set is made"
+    calls.clear()
+    model = tiny_model(PointGroupTokenizer(num_groups=8, group_size=8, dim=16), NormalCurvatureTarget())
+    quiet_trainer(max_epochs=1, limit_train_batches=3, limit_val_batches=1).fit(model, module)
+    assert not calls
+
+
+def test_normal_target_without_normals_in_the_data_says_so():
+    from anymae import ConfigError
+    from anymae.testing import tiny_model
+    from anymae_pointcloud import NormalCurvatureTarget, PointGroupTokenizer
+
+    model = tiny_model(PointGroupTokenizer(num_groups=8, group_size=8, dim=16), NormalCurvatureTarget())
+    with pytest.raises(ConfigError, match=r"neighbor_normals needs the batch entry 'normals'.*normals: true"):
+        model({"points": torch.rand(2, 64, 3)})

@@ -100,7 +100,7 @@ def test_unreadable_files_are_skipped_and_counted(tmp_path):
         warnings.simplefilter("always")
         data.setup("fit")
     assert data.num_skipped == 2 and len(data.train_set) + len(data.val_set) == 5
-    assert sum("skipping unreadable series file" in str(w.message) for w in caught) == 2
+    assert sum("skipping unreadable file" in str(w.message) for w in caught) == 2
 
 
 def test_trajectories_three_motion_models():

@@ -7,6 +7,8 @@ import anymae
 from anymae import MaskSpec
 from anymae_timeseries import ForecastMasker, SeriesPatchTokenizer, TrajectoryTarget
 
+from ..core.toys import series_model
+
 
 def series(b=3, c=2, length=40, seed=0):
     return torch.randn(b, c, length, generator=torch.Generator().manual_seed(seed))
@@ -77,9 +79,10 @@ def test_forecast_masker_hides_the_end_of_each_series():
 def test_trajectory_target_positions_and_displacements():
     tok = SeriesPatchTokenizer(channels=2, length=16, patch_len=4)
     target = TrajectoryTarget(displacement_weight=2.0)
-    target.bind(tok)
+    target.bind(tok.spec)
     tracks = torch.cumsum(torch.ones(1, 2, 16), dim=-1)  # steps of 1 in x and y
-    tokens = tok({"series": tracks})
+    assert not tok({"series": tracks}).extras  # displacements only when asked for
+    tokens = tok({"series": tracks}, frozenset({"displacements"}))
     spec = MaskSpec.from_mask(torch.tensor([[False, True, False, True]]))
     values = target({}, tokens, spec)
     assert values.shape == (1, 2, 16)
@@ -87,5 +90,7 @@ def test_trajectory_target_positions_and_displacements():
     pred = values.clone()
     pred[..., 8:] += 1  # displacements wrong by one
     assert target.loss(pred, values, spec).item() == pytest.approx(2.0)
-    with pytest.raises(anymae.ConfigError, match="'mixed' mode"):
-        TrajectoryTarget().bind(SeriesPatchTokenizer(channels=2, mode="independent"))
+    with pytest.raises(
+        anymae.ConfigError, match="TrajectoryTarget needs displacements from the tokenizer, which Series"
+    ):
+        series_model(target=TrajectoryTarget())  # the core's toy series tokenizer computes no displacements

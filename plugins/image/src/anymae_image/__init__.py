@@ -3,7 +3,7 @@
 The names below are public API: saved configs record them by their shortest import path (``anymae_image.X``).
 """
 
-from .data import DigitsDataModule, ImageFiles, ImageFolderDataModule
+from .data import DigitsDataModule, ImageFolderDataModule, read_image
 from .export import TimmViTExporter, create_timm_vit, timm_vit_config, timm_vit_state_dict
 from .tokenizers import ImagePatchTokenizer
 from .viz import ReconstructionGrid, save_reconstruction_grid
@@ -12,13 +12,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DigitsDataModule",
-    "ImageFiles",
     "ImageFolderDataModule",
     "ImagePatchTokenizer",
     "ReconstructionGrid",
     "TimmViTExporter",
     "__version__",
     "create_timm_vit",
+    "read_image",
     "save_reconstruction_grid",
     "timm_vit_config",
     "timm_vit_state_dict",

@@ -9,63 +9,25 @@
 Batches are dicts: ``{"image": [B, C, H, W] float, "label": [B] long}`` (``label`` only when labeled).
 """
 
-import os
-import warnings
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Callable
+from functools import partial
 from typing import Annotated, Any, Literal
 
-import lightning.pytorch as pl
 import torch
 from pydantic import Field, NonNegativeInt, PositiveInt
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
 
-from anymae import (
-    ConfigError,
-    EpochShuffleSampler,
-    SkippedSamples,
-    collate_skipping,
-    require,
-    sample_rng,
-    split_key,
-    validated,
-)
+from anymae import ConfigError, DataModule, FolderDataModule, TensorSamples, require, split_indices, validated
 
-__all__ = ["DigitsDataModule", "ImageFiles", "ImageFolderDataModule"]
+__all__ = ["DigitsDataModule", "ImageFolderDataModule", "read_image"]
 
+# torchvision's IMG_EXTENSIONS, without importing torchvision when the plugin loads
+IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class _TensorImages(Dataset):
-    """In-memory images (and labels) as dict samples."""
-
-    def __init__(self, images: Tensor, labels: Tensor | None) -> None:
-        self.images = images
-        self.labels = labels
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int) -> dict[str, Tensor]:
-        sample = {"image": self.images[index]}
-        if self.labels is not None:
-            sample["label"] = self.labels[index]
-        return sample
-
-
-def _split(n: int, val_fraction: float, seed: int) -> tuple[Tensor, Tensor]:
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    n_val = max(1, round(n * val_fraction)) if val_fraction > 0 else 0
-    return order[n_val:], order[:n_val]
-
-
-def _take(items: list | None, ids: Tensor) -> list | None:
-    return None if items is None else [items[i] for i in ids.tolist()]
-
-
-class DigitsDataModule(pl.LightningDataModule):
+class DigitsDataModule(DataModule):
     """scikit-learn's digits, upsampled to ``image_size`` with bicubic interpolation, labeled 0-9.
 
     Images are scaled to [0, 1], then standardised with the training split's mean and standard deviation.
@@ -89,19 +51,10 @@ class DigitsDataModule(pl.LightningDataModule):
         num_workers: NonNegativeInt = 0,
         seed: int = 0,
     ) -> None:
-        super().__init__()
-        self.image_size = image_size
-        self.in_chans = in_chans
-        self.batch_size = batch_size
-        self.val_fraction = val_fraction
-        self.num_workers = num_workers
-        self.seed = seed
-        self.train_set: _TensorImages | None = None
-        self.val_set: _TensorImages | None = None
+        super().__init__(batch_size, num_workers, seed)
+        self.image_size, self.in_chans, self.val_fraction = image_size, in_chans, val_fraction
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None:
-            return
+    def build(self) -> tuple[TensorSamples, TensorSamples]:
         datasets = require("sklearn.datasets", install="anymae-image[digits]", feature="DigitsDataModule")
         digits = datasets.load_digits()
         images = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
@@ -109,65 +62,24 @@ class DigitsDataModule(pl.LightningDataModule):
             images, size=(self.image_size, self.image_size), mode="bicubic", align_corners=False
         ).clamp_(0, 1)
         labels = torch.tensor(digits.target, dtype=torch.long)
-        train, val = _split(len(images), self.val_fraction, self.seed)
+        train, val = split_indices(len(images), self.val_fraction, self.seed)
         mean, std = images[train].mean(), images[train].std()
         images = ((images - mean) / std).expand(-1, self.in_chans, -1, -1).contiguous()
-        self.train_set = _TensorImages(images[train], labels[train])
-        self.val_set = _TensorImages(images[val], labels[val])
-
-    def train_dataloader(self) -> DataLoader:
-        return DataLoader(
-            self.train_set,
-            batch_size=self.batch_size,
-            sampler=EpochShuffleSampler(len(self.train_set), self.seed),
-            num_workers=self.num_workers,
-            drop_last=len(self.train_set) > self.batch_size,
+        return (
+            TensorSamples({"image": images[train], "label": labels[train]}),
+            TensorSamples({"image": images[val], "label": labels[val]}),
         )
 
-    def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_set, batch_size=self.batch_size, num_workers=self.num_workers)
+
+def read_image(path: str, transform: Callable[[Any], Tensor], mode: str) -> dict[str, Tensor]:
+    """One image file through ``transform``; PIL's errors for a bad file are ``OSError``/``ValueError`` (skipped)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return {"image": transform(image.convert(mode))}
 
 
-class ImageFiles(Dataset):
-    """Image files (and labels), loaded with PIL and transformed; an unreadable file yields ``None``.
-
-    Use with :func:`anymae.collate_skipping`, which drops the ``None`` samples and counts them. Indexed with an
-    ``(index, seed)`` pair (``EpochShuffleSampler(sample_seeds=True)``), the random transform draws from ``seed``.
-    """
-
-    def __init__(
-        self,
-        paths: Sequence[str],
-        labels: Sequence[int] | None,
-        transform: Callable[[Any], Tensor],
-        mode: str = "RGB",
-    ) -> None:
-        self.paths = list(paths)
-        self.labels = None if labels is None else list(labels)
-        self.transform = transform
-        self.mode = mode
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Tensor] | None:
-        from PIL import Image, UnidentifiedImageError
-
-        index, seed = split_key(key)  # a seed when the sampler gives one: the same crop in a resumed run
-        path = self.paths[index]
-        try:
-            with Image.open(path) as image, sample_rng(seed):
-                pixels = self.transform(image.convert(self.mode))
-        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as error:
-            warnings.warn(f"skipping unreadable image {path}: {error}", RuntimeWarning, stacklevel=2)
-            return None
-        sample = {"image": pixels}
-        if self.labels is not None:
-            sample["label"] = torch.tensor(self.labels[index])
-        return sample
-
-
-class ImageFolderDataModule(SkippedSamples, pl.LightningDataModule):
+class ImageFolderDataModule(FolderDataModule):
     """A folder of images, for pretraining (unlabeled) or probing (labeled, one sub-folder per class).
 
     Args:
@@ -188,6 +100,9 @@ class ImageFolderDataModule(SkippedSamples, pl.LightningDataModule):
         seed: seed of the validation split and of the shuffling.
     """
 
+    extensions = IMG_EXTENSIONS
+    read_errors = (OSError, ValueError, SyntaxError)  # PIL: unidentified or truncated files, bad headers
+
     @validated
     def __init__(
         self,
@@ -206,99 +121,27 @@ class ImageFolderDataModule(SkippedSamples, pl.LightningDataModule):
         num_workers: NonNegativeInt = 4,
         seed: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(root, val_root, val_fraction, labeled, batch_size, num_workers, seed)
         if crop_scale[0] > crop_scale[1]:
             raise ConfigError(f"ImageFolderDataModule.crop_scale: lower bound above upper bound, got {crop_scale}")
         default_mean, default_std = (IMAGENET_MEAN, IMAGENET_STD) if in_chans == 3 else ((0.5,), (0.5,))
         self.mean, self.std = mean or default_mean, std or default_std
         if len(self.mean) != in_chans or len(self.std) != in_chans:
             raise ConfigError(f"ImageFolderDataModule.mean/std need {in_chans} values (in_chans), got {self.mean}")
-        self.root, self.val_root = root, val_root
-        self.val_fraction = val_fraction
-        self.labeled = labeled
-        self.image_size = image_size
-        self.crop_scale = crop_scale
-        self.hflip = hflip
-        self.augment = augment
+        self.image_size, self.crop_scale, self.hflip, self.augment = image_size, crop_scale, hflip, augment
         self.in_chans = in_chans
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-        self.seed = seed
-        self.classes: list[str] = []
-        self.train_set: ImageFiles | None = None
-        self.val_set: ImageFiles | None = None
 
-    # ------------------------------------------------------------------------------------------------ files & labels
-    def _scan(self, root: str) -> tuple[list[str], list[int] | None]:
-        from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
-
-        if not Path(root).is_dir():
-            raise FileNotFoundError(f"ImageFolderDataModule: no such folder {root!r}")
-        if self.labeled:
-            classes, class_to_idx = find_classes(root)
-            if not self.classes:
-                self.classes = classes
-            elif classes != self.classes:
-                raise ValueError(f"{root!r} has classes {classes}, the training folder {self.classes}")
-            pairs = make_dataset(root, class_to_idx, extensions=IMG_EXTENSIONS, allow_empty=True)
-            return [p for p, _ in pairs], [c for _, c in pairs]
-        paths = sorted(
-            os.path.join(folder, name)
-            for folder, _, names in os.walk(root, followlinks=True)
-            for name in names
-            if name.lower().endswith(IMG_EXTENSIONS)
-        )
-        return paths, None
-
-    def _transform(self, train: bool) -> Callable[[Any], Tensor]:
+    def reader(self, train: bool) -> Callable[[str], dict[str, Tensor]]:
         from torchvision.transforms import InterpolationMode, v2
 
         size = self.image_size
-        if train:
+        if train and self.augment:
             geometry = [v2.RandomResizedCrop(size, scale=self.crop_scale, interpolation=InterpolationMode.BICUBIC)]
             if self.hflip:
                 geometry.append(v2.RandomHorizontalFlip())
         else:  # the evaluation transform of MAE's fine-tuning recipe: resize to size / 0.875, centre crop
-            geometry = [
-                v2.Resize(int(size / 0.875), interpolation=InterpolationMode.BICUBIC),
-                v2.CenterCrop(size),
-            ]
-        return v2.Compose(
+            geometry = [v2.Resize(int(size / 0.875), interpolation=InterpolationMode.BICUBIC), v2.CenterCrop(size)]
+        transform = v2.Compose(
             [v2.ToImage(), *geometry, v2.ToDtype(torch.float32, scale=True), v2.Normalize(self.mean, self.std)]
         )
-
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None:
-            return
-        mode = "RGB" if self.in_chans == 3 else "L"
-        paths, labels = self._scan(self.root)
-        if not paths:
-            raise FileNotFoundError(f"ImageFolderDataModule: no image files under {self.root!r}")
-        if self.val_root is not None:
-            val_paths, val_labels = self._scan(self.val_root)
-        elif self.val_fraction > 0:
-            train, val = _split(len(paths), self.val_fraction, self.seed)
-            val_paths, val_labels = _take(paths, val), _take(labels, val)
-            paths, labels = _take(paths, train), _take(labels, train)
-        else:
-            val_paths, val_labels = [], None
-        self.train_set = ImageFiles(paths, labels, self._transform(train=self.augment), mode)
-        self.val_set = ImageFiles(val_paths, val_labels, self._transform(train=False), mode) if val_paths else None
-
-    def _loader(self, dataset: ImageFiles, train: bool) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            sampler=EpochShuffleSampler(len(dataset), self.seed, shuffle=train, sample_seeds=train),
-            num_workers=self.num_workers,
-            collate_fn=collate_skipping,
-            pin_memory=torch.cuda.is_available(),
-            drop_last=train and len(dataset) > self.batch_size,
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, train=True)
-
-    def val_dataloader(self) -> DataLoader | list:
-        return self._loader(self.val_set, train=False) if self.val_set is not None else []
+        return partial(read_image, transform=transform, mode="RGB" if self.in_chans == 3 else "L")

@@ -9,13 +9,9 @@ from .export import TimmViTExporter
 from .tokenizers import ImagePatchTokenizer
 from .viz import ReconstructionGrid
 
-ANYMAE_PLUGIN_API = 1  # the anymae plugin API this module is written for
+ANYMAE_PLUGIN_API = 2  # the anymae plugin API this module is written for
 
 
 @anymae.hookimpl
 def anymae_register(registry: anymae.Registry) -> None:
-    registry.add_tokenizer(ImagePatchTokenizer)
-    registry.add_datamodule(DigitsDataModule)
-    registry.add_datamodule(ImageFolderDataModule)
-    registry.add_callback(ReconstructionGrid)
-    registry.add_exporter(TimmViTExporter)
+    registry.add(ImagePatchTokenizer, DigitsDataModule, ImageFolderDataModule, ReconstructionGrid, TimmViTExporter)

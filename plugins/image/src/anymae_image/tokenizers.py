@@ -7,6 +7,7 @@ exactly MAE's pixel target, and a linear map of a token equals MAE's strided-con
 
 from collections.abc import Mapping
 
+import torch
 from pydantic import PositiveInt
 from torch import Tensor
 
@@ -64,11 +65,16 @@ class ImagePatchTokenizer(Tokenizer):
         x = images.reshape(b, c, h // ph, ph, w // pw, pw)
         return x.permute(0, 2, 4, 3, 5, 1).reshape(b, (h // ph) * (w // pw), ph * pw * c)
 
-    def forward(self, batch: Mapping[str, Tensor]) -> TokenBatch:
+    def forward(self, batch: Mapping[str, Tensor], extras: frozenset[str] = frozenset()) -> TokenBatch:
         images = batch[self.key]
         ph, pw = self.patch_size
         grid = (images.shape[-2] // ph, images.shape[-1] // pw)
         return TokenBatch(self.patchify(images), GridLayout(grid))
+
+    def example_batch(self, batch_size: int = 2) -> dict[str, Tensor]:
+        """Random images of the nominal size."""
+        shape = (batch_size, self.in_chans, *self.image_size)
+        return {self.key: torch.randn(shape, generator=torch.Generator().manual_seed(0))}
 
     def inverse(self, tokens: TokenBatch) -> Tensor:
         """Tokens ``[B, N, p_h * p_w * C]`` on a ``(gh, gw)`` grid -> images ``[B, C, gh * p_h, gw * p_w]``."""

@@ -1,13 +1,15 @@
 """Reconstruction grids: one row per image, ``original | masked input | reconstruction``, written as PNG into the
 run's log directory every ``every_n_epochs`` epochs and at the end of fit."""
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from pydantic import NonNegativeInt, PositiveInt
 from torch import Tensor
 
-from anymae import MaskedAutoencoder, PeriodicFigure, validated
+from anymae import INVERSE, RAW_VALUES, MaskedAutoencoder, PeriodicFigure, validated
 
 __all__ = ["ReconstructionGrid", "save_reconstruction_grid"]
 
@@ -46,6 +48,9 @@ class ReconstructionGrid(PeriodicFigure):
     """
 
     folder, label = "reconstructions", "reconstructions"
+    drawings: ClassVar[Mapping[str, frozenset[str]]] = {
+        RAW_VALUES: frozenset({INVERSE})
+    }  # predicted token values, shown through the tokenizer's inverse
 
     @validated
     def __init__(self, every_n_epochs: NonNegativeInt = 5, num_images: PositiveInt = 8, seed: int = 0) -> None:

@@ -2,31 +2,34 @@
 
 * :class:`PointCloudFolderDataModule`: ``.ply``, ``.pcd``, ``.xyz``, ``.pts`` point clouds and ``.ply``, ``.obj``,
   ``.off``, ``.stl`` meshes (sampled uniformly to points), unlabeled or labeled by sub-folder; a file that cannot be
-  read (or holds no points) is skipped and counted, never fatal.
+  read, holds no points, or holds non-finite or absurd coordinates (a truncated file) is skipped and counted, never
+  fatal.
 * :class:`ShapesDataModule`: open3d's primitives (box, sphere, cylinder, cone, torus, arrow, Moebius strip,
   tetrahedron, octahedron, icosahedron) with random proportions, rotations and noise, sampled to points; the class is
   the primitive. Made in memory, no download.
 
 Every cloud is centred and scaled into the unit sphere (Point-MAE's ``pc_normalize``) and resampled to
-``num_points``. Training clouds get random scale, shift and rotation. Batches: ``{"points": [B, N, 3]}`` plus
-``"label"`` when labelled.
+``num_points``. Training clouds get random scale, shift and rotation. Batches: ``{"points": [B, N, 3]}``, plus
+``"normals"`` ``[B, N, 4]`` (unit normal and surface variation per point, for ``NormalCurvatureTarget``) with
+``normals=True``, plus ``"label"`` when labelled. Normals are estimated once per cloud, before augmentation, and
+moved with it (the inverse transpose of the augmentation's linear map), so no training step searches neighbourhoods.
 """
 
 import math
 import os
-import warnings
-from collections.abc import Sequence
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import lightning.pytorch as pl
 import numpy as np
 import torch
 from pydantic import Field, NonNegativeInt, PositiveInt
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
 
-from anymae import EpochShuffleSampler, SkippedSamples, collate_skipping, sample_rng, split_key, validated
+from anymae import DataModule, FolderDataModule, TensorSamples, split_indices, validated
+
+from .ops import estimate_normals
 
 __all__ = [
     "CLOUD_EXTENSIONS",
@@ -35,12 +38,14 @@ __all__ = [
     "ShapesDataModule",
     "augment",
     "normalize",
+    "point_normals",
     "read_points",
 ]
 
 CLOUD_EXTENSIONS = (".ply", ".pcd", ".xyz", ".pts")
 MESH_EXTENSIONS = (".ply", ".obj", ".off", ".stl")
 SHAPES = ("box", "sphere", "cylinder", "cone", "torus", "arrow", "mobius", "tetrahedron", "octahedron", "icosahedron")
+MAX_COORDINATE = 1e6  # beyond this a coordinate is garbage (open3d reads truncated binary files as ~1e304)
 
 
 def normalize(points: Tensor) -> Tensor:
@@ -56,6 +61,18 @@ def resample(points: Tensor, count: int) -> Tensor:
     return points[index]
 
 
+def point_normals(points: Tensor, neighbors: int = 16, chunk: int = 32) -> Tensor:
+    """Unit normal and surface variation ``[..., N, 4]`` of every point of clouds ``[..., N, 3]`` (local PCA over
+    ``neighbors`` nearest points, :func:`~anymae_pointcloud.ops.estimate_normals`), ``chunk`` clouds at a time to
+    bound the ``[N, N]`` distance matrices."""
+    flat = points.reshape(-1, *points.shape[-2:])
+    parts = []
+    for start in range(0, len(flat), chunk):  # chunks of clouds, each batched: memory, not a per-sample loop
+        normals, variation = estimate_normals(flat[start : start + chunk], k=neighbors)
+        parts.append(torch.cat([normals, variation.unsqueeze(-1)], dim=-1))
+    return torch.cat(parts).reshape(*points.shape[:-1], 4)
+
+
 def random_rotation(kind: str) -> Tensor:
     """A rotation matrix: about the vertical axis (``"z"``) or uniform over SO(3) (``"so3"``)."""
     if kind == "z":
@@ -67,24 +84,86 @@ def random_rotation(kind: str) -> Tensor:
     return q if torch.det(q) > 0 else -q
 
 
-def augment(points: Tensor, rotation: str) -> Tensor:
-    """Point-MAE's scale (per axis, 2/3 to 3/2) and shift (-0.2 to 0.2), and a random rotation."""
-    if rotation != "none":
-        points = points @ random_rotation(rotation).T
+def augment(points: Tensor, rotation: str, normals: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+    """Point-MAE's scale (per axis, 2/3 to 3/2) and shift (-0.2 to 0.2), and a random rotation.
+
+    ``normals`` ``[N, 4]`` (normal and surface variation) move with the points: a normal maps by the inverse
+    transpose of the linear part, ``n' ~ S^-1 R n``, renormalised; surface variation is kept (exact for rotations,
+    approximate under the mild anisotropic scale).
+    """
+    rotate = random_rotation(rotation) if rotation != "none" else torch.eye(3)
     scale = torch.empty(3).uniform_(2 / 3, 3 / 2)
     shift = torch.empty(3).uniform_(-0.2, 0.2)
-    return points * scale + shift
+    points = (points @ rotate.T) * scale + shift
+    if normals is not None:
+        directions = torch.nn.functional.normalize((normals[:, :3] @ rotate.T) / scale, dim=-1)
+        normals = torch.cat([directions, normals[:, 3:]], dim=-1)
+    return points, normals
+
+
+def _augmented(sample: dict[str, Tensor], rotation: str) -> dict[str, Tensor]:
+    points, normals = augment(sample["points"], rotation, sample.get("normals"))
+    return {**sample, "points": points, **({"normals": normals} if normals is not None else {})}
+
+
+_PLY_SIZES = {
+    **dict.fromkeys(("char", "uchar", "int8", "uint8"), 1),
+    **dict.fromkeys(("short", "ushort", "int16", "uint16"), 2),
+    **dict.fromkeys(("int", "uint", "float", "int32", "uint32", "float32"), 4),
+    **dict.fromkeys(("double", "float64"), 8),
+}
+
+
+def check_ply(path: str) -> None:
+    """Raise ``ValueError`` for a ``.ply`` file shorter than its header declares.
+
+    open3d reads a truncated binary PLY as the declared number of points, the missing ones left as whatever memory
+    held (NaN, 1e304 or plausible numbers), and only prints a warning; no library we use reports it, so the header is
+    checked here: the bytes (binary) or lines (ASCII) of the vertex element and the elements before it must be there.
+    """
+    header: list[str] = []
+    with open(path, "rb") as handle:
+        for _ in range(500):  # a header is a few lines; never read a whole file looking for one
+            line = handle.readline()
+            header.append(line.decode("ascii", "replace").strip())
+            if not line or header[-1] == "end_header":
+                break
+        body = handle.read()
+    if header[0] != "ply" or header[-1] != "end_header":
+        return  # not a header open3d could use either: its own reading reports the file
+    binary = any(line.startswith("format binary") for line in header)
+    elements: list[tuple[str, int, list[str]]] = []  # name, rows, property types
+    for words in (line.split() for line in header):
+        if words[:1] == ["element"]:
+            elements.append((words[1], int(words[2]), []))
+        elif words[:1] == ["property"] and elements:
+            elements[-1][2].append(words[1])
+    needed = 0
+    for name, rows, types in elements:
+        if binary and "list" in types:  # rows of variable size: nothing further can be counted
+            break
+        needed += rows * sum(_PLY_SIZES.get(t, 0) for t in types) if binary else rows
+        if name == "vertex":
+            break
+    have = len(body) if binary else sum(1 for line in body.splitlines() if line.strip())
+    if have < needed:
+        raise ValueError(
+            f"{path} is truncated: its header declares {needed} {'bytes' if binary else 'rows'}, {have} found"
+        )
 
 
 def read_points(path: str | Path, count: int) -> Tensor:
     """Points ``[count, 3]`` of a cloud or a mesh file, normalised to the unit sphere.
 
-    Raises ``ValueError`` when the file holds no points (open3d reports unreadable files that way).
+    Raises ``ValueError`` when the file holds no points (open3d reports unreadable files that way) or non-finite or
+    absurd coordinates (what it reads from a truncated binary file).
     """
     import open3d as o3d
 
     path = str(path)
     suffix = os.path.splitext(path)[1].lower()
+    if suffix == ".ply":
+        check_ply(path)
     points = None
     if suffix in MESH_EXTENSIONS:
         mesh = o3d.io.read_triangle_mesh(path)
@@ -95,44 +174,21 @@ def read_points(path: str | Path, count: int) -> Tensor:
         points = np.asarray(o3d.io.read_point_cloud(path).points)
     if points is None or len(points) == 0:
         raise ValueError(f"no points in {path}")
-    return normalize(resample(torch.as_tensor(points, dtype=torch.float32), count))
+    points = torch.as_tensor(points, dtype=torch.float32)
+    if not bool(torch.isfinite(points).all()) or float(points.abs().max()) > MAX_COORDINATE:
+        raise ValueError(f"non-finite or absurd coordinates in {path} (a truncated file?)")
+    return normalize(resample(points, count))
 
 
-class PointFiles(Dataset):
-    """Point-cloud and mesh files (and labels); an unreadable file yields ``None`` (see ``collate_skipping``)."""
-
-    def __init__(
-        self, paths: Sequence[str], labels: Sequence[int] | None, count: int, train: bool, rotation: str
-    ) -> None:
-        self.paths, self.labels = list(paths), None if labels is None else list(labels)
-        self.count, self.train, self.rotation = count, train, rotation
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Tensor] | None:
-        index, seed = split_key(key)
-        try:
-            with sample_rng(seed):
-                points = read_points(self.paths[index], self.count)
-                if self.train:
-                    points = augment(points, self.rotation)
-        except (OSError, ValueError, RuntimeError) as error:
-            warnings.warn(f"skipping unreadable point cloud {self.paths[index]}: {error}", RuntimeWarning, stacklevel=2)
-            return None
-        sample = {"points": points}
-        if self.labels is not None:
-            sample["label"] = torch.tensor(self.labels[index])
-        return sample
+def read_cloud(path: str, count: int, augment_rotation: str | None, normal_neighbors: int | None) -> dict[str, Tensor]:
+    """One file as a sample: points, normals (``normal_neighbors`` set) and augmentation (``augment_rotation`` set)."""
+    sample = {"points": read_points(path, count)}
+    if normal_neighbors is not None:
+        sample["normals"] = point_normals(sample["points"], normal_neighbors)
+    return sample if augment_rotation is None else _augmented(sample, augment_rotation)
 
 
-def _split(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
-    n_val = max(1, round(n * fraction)) if fraction > 0 else 0
-    return order[n_val:], order[:n_val]
-
-
-class PointCloudFolderDataModule(SkippedSamples, pl.LightningDataModule):
+class PointCloudFolderDataModule(FolderDataModule):
     """A folder of point clouds and meshes.
 
     Args:
@@ -143,10 +199,15 @@ class PointCloudFolderDataModule(SkippedSamples, pl.LightningDataModule):
         num_points: points per cloud (1024 in Point-MAE).
         augment: random scale, shift and rotation on training clouds.
         rotation: ``"z"`` (about the vertical axis), ``"so3"`` or ``"none"``.
+        normals: add ``"normals"`` ``[N, 4]`` (unit normal, surface variation) per cloud, for
+            ``NormalCurvatureTarget``.
+        normal_neighbors: points in each normal's local PCA (16).
         batch_size: clouds per batch.
         num_workers: loader processes.
         seed: seed of the split, shuffling and augmentation.
     """
+
+    extensions = tuple(sorted(set(CLOUD_EXTENSIONS + MESH_EXTENSIONS)))
 
     @validated
     def __init__(
@@ -158,74 +219,23 @@ class PointCloudFolderDataModule(SkippedSamples, pl.LightningDataModule):
         num_points: PositiveInt = 1024,
         augment: bool = True,
         rotation: Literal["none", "z", "so3"] = "z",
+        normals: bool = False,
+        normal_neighbors: Annotated[int, Field(ge=3)] = 16,
         batch_size: PositiveInt = 32,
         num_workers: NonNegativeInt = 2,
         seed: int = 0,
     ) -> None:
-        super().__init__()
-        self.root, self.val_root, self.val_fraction, self.labeled = root, val_root, val_fraction, labeled
+        super().__init__(root, val_root, val_fraction, labeled, batch_size, num_workers, seed)
         self.num_points, self.augment, self.rotation = num_points, augment, rotation
-        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
-        self.classes: list[str] = []
-        self.train_set: PointFiles | None = None
-        self.val_set: PointFiles | None = None
+        self.normals, self.normal_neighbors = normals, normal_neighbors
 
-    def _scan(self, root: str) -> tuple[list[str], list[int] | None]:
-        if not Path(root).is_dir():
-            raise FileNotFoundError(f"PointCloudFolderDataModule: no such folder {root!r}")
-        extensions = tuple(sorted(set(CLOUD_EXTENSIONS + MESH_EXTENSIONS)))
-        paths = sorted(
-            os.path.join(folder, name)
-            for folder, _, names in os.walk(root, followlinks=True)
-            for name in names
-            if name.lower().endswith(extensions)
+    def reader(self, train: bool) -> Callable[[str], dict[str, Tensor]]:
+        return partial(
+            read_cloud,
+            count=self.num_points,
+            augment_rotation=self.rotation if train and self.augment else None,
+            normal_neighbors=self.normal_neighbors if self.normals else None,
         )
-        if not self.labeled:
-            return paths, None
-        classes = sorted(entry.name for entry in os.scandir(root) if entry.is_dir())
-        self.classes = self.classes or classes
-        index = {name: i for i, name in enumerate(self.classes)}
-        labelled = [
-            (p, index[Path(p).relative_to(root).parts[0]]) for p in paths if len(Path(p).relative_to(root).parts) > 1
-        ]
-        return [p for p, _ in labelled], [c for _, c in labelled]
-
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None:
-            return
-        paths, labels = self._scan(self.root)
-        if not paths:
-            raise FileNotFoundError(f"PointCloudFolderDataModule: no point-cloud or mesh files under {self.root!r}")
-        if self.val_root is not None:
-            val_paths, val_labels = self._scan(self.val_root)
-        else:
-            train, val = _split(len(paths), self.val_fraction, self.seed)
-            take = lambda items, ids: None if items is None else [items[i] for i in ids]  # noqa: E731
-            val_paths, val_labels, paths, labels = (
-                take(paths, val),
-                take(labels, val),
-                take(paths, train),
-                take(labels, train),
-            )
-        self.train_set = PointFiles(paths, labels, self.num_points, self.augment, self.rotation)
-        self.val_set = PointFiles(val_paths, val_labels, self.num_points, False, self.rotation) if val_paths else None
-
-    def _loader(self, dataset: PointFiles, train: bool) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            sampler=EpochShuffleSampler(len(dataset), self.seed, shuffle=train, sample_seeds=True),
-            num_workers=self.num_workers,
-            collate_fn=collate_skipping,
-            pin_memory=torch.cuda.is_available(),
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, train=True)
-
-    def val_dataloader(self) -> DataLoader | list:
-        return self._loader(self.val_set, train=False) if self.val_set is not None else []
 
 
 def make_shape(name: str, rng: np.random.Generator) -> Any:
@@ -289,23 +299,7 @@ def generate_shapes(per_class: int, num_points: int, noise: float, seed: int) ->
     return points, torch.tensor(labels)
 
 
-class _Clouds(Dataset):
-    def __init__(self, points: Tensor, labels: Tensor, train: bool, rotation: str) -> None:
-        self.points, self.labels, self.train, self.rotation = points, labels, train, rotation
-
-    def __len__(self) -> int:
-        return len(self.points)
-
-    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Tensor]:
-        index, seed = split_key(key)
-        points = self.points[index]
-        if self.train:
-            with sample_rng(seed):
-                points = augment(points, self.rotation)
-        return {"points": points, "label": self.labels[index]}
-
-
-class ShapesDataModule(pl.LightningDataModule):
+class ShapesDataModule(DataModule):
     """Labelled clouds of the 10 open3d primitives, generated (a few seconds), no download.
 
     Args:
@@ -315,6 +309,9 @@ class ShapesDataModule(pl.LightningDataModule):
         val_fraction: share held out for validation.
         augment: random scale, shift and rotation on training clouds.
         rotation: ``"z"``, ``"so3"`` or ``"none"``.
+        normals: add ``"normals"`` ``[N, 4]`` (unit normal, surface variation) per cloud, estimated once when the
+            set is made, for ``NormalCurvatureTarget``.
+        normal_neighbors: points in each normal's local PCA (16).
         batch_size: clouds per batch.
         num_workers: loader processes (the clouds are in memory: 0 is fine).
         seed: seed of the generation, the split, shuffling and augmentation.
@@ -329,35 +326,26 @@ class ShapesDataModule(pl.LightningDataModule):
         val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2,
         augment: bool = True,
         rotation: Literal["none", "z", "so3"] = "z",
+        normals: bool = False,
+        normal_neighbors: Annotated[int, Field(ge=3)] = 16,
         batch_size: PositiveInt = 32,
         num_workers: NonNegativeInt = 0,
         seed: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size, num_workers, seed)
         self.per_class, self.num_points, self.noise, self.val_fraction = per_class, num_points, noise, val_fraction
         self.augment, self.rotation = augment, rotation
-        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+        self.normals, self.normal_neighbors = normals, normal_neighbors
         self.classes = list(SHAPES)
-        self.train_set: _Clouds | None = None
-        self.val_set: _Clouds | None = None
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None:
-            return
+    def build(self) -> tuple[TensorSamples, TensorSamples]:
         points, labels = generate_shapes(self.per_class, self.num_points, self.noise, self.seed)
-        train, val = _split(len(points), self.val_fraction, self.seed)
-        self.train_set = _Clouds(points[train], labels[train], self.augment, self.rotation)
-        self.val_set = _Clouds(points[val], labels[val], False, self.rotation)
-
-    def train_dataloader(self) -> DataLoader:
-        sampler = EpochShuffleSampler(len(self.train_set), self.seed, sample_seeds=True)
-        return DataLoader(
-            self.train_set,
-            batch_size=self.batch_size,
-            sampler=sampler,
-            num_workers=self.num_workers,
-            drop_last=len(self.train_set) > self.batch_size,
+        data = {"points": points, "label": labels}
+        if self.normals:
+            data["normals"] = point_normals(points, self.normal_neighbors)
+        train, val = split_indices(len(points), self.val_fraction, self.seed)
+        transform = partial(_augmented, rotation=self.rotation) if self.augment else None
+        return (
+            TensorSamples({k: v[train] for k, v in data.items()}, transform),
+            TensorSamples({k: v[val] for k, v in data.items()}),
         )
-
-    def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_set, batch_size=self.batch_size, num_workers=self.num_workers)

@@ -4,52 +4,51 @@
   scored by Chamfer distance (L2 as Point-MAE; L1 as an option).
 * :class:`NormalCurvatureTarget` -- the "3D feature prediction" of MaskFeat3D (Yan et al. 2023,
   https://arxiv.org/abs/2304.06911): surface normal and surface variation of each point of a hidden group, estimated by
-  local PCA over the cloud; the normal loss ``1 - |cos|`` ignores the sign a normal estimate cannot know.
+  local PCA over the cloud once per cloud in the data pipeline (never at a training step); the normal loss
+  ``1 - |cos|`` ignores the sign a normal estimate cannot know.
 * :class:`OccupancyTarget` -- voxel MAE: occupancy of each voxel of a hidden patch (binary cross-entropy), or its
   point count (``log(1 + count)``, squared error).
 """
 
+import math
 from collections.abc import Mapping
 from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, PositiveInt
+from pydantic import Field
 from torch import Tensor
 
-from anymae import ConfigError, MaskSpec, Target, TokenBatch, Tokenizer, gather_tokens, masked_mean, validated
+from anymae import RAW_VALUES, MaskSpec, Target, TokenBatch, TokenizerSpec, gather_tokens, masked_mean, validated
 
-from .ops import chamfer_distance, estimate_normals, gather_points
-from .tokenizers import PointGroupTokenizer, VoxelPatchTokenizer
+from .ops import chamfer_distance
 
 __all__ = ["ChamferTarget", "NormalCurvatureTarget", "OccupancyTarget"]
-
-
-def _group_tokenizer(target: str, tokenizer: Tokenizer) -> PointGroupTokenizer:
-    if not isinstance(tokenizer, PointGroupTokenizer):
-        raise ConfigError(f"{target} needs a PointGroupTokenizer's groups, got {type(tokenizer).__name__}")
-    return tokenizer
 
 
 class ChamferTarget(Target):
     """Point-MAE's reconstruction of hidden groups.
 
+    Needs the tokenizer's ``"neighborhoods"`` (each group's points relative to its centre, ``(k, 3)`` per token) and
+    predicts them.
+
     Args:
         norm: ``"l2"`` (Point-MAE: squared distances) or ``"l1"``.
     """
+
+    needs = frozenset({"neighborhoods"})
+    predicts = "neighborhoods"
 
     @validated
     def __init__(self, norm: Literal["l2", "l1"] = "l2") -> None:
         super().__init__()
         self.norm = norm
-        self.group_size = 1
 
-    def bind(self, tokenizer: Tokenizer) -> None:
-        self.group_size = _group_tokenizer("ChamferTarget", tokenizer).group_size
-        self.dim_per_token = 3 * self.group_size
+    def bind(self, tokens: TokenizerSpec) -> None:
+        self.dim_per_token = math.prod(tokens.provides["neighborhoods"])
 
     def forward(self, batch: Mapping[str, Tensor], tokens: TokenBatch, mask: MaskSpec) -> Tensor:
-        return gather_tokens(tokens.aux["neighborhoods"].flatten(2), mask.ids_decode)
+        return gather_tokens(tokens.extras["neighborhoods"].flatten(2), mask.ids_decode)
 
     def loss(self, pred: Tensor, target: Tensor, mask: MaskSpec) -> Tensor:
         per_group = chamfer_distance(
@@ -64,29 +63,27 @@ class ChamferTarget(Target):
 class NormalCurvatureTarget(Target):
     """Normal and surface variation of each point of a hidden group, in the group's nearest-first order.
 
+    Needs the tokenizer's ``"neighbor_normals"`` (``(k, 4)`` per token), which it gathers from per-point normals the
+    data module computes once per cloud (``normals: true``; the PCA neighbourhood size is the data module's
+    ``normal_neighbors``, 16 by default).
+
     Args:
-        neighbors: points in the local PCA (16).
         curvature_weight: weight of the surface-variation error (its scale, ``[0, 1/3]``, is set by the data).
     """
 
-    @validated
-    def __init__(self, neighbors: PositiveInt = 16, curvature_weight: Annotated[float, Field(ge=0)] = 1.0) -> None:
-        super().__init__()
-        self.neighbors = neighbors
-        self.curvature_weight = curvature_weight
-        self.key = "points"
+    needs = frozenset({"neighbor_normals"})
+    predicts = "neighbor_normals"
 
-    def bind(self, tokenizer: Tokenizer) -> None:
-        group = _group_tokenizer("NormalCurvatureTarget", tokenizer)
-        self.key = group.key
-        self.dim_per_token = 4 * group.group_size
+    @validated
+    def __init__(self, curvature_weight: Annotated[float, Field(ge=0)] = 1.0) -> None:
+        super().__init__()
+        self.curvature_weight = curvature_weight
+
+    def bind(self, tokens: TokenizerSpec) -> None:
+        self.dim_per_token = math.prod(tokens.provides["neighbor_normals"])
 
     def forward(self, batch: Mapping[str, Tensor], tokens: TokenBatch, mask: MaskSpec) -> Tensor:
-        points = batch[self.key].float()
-        index = gather_tokens(tokens.aux["neighbor_index"], mask.ids_decode)  # [B, M, k]
-        normals, variation = estimate_normals(points, gather_points(points, index).flatten(1, 2), self.neighbors)
-        values = torch.cat([normals, variation.unsqueeze(-1)], dim=-1)  # [B, M*k, 4]
-        return values.view(*index.shape, 4).flatten(2)
+        return gather_tokens(tokens.extras["neighbor_normals"].flatten(2), mask.ids_decode)
 
     def loss(self, pred: Tensor, target: Tensor, mask: MaskSpec) -> Tensor:
         pred, target = pred.float().unflatten(-1, (-1, 4)), target.float().unflatten(-1, (-1, 4))
@@ -99,23 +96,26 @@ class NormalCurvatureTarget(Target):
 class OccupancyTarget(Target):
     """Voxel occupancy (or counts) of hidden patches.
 
+    Needs raw token values (occupancy or ``log(1 + count)`` per voxel, as ``VoxelPatchTokenizer`` gives), and with
+    ``mode="counts"`` a tokenizer that provides ``"counts"`` (``VoxelPatchTokenizer(counts=True)``).
+
     Args:
         mode: ``"occupancy"`` -- logits of occupied/empty per voxel, binary cross-entropy; ``"counts"`` --
-            ``log(1 + count)`` per voxel, squared error (needs ``VoxelPatchTokenizer(counts=True)``).
+            ``log(1 + count)`` per voxel, squared error.
     """
+
+    predicts = RAW_VALUES
 
     @validated
     def __init__(self, mode: Literal["occupancy", "counts"] = "occupancy") -> None:
         super().__init__()
         self.mode = mode
+        self.needs = frozenset({RAW_VALUES, "counts"} if mode == "counts" else {RAW_VALUES})
+        self.counts_in = False
 
-    def bind(self, tokenizer: Tokenizer) -> None:
-        if not isinstance(tokenizer, VoxelPatchTokenizer):
-            raise ConfigError(f"OccupancyTarget needs a VoxelPatchTokenizer, got {type(tokenizer).__name__}")
-        if self.mode == "counts" and not tokenizer.counts:
-            raise ConfigError("OccupancyTarget(mode='counts') needs VoxelPatchTokenizer(counts=True)")
-        self.counts_in = tokenizer.counts
-        self.dim_per_token = tokenizer.token_dim
+    def bind(self, tokens: TokenizerSpec) -> None:
+        self.counts_in = "counts" in tokens.provides
+        self.dim_per_token = tokens.token_dim
 
     def forward(self, batch: Mapping[str, Tensor], tokens: TokenBatch, mask: MaskSpec) -> Tensor:
         values = gather_tokens(tokens.tokens, mask.ids_decode)

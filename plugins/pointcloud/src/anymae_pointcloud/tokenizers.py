@@ -49,26 +49,48 @@ class MiniPointNet(nn.Module):
 class PointGroupTokenizer(Tokenizer):
     """Point-MAE's grouping and embedding.
 
-    The tokens are PointNet features (learned: ``channels`` is ``None``); ``aux["neighborhoods"]`` holds each
-    group's points relative to its centre ``[B, G, k, 3]`` and ``aux["neighbor_index"]`` their indices in the cloud,
-    for the targets.
+    The tokens are PointNet features (learned: ``channels`` is ``None``). It provides, when asked:
+
+    * ``"neighborhoods"`` ``[B, G, k, 3]``: each group's points relative to its centre (Point-MAE's target);
+    * ``"neighbor_normals"`` ``[B, G, k, 4]``: the unit normal and surface variation of each of those points,
+      gathered from the batch entry ``normals_key`` (``[B, N, 4]``, computed once per cloud by the data module:
+      ``ShapesDataModule(normals=true)``, ``PointCloudFolderDataModule(normals=true)``).
 
     Args:
         num_groups: ``G`` centres (64 in Point-MAE).
         group_size: ``k`` points per group (32).
         dim: size of each group's embedding (384, Point-MAE's ``encoder_dims``).
         key: the batch entry holding points ``[B, N, 3]`` (1024 points in Point-MAE).
+        normals_key: the batch entry holding per-point normals and surface variation ``[B, N, 4]``.
     """
 
     @validated
     def __init__(
-        self, num_groups: PositiveInt = 64, group_size: PositiveInt = 32, dim: PositiveInt = 384, key: str = "points"
+        self,
+        num_groups: PositiveInt = 64,
+        group_size: PositiveInt = 32,
+        dim: PositiveInt = 384,
+        key: str = "points",
+        normals_key: str = "normals",
     ) -> None:
         super().__init__()
-        self.num_groups, self.group_size, self.key = num_groups, group_size, key
+        self.num_groups, self.group_size, self.key, self.normals_key = num_groups, group_size, key, normals_key
         self.token_dim = dim
         self.layout = LayoutSpec(kind="points", rank=3)
+        self.provides = {"neighborhoods": (group_size, 3), "neighbor_normals": (group_size, 4)}
         self.embed = MiniPointNet(dim)
+
+    def example_batch(self, batch_size: int = 2) -> dict[str, Tensor]:
+        """Random clouds in the unit sphere, twice as many points as groups need, with random unit normals."""
+        g = torch.Generator().manual_seed(0)
+        n = 2 * max(self.num_groups, self.group_size)
+        points = torch.randn(batch_size, n, 3, generator=g)
+        normals = torch.nn.functional.normalize(torch.randn(batch_size, n, 3, generator=g), dim=-1)
+        variation = torch.rand(batch_size, n, 1, generator=g) / 3
+        return {
+            self.key: points / points.norm(dim=-1).amax(dim=1)[:, None, None],
+            self.normals_key: torch.cat([normals, variation], dim=-1),
+        }
 
     def group(self, points: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Centres ``[B, G, 3]``, neighbourhoods relative to them ``[B, G, k, 3]`` and their indices ``[B, G, k]``."""
@@ -80,11 +102,21 @@ class PointGroupTokenizer(Tokenizer):
         neighbourhoods = gather_points(points, index) - centres.unsqueeze(2)
         return centres, neighbourhoods, index
 
-    def forward(self, batch: Mapping[str, Tensor]) -> TokenBatch:
+    def forward(self, batch: Mapping[str, Tensor], extras: frozenset[str] = frozenset()) -> TokenBatch:
         points = batch[self.key].float()
         centres, neighbourhoods, index = self.group(points)
-        aux = {"neighborhoods": neighbourhoods, "neighbor_index": index}
-        return TokenBatch(self.embed(neighbourhoods), PointLayout(centres), aux=aux)
+        computed = {}
+        if "neighborhoods" in extras:
+            computed["neighborhoods"] = neighbourhoods
+        if "neighbor_normals" in extras:
+            if self.normals_key not in batch:
+                raise ConfigError(
+                    f"PointGroupTokenizer: neighbor_normals needs the batch entry {self.normals_key!r} [B, N, 4] "
+                    "(normal and surface variation per point); turn normals on in the data module "
+                    "(ShapesDataModule or PointCloudFolderDataModule: normals: true)"
+                )
+            computed["neighbor_normals"] = gather_points(batch[self.normals_key].float(), index)
+        return TokenBatch(self.embed(neighbourhoods), PointLayout(centres), extras=computed)
 
 
 class VoxelPatchTokenizer(Tokenizer):
@@ -92,6 +124,8 @@ class VoxelPatchTokenizer(Tokenizer):
 
     Each token is its patch's occupancy (1 where a voxel holds a point), or ``log(1 + count)`` of points with
     ``counts=True``; raw values with one channel, so :class:`OccupancyTarget` (or ``PatchTarget``) can predict them.
+    It provides ``"voxel_centers"`` ``[B, N, p^3, 3]`` (each voxel's centre in ``[-1, 1]^3``, to draw tokens as
+    points) and, with ``counts=True``, the property ``"counts"``.
 
     Args:
         grid_size: voxels per axis (a multiple of ``patch_size``).
@@ -112,6 +146,12 @@ class VoxelPatchTokenizer(Tokenizer):
         self.token_dim = patch_size**3
         side = grid_size // patch_size
         self.layout = LayoutSpec(kind="grid", rank=3, shape=(side, side, side))
+        self.provides = {"voxel_centers": (patch_size**3, 3), **({"counts": None} if counts else {})}
+
+    def example_batch(self, batch_size: int = 2) -> dict[str, Tensor]:
+        """Random clouds of 256 points in the unit sphere."""
+        points = torch.randn(batch_size, 256, 3, generator=torch.Generator().manual_seed(0))
+        return {self.key: points / points.norm(dim=-1).amax(dim=1)[:, None, None]}
 
     def voxelize(self, points: Tensor) -> Tensor:
         """Point counts per voxel ``[B, S, S, S]`` (points outside ``[-1, 1]^3`` go to the border voxels)."""
@@ -123,15 +163,22 @@ class VoxelPatchTokenizer(Tokenizer):
         grid.scatter_add_(1, flat, torch.ones(b, n, device=points.device))
         return grid.view(b, s, s, s)
 
-    def forward(self, batch: Mapping[str, Tensor]) -> TokenBatch:
+    def _patches(self, grid: Tensor) -> Tensor:
+        """``[..., S, S, S, C]`` voxels -> ``[..., (S/p)^3, p^3, C]``: patches row-major, voxels row-major within."""
+        s, p = self.grid_size // self.patch_size, self.patch_size
+        lead = grid.shape[:-4]
+        x = grid.reshape(*lead, s, p, s, p, s, p, grid.shape[-1])
+        x = x.movedim((-6, -4, -2), (-4, -3, -2))  # [..., s, s, s, p, p, p, C]
+        return x.reshape(*lead, s**3, p**3, grid.shape[-1])
+
+    def forward(self, batch: Mapping[str, Tensor], extras: frozenset[str] = frozenset()) -> TokenBatch:
         grid = self.voxelize(batch[self.key])
         values = grid.log1p() if self.counts else (grid > 0).float()
-        b, s, p = values.shape[0], self.grid_size // self.patch_size, self.patch_size
-        tokens = values.view(b, s, p, s, p, s, p).permute(0, 1, 3, 5, 2, 4, 6).reshape(b, s**3, p**3)
-        return TokenBatch(tokens, GridLayout((s, s, s)))
-
-    def to_grid(self, tokens: TokenBatch) -> Tensor:
-        """Tokens back to the voxel grid ``[B, S, S, S]`` (the raw input is points, so this is no ``inverse``)."""
-        b, s, p = tokens.tokens.shape[0], self.grid_size // self.patch_size, self.patch_size
-        grid = tokens.tokens.view(b, s, s, s, p, p, p).permute(0, 1, 4, 2, 5, 3, 6)
-        return grid.reshape(b, self.grid_size, self.grid_size, self.grid_size)
+        tokens = self._patches(values.unsqueeze(-1)).squeeze(-1)
+        computed = {}
+        if "voxel_centers" in extras:
+            axis = (torch.arange(self.grid_size, device=tokens.device) + 0.5) / self.grid_size * 2 - 1
+            centres = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1)  # [S, S, S, 3]
+            computed["voxel_centers"] = self._patches(centres).expand(tokens.shape[0], -1, -1, -1)
+        s = self.grid_size // self.patch_size
+        return TokenBatch(tokens, GridLayout((s, s, s)), extras=computed)

@@ -1,16 +1,17 @@
 """Point clouds to PNG: for a few validation clouds, the input, what the encoder saw, and that with the hidden part as
-the model reconstructs it (red), drawn with matplotlib. Point groups (PointGroupTokenizer + ChamferTarget) show
-points; voxel patches (VoxelPatchTokenizer + OccupancyTarget) show the centres of occupied voxels."""
+the model reconstructs it (red), drawn with matplotlib. A model whose target predicts point groups
+(``neighborhoods``: Point-MAE's ChamferTarget) shows points; one that predicts voxel values (``raw_values`` of a
+tokenizer that provides ``voxel_centers``: voxel MAE) shows the centres of occupied voxels."""
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from pydantic import NonNegativeInt, PositiveInt
 from torch import Tensor
 
-from anymae import MAEOutput, MaskedAutoencoder, PeriodicFigure, gather_tokens, validated
-
-from .targets import ChamferTarget, OccupancyTarget
+from anymae import RAW_VALUES, MAEOutput, MaskedAutoencoder, PeriodicFigure, gather_tokens, save_matplotlib, validated
 
 __all__ = ["PointCloudGrid", "save_point_cloud_grid"]
 
@@ -18,29 +19,21 @@ __all__ = ["PointCloudGrid", "save_point_cloud_grid"]
 def save_point_cloud_grid(rows: list[dict[str, Tensor]], path: str | Path) -> Path:
     """Each row a dict of titled clouds ``{title: [P, 3]}`` (hidden reconstructed points may be a second colour
     under the key ``"<title>:hidden"``); one subplot per cloud, three views per row."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     titles = [t for t in rows[0] if not t.endswith(":hidden")]
-    figure = plt.figure(figsize=(3 * len(titles), 3 * len(rows)))
-    for i, row in enumerate(rows):
-        for j, title in enumerate(titles):
-            axis = figure.add_subplot(len(rows), len(titles), i * len(titles) + j + 1, projection="3d")
-            for key, colour in ((title, "tab:blue"), (f"{title}:hidden", "tab:red")):
-                if key in row and len(row[key]):
-                    points = row[key].float().cpu()
-                    axis.scatter(points[:, 0], points[:, 1], points[:, 2], s=1, c=colour)
-            axis.set_title(title if i == 0 else "", fontsize=9)
-            axis.set_axis_off()
-            axis.set_box_aspect((1, 1, 1))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.tight_layout()
-    figure.savefig(path, dpi=80)
-    plt.close(figure)
-    return path
+
+    def draw(figure) -> None:
+        for i, row in enumerate(rows):
+            for j, title in enumerate(titles):
+                axis = figure.add_subplot(len(rows), len(titles), i * len(titles) + j + 1, projection="3d")
+                for key, colour in ((title, "tab:blue"), (f"{title}:hidden", "tab:red")):
+                    if key in row and len(row[key]):
+                        points = row[key].float().cpu()
+                        axis.scatter(points[:, 0], points[:, 1], points[:, 2], s=1, c=colour)
+                axis.set_title(title if i == 0 else "", fontsize=9)
+                axis.set_axis_off()
+                axis.set_box_aspect((1, 1, 1))
+
+    return save_matplotlib(draw, path, figsize=(3 * len(titles), 3 * len(rows)))
 
 
 class PointCloudGrid(PeriodicFigure):
@@ -54,6 +47,10 @@ class PointCloudGrid(PeriodicFigure):
     """
 
     folder, label = "pointclouds", "point clouds"
+    drawings: ClassVar[Mapping[str, frozenset[str]]] = {
+        "neighborhoods": frozenset({"neighborhoods"}),
+        RAW_VALUES: frozenset({"voxel_centers"}),
+    }
 
     @validated
     def __init__(self, every_n_epochs: NonNegativeInt = 5, num_clouds: PositiveInt = 4, seed: int = 0) -> None:
@@ -65,23 +62,21 @@ class PointCloudGrid(PeriodicFigure):
     def rows(
         self, module: MaskedAutoencoder, batch: dict[str, Tensor], generator: torch.Generator
     ) -> list[dict[str, Tensor]]:
-        out = module(batch, generator=generator)
-        if isinstance(module.target, ChamferTarget):
-            return self._group_rows(module, batch, out)
-        if isinstance(module.target, OccupancyTarget):
-            return self._voxel_rows(module, batch, out)
-        raise ValueError("PointCloudGrid draws ChamferTarget or OccupancyTarget reconstructions")
+        out = module(batch, generator=generator, extras=self.extras)
+        if module.target.predicts == "neighborhoods":
+            return self._group_rows(out)
+        return self._voxel_rows(module, out)
 
     @staticmethod
-    def _group_rows(module: MaskedAutoencoder, batch: dict[str, Tensor], out: MAEOutput) -> list[dict[str, Tensor]]:
-        centres, groups = out.tokens.layout.coords, out.tokens.aux["neighborhoods"]
+    def _group_rows(out: MAEOutput) -> list[dict[str, Tensor]]:
+        centres, groups = out.tokens.layout.coords, out.tokens.extras["neighborhoods"]
         absolute = groups + centres.unsqueeze(2)  # [B, G, k, 3]
         visible = gather_tokens(absolute.flatten(2), out.mask.ids_keep).unflatten(-1, (-1, 3))
         hidden_centres = gather_tokens(centres, out.mask.ids_decode)
         predicted = out.pred.float().unflatten(-1, (-1, 3)) + hidden_centres.unsqueeze(2)
         return [
             {
-                "input": batch[module.tokenizer.key][b],
+                "input": absolute[b].flatten(0, 1),  # every grouped point
                 "visible": visible[b].flatten(0, 1),
                 "reconstruction": visible[b].flatten(0, 1),
                 "reconstruction:hidden": predicted[b].flatten(0, 1),
@@ -90,28 +85,27 @@ class PointCloudGrid(PeriodicFigure):
         ]
 
     @staticmethod
-    def _voxel_rows(module: MaskedAutoencoder, batch: dict[str, Tensor], out: MAEOutput) -> list[dict[str, Tensor]]:
-        tokenizer, tokens, spec = module.tokenizer, out.tokens, out.mask
-        occupied = (tokens.tokens > 0).float()
-        hidden = spec.mask[..., None]
-        index = spec.ids_decode[..., None].expand(-1, -1, occupied.shape[-1])
-        predicted = torch.zeros_like(occupied).scatter(
-            1, index, module.target.to_tokens(out.pred, tokens, spec).float()
+    def _voxel_rows(module: MaskedAutoencoder, out: MAEOutput) -> list[dict[str, Tensor]]:
+        """Centres of the occupied voxels: of the input, of the visible patches, and predicted in hidden ones."""
+        tokens, spec = out.tokens, out.mask
+        values, centres = tokens.tokens, tokens.extras["voxel_centers"]  # [B, N, V], [B, N, V, 3]
+        occupied_value = values[values > 0].min() if bool((values > 0).any()) else values.new_tensor(1.0)
+        predicted = module.target.to_tokens(out.pred, tokens, spec).float()
+        decoded = torch.zeros_like(values, dtype=torch.bool).scatter(
+            1, spec.ids_decode[..., None].expand(-1, -1, values.shape[-1]), predicted > occupied_value / 2
         )
-        grids = {
-            "input": occupied,
-            "visible": occupied.masked_fill(hidden, 0),
-            "reconstruction:hidden": (predicted > 0).float().masked_fill(~hidden, 0),
+        hidden = spec.mask[..., None]
+        occupied = {
+            "input": values > 0,
+            "visible": (values > 0) & ~hidden,
+            "reconstruction:hidden": decoded & hidden,
         }
-        size = tokenizer.grid_size
-        centres = {k: tokenizer.to_grid(tokens.with_tokens(v)) for k, v in grids.items()}  # [B, S, S, S]
-        as_points = lambda grid: (grid.nonzero().float() + 0.5) / size * 2 - 1  # noqa: E731  voxel centres
         return [
             {
-                "input": as_points(centres["input"][b]),
-                "visible": as_points(centres["visible"][b]),
-                "reconstruction": as_points(centres["visible"][b]),
-                "reconstruction:hidden": as_points(centres["reconstruction:hidden"][b]),
+                "input": centres[b][occupied["input"][b]],
+                "visible": centres[b][occupied["visible"][b]],
+                "reconstruction": centres[b][occupied["visible"][b]],
+                "reconstruction:hidden": centres[b][occupied["reconstruction:hidden"][b]],
             }
             for b in range(tokens.batch_size)
         ]

@@ -14,20 +14,19 @@ A file that cannot be read is skipped, counted in ``num_skipped`` and reported, 
 import glob
 import math
 import os
-import warnings
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import lightning.pytorch as pl
 import numpy as np
 import torch
 from pydantic import Field, NonNegativeInt, PositiveInt
 from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from anymae import ConfigError, EpochShuffleSampler, validated
+from anymae import ConfigError, DataModule, FileList, FileSamples, scan_folder, split_key, validated
 
 __all__ = [
     "AeonDataModule",
@@ -39,6 +38,7 @@ __all__ = [
 ]
 
 NanPolicy = Literal["interpolate", "mask", "drop"]
+SERIES_EXTENSIONS = (".ts", ".csv", ".parquet", ".npy", ".npz")
 AEON_SETS = {
     "GunPoint": "load_gunpoint",
     "ItalyPowerDemand": "load_italy_power_demand",
@@ -84,7 +84,8 @@ class Windows(Dataset):
     def __len__(self) -> int:
         return len(self.index)
 
-    def __getitem__(self, i: int) -> dict[str, Tensor]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Tensor]:
+        i, _ = split_key(key)
         which, start = self.index[i]
         series = self.series[which]
         sample = {"series": series if self.window is None else series[:, start : start + self.window]}
@@ -93,10 +94,10 @@ class Windows(Dataset):
         return sample
 
 
-class _SeriesDataModule(pl.LightningDataModule):
-    """Shared plumbing: missing values, windows, splits, loaders. Subclasses implement :meth:`load`."""
+class _SeriesDataModule(DataModule):
+    """Shared plumbing: missing values, windows, splits (loaders from the kit). Subclasses implement :meth:`load`."""
 
-    num_skipped = 0
+    collate = staticmethod(collate_series)
 
     def __init__(
         self,
@@ -108,12 +109,10 @@ class _SeriesDataModule(pl.LightningDataModule):
         num_workers: int,
         seed: int,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size, num_workers, seed)
         self.window, self.stride, self.nan_policy = window, stride or window, nan_policy
-        self.val_fraction, self.batch_size, self.num_workers, self.seed = val_fraction, batch_size, num_workers, seed
+        self.val_fraction = val_fraction
         self.classes: list[str] = []
-        self.train_set: Windows | None = None
-        self.val_set: Windows | None = None
 
     def load(self) -> tuple[list[Tensor], list[Any] | None, list[Tensor] | None, list[Any] | None]:
         """Training series and labels, and validation ones if the source has its own split (else ``None``)."""
@@ -150,40 +149,22 @@ class _SeriesDataModule(pl.LightningDataModule):
             series = [interpolate_missing(s) if s.isnan().any() else s for s in series]
         return series
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None:
-            return
+    def build(self) -> tuple[Windows, Windows]:
         train, train_labels, val, val_labels = self.load()
         train = self._prepare(train)
         train_y, val_y = self._labels(train_labels, val_labels)
         if val is None:  # one source: the last share of windows (in time order, for forecasting) is validation
             index = self._windows(train)
             n_val = max(1, math.ceil(len(index) * self.val_fraction))
-            self.train_set = Windows(train, train_y, index[:-n_val], self.window)
-            self.val_set = Windows(train, train_y, index[-n_val:], self.window)
+            train_index, val, val_y, val_index = index[:-n_val], train, train_y, index[-n_val:]
         else:
             val = self._prepare(val)
-            self.train_set = Windows(train, train_y, self._windows(train), self.window)
-            self.val_set = Windows(val, val_y, self._windows(val), self.window)
-        if not len(self.train_set):
+            train_index, val_index = self._windows(train), self._windows(val)
+        if not train_index:
             raise ConfigError(
                 f"{type(self).__name__}: no training window (window {self.window}, policy {self.nan_policy})"
             )
-
-    def train_dataloader(self) -> DataLoader:
-        return DataLoader(
-            self.train_set,
-            batch_size=self.batch_size,
-            sampler=EpochShuffleSampler(len(self.train_set), self.seed),
-            num_workers=self.num_workers,
-            collate_fn=collate_series,
-            drop_last=len(self.train_set) > self.batch_size,
-        )
-
-    def val_dataloader(self) -> DataLoader:
-        return DataLoader(
-            self.val_set, batch_size=self.batch_size, num_workers=self.num_workers, collate_fn=collate_series
-        )
+        return Windows(train, train_y, train_index, self.window), Windows(val, val_y, val_index, self.window)
 
 
 class AeonDataModule(_SeriesDataModule):
@@ -329,33 +310,25 @@ class SeriesFileDataModule(_SeriesDataModule):
         self.id_column, self.time_column, self.value_column = id_column, time_column, value_column
         self.label_column = label_column
 
-    def _files(self, path: str) -> list[str]:
+    def _files(self, path: str) -> FileList:
         if os.path.isdir(path):
-            return sorted(os.path.join(path, f) for f in os.listdir(path) if not f.startswith("."))
+            return scan_folder(path, SERIES_EXTENSIONS)
         files = sorted(glob.glob(path))
         if not files:
             raise FileNotFoundError(f"SeriesFileDataModule: nothing matches {path!r}")
-        return files
+        return FileList(tuple(files))
 
     def _read(self, path: str) -> tuple[list[Tensor], list[Any] | None]:
+        columns = (self.layout, self.columns, self.id_column, self.time_column, self.value_column, self.label_column)
+        # Every file is read once, at setup; any reader's failure skips the file, counted and named (FileSamples).
+        files = FileSamples(self._files(path), partial(_read_file, columns=columns), errors=(Exception,))
         series, labels = [], []
-        for file in self._files(path):
-            try:
-                s, y = read_series(
-                    file,
-                    self.layout,
-                    self.columns,
-                    self.id_column,
-                    self.time_column,
-                    self.value_column,
-                    self.label_column,
-                )
-            except Exception as error:  # any reader's failure: skip the file, count it, say which
+        for sample in (files[i] for i in range(len(files))):
+            if sample is None:
                 self.num_skipped += 1
-                warnings.warn(f"skipping unreadable series file {file}: {error}", RuntimeWarning, stacklevel=2)
                 continue
-            series += s
-            labels += y if y is not None else [None] * len(s)
+            series += sample["series"]
+            labels += sample["labels"] if sample["labels"] is not None else [None] * len(sample["series"])
         if not series:
             raise FileNotFoundError(f"SeriesFileDataModule: no readable series in {path!r}")
         return series, None if any(label is None for label in labels) else labels
@@ -366,6 +339,11 @@ class SeriesFileDataModule(_SeriesDataModule):
             return train, train_labels, None, None
         val, val_labels = self._read(self.val_path)
         return train, train_labels, val, val_labels
+
+
+def _read_file(path: str, columns: tuple) -> dict[str, Any]:
+    series, labels = read_series(path, *columns)
+    return {"series": series, "labels": labels}
 
 
 def generate_trajectories(count: int, length: int, dims: int, noise: float, seed: int) -> tuple[Tensor, Tensor]:

@@ -9,16 +9,11 @@ from .targets import TrajectoryTarget
 from .tokenizers import SeriesPatchTokenizer
 from .viz import SeriesPlot
 
-ANYMAE_PLUGIN_API = 1  # the anymae plugin API this module is written for
+ANYMAE_PLUGIN_API = 2  # the anymae plugin API this module is written for
 
 
 @anymae.hookimpl
 def anymae_register(registry: anymae.Registry) -> None:
-    registry.add_tokenizer(SeriesPatchTokenizer)
-    registry.add_target(TrajectoryTarget)
-    registry.add_masker(ForecastMasker)
-    registry.add_datamodule(AeonDataModule)
-    registry.add_datamodule(SeriesFileDataModule)
-    registry.add_datamodule(TrajectoryDataModule)
-    registry.add_callback(SeriesPlot)
-    registry.add_callback(ForecastMetrics)
+    registry.add(SeriesPatchTokenizer, TrajectoryTarget, ForecastMasker)
+    registry.add(AeonDataModule, SeriesFileDataModule, TrajectoryDataModule)
+    registry.add(SeriesPlot, ForecastMetrics)

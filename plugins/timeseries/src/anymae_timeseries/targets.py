@@ -9,9 +9,7 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from anymae import ConfigError, MaskSpec, Target, TokenBatch, Tokenizer, gather_tokens, masked_mean, validated
-
-from .tokenizers import SeriesPatchTokenizer
+from anymae import RAW_VALUES, MaskSpec, Target, TokenBatch, TokenizerSpec, gather_tokens, masked_mean, validated
 
 __all__ = ["TrajectoryTarget"]
 
@@ -20,12 +18,16 @@ class TrajectoryTarget(Target):
     """Positions and displacements of hidden trajectory segments.
 
     The prediction per token is ``[positions | displacements]``, each ``patch_len * dims`` values; the loss is
-    ``MSE(positions) + displacement_weight * MSE(displacements)``.
+    ``MSE(positions) + displacement_weight * MSE(displacements)``. Needs raw-value tokens (positions, step by step)
+    and the tokenizer's ``"displacements"`` (``SeriesPatchTokenizer``).
 
     Args:
         displacement_weight: weight of the displacement error (displacements are smaller than positions, and make
             the model get the motion right, not only the place).
     """
+
+    needs = frozenset({RAW_VALUES, "displacements"})
+    predicts = RAW_VALUES
 
     @validated
     def __init__(self, displacement_weight: Annotated[float, Field(ge=0)] = 1.0) -> None:
@@ -33,15 +35,13 @@ class TrajectoryTarget(Target):
         self.displacement_weight = displacement_weight
         self.half = 1
 
-    def bind(self, tokenizer: Tokenizer) -> None:
-        if not isinstance(tokenizer, SeriesPatchTokenizer) or tokenizer.mode != "mixed":
-            raise ConfigError("TrajectoryTarget needs a SeriesPatchTokenizer in 'mixed' mode (x, y[, z] per step)")
-        self.half = tokenizer.token_dim
-        self.dim_per_token = 2 * tokenizer.token_dim
+    def bind(self, tokens: TokenizerSpec) -> None:
+        self.half = tokens.token_dim
+        self.dim_per_token = 2 * tokens.token_dim
 
     def forward(self, batch: Mapping[str, Tensor], tokens: TokenBatch, mask: MaskSpec) -> Tensor:
         positions = gather_tokens(tokens.tokens, mask.ids_decode)
-        displacements = gather_tokens(tokens.aux["displacements"], mask.ids_decode)
+        displacements = gather_tokens(tokens.extras["displacements"], mask.ids_decode)
         return torch.cat([positions, displacements], dim=-1)
 
     def loss(self, pred: Tensor, target: Tensor, mask: MaskSpec) -> Tensor:

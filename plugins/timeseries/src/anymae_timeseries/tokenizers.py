@@ -64,7 +64,18 @@ class SeriesPatchTokenizer(Tokenizer):
         self.channels = channels if mode == "mixed" else 1
         self.streams_per_sample = 1 if mode == "mixed" else channels
         self.token_dim = patch_len * self.channels
+        self.length = length
         self.layout = LayoutSpec(kind="grid", rank=1, shape=(self.num_patches(length),), variable_length=True)
+        # per-step differences x_t - x_{t-1}, patched like the tokens (trajectory targets)
+        self.provides = {"displacements": (self.token_dim,)}
+
+    def example_batch(self, batch_size: int = 2) -> dict[str, Tensor]:
+        """Random walks of the nominal length, the second sample a quarter shorter (padding is exercised)."""
+        g = torch.Generator().manual_seed(0)
+        series = torch.randn(batch_size, self.in_channels, self.length, generator=g).cumsum(dim=-1)
+        lengths = torch.full((batch_size,), self.length)
+        lengths[1::2] = max(self.patch_len, self.length - self.length // 4)
+        return {self.key: series, self.length_key: lengths}
 
     def num_patches(self, length: int | Tensor) -> int | Tensor:
         """Patches covering ``length`` steps (the last one completed by repetition)."""
@@ -89,7 +100,7 @@ class SeriesPatchTokenizer(Tokenizer):
         var = (torch.where(valid, series - mean, 0.0).pow(2)).sum(dim=-1, keepdim=True) / count
         return (series - mean) / (var + 1e-5).sqrt()
 
-    def forward(self, batch: Mapping[str, Tensor]) -> TokenBatch:
+    def forward(self, batch: Mapping[str, Tensor], extras: frozenset[str] = frozenset()) -> TokenBatch:
         series = batch[self.key].float()
         b, c, total = series.shape
         if c != self.in_channels:
@@ -112,8 +123,8 @@ class SeriesPatchTokenizer(Tokenizer):
         else:
             tokens = patches.reshape(b * c, n, self.patch_len)
             padding = beyond.repeat_interleave(c, dim=0) | missing.reshape(b * c, n)
-        aux = {"displacements": self._displacements(series, n)}
-        return TokenBatch(tokens, GridLayout((n,)), padding if bool(padding.any()) else None, aux=aux)
+        computed = {"displacements": self._displacements(series, n)} if "displacements" in extras else {}
+        return TokenBatch(tokens, GridLayout((n,)), padding if bool(padding.any()) else None, extras=computed)
 
     def _displacements(self, series: Tensor, n: int) -> Tensor:
         """Per-step differences ``x_t - x_{t-1}`` (0 at the first step), patched like the tokens."""
