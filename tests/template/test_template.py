@@ -6,6 +6,7 @@ Plugins are pip-installed into a temporary --target folder put on PYTHONPATH of 
 the environment as it found it.
 """
 
+import json
 import os
 import re
 import shutil
@@ -69,12 +70,12 @@ def test_a_plugin_made_from_the_template_installs_is_discovered_passes_contracts
 
     listing = run([sys.executable, "-m", "anymae.cli", "plugins"], site, tmp_path)
     assert listing.returncode == 0, listing.stderr
-    assert "anymae-genome 0.1.0 (plugin API 1): anymae_genome.plugin" in listing.stdout
+    assert "anymae-genome 0.1.0 (plugin API 2): anymae_genome.plugin" in listing.stdout
     assert "tokenizer: DNAKmerTokenizer" in listing.stdout and "target: BaseClassTarget" in listing.stdout
 
     contracts = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], site, project)
     assert contracts.returncode == 0, contracts.stdout[-3000:]
-    assert re.search(r"\b13 passed\b", contracts.stdout), contracts.stdout[-500:]
+    assert re.search(r"\b15 passed\b", contracts.stdout), contracts.stdout[-500:]
 
     fit = run(
         [
@@ -103,6 +104,24 @@ def test_a_plugin_made_from_the_template_installs_is_discovered_passes_contracts
         if row.split(",")[header.index("val/loss")]
     ]
     assert len(val) == 2 and val[1] < val[0] < 1.6  # cross-entropy of 4 bases starts near ln 4 = 1.39 and falls
+
+    knn = run(
+        [
+            sys.executable,
+            "-m",
+            "anymae.cli",
+            "knn",
+            "--config",
+            "examples/dna_knn.yaml",
+            "--data.data.num_sequences",
+            "256",
+        ],
+        site,
+        project,
+    )
+    assert knn.returncode == 0, knn.stderr[-3000:]
+    row = json.loads(knn.stdout.strip().splitlines()[-1])  # the plugin's labelled data serves the evaluation
+    assert row["protocol"] == "knn" and row["labels_per_class"] == 5 and row["value"] > 0.5  # 4 families: chance 0.25
 
 
 BROKEN_PYPROJECT = """
@@ -135,7 +154,7 @@ def test_a_broken_installed_plugin_is_named_and_the_others_still_load(tmp_path):
     lenient = run([sys.executable, "-m", "anymae.cli", "plugins"], site, tmp_path, strict=False)
     assert lenient.returncode == 1  # listed, but the run says something is wrong
     assert "anymae-broken 0.0.1: BROKEN (failed to import: ModuleNotFoundError: No module named " in lenient.stdout
-    assert "anymae-image 0.1.0 (plugin API 1)" in lenient.stdout and "tokenizer: ImagePatchTokenizer" in lenient.stdout
+    assert "anymae-image 0.1.0 (plugin API 2)" in lenient.stdout and "tokenizer: ImagePatchTokenizer" in lenient.stdout
 
     strict = run([sys.executable, "-m", "anymae.cli", "plugins"], site, tmp_path, strict=True)
     assert strict.returncode == 2

@@ -1,38 +1,29 @@
-"""Synthetic DNA: sequences stitched from a few random motifs, with point mutations, generated in memory."""
+"""Synthetic DNA: sequences stitched from random motifs, with point mutations, generated in memory and labelled by
+the family whose motifs they use."""
 
 from typing import Annotated
 
-import lightning.pytorch as pl
 import torch
-from pydantic import Field, PositiveInt
-from torch.utils.data import DataLoader, Dataset
+from pydantic import Field, NonNegativeInt, PositiveInt
 
 import anymae
 
 
-class _Sequences(Dataset):
-    def __init__(self, sequences: torch.Tensor) -> None:
-        self.sequences = sequences
-
-    def __len__(self) -> int:
-        return len(self.sequences)
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return {"sequence": self.sequences[index]}
-
-
-class SyntheticDNADataModule(pl.LightningDataModule):
-    """Sequences of ``length`` bases made of motifs drawn from a bank of ``motifs`` random ``motif_length``-mers,
-    each base then mutated with probability ``mutation_rate``: masked k-mers can be predicted from context.
+class SyntheticDNADataModule(anymae.DataModule):
+    """Sequences of ``length`` bases from ``families`` families: a sequence of family ``c`` is made of motifs drawn
+    from family ``c``'s bank of ``motifs`` random ``motif_length``-mers, each base then mutated with probability
+    ``mutation_rate``. Masked k-mers can be predicted from context; ``"label"`` is the family.
 
     Args:
         num_sequences: sequences generated.
         length: bases per sequence (a multiple of ``motif_length``).
-        motifs: size of the motif bank.
+        families: classes, each with its own motif bank.
+        motifs: motifs per family.
         motif_length: bases per motif.
         mutation_rate: probability that a base is replaced by a random one.
-        batch_size: sequences per batch.
         val_fraction: share held out for validation.
+        batch_size: sequences per batch.
+        num_workers: loader processes (the data is in memory: 0 is fine).
         seed: seed of the generation, the split and the shuffling.
     """
 
@@ -41,33 +32,32 @@ class SyntheticDNADataModule(pl.LightningDataModule):
         self,
         num_sequences: PositiveInt = 1024,
         length: PositiveInt = 128,
+        families: PositiveInt = 4,
         motifs: PositiveInt = 8,
         motif_length: PositiveInt = 8,
         mutation_rate: Annotated[float, Field(ge=0, le=1)] = 0.05,
-        batch_size: PositiveInt = 32,
         val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1,
+        batch_size: PositiveInt = 32,
+        num_workers: NonNegativeInt = 0,
         seed: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size, num_workers, seed)  # the kit's loaders: epoch shuffle, skip counts
         if length % motif_length:
             raise anymae.ConfigError(f"SyntheticDNADataModule.length {length} is not a multiple of {motif_length}")
-        self.num_sequences, self.length = num_sequences, length
+        self.num_sequences, self.length, self.families = num_sequences, length, families
         self.motifs, self.motif_length, self.mutation_rate = motifs, motif_length, mutation_rate
-        self.batch_size, self.val_fraction, self.seed = batch_size, val_fraction, seed
+        self.val_fraction = val_fraction
 
-    def setup(self, stage: str | None = None) -> None:
+    def build(self) -> tuple[anymae.TensorSamples, anymae.TensorSamples]:
         g = torch.Generator().manual_seed(self.seed)
-        bank = torch.randint(0, 4, (self.motifs, self.motif_length), generator=g)
+        banks = torch.randint(0, 4, (self.families, self.motifs, self.motif_length), generator=g)
+        labels = torch.arange(self.num_sequences) % self.families
         picks = torch.randint(0, self.motifs, (self.num_sequences, self.length // self.motif_length), generator=g)
-        sequences = bank[picks].flatten(1)  # [num_sequences, length], vectorised
+        sequences = banks[labels[:, None], picks].flatten(1)  # [num_sequences, length], vectorised
         mutate = torch.rand(sequences.shape, generator=g) < self.mutation_rate
         sequences = torch.where(mutate, torch.randint(0, 4, sequences.shape, generator=g), sequences)
-        n_val = max(1, round(self.num_sequences * self.val_fraction))
-        self.train_set, self.val_set = _Sequences(sequences[n_val:]), _Sequences(sequences[:n_val])
-
-    def train_dataloader(self) -> DataLoader:
-        sampler = anymae.EpochShuffleSampler(len(self.train_set), self.seed)
-        return DataLoader(self.train_set, batch_size=self.batch_size, sampler=sampler, drop_last=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_set, batch_size=self.batch_size)
+        train, val = anymae.split_indices(self.num_sequences, self.val_fraction, self.seed)
+        return (
+            anymae.TensorSamples({"sequence": sequences[train], "label": labels[train]}),
+            anymae.TensorSamples({"sequence": sequences[val], "label": labels[val]}),
+        )

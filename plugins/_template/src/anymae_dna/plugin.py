@@ -6,11 +6,9 @@ from .data import SyntheticDNADataModule
 from .targets import BaseClassTarget
 from .tokenizers import DNAKmerTokenizer
 
-ANYMAE_PLUGIN_API = 1  # the anymae plugin API this plugin is written for
+ANYMAE_PLUGIN_API = 2  # the anymae plugin API this plugin is written for
 
 
 @anymae.hookimpl
 def anymae_register(registry: anymae.Registry) -> None:
-    registry.add_tokenizer(DNAKmerTokenizer)
-    registry.add_target(BaseClassTarget)
-    registry.add_datamodule(SyntheticDNADataModule)
+    registry.add(DNAKmerTokenizer, BaseClassTarget, SyntheticDNADataModule)

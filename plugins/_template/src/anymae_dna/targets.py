@@ -11,17 +11,20 @@ import anymae
 class BaseClassTarget(anymae.Target):
     """The decoder predicts ``k * 4`` logits per hidden token; the loss is the cross-entropy of each base."""
 
+    needs = frozenset({anymae.RAW_VALUES})  # the tokens themselves, one-hot bases channel-last
+    predicts = anymae.RAW_VALUES  # to_tokens maps logits back to one-hot tokens (for figures)
+
     @anymae.validated
     def __init__(self) -> None:
         super().__init__()
         self.bases = 4
 
-    def bind(self, tokenizer: anymae.Tokenizer) -> None:
-        if tokenizer.channels != self.bases:
+    def bind(self, tokens: anymae.TokenizerSpec) -> None:
+        if tokens.channels != self.bases:
             raise anymae.ConfigError(
-                f"BaseClassTarget needs one-hot bases (4 channels); {type(tokenizer).__name__} has {tokenizer.channels}"
+                f"BaseClassTarget needs one-hot bases (4 channels); {tokens.name} has {tokens.channels}"
             )
-        self.dim_per_token = tokenizer.token_dim
+        self.dim_per_token = tokens.token_dim
 
     def forward(self, batch: Mapping[str, Tensor], tokens: anymae.TokenBatch, mask: anymae.MaskSpec) -> Tensor:
         return anymae.gather_tokens(tokens.tokens, mask.ids_decode)  # one-hot bases of the decoded tokens

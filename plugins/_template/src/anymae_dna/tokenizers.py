@@ -26,15 +26,19 @@ class DNAKmerTokenizer(anymae.Tokenizer):
             raise anymae.ConfigError(f"DNAKmerTokenizer.length {length} is not a multiple of k={k}")
         self.length, self.k = length, k
         self.token_dim = k * BASES
-        self.channels = BASES  # tokens are raw values, channel (base) last
+        self.channels = BASES  # tokens are raw values, channel (base) last: offers "raw_values"
         self.layout = anymae.LayoutSpec(kind="grid", rank=1, shape=(length // k,))
 
-    def forward(self, batch: Mapping[str, Tensor]) -> anymae.TokenBatch:
+    def forward(self, batch: Mapping[str, Tensor], extras: frozenset[str] = frozenset()) -> anymae.TokenBatch:
         sequence = batch["sequence"]
         b, length = sequence.shape
         one_hot = torch.nn.functional.one_hot(sequence.long(), BASES).float()  # [B, L, 4]
         tokens = one_hot.reshape(b, length // self.k, self.k * BASES)
         return anymae.TokenBatch(tokens, anymae.GridLayout((length // self.k,)))
+
+    def example_batch(self, batch_size: int = 2) -> dict[str, Tensor]:
+        generator = torch.Generator().manual_seed(0)
+        return {"sequence": torch.randint(0, BASES, (batch_size, self.length), generator=generator)}
 
     def inverse(self, tokens: anymae.TokenBatch) -> Tensor:
         b, n, _ = tokens.tokens.shape
