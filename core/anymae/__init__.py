@@ -42,7 +42,7 @@ from .optim import MAEAdamW, WarmupCosine
 from .plugins import PLUGIN_API_VERSION, IncompatiblePluginError, Plugins, get_plugins, load_plugins
 from .position import LearnedPositionEmbedding, MLPPositionEmbedding, PositionEmbedding, SinCosPositionEmbedding
 from .registry import DuplicateComponentError, PluginError, Registry
-from .targets import PatchTarget, Target, masked_mean
+from .targets import PatchTarget, ProvidedTarget, Target, masked_mean
 from .tokenizers import Tokenizer
 from .types import (
     INVERSE,
@@ -96,6 +96,7 @@ __all__ = [
     "Plugins",
     "PointLayout",
     "PretrainedEncoder",
+    "ProvidedTarget",
     "PositionEmbedding",
     "RandomMasker",
     "Registry",

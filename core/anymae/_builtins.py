@@ -1,4 +1,4 @@
-"""The core's own components, registered like a plugin's (owner ``anymae``)."""
+"""The core's own components and commands, registered like a plugin's (owner ``anymae``)."""
 
 from __future__ import annotations
 
@@ -17,11 +17,28 @@ from .masking import (
 )
 from .position import LearnedPositionEmbedding, MLPPositionEmbedding, SinCosPositionEmbedding
 from .registry import Registry
-from .targets import PatchTarget
+from .targets import PatchTarget, ProvidedTarget
+
+#: name, help line, and the function that runs it (imported only when the command runs)
+COMMANDS = (
+    ("fit", "pretrain a masked autoencoder from a YAML config (LightningCLI)", "anymae.commands.fit:fit"),
+    ("validate", "validation loss of a model on a data module (LightningCLI)", "anymae.commands.fit:validate"),
+    ("test", "test loop of a model on a data module (LightningCLI)", "anymae.commands.fit:test"),
+    ("predict", "predict loop of a model on a data module (LightningCLI)", "anymae.commands.fit:predict"),
+    ("plugins", "list installed plugins, their components and commands", "anymae.commands.plugins:run"),
+    ("masks", "draw a masker's masks on a token grid to a PNG", "anymae.commands.masks:run"),
+    ("knn", "k-NN accuracy of a pretrained encoder's frozen features", "anymae.commands.evaluate:knn"),
+    ("probe", "linear probe on a pretrained encoder's frozen features", "anymae.commands.evaluate:probe"),
+    ("finetune", "fine-tune a pretrained encoder end to end", "anymae.commands.evaluate:finetune"),
+    ("export", "write a pretrained encoder as safetensors (and other formats)", "anymae.commands.export:run"),
+    ("table", "pretrained vs random-init scores over a suite of data sets", "anymae.commands.table:run"),
+)
 
 
 @hookimpl
 def anymae_register(registry: Registry) -> None:
+    for name, help_line, run in COMMANDS:
+        registry.add_command(name, run, help=help_line)
     registry.add(
         RandomMasker,
         BlockMasker,
@@ -34,6 +51,7 @@ def anymae_register(registry: Registry) -> None:
         ViTEncoder,
         MAEDecoder,
         PatchTarget,
+        ProvidedTarget,
         SinCosPositionEmbedding,
         MLPPositionEmbedding,
         LearnedPositionEmbedding,

@@ -17,23 +17,14 @@ import traceback
 import warnings
 from collections.abc import Sequence
 
-from .commands import CORE_COMMANDS, Command
 from .config import ConfigError
 from .plugins import Plugins, get_plugins
-from .registry import KINDS, PluginError
+from .registry import KINDS, Command, PluginError
 from .resolution import ComponentImportError, resolving
 
-__all__ = ["commands", "format_cli_error", "main"]
+__all__ = ["format_cli_error", "main"]
 
 USAGE = "usage: anymae <command> [options]   (anymae <command> --help for a command's options)"
-
-
-def commands(plugins: Plugins | None) -> dict[str, Command]:
-    """Every command: the core's, then those plugins registered."""
-    table = {command.name: command for command in CORE_COMMANDS}
-    if plugins is not None:
-        table.update(plugins.registry.commands)
-    return table
 
 
 def print_help(table: dict[str, Command], file=None) -> None:
@@ -138,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args[:1] != ["plugins"]:  # which lists them itself
         for info in plugins.failed:  # a broken plugin: one line each; the others work
             print(f"anymae: warning: plugin {info.name} is {info.status}; its components are unusable", file=sys.stderr)
-    table = commands(plugins)
+    table = plugins.registry.commands  # the core's (registered first), then the plugins' own
     if not args or args[0] in ("-h", "--help"):
         print_help(table, sys.stdout if args else sys.stderr)
         return 0 if args else 2

@@ -103,8 +103,10 @@ class MaskedAutoencoder(pl.LightningModule):
         self.compile = compile
         self._extras: frozenset[str] = frozenset()
         self._build()
-        self._dry_run()
-        self._network = torch.compile(self._encode_decode_score) if compile else self._encode_decode_score
+        self._network = self._encode_decode_score
+        self._dry_run()  # eager: compiling is for training steps
+        if compile:
+            self._network = torch.compile(self._encode_decode_score)
         self._train_generator: torch.Generator | None = None
 
     def _save_config(self, args: dict[str, Any]) -> None:
@@ -158,30 +160,42 @@ class MaskedAutoencoder(pl.LightningModule):
         self._extras = frozenset(self.target.needs) & frozenset(spec.provides)
 
     def _dry_run(self) -> None:
-        """Run the five parts once on the tokenizer's example batch (eval mode, no gradients, no global random state
-        touched), so any part that fails or emits another shape than it declares is named before training."""
-        generator = torch.Generator().manual_seed(0)
+        """Run the model once on the tokenizer's example batch (eval mode, no gradients, no global random state
+        touched), so a part that fails or emits another shape than it declares is named before training."""
         was_training = self.training
         self.eval()
         try:
             with torch.no_grad():
-                batch = _part("tokenizer", self.tokenizer, lambda: self.tokenizer.example_batch(2))
-                tokens = _part("tokenizer", self.tokenizer, lambda: self.tokenizer(batch, self._extras))
-                self._check_tokens(tokens, self._extras)
-                spec = _part("masker", self.masker, lambda: self.masker(tokens, generator=generator))
-                latent = _part("encoder", self.encoder, lambda: self.encoder(tokens, spec.ids_keep))
-                pred = _part(
-                    "decoder",
-                    self.decoder,
-                    lambda: self.decoder(latent, tokens, spec, self.encoder.num_prefix_tokens),
-                )
-                target = _part("target", self.target, lambda: self.target(batch, tokens, spec))
-                self._check_prediction(pred, target, spec)
-                loss = _part("target", self.target, lambda: self.target.loss(pred, target, spec))
-                if not isinstance(loss, Tensor) or loss.dim() != 0:
-                    raise ConfigError(f"model.target: {type(self.target).__name__}.loss must return a scalar tensor")
+                try:
+                    batch = self.tokenizer.example_batch(2)
+                    loss = self(batch, generator=torch.Generator().manual_seed(0)).loss
+                except ConfigError:
+                    raise
+                except Exception as error:
+                    name, part = self._blame(error)
+                    message = " ".join(str(error).split())
+                    raise ConfigError(
+                        f"model.{name}: {type(part).__name__} failed on the tokenizer's example batch: "
+                        f"{type(error).__name__}: {message}"
+                    ) from error
+            if loss.dim() != 0:
+                raise ConfigError(f"model.target: {type(self.target).__name__}.loss must return a scalar tensor")
         finally:
             self.train(was_training)
+
+    def _blame(self, error: BaseException) -> tuple[str, object]:
+        """The part whose code raised ``error``: the innermost frame of its traceback that runs a method of one of
+        the parts (or of one of their submodules)."""
+        owners: dict[int, tuple[str, object]] = {}
+        for name in ("tokenizer", "masker", "encoder", "decoder", "target"):
+            part = getattr(self, name)
+            owners.update((id(module), (name, part)) for module in part.modules())
+        found: tuple[str, object] = ("model", self)
+        trace = error.__traceback__
+        while trace is not None:
+            found = owners.get(id(trace.tb_frame.f_locals.get("self")), found)
+            trace = trace.tb_next
+        return found
 
     def _check_tokens(self, tokens: TokenBatch, extras: frozenset[str]) -> None:
         spec: TokenizerSpec = self._token_spec
@@ -344,19 +358,6 @@ class MaskedAutoencoder(pl.LightningModule):
         steps_per_epoch = batches / self.trainer.accumulate_grad_batches if math.isfinite(batches) else None
         scheduler = self.lr_schedule.scheduler(optimizer, total, steps_per_epoch)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-
-def _part(name: str, part: object, call: Any) -> Any:
-    """``call()``, with any error but a :class:`ConfigError` reported as one naming the part (for the dry run)."""
-    try:
-        return call()
-    except ConfigError:
-        raise
-    except Exception as error:
-        raise ConfigError(
-            f"model.{name}: {type(part).__name__} failed on the tokenizer's example batch: "
-            f"{type(error).__name__}: {' '.join(str(error).split())}"
-        ) from error
 
 
 def _batch_size(batch: Mapping[str, Tensor]) -> int:

@@ -8,12 +8,12 @@ twice is an error naming both owners, and the first registration keeps the name.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import lightning.pytorch as pl
 
-from .commands import CORE_COMMANDS, Command
 from .decoders import Decoder
 from .encoders import Encoder
 from .export import Exporter
@@ -22,7 +22,7 @@ from .position import PositionEmbedding
 from .targets import Target
 from .tokenizers import Tokenizer
 
-__all__ = ["CORE_NAME", "KINDS", "Component", "DuplicateComponentError", "PluginError", "Registry"]
+__all__ = ["CORE_NAME", "KINDS", "Command", "Component", "DuplicateComponentError", "PluginError", "Registry"]
 
 CORE_NAME = "anymae"
 
@@ -62,6 +62,29 @@ class Component:
         return f"{self.cls.__module__}.{self.cls.__qualname__}"
 
 
+@dataclass(frozen=True)
+class Command:
+    """A subcommand of ``anymae``.
+
+    Args:
+        name: what follows ``anymae`` on the command line.
+        help: one line for ``anymae --help``.
+        run: the function, or its import path ``"package.module:function"`` (imported when the command runs).
+        owner: the plugin that registered it (``"anymae"`` for the core's).
+    """
+
+    name: str
+    help: str
+    run: Callable[[list[str]], int] | str
+    owner: str = "anymae"
+
+    def load(self) -> Callable[[list[str]], int]:
+        if not isinstance(self.run, str):
+            return self.run
+        module, _, function = self.run.partition(":")
+        return getattr(importlib.import_module(module), function)
+
+
 def kind_of(cls: type) -> str | None:
     """The kind of component ``cls`` is (by its base class), or ``None``."""
     if isinstance(cls, type):
@@ -89,12 +112,12 @@ class Registry:
                 raise TypeError(f"{self.owner}: {cls!r} is not a component class; a component derives from {bases}")
             self._insert(Component(cls.__name__, kind, cls, self.owner))
 
-    def add_command(self, name: str, run: Callable[[list[str]], int], help: str) -> None:
-        """Register ``anymae <name>``: ``run(argv) -> exit status`` gets the arguments after the name; ``help`` is
-        its line in ``anymae --help``."""
+    def add_command(self, name: str, run: Callable[[list[str]], int] | str, help: str) -> None:
+        """Register ``anymae <name>``: ``run(argv) -> exit status`` (or its import path ``"module:function"``) gets
+        the arguments after the name; ``help`` is its line in ``anymae --help``."""
         if not name.isidentifier() or name.startswith("_"):
             raise ValueError(f"{self.owner}: command name {name!r} must be a plain identifier")
-        taken = next((c for c in CORE_COMMANDS if c.name == name), None) or self.commands.get(name)
+        taken = self.commands.get(name)
         if taken is not None:
             raise DuplicateComponentError(
                 f"command {name!r} is registered twice: by {taken.owner} and by {self.owner}; rename one"

@@ -7,6 +7,7 @@ https://arxiv.org/abs/2111.06377), VideoMAE (https://arxiv.org/abs/2203.12602), 
 patch-based time-series MAEs. It works with any tokenizer whose tokens are raw values laid out channel-last.
 """
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Annotated, Literal
@@ -18,7 +19,7 @@ from torch import Tensor, nn
 from .config import ConfigError, validated
 from .types import RAW_VALUES, MaskSpec, TokenBatch, TokenizerSpec, gather_tokens
 
-__all__ = ["PatchTarget", "Target", "masked_mean"]
+__all__ = ["PatchTarget", "ProvidedTarget", "Target", "masked_mean"]
 
 
 def masked_mean(values: Tensor, valid: Tensor | None) -> Tensor:
@@ -140,3 +141,29 @@ class PatchTarget(Target):
         if self.normalize == "patch":
             return pred * scale + mean
         return (pred.unflatten(-1, (-1, self.channels)) * scale + mean).flatten(-2)
+
+
+class ProvidedTarget(Target):
+    """Predict, for each decoded token, a quantity its tokenizer provides per token (a name in its ``provides``):
+    Point-MAE's neighbourhoods, MaskFeat3D's normals, a trajectory's displacements. Mean squared error by default;
+    subclasses fix :attr:`quantity` and bring their own loss (``ChamferTarget``).
+
+    Args:
+        quantity: the name the tokenizer provides (the target needs it and predicts it).
+    """
+
+    @validated
+    def __init__(self, quantity: str) -> None:
+        super().__init__()
+        self.quantity = quantity
+        self.needs = frozenset({quantity})
+        self.predicts = quantity
+
+    def bind(self, tokens: TokenizerSpec) -> None:
+        shape = tokens.provides[self.quantity]
+        if shape is None:
+            raise ConfigError(f"{type(self).__name__}: {tokens.name}'s {self.quantity!r} is a property, not data")
+        self.dim_per_token = math.prod(shape)
+
+    def forward(self, batch: Mapping[str, Tensor], tokens: TokenBatch, mask: MaskSpec) -> Tensor:
+        return gather_tokens(tokens.extras[self.quantity].flatten(2), mask.ids_decode)

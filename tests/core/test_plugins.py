@@ -149,3 +149,58 @@ def test_plugin_api_version_is_checked(monkeypatch):
     with pytest.warns(RuntimeWarning, match="does not declare the plugin API"):
         loaded = anymae.load_plugins(strict=False)
     assert "SeriesTokenizer" not in loaded.registry
+
+
+def test_help_lists_every_command_with_a_line_and_a_plugins_command_runs(no_installed_plugins, monkeypatch, capsys):
+    ran = []
+
+    def register(registry):
+        registry.add_command("hello", lambda argv: ran.append(argv) or 0, help="say hello from a plugin")
+
+    loaded = anymae.load_plugins(autoload=False, extra=[("hello-plugin", plugin("hello-plugin", register))])
+    monkeypatch.setattr(plugin_loading, "_loaded", loaded)
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for name in (
+        "fit",
+        "validate",
+        "test",
+        "predict",
+        "plugins",
+        "masks",
+        "knn",
+        "probe",
+        "finetune",
+        "export",
+        "table",
+    ):
+        assert f"\n  {name} " in out, name
+    assert "  hello     say hello from a plugin (hello-plugin)" in out
+    assert main(["hello", "--loud"]) == 0 and ran == [["--loud"]]
+    assert main(["nope"]) == 2
+    assert "anymae: error: unknown command 'nope'; commands: fit, validate" in capsys.readouterr().err
+
+
+def test_masks_help_names_the_registered_maskers(no_installed_plugins, monkeypatch, capsys):
+    monkeypatch.setattr(plugin_loading, "_loaded", None)
+    with pytest.raises(SystemExit):
+        main(["masks", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "a registered masker (BlockMasker, DualMasker, FilteredNoiseMasker, LargePatchMasker," in help_text
+
+
+def test_a_command_name_cannot_be_taken_twice():
+    def takes_fit(registry):
+        registry.add_command("fit", lambda argv: 0, help="")
+
+    taker = [("taker", plugin("taker", takes_fit))]
+    with pytest.raises(
+        anymae.DuplicateComponentError, match="command 'fit' is registered twice: by anymae and by taker"
+    ):
+        anymae.load_plugins(autoload=False, strict=True, extra=taker)
+    registry = anymae.Registry("x")
+    registry.add_command("once", lambda argv: 0, help="")
+    with pytest.raises(anymae.DuplicateComponentError, match="command 'once' is registered twice: by x and by x"):
+        registry.add_command("once", lambda argv: 0, help="")
+    with pytest.raises(ValueError, match="plain identifier"):
+        registry.add_command("two words", lambda argv: 0, help="")

@@ -10,7 +10,6 @@
   point count (``log(1 + count)``, squared error).
 """
 
-import math
 from collections.abc import Mapping
 from typing import Annotated, Literal
 
@@ -19,14 +18,24 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
-from anymae import RAW_VALUES, MaskSpec, Target, TokenBatch, TokenizerSpec, gather_tokens, masked_mean, validated
+from anymae import (
+    RAW_VALUES,
+    MaskSpec,
+    ProvidedTarget,
+    Target,
+    TokenBatch,
+    TokenizerSpec,
+    gather_tokens,
+    masked_mean,
+    validated,
+)
 
 from .ops import chamfer_distance
 
 __all__ = ["ChamferTarget", "NormalCurvatureTarget", "OccupancyTarget"]
 
 
-class ChamferTarget(Target):
+class ChamferTarget(ProvidedTarget):
     """Point-MAE's reconstruction of hidden groups.
 
     Needs the tokenizer's ``"neighborhoods"`` (each group's points relative to its centre, ``(k, 3)`` per token) and
@@ -36,19 +45,10 @@ class ChamferTarget(Target):
         norm: ``"l2"`` (Point-MAE: squared distances) or ``"l1"``.
     """
 
-    needs = frozenset({"neighborhoods"})
-    predicts = "neighborhoods"
-
     @validated
     def __init__(self, norm: Literal["l2", "l1"] = "l2") -> None:
-        super().__init__()
+        super().__init__("neighborhoods")
         self.norm = norm
-
-    def bind(self, tokens: TokenizerSpec) -> None:
-        self.dim_per_token = math.prod(tokens.provides["neighborhoods"])
-
-    def forward(self, batch: Mapping[str, Tensor], tokens: TokenBatch, mask: MaskSpec) -> Tensor:
-        return gather_tokens(tokens.extras["neighborhoods"].flatten(2), mask.ids_decode)
 
     def loss(self, pred: Tensor, target: Tensor, mask: MaskSpec) -> Tensor:
         per_group = chamfer_distance(
@@ -60,7 +60,7 @@ class ChamferTarget(Target):
         raise NotImplementedError("point groups are shown by PointCloudGrid, not through token values")
 
 
-class NormalCurvatureTarget(Target):
+class NormalCurvatureTarget(ProvidedTarget):
     """Normal and surface variation of each point of a hidden group, in the group's nearest-first order.
 
     Needs the tokenizer's ``"neighbor_normals"`` (``(k, 4)`` per token), which it gathers from per-point normals the
@@ -71,19 +71,10 @@ class NormalCurvatureTarget(Target):
         curvature_weight: weight of the surface-variation error (its scale, ``[0, 1/3]``, is set by the data).
     """
 
-    needs = frozenset({"neighbor_normals"})
-    predicts = "neighbor_normals"
-
     @validated
     def __init__(self, curvature_weight: Annotated[float, Field(ge=0)] = 1.0) -> None:
-        super().__init__()
+        super().__init__("neighbor_normals")
         self.curvature_weight = curvature_weight
-
-    def bind(self, tokens: TokenizerSpec) -> None:
-        self.dim_per_token = math.prod(tokens.provides["neighbor_normals"])
-
-    def forward(self, batch: Mapping[str, Tensor], tokens: TokenBatch, mask: MaskSpec) -> Tensor:
-        return gather_tokens(tokens.extras["neighbor_normals"].flatten(2), mask.ids_decode)
 
     def loss(self, pred: Tensor, target: Tensor, mask: MaskSpec) -> Tensor:
         pred, target = pred.float().unflatten(-1, (-1, 4)), target.float().unflatten(-1, (-1, 4))
