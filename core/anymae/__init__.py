@@ -58,7 +58,7 @@ from .types import (
 )
 from .utils import require
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "INVERSE",

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from .config import ConfigError
+from .data import SKIPPED_KEY
 from .module import MaskedAutoencoder
 
 __all__ = ["PeriodicFigure", "save_matplotlib"]
@@ -90,13 +91,7 @@ class PeriodicFigure(pl.Callback):
                 f"trainer.callbacks: {name} draws predictions of {', '.join(sorted(self.drawings))}; "
                 f"{type(target).__name__} predicts {predicts or 'nothing a figure can draw'}"
             )
-        missing = spec.missing(self.drawings[predicts])
-        if missing:
-            raise ConfigError(
-                f"trainer.callbacks: {name} needs {', '.join(missing)} from the tokenizer to draw {predicts}, which "
-                f"{spec.name} does not provide (it offers: {spec.describe_offers()})"
-            )
-        self.extras = frozenset(self.drawings[predicts]) & frozenset(spec.provides)
+        self.extras = spec.require(self.drawings[predicts], "trainer.callbacks", name, f" to draw {predicts}")
 
     def setup(self, trainer: pl.Trainer, pl_module: MaskedAutoencoder, stage: str) -> None:
         self.check(pl_module)
@@ -107,7 +102,7 @@ class PeriodicFigure(pl.Callback):
             loader = data.val_dataloader() if data is not None else trainer.val_dataloaders
             if not loader:
                 loader = data.train_dataloader() if data is not None else trainer.train_dataloader
-            batch = next(iter(loader))
+            batch = {k: v for k, v in next(iter(loader)).items() if k != SKIPPED_KEY}  # counted by the epochs, not here
             if data is not None:
                 batch = data.on_before_batch_transfer(batch, 0)
             self._batch = {

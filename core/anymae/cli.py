@@ -74,6 +74,7 @@ def format_cli_error(error: BaseException, plugins: Plugins | None = None, refus
             return f"{field}: {name} is registered as {_a(registry.get(short).kind)}, not as {_a(kind)}"
         known = sorted(c.name for c in registry.of_kind(kind)) if registry is not None and kind in KINDS else []
         allowed = f"registered: {', '.join(known)}, or a full class path" if known else "give a full class path"
+        allowed += "; a plugin's component needs its plugin installed (`anymae plugins` lists what is)"
         return f"{field}: unknown component {name!r}; {allowed}"
     values = _VALUE.findall(text)
     value = values[0].strip() if values else None

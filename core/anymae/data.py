@@ -19,6 +19,7 @@ else.
 import contextlib
 import functools
 import os
+import pickle
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -170,22 +171,30 @@ class FileList:
 
 @functools.lru_cache(maxsize=64)
 def _scan(root: str, extensions: tuple[str, ...], labeled: bool, classes: tuple[str, ...] | None) -> FileList:
-    paths = sorted(
-        os.path.join(folder, name)
-        for folder, _, names in os.walk(root, followlinks=True)
-        for name in names
-        if name.lower().endswith(extensions) and not name.startswith(".")
-    )
+    paths = []
+    for folder, folders, names in os.walk(root, followlinks=True):
+        folders[:] = [f for f in folders if not f.startswith(".")]  # .ipynb_checkpoints, .git: not data
+        paths += [os.path.join(folder, n) for n in names if n.lower().endswith(extensions) and not n.startswith(".")]
+    paths.sort()
     if not labeled:
         return FileList(tuple(paths))
-    found = tuple(sorted(entry.name for entry in os.scandir(root) if entry.is_dir()))
+    found = tuple(sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith(".")))
+    pairs = [(p, Path(p).relative_to(root).parts) for p in paths]
+    pairs = [(p, parts[0]) for p, parts in pairs if len(parts) > 1 and parts[0] in found]
+    if not found:
+        raise ConfigError(
+            f"labeled=True reads classes from sub-folders, root/<class>/<file>; {root!r} has none ({len(paths)} "
+            "matching files lie directly under it)"
+        )
     classes = classes if classes is not None else found
     unknown = sorted(set(found) - set(classes))
     if unknown:
         raise ConfigError(f"{root!r} has classes {unknown} that the training folder does not have ({list(classes)})")
+    empty = sorted(set(found) - {name for _, name in pairs})
+    if empty:
+        raise ConfigError(f"{root!r}: class folders {empty} hold no file with extension {'/'.join(extensions)}")
     index = {name: i for i, name in enumerate(classes)}
-    pairs = [(p, index[Path(p).relative_to(root).parts[0]]) for p in paths if len(Path(p).relative_to(root).parts) > 1]
-    return FileList(tuple(p for p, _ in pairs), tuple(c for _, c in pairs), tuple(classes))
+    return FileList(tuple(p for p, _ in pairs), tuple(index[name] for _, name in pairs), tuple(classes))
 
 
 def scan_folder(
@@ -198,8 +207,9 @@ def scan_folder(
     """The files under ``root`` whose names end with one of ``extensions`` (case-insensitive), sorted.
 
     Labelled, each file's class is the sub-folder of ``root`` it lies in (sorted names, as torchvision's
-    ``ImageFolder``; files directly under ``root`` are left out); pass the training folder's ``classes`` to read a
-    validation folder with the same indices. Scans are cached per process (a data module set up again, an
+    ``ImageFolder``; files directly under ``root`` and hidden folders are left out; a class folder with no matching
+    file, or no class folder at all, is an error); pass the training folder's ``classes`` to read a validation folder
+    with the same indices. Scans are cached per process (a data module set up again, an
     evaluation over several seeds); ``refresh=True`` scans again.
     """
     root = os.path.abspath(root)
@@ -293,7 +303,9 @@ def make_loader(
 ) -> DataLoader:
     """The loader of a kit data module: shuffled per epoch from ``seed`` when ``train``, in order otherwise, each
     sample drawn with its own seed (random augmentation, or a random subset of a file's points, that a resumed run
-    repeats); the last partial training batch dropped (as MAE); workers kept between epochs."""
+    repeats); the last partial training batch dropped (as MAE) when each rank still gets a whole one; workers kept
+    between epochs."""
+    ranks = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -301,7 +313,7 @@ def make_loader(
         num_workers=num_workers,
         collate_fn=collate_fn,
         pin_memory=torch.cuda.is_available(),
-        drop_last=train and len(dataset) > batch_size,
+        drop_last=train and len(dataset) // ranks > batch_size,  # a rank sees 1/ranks of the data under DDP
         persistent_workers=num_workers > 0,
     )
 
@@ -400,6 +412,14 @@ class FolderDataModule(DataModule):
             train_ids, val_ids = split_indices(len(files), self.val_fraction, self.seed)
             files, val = files.subset(train_ids), files.subset(val_ids)
         self.classes = list(files.classes)
+        if self.num_workers > 0:  # a reader that does not pickle fails in the workers, after setup: say so now
+            try:
+                pickle.dumps(self.reader(train=True))
+            except Exception as error:
+                raise ConfigError(
+                    f"{name}.reader must pickle to run in loader workers (a module-level function or a partial of "
+                    f"one): {type(error).__name__}: {error}"
+                ) from None
         train_set = FileSamples(files, self.reader(train=True), self.read_errors)
         val_set = FileSamples(val, self.reader(train=False), self.read_errors) if val is not None and len(val) else None
         return train_set, val_set

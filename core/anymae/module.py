@@ -6,10 +6,10 @@ owns the masking random state (so a resumed run masks exactly as an uninterrupte
 optimiser and schedule.
 
 Building a model checks the parts twice, so that a wrong configuration or a plugin's bug fails before training with
-one :class:`~anymae.ConfigError` naming the part: the declared contracts (the target's and the masker's needs against
-the tokenizer's spec), then a *dry run* of all five parts on the tokenizer's ``example_batch``, which catches a part
-that emits another width than it declares. The same shape checks run on every batch, at the cost of a few integer
-comparisons.
+one :class:`~anymae.ConfigError` naming the part: the declared contracts (the masker against the tokenizer's layout,
+the target's needs against what the tokenizer offers), then a *dry run* of all five parts on the tokenizer's
+``example_batch``, which catches a part that emits another width than it declares. The same shape checks run on
+every batch, at the cost of a few integer comparisons.
 """
 
 import inspect
@@ -148,16 +148,10 @@ class MaskedAutoencoder(pl.LightningModule):
                 raise ConfigError(f"model.{name} must be a {base.__name__}, got {type(part).__name__}")
         spec = self._token_spec = self.tokenizer.spec
         self.masker.check_layout(spec.layout)
-        missing = spec.missing(self.target.needs)
-        if missing:
-            raise ConfigError(
-                f"model.target: {type(self.target).__name__} needs {', '.join(missing)} from the tokenizer, which "
-                f"{spec.name} does not provide (it offers: {spec.describe_offers()})"
-            )
+        self._extras = spec.require(self.target.needs, "model.target", type(self.target).__name__)
         self.target.bind(spec)
         self.encoder.build(spec.token_dim, spec.layout)
         self.decoder.build(self.encoder.embed_dim, self.target.dim_per_token, spec.layout)
-        self._extras = frozenset(self.target.needs) & frozenset(spec.provides)
 
     def _dry_run(self) -> None:
         """Run the model once on the tokenizer's example batch (eval mode, no gradients, no global random state
@@ -221,7 +215,12 @@ class MaskedAutoencoder(pl.LightningModule):
         expected = (*spec.ids_decode.shape, self.target.dim_per_token)
         name = type(self.target).__name__
         if tuple(target.shape) != expected:
-            what = f"{target.shape[-1]} values per token" if target.dim() == 3 else f"shape {tuple(target.shape)}"
+            values = target.shape[-1]
+            what = (
+                f"{values} value{'s' if values != 1 else ''} per token"
+                if target.dim() == 3
+                else f"shape {tuple(target.shape)}"
+            )
             raise ConfigError(
                 f"model.target: {name} computes {what} but declares dim_per_token={self.target.dim_per_token}, which "
                 f"sizes the decoder's output (targets must be [B, decoded tokens, dim_per_token] = {list(expected)})"

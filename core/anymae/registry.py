@@ -117,11 +117,7 @@ class Registry:
         the arguments after the name; ``help`` is its line in ``anymae --help``."""
         if not name.isidentifier() or name.startswith("_"):
             raise ValueError(f"{self.owner}: command name {name!r} must be a plain identifier")
-        taken = self.commands.get(name)
-        if taken is not None:
-            raise DuplicateComponentError(
-                f"command {name!r} is registered twice: by {taken.owner} and by {self.owner}; rename one"
-            )
+        self._check_command_free(Command(name, help, run, self.owner))
         self.commands[name] = Command(name, help, run, self.owner)
 
     def _insert(self, component: Component) -> None:
@@ -136,15 +132,19 @@ class Registry:
                 f"and by {component.owner} ({component.class_path}); rename one class"
             )
 
+    def _check_command_free(self, command: Command) -> None:
+        taken = self.commands.get(command.name)
+        if taken is not None:
+            raise DuplicateComponentError(
+                f"command {command.name!r} is registered twice: by {taken.owner} and by {command.owner}; rename one"
+            )
+
     def merge(self, other: Registry) -> None:
         """Add every component and command of ``other``; nothing is added if one of its names is taken."""
         for component in other:
             self._check_free(component)
-        for name, command in other.commands.items():
-            if name in self.commands:
-                raise DuplicateComponentError(
-                    f"command {name!r} is registered twice: by {self.commands[name].owner} and by {command.owner}"
-                )
+        for command in other.commands.values():
+            self._check_command_free(command)
         self._components.update((component.name, component) for component in other)
         self.commands.update(other.commands)
 

@@ -95,7 +95,7 @@ class PatchTarget(Target):
         self.normalize = normalize
         self.eps = eps
         self.loss_kind = loss
-        self.channels = 1
+        self.channels: int | None = None  # from the tokenizer, at bind
 
     def bind(self, tokens: TokenizerSpec) -> None:
         values_per_norm = tokens.token_dim // tokens.channels if self.normalize == "channel" else tokens.token_dim

@@ -165,12 +165,20 @@ class TokenizerSpec:
             implied.add(INVERSE)
         return frozenset(self.provides) | implied
 
-    def missing(self, needs: frozenset[str] | set[str]) -> list[str]:
-        """The names of ``needs`` this tokenizer cannot give, sorted."""
-        return sorted(set(needs) - self.offers)
+    def require(self, needs: frozenset[str] | set[str], part: str, who: str, purpose: str = "") -> frozenset[str]:
+        """Check that this tokenizer offers every name in ``needs`` and return those it must compute (provided
+        data, not properties); else raise :class:`~anymae.ConfigError` naming the config ``part``
+        (``"model.target"``), ``who`` needs them (``"ChamferTarget"``), what for, and what the tokenizer offers."""
+        from .config import ConfigError
 
-    def describe_offers(self) -> str:
-        return ", ".join(sorted(self.offers)) or "nothing beyond its tokens"
+        missing = sorted(set(needs) - self.offers)
+        if missing:
+            offers = ", ".join(sorted(self.offers)) or "nothing beyond its tokens"
+            raise ConfigError(
+                f"{part}: {who} needs {', '.join(missing)} from the tokenizer{purpose}, which {self.name} does not "
+                f"provide (it offers: {offers})"
+            )
+        return frozenset(name for name in needs if self.provides.get(name) is not None)
 
 
 class Extras(dict):

@@ -36,6 +36,19 @@ def test_scan_folder_filters_extensions_reads_labels_and_caches(tmp_path):
         scan_folder(tmp_path / "missing", [".txt"])
 
 
+def test_labelled_scans_refuse_what_cannot_be_a_class(tmp_path):
+    write(tmp_path / "flat", ["1.txt", "2.txt"])
+    with pytest.raises(anymae.ConfigError, match=r"has none \(2 matching files lie directly under it\)"):
+        scan_folder(tmp_path / "flat", [".txt"], labeled=True)
+    write(tmp_path / "kit", ["a/1.txt", ".ipynb_checkpoints/a/1.txt", "b/notes.md"])
+    with pytest.raises(anymae.ConfigError, match=r"class folders \['b'\] hold no file with extension .txt"):
+        scan_folder(tmp_path / "kit", [".txt"], labeled=True)
+    (tmp_path / "kit" / "b" / "1.txt").write_text("4 5 6\n")
+    files = scan_folder(tmp_path / "kit", [".txt"], labeled=True)
+    assert files.classes == ("a", "b") and len(files) == 2  # the hidden folder is neither a class nor data
+    assert len(scan_folder(tmp_path / "kit", [".txt"])) == 2
+
+
 def test_split_indices_is_a_deterministic_partition():
     train, val = split_indices(50, 0.2, seed=3)
     assert len(val) == 10 and sorted(train + val) == list(range(50))

@@ -65,7 +65,11 @@ def test_a_need_the_tokenizer_cannot_meet_fails_at_build_naming_both():
 def test_spec_offers_raw_values_and_inverse_from_what_the_tokenizer_has():
     assert StepTokenizer().spec.offers == {"steps", "smooth", "raw_values", "inverse"}
     assert PointTokenizer().spec.offers == frozenset()  # learned features, no inverse
-    assert PointTokenizer().spec.describe_offers() == "nothing beyond its tokens"
+    with pytest.raises(
+        ConfigError, match=r"^x: Who needs inverse from the tokenizer to draw, which PointTokenizer does"
+    ):
+        PointTokenizer().spec.require({"inverse"}, "x", "Who", " to draw")
+    assert StepTokenizer().spec.require({"steps", "smooth", "raw_values"}, "x", "Who") == {"steps"}  # data only
 
 
 class NarrowTokenizer(SeriesTokenizer):
@@ -113,7 +117,7 @@ class FailingMasker(anymae.RandomMasker):
         ),
         (
             lambda: anymae.MaskedAutoencoder(tokenizer=SeriesTokenizer(), target=OneValueTarget(), **parts()),
-            r"^model.target: OneValueTarget computes 1 values per token but declares dim_per_token=8",
+            r"^model.target: OneValueTarget computes 1 value per token but declares dim_per_token=8",
         ),
         (
             lambda: anymae.MaskedAutoencoder(

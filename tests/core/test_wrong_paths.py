@@ -155,7 +155,7 @@ def one_error(result: subprocess.CompletedProcess) -> str:
         ),
         (
             ["--model.target", "anymae_widths.parts.ScalarTarget"],
-            "model.target: ScalarTarget computes 1 values per token but declares dim_per_token=8",
+            "model.target: ScalarTarget computes 1 value per token but declares dim_per_token=8",
         ),
         (
             ["--model.target", "anymae_broken.parts.BrokenTarget"],

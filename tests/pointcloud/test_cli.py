@@ -28,7 +28,7 @@ def test_plugins_command_lists_the_point_cloud_components(tmp_path):
         text=True,
         check=True,
     ).stdout
-    assert "anymae-pointcloud 0.1.0 (plugin API 2)" in out
+    assert "anymae-pointcloud 0.2.0 (plugin API 2)" in out
     assert "tokenizer: PointGroupTokenizer, VoxelPatchTokenizer" in out
     assert "target: ChamferTarget, NormalCurvatureTarget, OccupancyTarget" in out
 

@@ -58,3 +58,23 @@ class TestShapesDataModule(DataModuleContract):
 
     def make_target(self):
         return ChamferTarget()
+
+
+class TestOccupancyCountsTarget(TargetContract):
+    """Counts mode needs the tokenizer's "counts" property (no data): the model builds and trains with it."""
+
+    component_class = OccupancyTarget
+    init_args = {"mode": "counts"}
+
+    def make_tokenizer(self):
+        return VoxelPatchTokenizer(grid_size=8, patch_size=2, counts=True)
+
+
+def test_counts_mode_needs_a_counting_tokenizer():
+    import pytest
+
+    from anymae import ConfigError
+    from anymae.testing import tiny_model
+
+    with pytest.raises(ConfigError, match="OccupancyTarget needs counts from the tokenizer, which VoxelPatchTokenizer"):
+        tiny_model(VoxelPatchTokenizer(grid_size=8, patch_size=2), OccupancyTarget(mode="counts"))

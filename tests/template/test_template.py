@@ -154,7 +154,7 @@ def test_a_broken_installed_plugin_is_named_and_the_others_still_load(tmp_path):
     lenient = run([sys.executable, "-m", "anymae.cli", "plugins"], site, tmp_path, strict=False)
     assert lenient.returncode == 1  # listed, but the run says something is wrong
     assert "anymae-broken 0.0.1: BROKEN (failed to import: ModuleNotFoundError: No module named " in lenient.stdout
-    assert "anymae-image 0.1.0 (plugin API 2)" in lenient.stdout and "tokenizer: ImagePatchTokenizer" in lenient.stdout
+    assert "anymae-image 0.2.0 (plugin API 2)" in lenient.stdout and "tokenizer: ImagePatchTokenizer" in lenient.stdout
 
     strict = run([sys.executable, "-m", "anymae.cli", "plugins"], site, tmp_path, strict=True)
     assert strict.returncode == 2

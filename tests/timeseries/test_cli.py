@@ -28,7 +28,7 @@ def test_plugins_command_lists_the_time_series_components(tmp_path):
         text=True,
         check=True,
     ).stdout
-    assert "anymae-timeseries 0.1.0 (plugin API 2)" in out
+    assert "anymae-timeseries 0.2.0 (plugin API 2)" in out
     assert "masker: ForecastMasker" in out and "target: TrajectoryTarget" in out
 
 

@@ -94,3 +94,14 @@ def test_trajectory_target_positions_and_displacements():
         anymae.ConfigError, match="TrajectoryTarget needs displacements from the tokenizer, which Series"
     ):
         series_model(target=TrajectoryTarget())  # the core's toy series tokenizer computes no displacements
+
+
+def test_a_shorter_series_last_patch_repeats_its_last_value_not_the_batch_padding():
+    tok = SeriesPatchTokenizer(channels=1, length=36, patch_len=6)
+    series = torch.zeros(2, 1, 36)
+    series[0, 0] = torch.arange(36.0)
+    series[1, 0, :27] = torch.arange(1.0, 28.0)  # 27 steps, zero-padded to the batch's 36 by the collate
+    tokens = tok({"series": series, "length": torch.tensor([36, 27])}, frozenset({"displacements"}))
+    assert tokens.padding_mask[1].tolist() == [False] * 5 + [True]  # the patch from step 30 is padding
+    assert tokens.tokens[1, 4].tolist() == [25.0, 26.0, 27.0, 27.0, 27.0, 27.0]  # completed, not [.., 0, 0, 0]
+    assert tokens.extras["displacements"][1, 4].tolist() == [1.0, 1.0, 1.0, 0.0, 0.0, 0.0]

@@ -59,7 +59,9 @@ def render_masks(spec: MaskSpec, shape: tuple[int, ...], cell: int = 8, gap: int
 
 def run(argv: Sequence[str]) -> int:
     maskers = sorted(c.name for c in get_plugins().registry.of_kind("masker"))
-    parser = argparse.ArgumentParser(prog="anymae masks", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="anymae masks", description="Draw a few masks of a masker on a token grid and save them as a PNG."
+    )
     parser.add_argument("--masker", required=True, help=f"a registered masker ({', '.join(maskers)}) or a class path")
     parser.add_argument("--grid", required=True, help="token grid, e.g. 14x14 or 8x14x14")
     parser.add_argument("--args", nargs="*", default=[], metavar="KEY=VALUE", help="init arguments (YAML values)")

@@ -70,7 +70,7 @@ def format_table(rows: list[dict]) -> str:
 
 
 def run(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="anymae table", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="anymae table", description=__doc__.split("\n\n")[0].replace("``", ""))
     parser.add_argument("--suite", required=True, type=Path)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--labels", type=int, nargs="+", default=[1, 5, 10], help="labels per class")

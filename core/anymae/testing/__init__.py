@@ -346,13 +346,13 @@ class TargetContract(_Contract):
     def _bound(self, device: str = "cpu") -> tuple[Target, Tokenizer]:
         target, tokenizer = self.make().to(device), self.make_tokenizer().to(device)
         spec = tokenizer.spec
-        assert not spec.missing(target.needs), f"{spec.name} does not offer {spec.missing(target.needs)}"
+        spec.require(target.needs, "target", type(target).__name__)  # raises naming what is missing
         target.bind(spec)
         assert target.dim_per_token > 0
         return target, tokenizer
 
     def _tokens(self, tokenizer: Tokenizer, target: Target, batch: Mapping[str, Tensor]) -> TokenBatch:
-        return tokenizer(batch, frozenset(target.needs) & frozenset(tokenizer.provides))
+        return tokenizer(batch, tokenizer.spec.require(target.needs, "target", type(target).__name__))
 
     @devices
     def test_targets_for_the_decoded_tokens(self, device: str) -> None:

@@ -8,7 +8,7 @@ from .export import TimmViTExporter, create_timm_vit, timm_vit_config, timm_vit_
 from .tokenizers import ImagePatchTokenizer
 from .viz import ReconstructionGrid, save_reconstruction_grid
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "DigitsDataModule",

@@ -7,7 +7,7 @@ from .targets import ChamferTarget, NormalCurvatureTarget, OccupancyTarget
 from .tokenizers import PointGroupTokenizer, VoxelPatchTokenizer
 from .viz import PointCloudGrid, save_point_cloud_grid
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "ChamferTarget",

@@ -128,10 +128,11 @@ def check_ply(path: str) -> None:
             header.append(line.decode("ascii", "replace").strip())
             if not line or header[-1] == "end_header":
                 break
-        body = handle.read()
+        binary = any(line.startswith("format binary") for line in header)
+        # the size of the body, not its contents: a large cloud is read once, by open3d
+        have = os.path.getsize(path) - handle.tell() if binary else sum(1 for line in handle if line.strip())
     if header[0] != "ply" or header[-1] != "end_header":
         return  # not a header open3d could use either: its own reading reports the file
-    binary = any(line.startswith("format binary") for line in header)
     elements: list[tuple[str, int, list[str]]] = []  # name, rows, property types
     for words in (line.split() for line in header):
         if words[:1] == ["element"]:
@@ -145,7 +146,6 @@ def check_ply(path: str) -> None:
         needed += rows * sum(_PLY_SIZES.get(t, 0) for t in types) if binary else rows
         if name == "vertex":
             break
-    have = len(body) if binary else sum(1 for line in body.splitlines() if line.strip())
     if have < needed:
         raise ValueError(
             f"{path} is truncated: its header declares {needed} {'bytes' if binary else 'rows'}, {have} found"

@@ -10,10 +10,10 @@
   point count (``log(1 + count)``, squared error).
 """
 
+import math
 from collections.abc import Mapping
 from typing import Annotated, Literal
 
-import torch
 import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
@@ -123,4 +123,4 @@ class OccupancyTarget(Target):
         if self.mode == "counts":
             return pred
         occupied = (pred > 0).float()
-        return occupied if not self.counts_in else occupied * torch.log(torch.tensor(2.0))
+        return occupied if not self.counts_in else occupied * math.log(2.0)  # log(1 + one point)

@@ -8,7 +8,7 @@ from .targets import TrajectoryTarget
 from .tokenizers import SeriesPatchTokenizer
 from .viz import SeriesPlot, save_series_plot
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "AeonDataModule",

@@ -19,7 +19,8 @@ class TrajectoryTarget(Target):
 
     The prediction per token is ``[positions | displacements]``, each ``patch_len * dims`` values; the loss is
     ``MSE(positions) + displacement_weight * MSE(displacements)``. Needs raw-value tokens (positions, step by step)
-    and the tokenizer's ``"displacements"`` (``SeriesPatchTokenizer``).
+    and the tokenizer's ``"displacements"`` (``SeriesPatchTokenizer``: in ``"mixed"`` mode each token holds the
+    ``(x, y[, z])`` of its steps; in channel-independent mode each coordinate is its own sequence).
 
     Args:
         displacement_weight: weight of the displacement error (displacements are smaller than positions, and make
@@ -33,11 +34,9 @@ class TrajectoryTarget(Target):
     def __init__(self, displacement_weight: Annotated[float, Field(ge=0)] = 1.0) -> None:
         super().__init__()
         self.displacement_weight = displacement_weight
-        self.half = 1
 
     def bind(self, tokens: TokenizerSpec) -> None:
-        self.half = tokens.token_dim
-        self.dim_per_token = 2 * tokens.token_dim
+        self.dim_per_token = 2 * tokens.token_dim  # positions, then displacements
 
     def forward(self, batch: Mapping[str, Tensor], tokens: TokenBatch, mask: MaskSpec) -> Tensor:
         positions = gather_tokens(tokens.tokens, mask.ids_decode)
@@ -46,10 +45,10 @@ class TrajectoryTarget(Target):
 
     def loss(self, pred: Tensor, target: Tensor, mask: MaskSpec) -> Tensor:
         error = (pred.float() - target.float()).pow(2)
-        per_token = error[..., : self.half].mean(dim=-1) + self.displacement_weight * error[..., self.half :].mean(
-            dim=-1
-        )
+        per_token = error[..., : self.dim_per_token // 2].mean(dim=-1) + self.displacement_weight * error[
+            ..., self.dim_per_token // 2 :
+        ].mean(dim=-1)
         return masked_mean(per_token, mask.decode_valid)
 
     def to_tokens(self, pred: Tensor, tokens: TokenBatch, mask: MaskSpec) -> Tensor:
-        return pred[..., : self.half]
+        return pred[..., : self.dim_per_token // 2]

@@ -70,12 +70,9 @@ class SeriesPatchTokenizer(Tokenizer):
         self.provides = {"displacements": (self.token_dim,)}
 
     def example_batch(self, batch_size: int = 2) -> dict[str, Tensor]:
-        """Random walks of the nominal length, the second sample a quarter shorter (padding is exercised)."""
+        """Random walks of the nominal length."""
         g = torch.Generator().manual_seed(0)
-        series = torch.randn(batch_size, self.in_channels, self.length, generator=g).cumsum(dim=-1)
-        lengths = torch.full((batch_size,), self.length)
-        lengths[1::2] = max(self.patch_len, self.length - self.length // 4)
-        return {self.key: series, self.length_key: lengths}
+        return {self.key: torch.randn(batch_size, self.in_channels, self.length, generator=g).cumsum(dim=-1)}
 
     def num_patches(self, length: int | Tensor) -> int | Tensor:
         """Patches covering ``length`` steps (the last one completed by repetition)."""
@@ -109,12 +106,15 @@ class SeriesPatchTokenizer(Tokenizer):
         if self.revin:
             series = self.normalize(series, lengths)
         n = int(self.num_patches(total))
-        # Complete the last patch by repeating the last value (of the padded tensor; per sample, the padding below
-        # covers what lies beyond each length).
+        # Complete each sample's last patch by repeating its last value: past its length (the batch's padding, then
+        # the padding to whole patches) every step holds it. Patches that start past the length are padding below.
+        past_end = torch.arange(total, device=series.device) >= lengths[:, None, None]  # [B, 1, L]
+        last = series.gather(-1, (lengths - 1).clamp_min(0)[:, None, None].expand(b, c, 1))
+        series = torch.where(past_end, last, series)
         padded = F.pad(series, (0, (n - 1) * self.stride + self.patch_len - total), mode="replicate")
         patches = padded.unfold(-1, self.patch_len, self.stride)  # [B, C, N, p]
         starts = torch.arange(n, device=series.device) * self.stride
-        beyond = starts[None, :] >= lengths[:, None]  # [B, N]
+        beyond = starts[None, :] >= lengths[:, None]  # [B, N]: patches that start past the length
         missing = patches.isnan().any(dim=-1)  # [B, C, N]
         patches = patches.nan_to_num(0.0)
         if self.mode == "mixed":
