@@ -37,7 +37,7 @@ from .masking import (
     SpectrogramMasker,
     TubeMasker,
 )
-from .module import MAEOutput, MaskedAutoencoder
+from .module import MAEOutput, MaskedAutoencoder, TrainingDiverged
 from .optim import MAEAdamW, WarmupCosine
 from .plugins import PLUGIN_API_VERSION, IncompatiblePluginError, Plugins, get_plugins, load_plugins
 from .position import LearnedPositionEmbedding, MLPPositionEmbedding, PositionEmbedding, SinCosPositionEmbedding
@@ -108,6 +108,7 @@ __all__ = [
     "TokenBatch",
     "Tokenizer",
     "TokenizerSpec",
+    "TrainingDiverged",
     "TubeMasker",
     "ViTEncoder",
     "WarmupCosine",

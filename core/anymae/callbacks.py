@@ -111,10 +111,12 @@ class PeriodicFigure(pl.Callback):
         return self._batch
 
     def write(self, trainer: pl.Trainer, module: MaskedAutoencoder, name: str) -> Path | None:
+        """Draw on rank zero; every rank calls this (``trainer.log_dir`` is a collective under DDP: asked on one rank
+        only, it waits forever for the others)."""
+        folder = Path(trainer.log_dir or trainer.default_root_dir) / self.folder
         if not trainer.is_global_zero:
             return None
         batch = {k: v.to(module.device) for k, v in self.sample_batch(trainer).items()}
-        folder = Path(trainer.log_dir or trainer.default_root_dir) / self.folder
         was_training = module.training
         module.eval()
         try:

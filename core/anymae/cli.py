@@ -18,6 +18,7 @@ import warnings
 from collections.abc import Sequence
 
 from .config import ConfigError
+from .module import TrainingDiverged
 from .plugins import Plugins, get_plugins
 from .registry import KINDS, Command, PluginError
 from .resolution import ComponentImportError, resolving
@@ -148,6 +149,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(error, argparse.ArgumentError):
             return _error(format_cli_error(error, plugins, refusals))
         return _error(" ".join(str(error).split()))
+    except TrainingDiverged as error:  # not a configuration error: exit 1, and say where to resume from
+        print(f"anymae: error: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

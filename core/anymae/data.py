@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 import lightning.pytorch as pl
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 
 from .config import ConfigError
 
@@ -54,8 +54,20 @@ __all__ = [
 SKIPPED_KEY = "_skipped"
 
 
-class EpochShuffleSampler(Sampler):
-    """Random permutation of ``range(size)`` drawn from ``seed`` and the epoch number.
+def _world() -> tuple[int, int]:
+    """``(rank, number of ranks)`` of the running distributed job, ``(0, 1)`` outside one."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+class EpochShuffleSampler(DistributedSampler):
+    """Random permutation of ``range(size)`` drawn from ``seed`` and the epoch number, split across ranks.
+
+    Under a distributed job (Lightning's DDP/FSDP), rank ``r`` of ``R`` gets ``order[r::R]`` of the epoch's order,
+    padded by repeating its first indices so every rank gets as many (as ``DistributedSampler``). Being a
+    ``DistributedSampler``, it is not wrapped in another one that would shuffle again, so the order a rank sees
+    depends only on ``(seed, epoch, rank)``, and a run resumed mid-epoch (:meth:`resume`) continues exactly.
 
     Args:
         size: number of samples.
@@ -67,27 +79,41 @@ class EpochShuffleSampler(Sampler):
     """
 
     def __init__(self, size: int, seed: int = 0, shuffle: bool = True, sample_seeds: bool = False) -> None:
+        # DistributedSampler's own fields are not used (ranks are read when iterating); num_replicas/rank are given
+        # so that building one needs no process group.
+        super().__init__(range(size), num_replicas=1, rank=0, shuffle=shuffle, seed=seed)
         self.size = size
-        self.seed = seed
-        self.shuffle = shuffle
         self.sample_seeds = sample_seeds
-        self.epoch = 0
+        self._resume: tuple[int, int] | None = None
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def resume(self, epoch: int, consumed: int) -> None:
+        """Leave out the first ``consumed`` samples (over all ranks) of epoch ``epoch``, once: a run resumed
+        mid-epoch."""
+        self._resume = (epoch, consumed)
 
-    def __iter__(self) -> Iterator[int | tuple[int, int]]:
+    def indices(self, rank: int = 0, ranks: int = 1) -> list[int]:
+        """The indices rank ``rank`` of ``ranks`` visits this epoch."""
         if self.shuffle:
             generator = torch.Generator().manual_seed(_mix(self.seed, self.epoch))
             order = torch.randperm(self.size, generator=generator).tolist()
         else:
-            order = range(self.size)
+            order = list(range(self.size))
+        padded = -(-self.size // ranks) * ranks
+        order += order[: padded - self.size]
+        if self._resume is not None and self._resume[0] == self.epoch:
+            order = order[self._resume[1] :]
+        return order[rank::ranks]
+
+    def __iter__(self) -> Iterator[int | tuple[int, int]]:
+        order = self.indices(*_world())
+        self._resume = None
         if not self.sample_seeds:
             return iter(order)
         return ((index, _mix(self.seed, self.epoch, index)) for index in order)
 
     def __len__(self) -> int:
-        return self.size
+        """A rank's share of a whole epoch (also while resuming: the loop counts the batches already done)."""
+        return -(-self.size // _world()[1])
 
 
 def _mix(*values: int) -> int:
@@ -335,6 +361,8 @@ class DataModule(SkippedSamples, pl.LightningDataModule, ABC):
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
+        self._position = (0, 0)  # (epoch, training batches handed to steps in it), saved in checkpoints
+        self._resume_at: tuple[int, int] | None = None
 
     @abstractmethod
     def build(self) -> tuple[Dataset, Dataset | None]:
@@ -354,10 +382,35 @@ class DataModule(SkippedSamples, pl.LightningDataModule, ABC):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self.loader(self.train_set, train=True)
+        loader = self.loader(self.train_set, train=True)
+        if self._resume_at is not None:  # resumed mid-epoch: the sampler leaves out what the steps already saw
+            epoch, batches = self._resume_at
+            ranks = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
+            loader.sampler.resume(epoch, batches * self.batch_size * ranks)
+            self._resume_at = None
+        return loader
 
     def val_dataloader(self) -> DataLoader | list:
         return self.loader(self.val_set, train=False) if self.val_set is not None and len(self.val_set) else []
+
+    # ------------------------------------------------------------------------------------ exact mid-epoch resume
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Count the training batches that reach a step (after the loader's prefetching, unlike the loader's own
+        count), so a checkpoint records exactly where the epoch stands."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None and trainer.training:
+            epoch, batches = self._position
+            self._position = (trainer.current_epoch, batches + 1 if epoch == trainer.current_epoch else 1)
+        return super().on_before_batch_transfer(batch, dataloader_idx)
+
+    def state_dict(self) -> dict[str, Any]:
+        epoch, batches = self._position
+        return {"epoch": epoch, "batches": batches, "num_skipped": self.num_skipped}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.num_skipped = state_dict.get("num_skipped", 0)
+        self._resume_at = (state_dict["epoch"], state_dict["batches"]) if "epoch" in state_dict else None
+        self._position = self._resume_at or (0, 0)
 
 
 class FolderDataModule(DataModule):

@@ -17,12 +17,13 @@ import math
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.cli import OptimizerCallable
 from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters, _given_hyperparameters_context
+from pydantic import PositiveFloat, PositiveInt
 from torch import Tensor
 
 from .config import ConfigError, component_config
@@ -34,10 +35,14 @@ from .targets import Target
 from .tokenizers import Tokenizer
 from .types import RAW_VALUES, MaskSpec, TokenBatch, TokenizerSpec
 
-__all__ = ["MAEOutput", "MaskedAutoencoder"]
+__all__ = ["MAEOutput", "MaskedAutoencoder", "TrainingDiverged", "mask_seed"]
 
 _MODULE_HPARAM_WARNING = r".*is an instance of `nn.Module` and is already saved during checkpointing.*"
 _INSTANTIATOR = "lightning.pytorch.cli.instantiate_module"  # on Lightning's allowlist for load_from_checkpoint
+
+
+class TrainingDiverged(RuntimeError):
+    """Training met a non-finite loss or gradient and stopped before applying it (``on_nonfinite="stop"``)."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,14 @@ class MaskedAutoencoder(pl.LightningModule):
             uses ``seed`` itself, so every validation epoch sees the same masks).
         compile: run encoder, decoder and loss through ``torch.compile`` (opt-in: the first steps compile, about
             a minute for ViT-S on 2 CPU cores; see the README's performance section for what it buys).
+        blr: MAE's base learning rate: when set, the optimiser's learning rate is ``blr x effective batch / 256``,
+            the effective batch being ranks x batch per rank x gradient accumulation (MAE pretrains with
+            ``blr = 1.5e-4``), so a config keeps its meaning on any number of devices.
+        on_nonfinite: what a step with a non-finite loss or gradient does (checked after the gradients are reduced
+            across ranks, so every rank decides alike): ``"stop"`` ends training with :class:`TrainingDiverged`,
+            naming the step and the last good checkpoint, before the weights are touched (no NaN checkpoint is ever
+            written); ``"skip"`` drops the step (no update, no optimiser state change) and counts it.
+        max_skipped_steps: with ``"skip"``, this many skipped steps in a row stop training as ``"stop"`` does.
     """
 
     def __init__(
@@ -89,6 +102,9 @@ class MaskedAutoencoder(pl.LightningModule):
         lr_schedule: WarmupCosine = WarmupCosine(),
         seed: int = 0,
         compile: bool = False,
+        blr: PositiveFloat | None = None,
+        on_nonfinite: Literal["stop", "skip"] = "stop",
+        max_skipped_steps: PositiveInt = 10,
     ) -> None:
         super().__init__()
         self._save_config(locals())
@@ -101,6 +117,10 @@ class MaskedAutoencoder(pl.LightningModule):
         self.lr_schedule = lr_schedule
         self.seed = seed
         self.compile = compile
+        self.blr = blr
+        self.on_nonfinite, self.max_skipped_steps = on_nonfinite, max_skipped_steps
+        self.skipped_steps = 0  # steps skipped for non-finite gradients, this run
+        self._skips_in_a_row = 0
         self._extras: frozenset[str] = frozenset()
         self._build()
         self._network = self._encode_decode_score
@@ -319,8 +339,7 @@ class MaskedAutoencoder(pl.LightningModule):
         """
         if self._train_generator is None or self._train_generator.device != self.device:
             self._train_generator = torch.Generator(device=self.device)
-        key = (self.seed, self.global_rank, self.current_epoch, batch_idx)
-        return self._train_generator.manual_seed(hash(key) & 0x7FFF_FFFF_FFFF_FFFF)  # int hashing is not salted
+        return self._train_generator.manual_seed(mask_seed(self.seed, self.global_rank, self.current_epoch, batch_idx))
 
     def training_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> Tensor:
         if _batch_size(batch) == 0:  # every file of this batch was unreadable
@@ -329,8 +348,35 @@ class MaskedAutoencoder(pl.LightningModule):
                 (p.sum() * 0.0 for p in self.parameters() if p.requires_grad), torch.zeros((), device=self.device)
             )
         loss = self(batch, generator=self._mask_generator(batch_idx)).loss
+        self._last_loss = loss.detach()
         self.log("train/loss", loss, prog_bar=True, batch_size=_batch_size(batch))
         return loss
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """The divergence guard: gradients are reduced across ranks by now, so every rank takes the same decision."""
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        if not grads:
+            return
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
+        if bool(torch.isfinite(norm)):  # one scalar read per step
+            self._skips_in_a_row = 0
+            return
+        step = self.trainer.global_step
+        loss = float(getattr(self, "_last_loss", torch.tensor(float("nan"))))
+        if self.on_nonfinite == "skip" and self._skips_in_a_row < self.max_skipped_steps:
+            self.skipped_steps += 1
+            self._skips_in_a_row += 1
+            for param in self.parameters():  # AdamW leaves parameters without a gradient untouched
+                param.grad = None
+            self.log("train/skipped_steps", float(self.skipped_steps), batch_size=1)
+            return
+        callback = self.trainer.checkpoint_callback
+        last = (getattr(callback, "last_model_path", "") or getattr(callback, "best_model_path", "")) or "none yet"
+        in_a_row = f" after {self._skips_in_a_row} skipped steps in a row" if self._skips_in_a_row else ""
+        raise TrainingDiverged(
+            f"training diverged at step {step} (epoch {self.current_epoch}): non-finite gradients (loss {loss:g})"
+            f"{in_a_row}; the weights were not updated, and the last good checkpoint is {last}"
+        )
 
     def on_validation_epoch_start(self) -> None:
         self._val_generator = torch.Generator(device=self.device).manual_seed(self.seed)
@@ -343,20 +389,40 @@ class MaskedAutoencoder(pl.LightningModule):
         return loss
 
     # ------------------------------------------------------------------------------------------------ optimisation
-    def configure_optimizers(self) -> dict[str, Any]:
-        # MAE's rule (timm's add_weight_decay): no decay on 1-D parameters (norms) and biases. The other group takes
-        # the optimizer's own weight_decay, so the YAML value stays the one that counts. timm's
-        # param_groups_weight_decay would hard-code the value into the group, hence the split here.
+    def param_groups(self) -> list[dict[str, Any]]:
+        """MAE's rule (timm's add_weight_decay): no decay on 1-D parameters (norms) and biases. The other group takes
+        the optimizer's own weight_decay, so the YAML value stays the one that counts (timm's
+        ``param_groups_weight_decay`` would hard-code the value into the group)."""
         decay, no_decay = [], []
         for name, param in self.named_parameters():
             if param.requires_grad:
                 (no_decay if param.ndim <= 1 or name.endswith(".bias") else decay).append(param)
-        optimizer = self.optimizer_factory([{"params": no_decay, "weight_decay": 0.0}, {"params": decay}])
+        return [{"params": no_decay, "weight_decay": 0.0}, {"params": decay}]
+
+    def effective_batch_size(self) -> int:
+        """Samples per optimiser step over all ranks: ranks x batch per rank x gradient accumulation."""
+        loader = self.trainer.train_dataloader
+        batch = getattr(loader, "batch_size", None) or getattr(getattr(loader, "batch_sampler", None), "batch_size", 1)
+        return self.trainer.world_size * int(batch) * self.trainer.accumulate_grad_batches
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = self.optimizer_factory(self.param_groups())
         total = int(self.trainer.estimated_stepping_batches)
+        if self.blr is not None:  # MAE's linear scaling rule; the data is set up by estimated_stepping_batches
+            effective = self.effective_batch_size()
+            for group in optimizer.param_groups:
+                group["lr"] = self.blr * effective / 256
+            if self.trainer.is_global_zero:
+                print(f"lr = blr {self.blr:g} x effective batch {effective} / 256 = {self.blr * effective / 256:g}")
         batches = self.trainer.num_training_batches  # known once estimated_stepping_batches has set up the data
         steps_per_epoch = batches / self.trainer.accumulate_grad_batches if math.isfinite(batches) else None
         scheduler = self.lr_schedule.scheduler(optimizer, total, steps_per_epoch)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def mask_seed(seed: int, rank: int, epoch: int, batch_idx: int) -> int:
+    """The seed of the training masks of one step on one rank (Python does not salt the hash of ints)."""
+    return hash((seed, rank, epoch, batch_idx)) & 0x7FFF_FFFF_FFFF_FFFF
 
 
 def _batch_size(batch: Mapping[str, Tensor]) -> int:

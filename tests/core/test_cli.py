@@ -45,9 +45,9 @@ def test_import_pulls_no_plugin_and_no_heavy_modality_library():
 def test_fit_from_yaml_writes_checkpoint_and_config(toy_config, tmp_path, capsys):
     assert main(["fit", "--config", str(toy_config), "--trainer.default_root_dir", str(tmp_path)]) == 0
     run = tmp_path / "lightning_logs" / "version_0"
-    checkpoints = list((run / "checkpoints").glob("*.ckpt"))
-    assert len(checkpoints) == 1  # one checkpoint (the last) by default
-    assert f"checkpoint: {checkpoints[0]}" in capsys.readouterr().out
+    checkpoints = sorted(p.name for p in (run / "checkpoints").glob("*.ckpt"))
+    assert checkpoints == ["epoch=1-step=4.ckpt", "last.ckpt"]  # the latest epoch's, and last.ckpt to resume from
+    assert f"checkpoint: {run / 'checkpoints' / 'last.ckpt'}" in capsys.readouterr().out
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["model"]["masker"]["init_args"]["mask_ratio"] == 0.5
     rows = list(csv.DictReader((run / "metrics.csv").open()))

@@ -118,10 +118,15 @@ class _Dicts(Dataset):
 
 
 class SeriesData(pl.LightningDataModule):
+    """Sinusoids; ``poison`` makes that training sample infinite (a corrupt sample that makes gradients NaN)."""
+
     @anymae.validated
-    def __init__(self, n: int = 256, batch_size: int = 32, seed: int = 0) -> None:
+    def __init__(self, n: int = 256, batch_size: int = 32, seed: int = 0, poison: int | None = None) -> None:
         super().__init__()
-        self.train = _Dicts(sinusoids(n, seed=seed))
+        series = sinusoids(n, seed=seed)
+        if poison is not None:
+            series[poison] = float("inf")
+        self.train = _Dicts(series)
         self.val = _Dicts(sinusoids(64, seed=seed + 1))
         self.batch_size = batch_size
         self.seed = seed
@@ -195,3 +200,17 @@ class LabelledSeries(pl.LightningDataModule):
 
     def val_dataloader(self):
         return DataLoader(self.val, batch_size=self.batch_size)
+
+
+class KillAt(pl.Callback):
+    """SIGKILL this process when training reaches ``step`` optimiser steps: a crash that runs no handler."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        if trainer.global_step >= self.step:
+            import os
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)

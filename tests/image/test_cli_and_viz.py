@@ -72,7 +72,7 @@ def test_example_config_trains_from_the_command_line(tmp_path):
     run_dir = tmp_path / "lightning_logs" / "version_0"
     assert f"reconstructions: {run_dir / 'reconstructions' / 'final.png'}" in result.stdout
     assert (run_dir / "reconstructions" / "final.png").is_file()
-    assert len(list((run_dir / "checkpoints").glob("*.ckpt"))) == 1
+    assert sorted(p.name for p in (run_dir / "checkpoints").glob("*.ckpt"))[-1] == "last.ckpt"
     assert "checkpoint: " in result.stdout
 
 

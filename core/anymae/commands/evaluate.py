@@ -19,6 +19,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch.utilities import rank_zero_only
 
 from ..evaluation.data import FewLabels
 from ..evaluation.protocols import FineTune, KNNClassifier, LinearProbe
@@ -93,10 +94,11 @@ def evaluate(name: str, argv: Sequence[str]) -> int:
         if random_init:  # the same checkpoint as the pretrained run, even if "latest" has moved since
             args += ["--model.encoder.random_init", "true", "--model.encoder.checkpoint", rows[0]["checkpoint"]]
         row = run_protocol(name, args)
-        append_row(options.results, row)
         rows.append(row)
-        print(json.dumps(row))
-    if options.compare_random:
+        if rank_zero_only.rank == 0:  # under DDP every rank runs this: one row, one line
+            append_row(options.results, row)
+            print(json.dumps(row))
+    if options.compare_random and rank_zero_only.rank == 0:
         pretrained, random = rows
         print(
             f"{name} {pretrained['metric']} ({pretrained['data']}, {pretrained['labels_per_class']} labels per class): "

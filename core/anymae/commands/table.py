@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
+from lightning.pytorch.utilities import rank_zero_only
 
 from .evaluate import append_row, run_protocol
 from .fit import AnymaeCLI
@@ -89,7 +90,8 @@ def run(argv: Sequence[str]) -> int:
     for entry in yaml.safe_load(options.suite.read_text()):
         name = entry["name"]
         checkpoint = Path(reuse[name]) if name in reuse else pretrain(entry["pretrain"], options.root / name)
-        print(f"{name}: pretrained encoder {checkpoint}")
+        if rank_zero_only.rank == 0:
+            print(f"{name}: pretrained encoder {checkpoint}")
         for protocol, config in entry["protocols"].items():
             for labels in options.labels:
                 for seed in options.seeds:
@@ -119,10 +121,12 @@ def run(argv: Sequence[str]) -> int:
                             "false",
                         ]
                         row = {"suite": name, **run_protocol(protocol, args)}
-                        append_row(options.results, {k: v for k, v in row.items() if k != "suite"})
+                        if rank_zero_only.rank == 0:  # under DDP every rank runs the suite: one row each
+                            append_row(options.results, {k: v for k, v in row.items() if k != "suite"})
                         rows.append(row)
-    table = format_table(rows)
-    (options.root / "table.md").parent.mkdir(parents=True, exist_ok=True)
-    (options.root / "table.md").write_text(table + "\n")
-    print(table)
+    if rank_zero_only.rank == 0:
+        table = format_table(rows)
+        (options.root / "table.md").parent.mkdir(parents=True, exist_ok=True)
+        (options.root / "table.md").write_text(table + "\n")
+        print(table)
     return 0

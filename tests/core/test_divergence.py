@@ -1,0 +1,67 @@
+"""The divergence guard: a non-finite gradient stops training before the weights are touched (one line naming the
+step and the last good checkpoint, which stays finite), or, with ``on_nonfinite: skip``, the step is dropped and
+counted."""
+
+import os
+import subprocess
+import sys
+from functools import partial
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import anymae
+
+from .test_cli import TOY_CONFIG
+from .toys import SeriesData, quiet_trainer, series_model
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_a_diverging_run_stops_with_one_line_and_keeps_its_last_good_checkpoint(tmp_path):
+    config = tmp_path / "toy.yaml"
+    config.write_text(yaml.safe_dump(TOY_CONFIG))
+    command = [
+        str(Path(sys.executable).with_name("anymae")),
+        "fit",
+        "--config",
+        str(config),
+        "--trainer.default_root_dir",
+        str(tmp_path),
+        "--model.optimizer.lr",
+        "1e5",  # diverges within a few steps
+        "--model.lr_schedule.warmup_epochs",
+        "0",
+        "--checkpoint.every_n_train_steps",
+        "1",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("anymae: error:")]
+    assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    last = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    assert "anymae: error: training diverged at step " in errors[0] and "non-finite gradients" in errors[0]
+    assert f"the weights were not updated, and the last good checkpoint is {last}" in errors[0]
+    for path in last.parent.glob("*.ckpt"):
+        state = torch.load(path, weights_only=True)["state_dict"]
+        assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()), path
+    assert "checkpoint:" not in result.stdout  # no success line
+
+
+def test_skip_drops_the_steps_a_corrupt_sample_poisons_and_counts_them():
+    torch.manual_seed(0)
+    model = series_model(on_nonfinite="skip")
+    data = SeriesData(n=64, poison=5)  # one infinite sample: once per epoch, its batch's gradients are NaN
+    quiet_trainer(max_epochs=3, limit_val_batches=0).fit(model, data)
+    assert model.skipped_steps == 3
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_skipping_forever_stops():
+    model = series_model(on_nonfinite="skip", max_skipped_steps=2, optimizer=partial(anymae.MAEAdamW, lr=1e-3))
+    data = SeriesData(n=64, batch_size=64, poison=5)  # every batch holds the corrupt sample
+    with pytest.raises(anymae.TrainingDiverged, match="after 2 skipped steps in a row"):
+        quiet_trainer(max_epochs=5, limit_val_batches=0).fit(model, data)

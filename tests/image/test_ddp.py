@@ -1,0 +1,101 @@
+"""Lightning's DDP on 2 CPU processes (gloo): the same step as one process, and the example configs' figure callbacks
+and the evaluation commands write their files and rows once, with no hang."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import anymae
+from anymae.module import mask_seed
+
+from .ddp_reference import build_model, first_digits
+
+ROOT = Path(__file__).resolve().parents[2]
+ANYMAE = Path(sys.executable).with_name("anymae")
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "ANYMAE_STRICT_PLUGINS": "1"}
+DDP = ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"]
+
+
+@pytest.mark.slow
+def test_one_ddp_step_equals_one_process_on_the_global_batch(tmp_path):
+    out = tmp_path / "ddp.pt"
+    script = [sys.executable, str(ROOT / "tests" / "image" / "ddp_step.py"), str(out)]
+    run = subprocess.run(script, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    ddp = torch.load(out, weights_only=True)
+
+    # One process, the same 8 digits: rank r's half of the epoch's order (the kit's sampler: order[r::2]), masked as
+    # rank r masks its step (the documented per-rank seed); DDP averages the two ranks' gradients.
+    model = build_model()
+    optimizer = torch.optim.SGD(model.param_groups(), lr=0.5)  # the model's optimizer: see ddp_reference
+    digits = first_digits()["image"]
+    sampler = anymae.EpochShuffleSampler(len(digits), seed=0)
+    losses = []
+    for rank in (0, 1):
+        generator = torch.Generator().manual_seed(mask_seed(0, rank, 0, 0))
+        losses.append(model({"image": digits[sampler.indices(rank, 2)]}, generator=generator).loss)
+    (sum(losses) / 2).backward()
+    optimizer.step()
+
+    torch.testing.assert_close(ddp["losses"], torch.stack(losses).detach(), rtol=1e-6, atol=1e-6)
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(ddp["state"][name], value, rtol=1e-5, atol=1e-6, msg=name)
+    assert not torch.equal(
+        ddp["state"]["encoder.token_embed.weight"], build_model().state_dict()["encoder.token_embed.weight"]
+    )
+
+
+@pytest.mark.slow
+def test_figures_checkpoints_and_evaluation_rows_under_ddp(tmp_path):
+    """The digits config with its reconstruction grid every epoch (which used to hang both ranks), then k-NN with
+    --compare-random: one figure per period, one last.ckpt, one CSV header and one row per run."""
+    fit = [
+        str(ANYMAE),
+        "fit",
+        "--config",
+        str(ROOT / "examples" / "image" / "mae_tiny_digits.yaml"),
+        *DDP,
+        "--trainer.max_epochs",
+        "2",
+        "--trainer.limit_train_batches",
+        "3",
+        "--trainer.limit_val_batches",
+        "1",
+        "--trainer.callbacks.every_n_epochs",
+        "1",
+        "--trainer.enable_progress_bar",
+        "false",
+    ]
+    result = subprocess.run(fit, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = tmp_path / "lightning_logs" / "version_0"
+    assert sorted(p.name for p in (run / "reconstructions").iterdir()) == [
+        "epoch=0000.png",
+        "epoch=0001.png",
+        "final.png",
+    ]
+    assert result.stdout.count("reconstructions: ") == 1 and result.stdout.count("checkpoint: ") == 1
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+
+    knn = [
+        str(ANYMAE),
+        "knn",
+        "--config",
+        str(ROOT / "examples" / "image" / "knn_digits.yaml"),
+        *DDP,
+        "--compare-random",
+        "--results",
+        str(tmp_path / "results.csv"),
+    ]
+    result = subprocess.run(knn, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = list(csv.DictReader((tmp_path / "results.csv").open()))
+    assert [r["init"] for r in rows] == ["pretrained", "random"]  # one header, one row per run, not one per rank
+    printed = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert len(printed) == 2 and result.stdout.count("knn val/acc") == 1
