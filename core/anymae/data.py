@@ -36,6 +36,7 @@ from .config import ConfigError
 
 __all__ = [
     "SKIPPED_KEY",
+    "UNREADABLE_KEY",
     "DataModule",
     "EpochShuffleSampler",
     "FileList",
@@ -43,6 +44,7 @@ __all__ = [
     "FolderDataModule",
     "SkippedSamples",
     "TensorSamples",
+    "Unreadable",
     "collate_skipping",
     "make_loader",
     "sample_rng",
@@ -52,6 +54,7 @@ __all__ = [
 ]
 
 SKIPPED_KEY = "_skipped"
+UNREADABLE_KEY = "_unreadable"
 
 
 def _world() -> tuple[int, int]:
@@ -138,20 +141,32 @@ def sample_rng(seed: int | None) -> Iterator[None]:
         yield
 
 
+@dataclass(frozen=True)
+class Unreadable:
+    """What a dataset returns for a sample it cannot read: where it came from and why (``None`` also works)."""
+
+    source: str
+    reason: str
+
+
 def collate_skipping(
-    samples: Sequence[Mapping[str, Any] | None], collate: Callable[[list], dict[str, Any]] = default_collate
+    samples: Sequence[Mapping[str, Any] | Unreadable | None],
+    collate: Callable[[list], dict[str, Any]] = default_collate,
 ) -> dict[str, Any]:
-    """``collate`` (``default_collate``) of the samples that are not ``None``, plus the number dropped under
-    :data:`SKIPPED_KEY`."""
-    kept = [s for s in samples if s is not None]
+    """``collate`` (``default_collate``) of the readable samples, plus the number dropped under :data:`SKIPPED_KEY`
+    and their :class:`Unreadable` records under :data:`UNREADABLE_KEY` (reported by :class:`SkippedSamples` in the
+    main process: once per file, whatever the number of workers)."""
+    kept = [s for s in samples if s is not None and not isinstance(s, Unreadable)]
     batch: dict[str, Any] = collate(kept) if kept else {}
     batch[SKIPPED_KEY] = torch.tensor(len(samples) - len(kept))
+    batch[UNREADABLE_KEY] = [s for s in samples if isinstance(s, Unreadable)]
     return batch
 
 
 class SkippedSamples:
-    """Mixin for a ``LightningDataModule`` whose loaders use :func:`collate_skipping`: takes the skip count out of
-    each batch before it reaches the model, and keeps the total in :attr:`num_skipped`."""
+    """Mixin for a ``LightningDataModule`` whose loaders use :func:`collate_skipping`: takes the skip records out of
+    each batch before it reaches the model, warns once per unreadable file (one line, in the main process), and
+    counts: :attr:`num_skipped` in all, and per epoch for the model's report (:meth:`epoch_report`)."""
 
     num_skipped: int = 0
 
@@ -159,15 +174,25 @@ class SkippedSamples:
         if isinstance(batch, dict) and SKIPPED_KEY in batch:
             skipped = batch.pop(SKIPPED_KEY)
             count = int(skipped.sum()) if isinstance(skipped, Tensor) else int(skipped)
-            if count and not self.num_skipped:
-                warnings.warn(
-                    "unreadable samples are being skipped (each is reported once as it is met); "
-                    "the total is in the data module's num_skipped",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
+            seen = self.__dict__.setdefault("_reported", set())
+            for record in batch.pop(UNREADABLE_KEY, []):
+                if record.source not in seen:
+                    seen.add(record.source)
+                    warnings.warn(f"skipping unreadable {record.source}: {record.reason}", RuntimeWarning, stacklevel=2)
             self.num_skipped += count
+            trainer = getattr(self, "trainer", None)
+            if trainer is None or trainer.training:
+                epoch_skipped, epoch_read = self.__dict__.get("_epoch", (0, 0))
+                size = next((len(v) for v in batch.values() if isinstance(v, Tensor) and v.dim() > 0), 0)
+                self._epoch = (epoch_skipped + count, epoch_read + size)
         return batch
+
+    def epoch_report(self) -> tuple[int, int]:
+        """``(training samples skipped, training samples read)`` since the last call (the model asks at the end of
+        each epoch)."""
+        report = self.__dict__.get("_epoch", (0, 0))
+        self._epoch = (0, 0)
+        return report
 
 
 # ------------------------------------------------------------------------------------------------------ datasets
@@ -283,9 +308,10 @@ class TensorSamples(Dataset):
 class FileSamples(Dataset):
     """Samples read from files by ``read(path) -> dict`` (plus ``"label"`` for labelled files).
 
-    A file whose reading raises one of ``errors`` yields ``None`` with a warning naming it: :func:`collate_skipping`
-    drops it and counts it. ``read`` runs in the loader's workers under the sample's seed (see :class:`TensorSamples`),
-    so it must pickle: a module-level function or a ``functools.partial`` of one.
+    A file whose reading raises one of ``errors`` yields an :class:`Unreadable` record: :func:`collate_skipping` drops
+    it and counts it, and the data module warns once naming it. ``read`` runs in the loader's workers under the
+    sample's seed (see :class:`TensorSamples`), so it must pickle: a module-level function or a ``functools.partial``
+    of one.
     """
 
     def __init__(
@@ -303,15 +329,14 @@ class FileSamples(Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Tensor] | None:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Tensor] | Unreadable:
         index, seed = split_key(key)
         path = self.files.paths[index]
         try:
             with sample_rng(seed):
                 sample = self.read(path)
         except self.errors as error:
-            warnings.warn(f"skipping unreadable file {path}: {error}", RuntimeWarning, stacklevel=2)
-            return None
+            return Unreadable(f"file {path}", " ".join(str(error).split()) or type(error).__name__)
         if self.files.labels is not None:
             sample["label"] = torch.tensor(self.files.labels[index])
         return sample

@@ -378,6 +378,31 @@ class MaskedAutoencoder(pl.LightningModule):
             f"{in_a_row}; the weights were not updated, and the last good checkpoint is {last}"
         )
 
+    def on_train_epoch_end(self) -> None:
+        """Report the unreadable samples the data module skipped this epoch (summed over ranks); stop when no
+        training sample of the epoch could be read."""
+        report = getattr(self.trainer.datamodule, "epoch_report", None)
+        if report is None:
+            return
+        counts = torch.tensor(report(), dtype=torch.float64, device=self.device)
+        skipped, read = (int(v) for v in self.trainer.strategy.reduce(counts, reduce_op="sum"))
+        if not skipped:
+            return
+        self.log("data/skipped", float(skipped), batch_size=1, rank_zero_only=True)
+        if not read:
+            raise ConfigError(
+                f"data: every training sample of epoch {self.current_epoch} was unreadable ({skipped} skipped); "
+                "the warnings above name the files"
+            )
+        if self.trainer.is_global_zero:
+            print(f"epoch {self.current_epoch}: {skipped} unreadable samples skipped, {read} read")
+
+    def on_fit_end(self) -> None:
+        skipped = getattr(self.trainer.datamodule, "num_skipped", 0)
+        total = int(self.trainer.strategy.reduce(torch.tensor(float(skipped), device=self.device), reduce_op="sum"))
+        if total and self.trainer.is_global_zero:
+            print(f"unreadable samples skipped so far: {total}")
+
     def on_validation_epoch_start(self) -> None:
         self._val_generator = torch.Generator(device=self.device).manual_seed(self.seed)
 

@@ -9,7 +9,10 @@ three rules of ours come first:
 * a class path into a plugin that failed to load or is disabled is refused before anything more of it is imported,
   naming the plugin and why;
 * a class path into a module that is not installed names the module and, for ``anymae_<name>`` packages, the
-  distribution to install (``pip install anymae-image``).
+  distribution to install (``pip install anymae-image``);
+* with ``ANYMAE_ALLOWED_MODULES=pkg1,pkg2`` set (for running configs from others: a config can name any importable
+  class, and naming a module imports it), a class path outside those packages, anymae, its plugins, torch and
+  lightning is refused before anything is imported.
 
 The hook points are two functions of jsonargparse's (``resolve_class_path_by_name`` and ``import_object``), swapped
 only for the duration of the ``with`` block: jsonargparse has no public hook for name resolution.
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,6 +31,8 @@ from .plugins import Plugins
 __all__ = ["ComponentImportError", "install_hint", "resolving"]
 
 _HOOK_MODULES = ("jsonargparse._typehints", "jsonargparse._actions")
+ALLOWED_ENV = "ANYMAE_ALLOWED_MODULES"
+ALWAYS_ALLOWED = ("anymae", "torch", "lightning", "pytorch_lightning")
 
 
 class ComponentImportError(ImportError):
@@ -39,6 +45,15 @@ def install_hint(module: str) -> str:
     if top.startswith("anymae_"):
         return f"; it comes from the plugin {top.replace('_', '-')}: pip install {top.replace('_', '-')}"
     return "; install the package that provides it"
+
+
+def allowed_modules(plugins: Plugins) -> tuple[str, ...] | None:
+    """The module prefixes a config may name when ``ANYMAE_ALLOWED_MODULES`` is set (``None``: no allow-list)."""
+    listed = os.environ.get(ALLOWED_ENV)
+    if listed is None:
+        return None
+    healthy = [package for info in plugins.plugins if info.ok for package in info.packages]
+    return (*ALWAYS_ALLOWED, *healthy, *(entry.strip() for entry in listed.split(",") if entry.strip()))
 
 
 def _missing_module(class_path: str) -> str | None:
@@ -67,6 +82,7 @@ def resolving(plugins: Plugins) -> Iterator[list[str]]:
 
     modules = [importlib.import_module(name) for name in _HOOK_MODULES]
     raised: list[str] = []
+    allowed = allowed_modules(plugins)
     from jsonargparse import _typehints
 
     original_resolve = _typehints.resolve_class_path_by_name
@@ -82,7 +98,11 @@ def resolving(plugins: Plugins) -> Iterator[list[str]]:
 
     def checked_import(original: Any) -> Any:
         def import_object(name: str, *args: Any, **kwargs: Any) -> Any:
+            from_config = kwargs.get("check_path", args[0] if args else True)  # False: a path from code, not a value
             if isinstance(name, str) and "." in name:
+                if allowed is not None and from_config and not any(name.startswith(f"{p}.") for p in allowed):
+                    raised.append(f"{name} is outside {ALLOWED_ENV} ({', '.join(allowed)}); add its package to run it")
+                    raise ComponentImportError(raised[-1])
                 blocked = plugins.blocking(name)
                 if blocked is not None:
                     raised.append(f"{name} belongs to the plugin {blocked.name}, which is {blocked.status}")

@@ -120,3 +120,12 @@ def test_warmup_needs_an_epoch_length_or_steps():
         optimizer.step()
         scheduler.step()
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.5)
+
+
+def test_blr_scales_with_the_effective_batch(capsys):
+    """MAE's rule: lr = blr x ranks x batch per rank x accumulation / 256 (here 1 x 32 x 2)."""
+    model = series_model(blr=1e-3)
+    trainer = quiet_trainer(max_epochs=1, accumulate_grad_batches=2, limit_val_batches=0)
+    trainer.fit(model, SeriesData(n=64, batch_size=32))
+    assert trainer.optimizers[0].param_groups[1]["initial_lr"] == pytest.approx(1e-3 * 64 / 256)
+    assert "lr = blr 0.001 x effective batch 64 / 256 = 0.00025" in capsys.readouterr().out

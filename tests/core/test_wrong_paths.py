@@ -218,3 +218,26 @@ def test_a_disabled_plugin_is_blocked_whatever_way_a_config_names_it(site, tmp_p
     assert "anymae_widths.parts.ScalarTarget belongs to the plugin anymae-widths, which is disabled by " in one_error(
         result
     )
+
+
+def test_the_allow_list_refuses_a_module_before_importing_it(site, tmp_path):
+    """A config is code: naming a module imports it. With ANYMAE_ALLOWED_MODULES set, a class path outside the listed
+    packages (and anymae, its healthy plugins, torch, lightning) is refused before its module runs."""
+    marker = tmp_path / "imported"
+    (site / "evil_module.py").write_text(f"open({str(marker)!r}, 'w').close()\n\n\nclass Masker:\n    pass\n")
+    override = ["--model.masker", "evil_module.Masker"]
+    plain = anymae(site, tmp_path, *override)
+    assert plain.returncode == 2 and marker.exists()  # refused for its base class, but only after its import ran
+    marker.unlink()
+    config = tmp_path / "config.yaml"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)]), "ANYMAE_ALLOWED_MODULES": "tests"}
+    command = [str(ANYMAE), "fit", "--config", str(config), "--trainer.default_root_dir", str(tmp_path), *override]
+    guarded = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert "model.masker: evil_module.Masker is outside ANYMAE_ALLOWED_MODULES (anymae, torch, lightning" in one_error(
+        guarded
+    )
+    assert not marker.exists()
+    trains = subprocess.run(
+        [*command[:-2], "--trainer.fast_dev_run", "true"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert trains.returncode == 0, trains.stderr[-2000:]  # tests.core.toys is allowed; the core's names too

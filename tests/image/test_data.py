@@ -126,3 +126,40 @@ def test_augmentation_depends_only_on_seed_epoch_and_index(tmp_path):
     assert torch.equal(epoch_batches(1, workers=0), first)
     assert torch.equal(epoch_batches(1, workers=2), first)
     assert not torch.equal(epoch_batches(2, workers=0), first)
+
+
+def test_unreadable_files_are_named_once_whatever_the_workers_and_totalled_per_epoch(tmp_path, capsys):
+    write_images(tmp_path, [f"{i}.png" for i in range(7)], size=(16, 16))
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not a png")
+    dm = ImageFolderDataModule(root=str(tmp_path), image_size=16, batch_size=4, num_workers=2, hflip=False)
+    model = anymae.MaskedAutoencoder(
+        tokenizer=ImagePatchTokenizer(image_size=16, patch_size=8),
+        masker=anymae.RandomMasker(),
+        encoder=anymae.ViTEncoder(embed_dim=16, depth=1, num_heads=2),
+        decoder=anymae.MAEDecoder(embed_dim=8, depth=1, num_heads=2),
+        target=anymae.PatchTarget(),
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet_trainer(max_epochs=3).fit(model, dm)
+    named = [str(w.message) for w in caught if "skipping unreadable" in str(w.message)]
+    assert len(named) == 1 and "broken.png" in named[0]  # once, from the main process, not once per worker or epoch
+    out = capsys.readouterr().out
+    assert out.count("unreadable samples skipped, ") == 3 and "unreadable samples skipped so far: 3" in out
+
+
+def test_a_folder_of_only_unreadable_files_stops_with_one_line(tmp_path):
+    for i in range(3):
+        (tmp_path / f"{i}.png").write_bytes(b"not a png")
+    dm = ImageFolderDataModule(root=str(tmp_path), image_size=16, batch_size=2, num_workers=0)
+    model = anymae.MaskedAutoencoder(
+        tokenizer=ImagePatchTokenizer(image_size=16, patch_size=8),
+        masker=anymae.RandomMasker(),
+        encoder=anymae.ViTEncoder(embed_dim=16, depth=1, num_heads=2),
+        decoder=anymae.MAEDecoder(embed_dim=8, depth=1, num_heads=2),
+        target=anymae.PatchTarget(),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(anymae.ConfigError, match=r"every training sample of epoch 0 was unreadable \(2 skipped\)"):
+            quiet_trainer(max_epochs=2).fit(model, dm)

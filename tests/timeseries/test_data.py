@@ -111,3 +111,27 @@ def test_trajectories_three_motion_models():
     stop = data.classes.index("stop")
     stopped = [t for t, y in zip(tracks, labels.tolist(), strict=True) if y == stop]
     assert all((t[:, -1] - t[:, -2]).abs().max() < 1e-6 for t in stopped)  # at rest by the end
+
+
+def test_a_bad_row_costs_the_row_not_the_file(tmp_path):
+    """200 rows, one with a field too many: 199 are kept, one is skipped, counted and named in one warning line; a
+    long-layout row missing its value is skipped the same way."""
+    lines = ["a,b"] + [f"{i},{-i}" for i in range(200)]
+    lines[101] = "100,-100,999"  # ragged
+    (tmp_path / "wide.csv").write_text("\n".join(lines) + "\n")
+    data = SeriesFileDataModule(path=str(tmp_path / "wide.csv"), window=50, val_fraction=0.2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data.setup("fit")
+    assert data.train_set.series[0].shape == (2, 199) and data.num_skipped == 1
+    assert [str(w.message) for w in caught] == [f"{tmp_path / 'wide.csv'}: 1 malformed row skipped"]
+
+    long = pd.DataFrame({"id": [0] * 5 + [1] * 5, "time": list(range(5)) * 2, "value": np.arange(10.0)})
+    long.loc[7, "value"] = np.nan
+    long.to_csv(tmp_path / "long.csv", index=False)
+    data = SeriesFileDataModule(path=str(tmp_path / "long.csv"), layout="long", val_fraction=0.5)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data.setup("fit")
+    assert sorted(s.shape[-1] for s in data.train_set.series) == [4, 5]  # series 1 lost one row, not itself
+    assert "1 rows missing their id, time or value skipped" in str(caught[0].message)

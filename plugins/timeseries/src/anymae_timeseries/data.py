@@ -14,6 +14,7 @@ A file that cannot be read is skipped, counted in ``num_skipped`` and reported, 
 import glob
 import math
 import os
+import warnings
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -26,7 +27,7 @@ from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset
 
-from anymae import ConfigError, DataModule, FileList, FileSamples, scan_folder, split_key, validated
+from anymae import ConfigError, DataModule, FileList, FileSamples, Unreadable, scan_folder, split_key, validated
 
 __all__ = [
     "AeonDataModule",
@@ -232,10 +233,15 @@ def read_series(
     time_column: str,
     value_column: str,
     label_column: str | None,
+    problems: list[str] | None = None,
 ) -> tuple[list[Tensor], list[Any] | None]:
     """Series (and labels) of one file: ``.ts`` (aeon), ``.csv``/``.parquet`` (wide: a column per channel, one series;
     long: one series per id, from id/time/value columns), ``.npy``/``.npz`` (``[S, C, L]``, ``[S, L]`` or ``[L]``;
-    an ``.npz`` may hold ``X`` and ``y``)."""
+    an ``.npz`` may hold ``X`` and ``y``).
+
+    A bad row costs that row, not the file: a CSV row with another number of fields than the header is skipped, and
+    in the long layout a row missing its id, time or value is skipped; in the wide layout (a row per time step) a
+    missing value stays missing, for ``nan_policy``. Each such finding is appended to ``problems``."""
     suffix = Path(path).suffix.lower()
     if suffix == ".ts":
         from aeon.datasets import load_from_ts_file
@@ -252,10 +258,23 @@ def read_series(
         raise ValueError(f"unknown series file type {suffix!r}")
     import pandas as pd
 
-    frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+    problems = [] if problems is None else problems
+    malformed: list[list[str]] = []
+    if suffix == ".csv":  # the python engine hands malformed rows to a callable: skip them, count them
+        frame = pd.read_csv(path, on_bad_lines=malformed.append, engine="python", skip_blank_lines=False)
+    else:
+        frame = pd.read_parquet(path)
+    if malformed:
+        problems.append(f"{len(malformed)} malformed row{'s' * (len(malformed) > 1)} skipped")
     if layout == "wide":
         data = frame[list(columns)] if columns else frame.select_dtypes("number")
+        if missing := int(data.isna().sum().sum()):
+            problems.append(f"{missing} missing value{'s' * (missing > 1)}, handled by nan_policy")
         return [data.to_numpy(np.float32).T], None
+    incomplete = frame[[id_column, time_column, value_column]].isna().any(axis=1)
+    if bool(incomplete.any()):
+        problems.append(f"{int(incomplete.sum())} rows missing their id, time or value skipped")
+        frame = frame[~incomplete]
     series, labels = [], []
     for _, group in frame.sort_values([id_column, time_column]).groupby(id_column, sort=True):
         series.append(group[value_column].to_numpy(np.float32)[None])
@@ -324,9 +343,13 @@ class SeriesFileDataModule(_SeriesDataModule):
         files = FileSamples(self._files(path), partial(_read_file, columns=columns), errors=(Exception,))
         series, labels = [], []
         for sample in (files[i] for i in range(len(files))):
-            if sample is None:
+            if isinstance(sample, Unreadable):
                 self.num_skipped += 1
+                warnings.warn(f"skipping unreadable {sample.source}: {sample.reason}", RuntimeWarning, stacklevel=2)
                 continue
+            if sample["problems"]:  # one line per file
+                self.num_skipped += sample["malformed"]
+                warnings.warn(f"{sample['path']}: {'; '.join(sample['problems'])}", RuntimeWarning, stacklevel=2)
             series += sample["series"]
             labels += sample["labels"] if sample["labels"] is not None else [None] * len(sample["series"])
         if not series:
@@ -342,8 +365,10 @@ class SeriesFileDataModule(_SeriesDataModule):
 
 
 def _read_file(path: str, columns: tuple) -> dict[str, Any]:
-    series, labels = read_series(path, *columns)
-    return {"series": series, "labels": labels}
+    problems: list[str] = []
+    series, labels = read_series(path, *columns, problems=problems)
+    malformed = sum(int(p.split()[0]) for p in problems if "skipped" in p)
+    return {"series": series, "labels": labels, "problems": problems, "malformed": malformed, "path": path}
 
 
 def generate_trajectories(count: int, length: int, dims: int, noise: float, seed: int) -> tuple[Tensor, Tensor]:
