@@ -43,6 +43,7 @@ from .optim import MAEAdamW, WarmupCosine
 from .plugins import PLUGIN_API_VERSION, IncompatiblePluginError, Plugins, get_plugins, load_plugins
 from .position import LearnedPositionEmbedding, MLPPositionEmbedding, PositionEmbedding, SinCosPositionEmbedding
 from .registry import DuplicateComponentError, PluginError, Registry
+from .streaming import StreamingDataModule
 from .targets import PatchTarget, ProvidedTarget, Target, masked_mean
 from .tokenizers import Tokenizer
 from .types import (
@@ -104,6 +105,7 @@ __all__ = [
     "SinCosPositionEmbedding",
     "SkippedSamples",
     "SpectrogramMasker",
+    "StreamingDataModule",
     "Target",
     "TensorSamples",
     "TokenBatch",

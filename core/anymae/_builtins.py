@@ -17,6 +17,7 @@ from .masking import (
 )
 from .position import LearnedPositionEmbedding, MLPPositionEmbedding, SinCosPositionEmbedding
 from .registry import Registry
+from .streaming import StreamingDataModule
 from .targets import PatchTarget, ProvidedTarget
 
 #: name, help line, and the function that runs it (imported only when the command runs)
@@ -32,6 +33,7 @@ COMMANDS = (
     ("finetune", "fine-tune a pretrained encoder end to end", "anymae.commands.evaluate:finetune"),
     ("export", "write a pretrained encoder as safetensors (and other formats)", "anymae.commands.export:run"),
     ("table", "pretrained vs random-init scores over a suite of data sets", "anymae.commands.table:run"),
+    ("shard", "write a data module's samples as streaming shards (litdata)", "anymae.commands.shard:run"),
 )
 
 
@@ -55,4 +57,5 @@ def anymae_register(registry: Registry) -> None:
         SinCosPositionEmbedding,
         MLPPositionEmbedding,
         LearnedPositionEmbedding,
+        StreamingDataModule,
     )

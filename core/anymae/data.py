@@ -418,6 +418,15 @@ class DataModule(SkippedSamples, pl.LightningDataModule, ABC):
     def val_dataloader(self) -> DataLoader | list:
         return self.loader(self.val_set, train=False) if self.val_set is not None and len(self.val_set) else []
 
+    def export_samples(self, split: str) -> Dataset | None:
+        """The samples of ``split`` (``"train"`` or ``"val"``) as evaluation sees them, without random augmentation
+        (what ``anymae shard`` writes)."""
+        self.setup("fit")
+        dataset = self.train_set if split == "train" else self.val_set
+        if isinstance(dataset, TensorSamples) and dataset.transform is not None:
+            return TensorSamples(dataset.tensors)
+        return dataset
+
     # ------------------------------------------------------------------------------------ exact mid-epoch resume
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Count the training batches that reach a step (after the loader's prefetching, unlike the loader's own
@@ -474,6 +483,11 @@ class FolderDataModule(DataModule):
     def reader(self, train: bool) -> Callable[[str], dict[str, Tensor]]:
         """The function that reads one file into a sample (raising one of :attr:`read_errors` on a bad file), with
         training augmentation when ``train``; it runs in the loader's workers, so it must pickle."""
+
+    def export_samples(self, split: str) -> Dataset | None:
+        self.setup("fit")
+        dataset = self.train_set if split == "train" else self.val_set
+        return None if dataset is None else FileSamples(dataset.files, self.reader(train=False), self.read_errors)
 
     def build(self) -> tuple[FileSamples, FileSamples | None]:
         name = type(self).__name__

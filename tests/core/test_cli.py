@@ -72,6 +72,10 @@ def test_fit_from_yaml_writes_checkpoint_and_config(toy_config, tmp_path, capsys
             "model.masker: anymae.ViTEncoder is registered as an encoder, not as a masker",
         ),
         (["--model.optimizer.lr", "-1"], "model.optimizer.lr: Input should be greater than 0 (got -1)"),
+        (  # parses (0 < 0.999 < 1), but keeps no token of 8 visible: the build's dry run says so
+            ["--model.masker.mask_ratio", "0.999"],
+            "model.masker: RandomMasker failed on the tokenizer's example batch: ValueError: RandomMasker keeps 0 of 8",
+        ),
     ],
 )
 def test_configuration_errors_are_one_line(toy_config, tmp_path, capsys, override, expected):

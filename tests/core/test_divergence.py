@@ -65,3 +65,17 @@ def test_skipping_forever_stops():
     data = SeriesData(n=64, batch_size=64, poison=5)  # every batch holds the corrupt sample
     with pytest.raises(anymae.TrainingDiverged, match="after 2 skipped steps in a row"):
         quiet_trainer(max_epochs=5, limit_val_batches=0).fit(model, data)
+
+
+def test_checkpoints_are_written_atomically_and_stale_partials_removed(tmp_path):
+    from anymae.checkpointing import AtomicCheckpointIO, Checkpoints
+
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    (folder / ".last.ckpt.partial").write_bytes(b"half a checkpoint from a killed run")
+    callback = Checkpoints(dirpath=folder, save_last=True)
+    trainer = quiet_trainer(max_epochs=1, enable_checkpointing=True, callbacks=[callback], limit_val_batches=0)
+    trainer.fit(series_model(), SeriesData(n=64))
+    assert isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO)
+    assert sorted(p.name for p in folder.iterdir()) == ["epoch=0-step=2.ckpt", "last.ckpt"]  # no partial left
+    assert torch.load(folder / "last.ckpt", weights_only=True)["global_step"] == 2

@@ -3,9 +3,12 @@ the part: a tokenizer or target that emits another width than it declares, a BRO
 component name a plugin tried to take twice, a plugin that is not installed, a class path into a missing module.
 
 The plugins are installed for real, as distributions with ``anymae`` entry points in a folder on PYTHONPATH (what
-pip writes, minus the build), so discovery goes through ``importlib.metadata`` as for any user.
+pip writes, minus the build), so discovery goes through ``importlib.metadata`` as for any user. The cases run through
+the command's entry point in one process (``cli_batch.py``); the console script itself runs for the disabled-plugin
+and allow-list cases.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -138,79 +141,99 @@ def anymae(site: Path, tmp_path: Path, *args: str, disable: str = "") -> subproc
     return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
 
 
-def one_error(result: subprocess.CompletedProcess) -> str:
+def one_error(result: subprocess.CompletedProcess | dict) -> str:
     """The run failed with exit 2 and exactly one error line, no traceback; return that line."""
+    if isinstance(result, dict):
+        result = subprocess.CompletedProcess([], result["returncode"], result["stdout"], result["stderr"])
     assert result.returncode == 2, result.stderr[-2000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("anymae: error: ")]
     assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
     return errors[0].removeprefix("anymae: error: ")
 
 
-@pytest.mark.parametrize(
-    ("override", "expected"),
-    [
-        (
-            ["--model.tokenizer", "WideTokenizer"],
-            "model.tokenizer: WideTokenizer emits tokens of shape (2, 4, 5) but declares token_dim=4",
-        ),
-        (
-            ["--model.target", "anymae_widths.parts.ScalarTarget"],
-            "model.target: ScalarTarget computes 1 value per token but declares dim_per_token=8",
-        ),
-        (
-            ["--model.target", "anymae_broken.parts.BrokenTarget"],
-            "model.target: anymae_broken.parts.BrokenTarget belongs to the plugin anymae-broken, which is BROKEN "
-            "(failed to register: RuntimeError: boom)",
-        ),
-        (  # by short name too: the class was imported, but the registry never took it
-            ["--model.target", "BrokenTarget"],
-            "model.target: anymae_broken.parts.BrokenTarget belongs to the plugin anymae-broken, which is BROKEN",
-        ),
-        (  # refused before its module is imported again
-            ["--model.target", "anymae_noimport.parts.Target"],
-            "model.target: anymae_noimport.parts.Target belongs to the plugin anymae-noimport, which is BROKEN "
-            "(failed to import: ModuleNotFoundError: No module named 'libfoo_that_is_not_installed')",
-        ),
-        (
-            ["--model.target", "anymae_dupe.parts.PatchTarget"],
-            "model.target: anymae_dupe.parts.PatchTarget belongs to the plugin anymae-dupe, which is BROKEN (failed "
-            "to register: DuplicateComponentError: component name 'PatchTarget' is registered twice: by anymae",
-        ),
-        (
-            ["--data", "anymae_tabular.SklearnTabularDataModule"],
-            "data: anymae_tabular.SklearnTabularDataModule: no module named 'anymae_tabular'; it comes from the "
-            "plugin anymae-tabular: pip install anymae-tabular",
-        ),
-        (
-            ["--model.masker", "foo_missing.sub.Thing"],
-            "model.masker: foo_missing.sub.Thing: no module named 'foo_missing'; install the package that provides it",
-        ),
-    ],
-    ids=[
-        "token-width",
-        "target-width",
-        "broken",
-        "broken-short-name",
-        "broken-import",
-        "duplicate",
-        "not-installed",
-        "missing-module",
-    ],
-)
-def test_wrong_paths_exit_2_with_one_line_naming_the_part(site, tmp_path, override, expected):
-    result = anymae(site, tmp_path, *override)
-    assert expected in one_error(result)
-    assert not (tmp_path / "lightning_logs").exists()  # nothing trained
+WRONG_PATHS = {  # case: (override, the error line's content)
+    "token-width": (
+        ["--model.tokenizer", "WideTokenizer"],
+        "model.tokenizer: WideTokenizer emits tokens of shape (2, 4, 5) but declares token_dim=4",
+    ),
+    "target-width": (
+        ["--model.target", "anymae_widths.parts.ScalarTarget"],
+        "model.target: ScalarTarget computes 1 value per token but declares dim_per_token=8",
+    ),
+    "broken": (
+        ["--model.target", "anymae_broken.parts.BrokenTarget"],
+        "model.target: anymae_broken.parts.BrokenTarget belongs to the plugin anymae-broken, which is BROKEN "
+        "(failed to register: RuntimeError: boom)",
+    ),
+    "broken-short-name": (  # the class was imported, but the registry never took it
+        ["--model.target", "BrokenTarget"],
+        "model.target: anymae_broken.parts.BrokenTarget belongs to the plugin anymae-broken, which is BROKEN",
+    ),
+    "broken-import": (  # refused before its module is imported again
+        ["--model.target", "anymae_noimport.parts.Target"],
+        "model.target: anymae_noimport.parts.Target belongs to the plugin anymae-noimport, which is BROKEN "
+        "(failed to import: ModuleNotFoundError: No module named 'libfoo_that_is_not_installed')",
+    ),
+    "duplicate": (
+        ["--model.target", "anymae_dupe.parts.PatchTarget"],
+        "model.target: anymae_dupe.parts.PatchTarget belongs to the plugin anymae-dupe, which is BROKEN "
+        "(failed to register: DuplicateComponentError: component name 'PatchTarget' is registered twice: by anymae",
+    ),
+    "not-installed": (
+        ["--data", "anymae_tabular.SklearnTabularDataModule"],
+        "data: anymae_tabular.SklearnTabularDataModule: no module named 'anymae_tabular'; it comes from the "
+        "plugin anymae-tabular: pip install anymae-tabular",
+    ),
+    "missing-module": (
+        ["--model.masker", "foo_missing.sub.Thing"],
+        "model.masker: foo_missing.sub.Thing: no module named 'foo_missing'; install the package that provides it",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def batch(site, tmp_path_factory) -> dict[str, dict]:
+    """Every wrong path, and the duplicate's harmlessness (a run with the core's PatchTarget), in one process."""
+    root = tmp_path_factory.mktemp("runs")
+    config = root / "config.yaml"
+    config.write_text(yaml.safe_dump(CONFIG))
+    base = ["fit", "--config", str(config), "--trainer.default_root_dir", str(root)]
+    cases = {name: [*base, *override] for name, (override, _) in WRONG_PATHS.items()}
+    cases["no-shadow"] = [*base, "--trainer.fast_dev_run", "true"]
+    cases["listing"] = ["plugins"]
+    (root / "cases.json").write_text(json.dumps(list(cases.values())))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)]), "ANYMAE_STRICT_PLUGINS": "0"}
+    driver = [sys.executable, str(ROOT / "tests" / "core" / "cli_batch.py"), "cases.json", "results.json"]
+    subprocess.run(driver, cwd=root, env=env, check=True, timeout=600)
+    results = json.loads((root / "results.json").read_text())
+    return {"root": root, **dict(zip(cases, results, strict=True))}
+
+
+@pytest.mark.parametrize("case", WRONG_PATHS)
+def test_wrong_paths_exit_2_with_one_line_naming_the_part(batch, case):
+    result = batch[case]
+    assert WRONG_PATHS[case][1] in one_error(result)
     # each broken plugin is named once, and says its components are unusable
-    assert "anymae: warning: plugin anymae-broken is BROKEN (failed to register: RuntimeError: boom)" in result.stderr
+    assert (
+        "anymae: warning: plugin anymae-broken is BROKEN (failed to register: RuntimeError: boom)" in result["stderr"]
+    )
 
 
-def test_a_rejected_duplicate_never_shadows_the_first_registration(site, tmp_path):
+def test_nothing_trained_on_a_wrong_path_and_a_rejected_duplicate_never_shadows_the_first_registration(batch):
     """With anymae-dupe's own PatchTarget imported, the short name still means the core's (the base config uses it),
-    and the healthy plugin beside the broken ones works."""
-    result = anymae(site, tmp_path, "--trainer.fast_dev_run", "true")
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "Multiple subclasses" not in result.stderr
+    and the healthy plugin beside the broken ones works; the failed cases wrote nothing."""
+    result = batch["no-shadow"]
+    assert result["returncode"] == 0, result["stderr"][-2000:]
+    assert "Multiple subclasses" not in result["stderr"]
+    assert not (batch["root"] / "lightning_logs").exists()  # fast_dev_run writes no logs; the wrong paths none
+
+
+def test_plugins_lists_the_broken_beside_the_healthy_and_fails(batch):
+    result = batch["listing"]
+    assert result["returncode"] == 1  # listed, but the run says something is wrong
+    assert "anymae-broken 0.0.1: BROKEN (failed to register: RuntimeError: boom)" in result["stdout"]
+    assert "anymae-noimport 0.0.1: BROKEN (failed to import: ModuleNotFoundError: No module named " in result["stdout"]
+    assert "anymae-image 0.2.0 (plugin API 2)" in result["stdout"] and "tokenizer: WideTokenizer" in result["stdout"]
 
 
 def test_a_disabled_plugin_is_blocked_whatever_way_a_config_names_it(site, tmp_path):
@@ -225,12 +248,15 @@ def test_the_allow_list_refuses_a_module_before_importing_it(site, tmp_path):
     packages (and anymae, its healthy plugins, torch, lightning) is refused before its module runs."""
     marker = tmp_path / "imported"
     (site / "evil_module.py").write_text(f"open({str(marker)!r}, 'w').close()\n\n\nclass Masker:\n    pass\n")
-    override = ["--model.masker", "evil_module.Masker"]
-    plain = anymae(site, tmp_path, *override)
-    assert plain.returncode == 2 and marker.exists()  # refused for its base class, but only after its import ran
-    marker.unlink()
-    config = tmp_path / "config.yaml"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)]), "ANYMAE_ALLOWED_MODULES": "tests"}
+    override = ["--model.masker", "evil_module.Masker"]  # without the allow-list, refused for its base class after
+    config = tmp_path / "config.yaml"  # its import ran: the marker would exist
+    config.write_text(yaml.safe_dump(CONFIG))
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)]),
+        "ANYMAE_ALLOWED_MODULES": "tests",
+        "ANYMAE_STRICT_PLUGINS": "0",
+    }
     command = [str(ANYMAE), "fit", "--config", str(config), "--trainer.default_root_dir", str(tmp_path), *override]
     guarded = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert "model.masker: evil_module.Masker is outside ANYMAE_ALLOWED_MODULES (anymae, torch, lightning" in one_error(

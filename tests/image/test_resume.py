@@ -81,10 +81,11 @@ def test_sigkill_mid_epoch_then_resume_from_last_is_exact(tmp_path):
     )
 
 
-def test_ckpt_path_last_with_nothing_to_resume_is_one_line(tmp_path):
-    result = fit(tmp_path, "--ckpt_path", "last")
-    assert result.returncode == 2
-    errors = [line for line in result.stderr.splitlines() if line.startswith("anymae: error:")]
+def test_ckpt_path_last_with_nothing_to_resume_is_one_line(tmp_path, capsys):
+    from anymae.cli import main
+
+    assert main(["fit", *SMALL, "--trainer.default_root_dir", str(tmp_path), "--ckpt_path", "last"]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("anymae: error:")]
     assert errors == [
         f"anymae: error: ckpt_path: 'last' found no last.ckpt under {tmp_path}; run anymae fit first (every run "
         "writes one) or give a checkpoint's path"

@@ -165,13 +165,16 @@ def read_points(path: str | Path, count: int) -> Tensor:
     if suffix == ".ply":
         check_ply(path)
     points = None
-    if suffix in MESH_EXTENSIONS:
-        mesh = o3d.io.read_triangle_mesh(path)
-        if len(mesh.triangles):
-            # Sample generously, then subsample to count with torch's seeded state (open3d's own is global).
-            points = np.asarray(mesh.sample_points_uniformly(number_of_points=max(count, 2048)).points)
-    if points is None and suffix in CLOUD_EXTENSIONS:
-        points = np.asarray(o3d.io.read_point_cloud(path).points)
+    # open3d prints a warning for every .ply it reads as a mesh first and finds a cloud: its errors are enough (a bad
+    # file is reported by us, once, with its reason)
+    with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
+        if suffix in MESH_EXTENSIONS:
+            mesh = o3d.io.read_triangle_mesh(path)
+            if len(mesh.triangles):
+                # Sample generously, then subsample to count with torch's seeded state (open3d's own is global).
+                points = np.asarray(mesh.sample_points_uniformly(number_of_points=max(count, 2048)).points)
+        if points is None and suffix in CLOUD_EXTENSIONS:
+            points = np.asarray(o3d.io.read_point_cloud(path).points)
     if points is None or len(points) == 0:
         raise ValueError(f"no points in {path}")
     points = torch.as_tensor(points, dtype=torch.float32)

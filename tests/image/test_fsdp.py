@@ -1,0 +1,54 @@
+"""FSDP: the ViT-B example shards each transformer block; Lightning runs FSDP on GPUs only, so on a CPU machine the
+test checks the example's strategy and that Lightning still refuses the CPU (and says so in its skip), and on a GPU
+it steps the model (benchmarks/fsdp_check.py runs the full ViT-B config there)."""
+
+from pathlib import Path
+
+import lightning.pytorch as pl
+import pytest
+import torch
+import yaml
+from lightning.pytorch.strategies import FSDPStrategy, Strategy
+from timm.models.vision_transformer import Block
+
+from anymae.config import instantiate_component
+
+from .ddp_reference import build_model, first_digits
+
+CONFIG = Path(__file__).resolve().parents[2] / "examples" / "image" / "mae_vit_base_fsdp.yaml"
+
+
+def test_the_fsdp_example_wraps_each_transformer_block_in_bf16():
+    config = yaml.safe_load(CONFIG.read_text())
+    strategy = instantiate_component(config["trainer"]["strategy"], Strategy)
+    assert isinstance(strategy, FSDPStrategy)
+    assert strategy.kwargs["auto_wrap_policy"]._module_classes == {Block}
+    assert config["trainer"]["precision"] == "bf16-mixed" and config["model"]["blr"] == 1.5e-4
+    encoder_blocks = build_model().encoder.blocks
+    assert all(isinstance(block, Block) for block in encoder_blocks)  # what the policy wraps is what we build
+
+
+def test_fsdp_steps_the_digits_mae():
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="requires a GPU accelerator"):
+            pl.Trainer(strategy=FSDPStrategy(), accelerator="cpu", devices=2)
+        pytest.skip("Lightning runs FSDP on GPUs only (FSDPStrategy refuses accelerator='cpu'); no GPU here")
+    from anymae import TensorSamples, make_loader
+
+    class EightDigits(pl.LightningDataModule):
+        def train_dataloader(self):
+            return make_loader(TensorSamples(first_digits()), batch_size=4, train=True, seed=0)
+
+    model = build_model()
+    trainer = pl.Trainer(
+        strategy=FSDPStrategy(auto_wrap_policy={Block}, state_dict_type="full"),
+        accelerator="cuda",
+        devices=1,
+        precision="bf16-mixed",
+        max_steps=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+    )
+    trainer.fit(model, EightDigits())
+    assert torch.isfinite(trainer.callback_metrics["train/loss"])
