@@ -87,7 +87,8 @@ class MaskedAutoencoder(pl.LightningModule):
         on_nonfinite: what a step with a non-finite loss or gradient does (checked after the gradients are reduced
             across ranks, so every rank decides alike): ``"stop"`` ends training with :class:`TrainingDiverged`,
             naming the step and the last good checkpoint, before the weights are touched (no NaN checkpoint is ever
-            written); ``"skip"`` drops the step (no update, no optimiser state change) and counts it.
+            written); ``"skip"`` drops the step (no update, no optimiser state change) and counts it. Under float16
+            mixed precision the GradScaler, which skips overflowing steps itself, takes the guard's place.
         max_skipped_steps: with ``"skip"``, this many skipped steps in a row stop training as ``"stop"`` does.
     """
 
@@ -354,6 +355,8 @@ class MaskedAutoencoder(pl.LightningModule):
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         """The divergence guard: gradients are reduced across ranks by now, so every rank takes the same decision."""
+        if getattr(self.trainer.precision_plugin, "scaler", None) is not None:
+            return  # float16's GradScaler skips overflowing steps itself, and lowers its scale: they are routine
         grads = [p.grad for p in self.parameters() if p.grad is not None]
         if not grads:
             return
