@@ -14,6 +14,17 @@ from anymae_image import DigitsDataModule, ImageFolderDataModule, ImagePatchToke
 from ..core.toys import quiet_trainer
 
 
+def tiny_image_model() -> anymae.MaskedAutoencoder:
+    """A 1-block MAE on 16 x 16 RGB images in 8 x 8 patches."""
+    return anymae.MaskedAutoencoder(
+        tokenizer=ImagePatchTokenizer(image_size=16, patch_size=8),
+        masker=anymae.RandomMasker(),
+        encoder=anymae.ViTEncoder(embed_dim=16, depth=1, num_heads=2),
+        decoder=anymae.MAEDecoder(embed_dim=8, depth=1, num_heads=2),
+        target=anymae.PatchTarget(),
+    )
+
+
 def write_images(root, names, size=(40, 30), mode="RGB"):
     rng = np.random.default_rng(0)
     for name in names:
@@ -81,13 +92,7 @@ def test_corrupt_files_are_skipped_and_counted_during_fit(tmp_path):
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not a png")
     (tmp_path / "truncated.jpg").write_bytes((tmp_path / "0.png").read_bytes()[:40])
     dm = ImageFolderDataModule(root=str(tmp_path), image_size=16, batch_size=3, num_workers=0, hflip=False)
-    model = anymae.MaskedAutoencoder(
-        tokenizer=ImagePatchTokenizer(image_size=16, patch_size=8),
-        masker=anymae.RandomMasker(),
-        encoder=anymae.ViTEncoder(embed_dim=16, depth=1, num_heads=2),
-        decoder=anymae.MAEDecoder(embed_dim=8, depth=1, num_heads=2),
-        target=anymae.PatchTarget(),
-    )
+    model = tiny_image_model()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         quiet_trainer(max_epochs=2).fit(model, dm)
@@ -132,13 +137,7 @@ def test_unreadable_files_are_named_once_whatever_the_workers_and_totalled_per_e
     write_images(tmp_path, [f"{i}.png" for i in range(7)], size=(16, 16))
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not a png")
     dm = ImageFolderDataModule(root=str(tmp_path), image_size=16, batch_size=4, num_workers=2, hflip=False)
-    model = anymae.MaskedAutoencoder(
-        tokenizer=ImagePatchTokenizer(image_size=16, patch_size=8),
-        masker=anymae.RandomMasker(),
-        encoder=anymae.ViTEncoder(embed_dim=16, depth=1, num_heads=2),
-        decoder=anymae.MAEDecoder(embed_dim=8, depth=1, num_heads=2),
-        target=anymae.PatchTarget(),
-    )
+    model = tiny_image_model()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         quiet_trainer(max_epochs=3).fit(model, dm)
@@ -152,13 +151,7 @@ def test_a_folder_of_only_unreadable_files_stops_with_one_line(tmp_path):
     for i in range(3):
         (tmp_path / f"{i}.png").write_bytes(b"not a png")
     dm = ImageFolderDataModule(root=str(tmp_path), image_size=16, batch_size=2, num_workers=0)
-    model = anymae.MaskedAutoencoder(
-        tokenizer=ImagePatchTokenizer(image_size=16, patch_size=8),
-        masker=anymae.RandomMasker(),
-        encoder=anymae.ViTEncoder(embed_dim=16, depth=1, num_heads=2),
-        decoder=anymae.MAEDecoder(embed_dim=8, depth=1, num_heads=2),
-        target=anymae.PatchTarget(),
-    )
+    model = tiny_image_model()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with pytest.raises(anymae.ConfigError, match=r"every training sample of epoch 0 was unreadable \(2 skipped\)"):
