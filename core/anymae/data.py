@@ -356,7 +356,7 @@ def make_loader(
     sample drawn with its own seed (random augmentation, or a random subset of a file's points, that a resumed run
     repeats); the last partial training batch dropped (as MAE) when each rank still gets a whole one; workers kept
     between epochs."""
-    ranks = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
+    ranks = _world()[1]
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -410,8 +410,7 @@ class DataModule(SkippedSamples, pl.LightningDataModule, ABC):
         loader = self.loader(self.train_set, train=True)
         if self._resume_at is not None:  # resumed mid-epoch: the sampler leaves out what the steps already saw
             epoch, batches = self._resume_at
-            ranks = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
-            loader.sampler.resume(epoch, batches * self.batch_size * ranks)
+            loader.sampler.resume(epoch, batches * self.batch_size * _world()[1])
             self._resume_at = None
         return loader
 

@@ -7,7 +7,7 @@ epoch from a seed, and its ``StreamingDataLoader`` keeps a state that Lightning 
 mid-epoch continues where it stopped. litdata is an optional dependency: ``pip install 'anymae[streaming]'``.
 """
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 import lightning.pytorch as pl
@@ -91,6 +91,3 @@ class StreamingDataModule(pl.LightningDataModule):
 
     def val_dataloader(self) -> Any:
         return self._loader(self.val_dir, train=False) if self.val_dir else []
-
-    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        return dict(batch) if isinstance(batch, Mapping) else batch
