@@ -14,7 +14,9 @@ times a full pretraining step (forward, backward, AdamW) of
 and prints median/min/max step time (the implementations' steps interleaved, so that a drift in the machine's speed
 affects them alike), images/s, analytic GFLOP per step, MFU against a matmul ceiling measured in the same run, peak
 memory (each implementation alone), and the ratios ours/HF and full/ours. Then masks/s of every masker, the image
-tokenizer's throughput, and data-loader samples/s beside the step rate. Everything also goes to a JSON file.
+tokenizer's throughput, and data-loader samples/s beside the step rate. The video case (``benchmarks/video.py``,
+``--only video``): our VideoMAE beside HF's ``VideoMAEForPreTraining`` at ViT-S, 16 x 224 x 224, batch 2, fp32 and
+bf16, and PyAV decoding in 2 workers beside that step. Everything also goes to a JSON file.
 """
 
 import argparse
@@ -242,6 +244,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2 steps, 1 warm-up, ViT-S batch 4 only")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/bench.json"))
+    parser.add_argument("--only", choices=["all", "image", "video"], default="all", help="run one case only")
     options = parser.parse_args()
     device = torch.device(options.device)
     cases = [("ViT-S/16", 32), ("ViT-B/16", 8)]
@@ -256,7 +259,13 @@ def main() -> None:
     ceiling = {"fp32": matmul_ceiling(torch.float32, device), "bf16": matmul_ceiling(torch.bfloat16, device)}
     print(f"matmul ceiling: fp32 {ceiling['fp32']:.0f} GFLOP/s, bf16 {ceiling['bf16']:.0f} GFLOP/s")
 
-    rows = []
+    rows, video_rows = [], []
+    if options.only in ("all", "video"):
+        video_rows = video_case(device, ceiling, options)
+    if options.only == "video":
+        options.json.parent.mkdir(parents=True, exist_ok=True)
+        options.json.write_text(json.dumps({"torch": torch.__version__, "device": str(device), "video": video_rows}))
+        return
     header = (
         f"{'case':<26}{'impl':<6}{'median s':>9}{'min':>7}{'max':>7}{'img/s':>8}{'GFLOP':>8}{'MFU':>7}"
         f"{'peak MB':>9}{'ours/HF':>9}{'full/ours':>10}"
@@ -323,11 +332,25 @@ def main() -> None:
                 "maskers": masks,
                 "tokenizers": tokenizers,
                 "loaders": loaders,
+                "video": video_rows,
             },
             indent=2,
         )
     )
     print(f"\nresults: {options.json}")
+
+
+def video_case(device: torch.device, ceiling: dict[str, float], options: argparse.Namespace) -> list[dict]:
+    """Our VideoMAE beside HF's VideoMAE, then the decoding pipeline beside our bf16 step (``benchmarks/video.py``)."""
+    try:
+        import video
+    except ImportError as error:  # anymae-video not installed
+        print(f"\nvideo: skipped ({error})")
+        return []
+    steps, warmup = (2, 1) if options.quick else (5, 2)
+    rows = video.run(device, ceiling, steps=steps, warmup=warmup)
+    bf16 = next(r["median"] for r in rows if r["impl"] == "ours" and r["precision"] == "bf16")
+    return [*rows, video.decoding(bf16)]
 
 
 def tokenizer_throughput(device: torch.device) -> list[dict]:

@@ -41,11 +41,17 @@ from .masking import (
 from .module import MAEOutput, MaskedAutoencoder, TrainingDiverged
 from .optim import MAEAdamW, WarmupCosine
 from .plugins import PLUGIN_API_VERSION, IncompatiblePluginError, Plugins, get_plugins, load_plugins
-from .position import LearnedPositionEmbedding, MLPPositionEmbedding, PositionEmbedding, SinCosPositionEmbedding
+from .position import (
+    LearnedPositionEmbedding,
+    MLPPositionEmbedding,
+    PositionEmbedding,
+    SeparablePositionEmbedding,
+    SinCosPositionEmbedding,
+)
 from .registry import DuplicateComponentError, PluginError, Registry
 from .streaming import StreamingDataModule
 from .targets import PatchTarget, ProvidedTarget, Target, masked_mean
-from .tokenizers import Tokenizer
+from .tokenizers import Tokenizer, patchify, unpatchify
 from .types import (
     INVERSE,
     RAW_VALUES,
@@ -102,6 +108,7 @@ __all__ = [
     "PositionEmbedding",
     "RandomMasker",
     "Registry",
+    "SeparablePositionEmbedding",
     "SinCosPositionEmbedding",
     "SkippedSamples",
     "SpectrogramMasker",
@@ -126,11 +133,13 @@ __all__ = [
     "load_plugins",
     "make_loader",
     "masked_mean",
+    "patchify",
     "require",
     "sample_rng",
     "save_matplotlib",
     "scan_folder",
     "split_indices",
     "split_key",
+    "unpatchify",
     "validated",
 ]

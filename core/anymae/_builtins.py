@@ -15,7 +15,12 @@ from .masking import (
     SpectrogramMasker,
     TubeMasker,
 )
-from .position import LearnedPositionEmbedding, MLPPositionEmbedding, SinCosPositionEmbedding
+from .position import (
+    LearnedPositionEmbedding,
+    MLPPositionEmbedding,
+    SeparablePositionEmbedding,
+    SinCosPositionEmbedding,
+)
 from .registry import Registry
 from .streaming import StreamingDataModule
 from .targets import PatchTarget, ProvidedTarget
@@ -57,5 +62,6 @@ def anymae_register(registry: Registry) -> None:
         SinCosPositionEmbedding,
         MLPPositionEmbedding,
         LearnedPositionEmbedding,
+        SeparablePositionEmbedding,
         StreamingDataModule,
     )

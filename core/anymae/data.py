@@ -488,17 +488,23 @@ class FolderDataModule(DataModule):
         dataset = self.train_set if split == "train" else self.val_set
         return None if dataset is None else FileSamples(dataset.files, self.reader(train=False), self.read_errors)
 
+    def files(self, root: str, classes: Sequence[str] | None, split: str) -> FileList:
+        """The samples under ``root`` for ``split`` (``"train"`` or ``"val"``; ``classes``: the training split's, so
+        the validation split numbers them alike): every file with one of :attr:`extensions`, labelled by sub-folder
+        when :attr:`labeled` (:func:`scan_folder`). Override for another layout (folders of frames, a list file)."""
+        return scan_folder(root, self.extensions, self.labeled, classes)
+
     def build(self) -> tuple[FileSamples, FileSamples | None]:
         name = type(self).__name__
         try:
-            files = scan_folder(self.root, self.extensions, self.labeled)
+            files = self.files(self.root, None, "train")
         except FileNotFoundError:
             raise FileNotFoundError(f"{name}: no such folder {self.root!r}") from None
         if not len(files):
             raise FileNotFoundError(f"{name}: no {'/'.join(self.extensions)} files under {self.root!r}")
         val = None
         if self.val_root is not None:
-            val = scan_folder(self.val_root, self.extensions, self.labeled, files.classes or None)
+            val = self.files(self.val_root, files.classes or None, "val")
         elif self.val_fraction > 0:
             train_ids, val_ids = split_indices(len(files), self.val_fraction, self.seed)
             files, val = files.subset(train_ids), files.subset(val_ids)

@@ -58,6 +58,8 @@ class MAEDecoder(Decoder):
         norm_eps: LayerNorm epsilon (1e-6 in MAE).
         grad_checkpointing: recompute each block's activations in the backward pass instead of storing them
             (activation checkpointing: less memory for large models, about a third more compute).
+        embed_bias: a bias on the projection from the encoder's width to the decoder's (MAE's ``decoder_embed`` has
+            one; VideoMAE's ``encoder_to_decoder`` has none).
     """
 
     @validated
@@ -72,6 +74,7 @@ class MAEDecoder(Decoder):
         pos_embed: PositionEmbedding | None = None,
         norm_eps: PositiveFloat = 1e-6,
         grad_checkpointing: bool = False,
+        embed_bias: bool = True,
     ) -> None:
         super().__init__()
         if embed_dim % num_heads:
@@ -85,6 +88,7 @@ class MAEDecoder(Decoder):
         )
         self.norm = nn.LayerNorm(embed_dim, eps=norm_eps)
         self.grad_checkpointing = grad_checkpointing
+        self.embed_bias = embed_bias
         self.embed: nn.Linear | None = None
         self.head: nn.Linear | None = None
 
@@ -95,7 +99,7 @@ class MAEDecoder(Decoder):
                 f"set out_dim to {out_dim} or leave it unset"
             )
         self.out_dim = out_dim
-        self.embed = nn.Linear(encoder_dim, self.embed_dim)
+        self.embed = nn.Linear(encoder_dim, self.embed_dim, bias=self.embed_bias)
         self.head = nn.Linear(self.embed_dim, out_dim)
         if self.pos_embed is None:
             self.pos_embed = default_position_embedding(layout)

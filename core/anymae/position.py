@@ -4,6 +4,10 @@
   it equals MAE's ``get_2d_sincos_pos_embed`` (https://github.com/facebookresearch/mae, ``util/pos_embed.py``): the
   feature dimension is split evenly between the axes, each axis gets ``[sin | cos]`` of its coordinate at
   ``dim / (2 * rank)`` frequencies, and the axes are laid out last axis first (MAE's 2-D table is ``[w | h]``).
+  With ``axes="flat"`` it is instead the original Transformer's 1-D table over each token's row-major index, sines
+  and cosines interleaved, which is what VideoMAE (``get_sinusoid_encoding_table``) uses for its video grid.
+* :class:`LearnedPositionEmbedding`: a learned vector per grid cell (ViT); :class:`SeparablePositionEmbedding`: a
+  learned table along the first axis plus one over the others, summed (MAE-ST's ``sep_pos_embed``: time + space).
 * :class:`MLPPositionEmbedding`: a learned MLP on continuous coordinates (Point-MAE, Pang et al. 2022,
   https://arxiv.org/abs/2203.06604: ``Linear(3, 128) -> GELU -> Linear(128, dim)``).
 
@@ -27,6 +31,7 @@ __all__ = [
     "LearnedPositionEmbedding",
     "MLPPositionEmbedding",
     "PositionEmbedding",
+    "SeparablePositionEmbedding",
     "SinCosPositionEmbedding",
     "default_position_embedding",
     "resample_grid_table",
@@ -46,6 +51,17 @@ def sincos_embedding(coords: Tensor, dim: int, temperature: float = 10000.0) -> 
         angles = coords[..., axis, None].to(dtype) * omega
         parts += [angles.sin(), angles.cos()]
     return torch.cat(parts, dim=-1).float()
+
+
+def flat_sincos_embedding(index: Tensor, dim: int, temperature: float = 10000.0) -> Tensor:
+    """The Transformer's 1-D table ``[..., dim]`` of integer positions ``index`` ``[...]``: dimension ``2i`` is
+    ``sin(pos / T^(2i / dim))`` and ``2i + 1`` its cosine (VideoMAE's ``get_sinusoid_encoding_table``, float64)."""
+    if dim % 2:
+        raise ValueError(f"a sin-cos embedding needs an even dim, got {dim}")
+    dtype = torch.float32 if index.device.type == "mps" else torch.float64
+    omega = 1.0 / temperature ** (torch.arange(0, dim, 2, dtype=dtype, device=index.device) / dim)
+    angles = index[..., None].to(dtype) * omega
+    return torch.stack([angles.sin(), angles.cos()], dim=-1).flatten(-2).float()
 
 
 class PositionEmbedding(nn.Module, ABC):
@@ -69,12 +85,18 @@ class SinCosPositionEmbedding(PositionEmbedding):
 
     Args:
         temperature: base of the frequency decay (10000 in MAE).
+        axes: ``"grid"``: each grid axis gets its share of the features (MAE's 2-D table, a joint 3-D table for
+            video); ``"flat"``: one 1-D table over the tokens' row-major index, sines and cosines interleaved
+            (VideoMAE's table for its ``(T/t) x (H/p) x (W/p)`` grid).
     """
 
     @validated
-    def __init__(self, temperature: Annotated[float, Field(gt=1)] = 10000.0) -> None:
+    def __init__(
+        self, temperature: Annotated[float, Field(gt=1)] = 10000.0, axes: Literal["grid", "flat"] = "grid"
+    ) -> None:
         super().__init__()
         self.temperature = temperature
+        self.axes = axes
         self.grid_shape: tuple[int, ...] | None = None
         self.register_buffer("table", torch.empty(0), persistent=False)
 
@@ -82,7 +104,9 @@ class SinCosPositionEmbedding(PositionEmbedding):
         super().build(dim, layout)
         if layout.kind != "grid":
             raise ConfigError(f"SinCosPositionEmbedding needs integer grid positions, got a {layout.describe()} layout")
-        if dim % (2 * layout.rank):
+        if self.axes == "flat" and dim % 2:
+            raise ConfigError(f"SinCosPositionEmbedding(axes='flat'): embedding size {dim} must be even")
+        if self.axes == "grid" and dim % (2 * layout.rank):
             raise ConfigError(
                 f"SinCosPositionEmbedding: embedding size {dim} must be divisible by {2 * layout.rank} "
                 f"(2 x grid rank {layout.rank})"
@@ -91,7 +115,12 @@ class SinCosPositionEmbedding(PositionEmbedding):
             self._set_table(layout.shape, torch.device("cpu"))
 
     def _set_table(self, shape: tuple[int, ...], device: torch.device) -> None:
-        self.table = sincos_embedding(grid_coords(shape, device), self.dim, self.temperature)
+        if self.axes == "flat":
+            self.table = flat_sincos_embedding(
+                torch.arange(math.prod(shape), device=device), self.dim, self.temperature
+            )
+        else:
+            self.table = sincos_embedding(grid_coords(shape, device), self.dim, self.temperature)
         self.grid_shape = tuple(shape)
 
     def forward(self, tokens: TokenBatch, ids: Tensor) -> Tensor:
@@ -99,6 +128,8 @@ class SinCosPositionEmbedding(PositionEmbedding):
         if layout.kind != "grid":
             raise ValueError("SinCosPositionEmbedding got tokens without a grid layout")
         if layout.coords is not None:  # sparse grid (voxels): embed the coordinates of the chosen tokens
+            if self.axes == "flat":
+                raise ValueError("SinCosPositionEmbedding(axes='flat') needs a dense grid, got sparse coordinates")
             return sincos_embedding(gather_tokens(layout.coords, ids), self.dim, self.temperature)
         if layout.shape != self.grid_shape or self.table.device != ids.device:
             self._set_table(layout.shape, ids.device)
@@ -170,6 +201,57 @@ class LearnedPositionEmbedding(PositionEmbedding):
         if table is not None and grid is not None and self.table is not None:
             own = tuple(self.grid.tolist())
             state_dict[prefix + "table"] = resample_grid_table(table, tuple(grid.tolist()), own)
+            state_dict[prefix + "grid"] = self.grid.clone()
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+class SeparablePositionEmbedding(PositionEmbedding):
+    """A learned table along the grid's first axis plus a learned table over its other axes, summed (MAE-ST's
+    ``sep_pos_embed``, Feichtenhofer et al. 2022, https://arxiv.org/abs/2205.09113: ``pos_embed_temporal`` over the
+    ``T/t`` time steps, ``pos_embed_spatial`` over the ``H/p x W/p`` positions). ``T + HW`` vectors instead of
+    ``T x HW``. Both start truncated-normal (std 0.02), as MAE-ST's; another grid at run time, or a state dict saved
+    for another grid, gets each table interpolated.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first: nn.Parameter | None = None  # [shape[0], dim]: time
+        self.rest: nn.Parameter | None = None  # [prod(shape[1:]), dim]: space
+        self.register_buffer("grid", torch.zeros(0, dtype=torch.long))
+
+    def build(self, dim: int, layout: LayoutSpec) -> None:
+        super().build(dim, layout)
+        if layout.kind != "grid" or layout.shape is None or layout.rank < 2:
+            raise ConfigError(
+                f"SeparablePositionEmbedding needs a grid of rank 2 or more of known shape, got a {layout.describe()}"
+            )
+        shape = tuple(layout.shape)
+        self.first = nn.Parameter(nn.init.trunc_normal_(torch.empty(shape[0], dim), std=0.02))
+        self.rest = nn.Parameter(nn.init.trunc_normal_(torch.empty(math.prod(shape[1:]), dim), std=0.02))
+        self.grid = torch.tensor(shape)
+
+    def tables(self, shape: tuple[int, ...]) -> tuple[Tensor, Tensor]:
+        """The two tables for a grid of ``shape`` (interpolated from the built grid when it differs)."""
+        own = tuple(self.grid.tolist())
+        return (
+            resample_grid_table(self.first, own[:1], shape[:1]),
+            resample_grid_table(self.rest, own[1:], shape[1:]),
+        )
+
+    def forward(self, tokens: TokenBatch, ids: Tensor) -> Tensor:
+        layout = tokens.layout
+        if layout.kind != "grid" or layout.coords is not None:
+            raise ValueError("SeparablePositionEmbedding needs tokens on a dense grid")
+        first, rest = self.tables(tuple(layout.shape))
+        cells = rest.shape[0]
+        return first[ids // cells] + rest[ids % cells]
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
+        grid = state_dict.get(prefix + "grid")
+        if grid is not None and self.first is not None and prefix + "first" in state_dict:
+            saved, own = tuple(grid.tolist()), tuple(self.grid.tolist())
+            state_dict[prefix + "first"] = resample_grid_table(state_dict[prefix + "first"], saved[:1], own[:1])
+            state_dict[prefix + "rest"] = resample_grid_table(state_dict[prefix + "rest"], saved[1:], own[1:])
             state_dict[prefix + "grid"] = self.grid.clone()
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 

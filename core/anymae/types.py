@@ -147,6 +147,7 @@ class TokenizerSpec:
         provides: per-token data it can compute besides the tokens, by name, with each value's shape per token
             (``{"neighborhoods": (32, 3)}``); ``None`` for a property without data (``{"counts": None}``).
         invertible: whether it maps tokens back to the raw format (``Tokenizer.inverse``).
+        patch: each raw-value token's extent along every grid axis (``Tokenizer.patch``), or ``None``.
     """
 
     name: str
@@ -155,6 +156,7 @@ class TokenizerSpec:
     channels: int | None = None
     provides: Mapping[str, tuple[int, ...] | None] = field(default_factory=dict)
     invertible: bool = False
+    patch: tuple[int, ...] | None = None
 
     @property
     def offers(self) -> frozenset[str]:

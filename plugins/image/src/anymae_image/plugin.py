@@ -6,6 +6,7 @@ import anymae
 
 from .data import DigitsDataModule, ImageFolderDataModule
 from .export import TimmViTExporter
+from .hog import HOGTarget
 from .tokenizers import ImagePatchTokenizer
 from .viz import ReconstructionGrid
 
@@ -14,4 +15,6 @@ ANYMAE_PLUGIN_API = 2  # the anymae plugin API this module is written for
 
 @anymae.hookimpl
 def anymae_register(registry: anymae.Registry) -> None:
-    registry.add(ImagePatchTokenizer, DigitsDataModule, ImageFolderDataModule, ReconstructionGrid, TimmViTExporter)
+    registry.add(
+        ImagePatchTokenizer, HOGTarget, DigitsDataModule, ImageFolderDataModule, ReconstructionGrid, TimmViTExporter
+    )

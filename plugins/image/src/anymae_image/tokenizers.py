@@ -51,6 +51,7 @@ class ImagePatchTokenizer(Tokenizer):
         self.in_chans = in_chans
         self.key = key
         self.channels = in_chans
+        self.patch = self.patch_size
         self.token_dim = ph * pw * in_chans
         self.layout = LayoutSpec(kind="grid", rank=2, shape=(h // ph, w // pw))
 

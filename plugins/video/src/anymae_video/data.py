@@ -1,0 +1,307 @@
+"""Video data modules.
+
+* :class:`VideoFolderDataModule`: video files (mp4, webm, avi, mkv, mov, gif...) or folders of frames, unlabelled,
+  labelled by sub-folder, or listed in a CSV/list file with labels (Kinetics and Something-Something's
+  ``path label`` lists); the papers' temporal sampling (:mod:`anymae_video.io`) and spatial transforms
+  (:mod:`anymae_video.transforms`); MAE-ST's repeated augmentation. A file that cannot be decoded is skipped and
+  counted, never fatal.
+* :class:`MovingDigitsDataModule`: clips of scikit-learn's bundled handwritten digits moving across a black canvas,
+  made in memory (no download), labelled by digit, by direction of motion, or both.
+
+Batches are dicts: ``{"video": [B, C, T, H, W] float, "label": [B] long}`` (``label`` only when labelled).
+"""
+
+import csv
+import os
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Annotated, Any, ClassVar, Literal
+
+import torch
+from pydantic import Field, NonNegativeInt, PositiveInt
+from torch import Tensor
+from torch.utils.data import default_collate
+
+from anymae import ConfigError, DataModule, FileList, FolderDataModule, TensorSamples, require, split_indices, validated
+
+from .io import FRAME_EXTENSIONS, VIDEO_EXTENSIONS, Sampling, read_frames, read_video_file
+from .transforms import KINETICS_MEAN, KINETICS_STD, ClipTransform
+
+__all__ = ["MovingDigitsDataModule", "VideoFolderDataModule", "read_clip", "repeat_collate"]
+
+UnitFloat = Annotated[float, Field(gt=0, le=1)]
+
+
+def read_clip(
+    path: str,
+    num_frames: int,
+    sampling_rate: int,
+    sampling: Sampling,
+    train: bool,
+    transform: ClipTransform,
+    repeats: int,
+) -> dict[str, Tensor]:
+    """``repeats`` clips of one video (a file, or a folder of frames), each transformed: ``{"video": [C, T, H, W]}``,
+    or ``[repeats, C, T, H, W]`` when ``repeats > 1`` (MAE-ST decodes a video once per 4 clips)."""
+    read = read_frames if os.path.isdir(path) else read_video_file
+    clips = [transform(read(path, num_frames, sampling_rate, sampling, train)) for _ in range(repeats)]
+    return {"video": clips[0] if repeats == 1 else torch.stack(clips)}
+
+
+def repeat_collate(samples: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+    """Collate samples holding ``repeats`` clips each into one batch of ``B x repeats`` clips, labels repeated."""
+    batch = default_collate(samples)
+    video = batch["video"]
+    if video.dim() == 6:  # [B, R, C, T, H, W]
+        repeats = video.shape[1]
+        batch = {k: v.repeat_interleave(repeats, dim=0) for k, v in batch.items() if k != "video"}
+        batch["video"] = video.flatten(0, 1)
+    return batch
+
+
+def _label_list(path: str, root: str) -> tuple[list[str], list[str]]:
+    """Paths (made absolute against ``root``) and labels of a list file: ``path,label`` CSV rows (a header row is
+    skipped) or Kinetics/SSv2-style ``path label`` lines."""
+    paths, labels = [], []
+    with open(path, newline="") as handle:
+        text = handle.read()
+    rows = (
+        csv.reader(text.splitlines()) if "," in text.splitlines()[0] else (line.split() for line in text.splitlines())
+    )
+    for number, row in enumerate(rows):
+        fields = [f.strip() for f in row if f.strip()]
+        if not fields:
+            continue
+        if len(fields) < 2:
+            raise ConfigError(f"{path}, line {number + 1}: expected 'path,label' (or 'path label'), got {row}")
+        if number == 0 and fields[0].lower() in ("path", "file", "video", "filename"):
+            continue
+        paths.append(fields[0] if os.path.isabs(fields[0]) else os.path.join(root, fields[0]))
+        labels.append(fields[-1])
+    return paths, labels
+
+
+def _frame_folders(root: str) -> list[str]:
+    """Folders under ``root`` that directly hold frame images (one video each), sorted."""
+    found = []
+    for folder, folders, names in os.walk(root, followlinks=True):
+        folders[:] = [f for f in folders if not f.startswith(".")]
+        if any(n.lower().endswith(FRAME_EXTENSIONS) and not n.startswith(".") for n in names):
+            found.append(folder)
+    return sorted(found)
+
+
+class VideoFolderDataModule(FolderDataModule):
+    """Videos from a folder, for pretraining (unlabelled) or evaluation (labelled).
+
+    Args:
+        root: the training videos: every video file below it, or with ``frame_folders`` every folder of frames.
+        val_root: validation videos laid out as ``root``; unset: ``val_fraction`` of ``root`` is held out.
+        val_fraction: share of ``root`` held out for validation when ``val_root`` is unset (0: no validation).
+        labeled: labels from the sub-folder names, ``root/<class>/<video>`` (sorted, as torchvision's
+            ``ImageFolder``).
+        labels_csv: a list file of the training videos with their labels instead: ``path,label`` rows (a header row
+            is skipped) or ``path label`` lines (Kinetics/SSv2 lists); paths relative to ``root``; labels integers
+            or class names (sorted).
+        val_labels_csv: the same for ``val_root``.
+        frame_folders: each video is a folder of frame images (name order) instead of a file.
+        num_frames: frames per clip (16 in VideoMAE and MAE-ST).
+        sampling_rate: frames between two sampled frames in ``"dense"`` sampling (4 in MAE-ST and VideoMAE on
+            Kinetics, 2 in VideoMAE on Something-Something).
+        sampling: ``"dense"`` or ``"segment"`` (see :mod:`anymae_video.io`).
+        image_size: output side length.
+        crop: ``"random_resized"`` (MAE-ST) or ``"multiscale"`` (VideoMAE's ``GroupMultiScaleCrop``).
+        crop_scale: area range of the random resized crop (MAE-ST: 0.5 to 1).
+        hflip: random horizontal flips (MAE-ST: on; VideoMAE: off).
+        augment: random crops and flips on the training split; off, training clips get the evaluation transform.
+        repeat_aug: clips drawn from each decoded video per step (MAE-ST: 4); a batch holds
+            ``batch_size x repeat_aug`` clips.
+        in_chans: 3 (RGB) or 1 (gray).
+        mean, std: per-channel normalisation; unset: ImageNet's (VideoMAE; MAE-ST uses 0.45 and 0.225).
+        batch_size: videos per batch (per device).
+        num_workers: loader processes; decoding runs there.
+        seed: seed of the split, shuffling, temporal sampling and augmentation.
+    """
+
+    extensions = VIDEO_EXTENSIONS
+    collate: ClassVar[Callable[[list], dict[str, Any]]] = staticmethod(repeat_collate)
+
+    @validated
+    def __init__(
+        self,
+        root: str,
+        val_root: str | None = None,
+        val_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.0,
+        labeled: bool = False,
+        labels_csv: str | None = None,
+        val_labels_csv: str | None = None,
+        frame_folders: bool = False,
+        num_frames: PositiveInt = 16,
+        sampling_rate: PositiveInt = 4,
+        sampling: Sampling = "dense",
+        image_size: PositiveInt = 224,
+        crop: Literal["random_resized", "multiscale"] = "random_resized",
+        crop_scale: tuple[UnitFloat, UnitFloat] = (0.5, 1.0),
+        hflip: bool = True,
+        augment: bool = True,
+        repeat_aug: PositiveInt = 1,
+        in_chans: Literal[1, 3] = 3,
+        mean: tuple[float, ...] | None = None,
+        std: tuple[float, ...] | None = None,
+        batch_size: PositiveInt = 8,
+        num_workers: NonNegativeInt = 4,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(root, val_root, val_fraction, labeled or labels_csv is not None, batch_size, num_workers, seed)
+        if labeled and labels_csv is not None:
+            raise ConfigError("VideoFolderDataModule: labels come from sub-folders (labeled) or labels_csv, not both")
+        if val_labels_csv is not None and labels_csv is None:
+            raise ConfigError("VideoFolderDataModule.val_labels_csv needs labels_csv for the training videos")
+        if crop_scale[0] > crop_scale[1]:
+            raise ConfigError(f"VideoFolderDataModule.crop_scale: lower bound above upper bound, got {crop_scale}")
+        default_mean, default_std = (KINETICS_MEAN, KINETICS_STD) if in_chans == 3 else ((0.45,), (0.225,))
+        self.mean, self.std = mean or default_mean, std or default_std
+        if len(self.mean) != in_chans or len(self.std) != in_chans:
+            raise ConfigError(f"VideoFolderDataModule.mean/std need {in_chans} values (in_chans), got {self.mean}")
+        self.labels_csv, self.val_labels_csv, self.frame_folders = labels_csv, val_labels_csv, frame_folders
+        self.num_frames, self.sampling_rate, self.sampling = num_frames, sampling_rate, sampling
+        self.image_size, self.crop, self.crop_scale, self.hflip = image_size, crop, crop_scale, hflip
+        self.augment, self.repeat_aug, self.in_chans = augment, repeat_aug, in_chans
+
+    def files(self, root: str, classes: Sequence[str] | None, split: str) -> FileList:
+        if not os.path.isdir(root):
+            raise FileNotFoundError(f"no such folder {root!r}")
+        listing = self.labels_csv if split == "train" else self.val_labels_csv
+        if listing is not None:
+            paths, names = _label_list(listing, root)
+            if classes is None:
+                classes = sorted(set(names), key=lambda n: (not n.isdigit(), int(n) if n.isdigit() else 0, n))
+            index = {name: i for i, name in enumerate(classes)}
+            unknown = sorted(set(names) - set(index))
+            if unknown:
+                raise ConfigError(f"{listing}: labels {unknown[:5]} are not among the training labels")
+            return FileList(tuple(paths), tuple(index[n] for n in names), tuple(classes))
+        if not self.frame_folders:
+            return super().files(root, classes, split)
+        folders = _frame_folders(root)
+        if not self.labeled:
+            return FileList(tuple(folders))
+        pairs = [(f, os.path.relpath(f, root).split(os.sep)[0]) for f in folders if os.path.dirname(f) != root]
+        pairs = [(f, c) for f, c in pairs if f != os.path.join(root, c)]  # class/video/frames, not class/frames
+        names = sorted({c for _, c in pairs}) if classes is None else list(classes)
+        index = {name: i for i, name in enumerate(names)}
+        return FileList(tuple(f for f, _ in pairs), tuple(index[c] for _, c in pairs), tuple(names))
+
+    def reader(self, train: bool) -> Callable[[str], dict[str, Tensor]]:
+        augment = train and self.augment
+        transform = ClipTransform(
+            self.image_size, augment, self.crop, self.crop_scale, self.hflip, self.mean, self.std, self.in_chans
+        )
+        repeats = self.repeat_aug if train else 1
+        return partial(
+            read_clip,
+            num_frames=self.num_frames,
+            sampling_rate=self.sampling_rate,
+            sampling=self.sampling,
+            train=train,
+            transform=transform,
+            repeats=repeats,
+        )
+
+
+# ------------------------------------------------------------------------------------------------ moving digits
+DIRECTIONS = ((0, 1), (0, -1), (1, 0), (-1, 0))  # (dy, dx): right, left, down, up
+
+
+def moving_digits(
+    digits: Tensor, num_frames: int, canvas: int, speeds: tuple[int, ...], seed: int
+) -> tuple[Tensor, Tensor]:
+    """Clips ``[S, T, canvas, canvas]`` of the ``[S, d, d]`` ``digits`` each moving in a straight line, one of 4
+    directions at one of ``speeds`` pixels per frame, from a random start that keeps it on the canvas; and each
+    clip's direction (0-3). Drawn in one indexed write for all clips and frames."""
+    s, d = digits.shape[0], digits.shape[-1]
+    g = torch.Generator().manual_seed(seed)
+    direction = torch.randint(4, (s,), generator=g)
+    speed = torch.tensor(speeds)[torch.randint(len(speeds), (s,), generator=g)]
+    step = torch.tensor(DIRECTIONS)[direction] * speed[:, None]  # [S, 2]
+    travel = step * (num_frames - 1)
+    room = canvas - d  # start in [max(0, -travel), room - max(0, travel)] along each axis
+    low, high = (-travel).clamp(min=0), room - travel.clamp(min=0)
+    if bool((high < low).any()):
+        raise ConfigError(f"MovingDigitsDataModule: a digit of {d} px moving {int(travel.abs().max())} px does not fit")
+    start = low + (torch.rand(s, 2, generator=g) * (high - low + 1)).long()
+    corner = start[:, None] + step[:, None] * torch.arange(num_frames)[None, :, None]  # [S, T, 2]
+    offsets = torch.arange(d)
+    rows = (corner[..., 0, None, None] + offsets[:, None]).expand(s, num_frames, d, d)
+    cols = (corner[..., 1, None, None] + offsets[None, :]).expand(s, num_frames, d, d)
+    clips = torch.zeros(s, num_frames, canvas, canvas)
+    sample = torch.arange(s)[:, None, None, None].expand_as(rows)
+    frame = torch.arange(num_frames)[None, :, None, None].expand_as(rows)
+    clips[sample, frame, rows, cols] = digits[:, None].expand(s, num_frames, d, d)
+    return clips, direction
+
+
+class MovingDigitsDataModule(DataModule):
+    """Clips of scikit-learn's 1,797 bundled handwritten digits (UCI ML hand-written digits, 8x8) upsampled to
+    ``digit_size`` and moving across a black ``image_size`` canvas, one of 4 directions at 1 or 2 pixels per frame.
+    Made in memory, no download: the embedded data set for trying video pretraining and scoring it.
+
+    Labels: ``"direction"`` (4 classes: only motion tells them apart, the digit is a distractor), ``"digit"`` (10:
+    appearance) or ``"both"`` (40: a class needs both). Clips are standardised with the training split's mean and
+    std.
+
+    Args:
+        label: what the class is.
+        num_frames: frames per clip.
+        image_size: canvas side.
+        digit_size: side of the upsampled digit.
+        in_chans: 1 (gray) or 3 (the gray repeated).
+        val_fraction: share held out for validation.
+        batch_size: clips per batch.
+        num_workers: loader processes (the clips are in memory: 0 is fine).
+        seed: seed of the motions, the split and the shuffling.
+    """
+
+    @validated
+    def __init__(
+        self,
+        label: Literal["digit", "direction", "both"] = "direction",
+        num_frames: PositiveInt = 8,
+        image_size: PositiveInt = 32,
+        digit_size: PositiveInt = 16,
+        in_chans: Literal[1, 3] = 1,
+        val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2,
+        batch_size: PositiveInt = 32,
+        num_workers: NonNegativeInt = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(batch_size, num_workers, seed)
+        if digit_size >= image_size:
+            raise ConfigError(f"MovingDigitsDataModule.digit_size {digit_size} must be below image_size {image_size}")
+        self.label, self.num_frames, self.image_size, self.digit_size = label, num_frames, image_size, digit_size
+        self.in_chans, self.val_fraction = in_chans, val_fraction
+        directions = ("right", "left", "down", "up")
+        self.classes = {
+            "digit": [str(i) for i in range(10)],
+            "direction": list(directions),
+            "both": [f"{d} {m}" for d in range(10) for m in directions],
+        }[label]
+
+    def build(self) -> tuple[TensorSamples, TensorSamples]:
+        datasets = require("sklearn.datasets", install="anymae-video[digits]", feature="MovingDigitsDataModule")
+        digits = datasets.load_digits()
+        images = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
+        size = self.digit_size
+        images = torch.nn.functional.interpolate(images, size=(size, size), mode="bicubic", align_corners=False)
+        images = images.clamp_(0, 1)[:, 0]
+        speeds = tuple(s for s in (1, 2) if s * (self.num_frames - 1) <= self.image_size - size) or (0,)
+        clips, direction = moving_digits(images, self.num_frames, self.image_size, speeds, self.seed)
+        digit = torch.tensor(digits.target, dtype=torch.long)
+        labels = {"digit": digit, "direction": direction, "both": digit * 4 + direction}[self.label]
+        train, val = split_indices(len(clips), self.val_fraction, self.seed)
+        mean, std = clips[train].mean(), clips[train].std()
+        video = ((clips - mean) / std).unsqueeze(1).expand(-1, self.in_chans, -1, -1, -1).contiguous()
+        return (
+            TensorSamples({"video": video[train], "label": labels[train]}),
+            TensorSamples({"video": video[val], "label": labels[val]}),
+        )

@@ -1,0 +1,24 @@
+"""Entry point of the video plugin (``[project.entry-points.anymae] anymae-video``)."""
+
+from __future__ import annotations
+
+import anymae
+
+from .data import MovingDigitsDataModule, VideoFolderDataModule
+from .targets import MotionTarget, VideoPixelTarget
+from .tokenizers import VideoTubeletTokenizer
+from .viz import FrameStrips
+
+ANYMAE_PLUGIN_API = 2  # the anymae plugin API this module is written for
+
+
+@anymae.hookimpl
+def anymae_register(registry: anymae.Registry) -> None:
+    registry.add(
+        VideoTubeletTokenizer,
+        VideoPixelTarget,
+        MotionTarget,
+        VideoFolderDataModule,
+        MovingDigitsDataModule,
+        FrameStrips,
+    )

@@ -1,0 +1,145 @@
+"""Reading clips from real files: every container the plugin advertises, folders of frames, the papers' temporal
+sampling, seeking in long files, bad files skipped and counted, labels from folders and list files."""
+
+import itertools
+import os
+
+import pytest
+import torch
+from PIL import Image
+
+from anymae_video import ClipTransform, VideoFolderDataModule, clip_indices, read_frames, read_video_file
+
+from .media import CODECS, frame_levels, numbered_frames, write_video
+
+
+@pytest.mark.parametrize("suffix", sorted(CODECS))
+def test_every_container_decodes_the_frames_asked_for(tmp_path, suffix):
+    path = write_video(tmp_path / f"clip{suffix}", numbered_frames(20))
+    clip = read_video_file(str(path), num_frames=4, sampling_rate=3, train=False)  # span 10 of 20: start 5
+    assert clip.shape == (4, 32, 32, 3) and clip.dtype == torch.uint8
+    assert frame_levels(clip) == [5, 8, 11, 14]
+
+
+def test_dense_sampling_is_a_random_window_in_training_and_the_middle_otherwise():
+    torch.manual_seed(0)
+    starts = {clip_indices(100, 16, 4, "dense", train=True)[0] for _ in range(50)}
+    assert len(starts) > 10 and min(starts) >= 0 and max(starts) <= 100 - 61
+    assert clip_indices(100, 16, 4, "dense", train=False) == list(range(19, 80, 4))
+    assert clip_indices(10, 4, 4, "dense", train=True) == [0, 4, 8, 9]  # shorter than the span: the last frame repeats
+
+
+def test_segment_sampling_takes_one_frame_per_segment():
+    torch.manual_seed(0)
+    for _ in range(20):
+        indices = clip_indices(64, 8, 1, "segment", train=True)
+        assert [i // 8 for i in indices] == list(range(8))
+    assert clip_indices(64, 8, 1, "segment", train=False) == [4, 12, 20, 28, 36, 44, 52, 60]
+
+
+def test_a_late_clip_in_a_long_file_seeks_and_gets_the_same_frames(tmp_path):
+    path = write_video(tmp_path / "long.mp4", numbered_frames(200))
+    torch.manual_seed(3)
+    clip = read_video_file(str(path), num_frames=4, sampling_rate=5, train=True)
+    levels = frame_levels(clip)
+    assert [b - a for a, b in itertools.pairwise(levels)] == [5, 5, 5]
+    late = read_video_file(str(path), num_frames=3, sampling_rate=2, train=False)  # middle: 97, 99, 101
+    assert [(x * 8 + 8) % 240 for x in frame_levels(late)] == [(8 + 8 * i) % 240 for i in (97, 99, 101)]
+
+
+def test_folders_of_frames(tmp_path):
+    frames = numbered_frames(12)
+    for i, frame in enumerate(frames):
+        Image.fromarray(frame).save(tmp_path / f"img_{i:05d}.jpg", quality=100)
+    clip = read_frames(str(tmp_path), num_frames=3, sampling_rate=2, train=False)
+    assert frame_levels(clip) == [3, 5, 7]
+
+
+def test_clip_transform_gives_normalised_channel_first_clips():
+    frames = torch.randint(0, 256, (8, 48, 64, 3), dtype=torch.uint8)
+    for train, crop in ((True, "random_resized"), (True, "multiscale"), (False, "random_resized")):
+        out = ClipTransform(32, train=train, crop=crop)(frames)
+        assert out.shape == (3, 8, 32, 32) and out.dtype == torch.float32
+    gray = ClipTransform(32, train=False, mean=(0.5,), std=(0.5,), channels=1)(
+        torch.full((2, 40, 40, 3), 255, dtype=torch.uint8)
+    )
+    torch.testing.assert_close(gray, torch.ones(1, 2, 32, 32))
+
+
+def write_folder(root, classes=("jump", "run"), per_class=3, frames=12):
+    paths = []
+    for c, name in enumerate(classes):
+        for i in range(per_class):
+            paths.append(write_video(root / name / f"{name}{i}.mp4", numbered_frames(frames) // (c + 1)))
+    return paths
+
+
+def test_folder_module_skips_and_counts_bad_files_and_labels_by_folder(tmp_path):
+    paths = write_folder(tmp_path / "videos")
+    (tmp_path / "videos" / "run" / "garbage.mp4").write_bytes(os.urandom(2000))
+    truncated = paths[0].read_bytes()
+    (tmp_path / "videos" / "jump" / "truncated.mp4").write_bytes(truncated[: len(truncated) // 3])
+    (tmp_path / "videos" / "run" / "empty.webm").write_bytes(b"")
+    data = VideoFolderDataModule(
+        str(tmp_path / "videos"),
+        labeled=True,
+        num_frames=4,
+        sampling_rate=2,
+        image_size=32,
+        batch_size=3,
+        num_workers=0,
+    )
+    data.setup("fit")
+    assert data.classes == ["jump", "run"]
+    seen, labels = 0, []
+    for batch in data.train_dataloader():
+        batch = data.on_before_batch_transfer(batch, 0)
+        seen += len(batch["video"])
+        labels += batch["label"].tolist()
+        assert batch["video"].shape[1:] == (3, 4, 32, 32)
+    assert sorted(labels) == [0, 0, 0, 1, 1, 1] + [0] * (seen - 6)  # a truncated file may still give frames
+    assert data.num_skipped == 9 - seen >= 2
+
+
+def test_labels_from_a_list_file_and_repeated_augmentation(tmp_path):
+    paths = write_folder(tmp_path / "videos")
+    listing = tmp_path / "train.csv"
+    rows = [f"{os.path.relpath(p, tmp_path / 'videos')} {i % 2 + 7}" for i, p in enumerate(paths)]  # Kinetics style
+    listing.write_text("\n".join(rows) + "\n")
+    data = VideoFolderDataModule(
+        str(tmp_path / "videos"),
+        labels_csv=str(listing),
+        num_frames=4,
+        sampling_rate=2,
+        image_size=32,
+        batch_size=2,
+        repeat_aug=3,
+        num_workers=0,
+    )
+    data.setup("fit")
+    assert data.classes == ["7", "8"]
+    batch = next(iter(data.train_dataloader()))
+    assert batch["video"].shape == (6, 3, 4, 32, 32)
+    assert batch["label"].view(2, 3).eq(batch["label"].view(2, 3)[:, :1]).all()  # each video's clips keep its label
+
+
+def test_frame_folder_videos_labelled_by_folder(tmp_path):
+    for name in ("a", "b"):
+        for video in range(2):
+            folder = tmp_path / name / f"v{video}"
+            folder.mkdir(parents=True)
+            for i, frame in enumerate(numbered_frames(6)):
+                Image.fromarray(frame).save(folder / f"{i:03d}.png")
+    data = VideoFolderDataModule(
+        str(tmp_path),
+        labeled=True,
+        frame_folders=True,
+        num_frames=2,
+        sampling_rate=1,
+        image_size=32,
+        batch_size=4,
+        num_workers=0,
+    )
+    data.setup("fit")
+    batch = next(iter(data.train_dataloader()))
+    assert batch["video"].shape == (4, 3, 2, 32, 32) and sorted(batch["label"].tolist()) == [0, 0, 1, 1]
