@@ -218,6 +218,7 @@ class SeparablePositionEmbedding(PositionEmbedding):
         self.first: nn.Parameter | None = None  # [shape[0], dim]: time
         self.rest: nn.Parameter | None = None  # [prod(shape[1:]), dim]: space
         self.register_buffer("grid", torch.zeros(0, dtype=torch.long))
+        self.shape: tuple[int, ...] = ()
 
     def build(self, dim: int, layout: LayoutSpec) -> None:
         super().build(dim, layout)
@@ -229,10 +230,11 @@ class SeparablePositionEmbedding(PositionEmbedding):
         self.first = nn.Parameter(nn.init.trunc_normal_(torch.empty(shape[0], dim), std=0.02))
         self.rest = nn.Parameter(nn.init.trunc_normal_(torch.empty(math.prod(shape[1:]), dim), std=0.02))
         self.grid = torch.tensor(shape)
+        self.shape = shape  # the grid as Python ints: reading the buffer would wait for the GPU at every step
 
     def tables(self, shape: tuple[int, ...]) -> tuple[Tensor, Tensor]:
         """The two tables for a grid of ``shape`` (interpolated from the built grid when it differs)."""
-        own = tuple(self.grid.tolist())
+        own = self.shape
         return (
             resample_grid_table(self.first, own[:1], shape[:1]),
             resample_grid_table(self.rest, own[1:], shape[1:]),
@@ -249,7 +251,7 @@ class SeparablePositionEmbedding(PositionEmbedding):
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
         grid = state_dict.get(prefix + "grid")
         if grid is not None and self.first is not None and prefix + "first" in state_dict:
-            saved, own = tuple(grid.tolist()), tuple(self.grid.tolist())
+            saved, own = tuple(grid.tolist()), self.shape
             state_dict[prefix + "first"] = resample_grid_table(state_dict[prefix + "first"], saved[:1], own[:1])
             state_dict[prefix + "rest"] = resample_grid_table(state_dict[prefix + "rest"], saved[1:], own[1:])
             state_dict[prefix + "grid"] = self.grid.clone()

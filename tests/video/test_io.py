@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
+import anymae
 from anymae_video import ClipTransform, VideoFolderDataModule, clip_indices, read_frames, read_video_file
 
 from .media import CODECS, frame_levels, numbered_frames, write_video
@@ -117,7 +118,7 @@ def test_labels_from_a_list_file_and_repeated_augmentation(tmp_path):
         num_workers=0,
     )
     data.setup("fit")
-    assert data.classes == ["7", "8"]
+    assert data.classes == [str(i) for i in range(9)] and sorted(set(data.train_set.labels)) == [7, 8]  # ids kept
     batch = next(iter(data.train_dataloader()))
     assert batch["video"].shape == (6, 3, 4, 32, 32)
     assert batch["label"].view(2, 3).eq(batch["label"].view(2, 3)[:, :1]).all()  # each video's clips keep its label
@@ -143,3 +144,45 @@ def test_frame_folder_videos_labelled_by_folder(tmp_path):
     data.setup("fit")
     batch = next(iter(data.train_dataloader()))
     assert batch["video"].shape == (4, 3, 2, 32, 32) and sorted(batch["label"].tolist()) == [0, 0, 1, 1]
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".webm"])
+def test_several_clips_of_one_video_come_from_one_decode(tmp_path, suffix):
+    path = write_video(tmp_path / f"long{suffix}", numbered_frames(120))
+    torch.manual_seed(1)
+    clips = read_video_file(str(path), num_frames=4, sampling_rate=3, train=True, clips=3)
+    assert clips.shape == (3, 4, 32, 32, 3)
+    windows = [frame_levels(clip) for clip in clips]
+    assert all([(b - a) % 30 for a, b in itertools.pairwise(w)] == [3, 3, 3] for w in windows)  # levels wrap at 30
+    assert len({w[0] for w in windows}) > 1  # each clip its own window
+
+
+def test_list_file_mistakes_are_config_errors_and_class_ids_are_kept(tmp_path):
+    paths = write_folder(tmp_path / "videos", per_class=1)
+    kwargs = {"num_frames": 2, "sampling_rate": 1, "image_size": 32, "batch_size": 2, "num_workers": 0}
+    for listing, message in ((tmp_path / "missing.csv", "cannot read"), (tmp_path / "empty.csv", "is empty")):
+        if "empty" in listing.name:
+            listing.write_text("\n\n")
+        data = VideoFolderDataModule(str(tmp_path / "videos"), labels_csv=str(listing), **kwargs)
+        with pytest.raises(anymae.ConfigError, match=message):
+            data.setup("fit")
+    listing = tmp_path / "ids.csv"
+    listing.write_text("path,label\n" + "".join(f"{p},{3 + 2 * i}\n" for i, p in enumerate(paths)))  # ids 3 and 5
+    data = VideoFolderDataModule(str(tmp_path / "videos"), labels_csv=str(listing), **kwargs)
+    data.setup("fit")
+    assert sorted(data.train_set.labels) == [3, 5] and len(data.classes) == 6
+
+
+def test_a_broken_frame_skips_its_video(tmp_path):
+    for video in ("good", "bad"):
+        folder = tmp_path / video
+        folder.mkdir()
+        for i, frame in enumerate(numbered_frames(4)):
+            Image.fromarray(frame).save(folder / f"{i:03d}.png")
+    (tmp_path / "bad" / "001.png").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(64))
+    data = VideoFolderDataModule(
+        str(tmp_path), frame_folders=True, num_frames=4, sampling_rate=1, image_size=32, batch_size=2, num_workers=0
+    )
+    data.setup("fit")
+    batch = data.on_before_batch_transfer(next(iter(data.train_dataloader())), 0)
+    assert len(batch["video"]) == 1 and data.num_skipped == 1

@@ -41,11 +41,14 @@ def read_clip(
     transform: ClipTransform,
     repeats: int,
 ) -> dict[str, Tensor]:
-    """``repeats`` clips of one video (a file, or a folder of frames), each transformed: ``{"video": [C, T, H, W]}``,
-    or ``[repeats, C, T, H, W]`` when ``repeats > 1`` (MAE-ST decodes a video once per 4 clips)."""
+    """``repeats`` clips of one video (a file, or a folder of frames), each its own frames and crop, decoded in one
+    pass: ``{"video": [C, T, H, W]}``, or ``[repeats, C, T, H, W]`` when ``repeats > 1`` (MAE-ST's repeated
+    augmentation: 4 clips per decoded video)."""
     read = read_frames if os.path.isdir(path) else read_video_file
-    clips = [transform(read(path, num_frames, sampling_rate, sampling, train)) for _ in range(repeats)]
-    return {"video": clips[0] if repeats == 1 else torch.stack(clips)}
+    frames = read(path, num_frames, sampling_rate, sampling, train, clips=repeats)
+    if repeats == 1:
+        return {"video": transform(frames)}
+    return {"video": torch.stack([transform(clip) for clip in frames])}  # a few clips of one video, each cropped
 
 
 def repeat_collate(samples: list[dict[str, Tensor]]) -> dict[str, Tensor]:
@@ -63,11 +66,14 @@ def _label_list(path: str, root: str) -> tuple[list[str], list[str]]:
     """Paths (made absolute against ``root``) and labels of a list file: ``path,label`` CSV rows (a header row is
     skipped) or Kinetics/SSv2-style ``path label`` lines."""
     paths, labels = [], []
-    with open(path, newline="") as handle:
-        text = handle.read()
-    rows = (
-        csv.reader(text.splitlines()) if "," in text.splitlines()[0] else (line.split() for line in text.splitlines())
-    )
+    try:
+        with open(path, newline="") as handle:
+            lines = [line for line in handle.read().splitlines() if line.strip()]
+    except OSError as error:
+        raise ConfigError(f"cannot read the list file {path!r}: {error.strerror or error}") from None
+    if not lines:
+        raise ConfigError(f"the list file {path!r} is empty")
+    rows = csv.reader(lines) if "," in lines[0] else (line.split() for line in lines)
     for number, row in enumerate(rows):
         fields = [f.strip() for f in row if f.strip()]
         if not fields:
@@ -78,6 +84,8 @@ def _label_list(path: str, root: str) -> tuple[list[str], list[str]]:
             continue
         paths.append(fields[0] if os.path.isabs(fields[0]) else os.path.join(root, fields[0]))
         labels.append(fields[-1])
+    if not paths:
+        raise ConfigError(f"the list file {path!r} lists no video")
     return paths, labels
 
 
@@ -114,8 +122,9 @@ class VideoFolderDataModule(FolderDataModule):
         crop_scale: area range of the random resized crop (MAE-ST: 0.5 to 1).
         hflip: random horizontal flips (MAE-ST: on; VideoMAE: off).
         augment: random crops and flips on the training split; off, training clips get the evaluation transform.
-        repeat_aug: clips drawn from each decoded video per step (MAE-ST: 4); a batch holds
-            ``batch_size x repeat_aug`` clips.
+        repeat_aug: clips drawn from each video, decoded once, each its own frames and crop (MAE-ST: 4); a batch
+            holds ``batch_size x repeat_aug`` clips. ``model.blr`` scales with the videos per step, as MAE-ST and
+            VideoMAE V2 count them, not with the clips.
         in_chans: 3 (RGB) or 1 (gray).
         mean, std: per-channel normalisation; unset: ImageNet's (VideoMAE; MAE-ST uses 0.45 and 0.225).
         batch_size: videos per batch (per device).
@@ -174,8 +183,12 @@ class VideoFolderDataModule(FolderDataModule):
         listing = self.labels_csv if split == "train" else self.val_labels_csv
         if listing is not None:
             paths, names = _label_list(listing, root)
-            if classes is None:
-                classes = sorted(set(names), key=lambda n: (not n.isdigit(), int(n) if n.isdigit() else 0, n))
+            if all(n.isdigit() for n in names):  # class ids: kept as they are ("007" is 7; a list may miss some)
+                names = [str(int(n)) for n in names]
+                if classes is None:
+                    classes = [str(i) for i in range(max(int(n) for n in names) + 1)]
+            elif classes is None:
+                classes = sorted(set(names))
             index = {name: i for i, name in enumerate(classes)}
             unknown = sorted(set(names) - set(index))
             if unknown:
@@ -188,7 +201,14 @@ class VideoFolderDataModule(FolderDataModule):
             return FileList(tuple(folders))
         pairs = [(f, os.path.relpath(f, root).split(os.sep)[0]) for f in folders if os.path.dirname(f) != root]
         pairs = [(f, c) for f, c in pairs if f != os.path.join(root, c)]  # class/video/frames, not class/frames
+        if not pairs:
+            raise ConfigError(
+                f"labeled=True reads classes from sub-folders, root/<class>/<video>/<frames>; {root!r} has none"
+            )
         names = sorted({c for _, c in pairs}) if classes is None else list(classes)
+        unknown = sorted({c for _, c in pairs} - set(names))
+        if unknown:
+            raise ConfigError(f"{root!r} has classes {unknown} that the training folder does not have ({names})")
         index = {name: i for i, name in enumerate(names)}
         return FileList(tuple(f for f, _ in pairs), tuple(index[c] for _, c in pairs), tuple(names))
 
@@ -294,7 +314,12 @@ class MovingDigitsDataModule(DataModule):
         size = self.digit_size
         images = torch.nn.functional.interpolate(images, size=(size, size), mode="bicubic", align_corners=False)
         images = images.clamp_(0, 1)[:, 0]
-        speeds = tuple(s for s in (1, 2) if s * (self.num_frames - 1) <= self.image_size - size) or (0,)
+        speeds = tuple(s for s in (1, 2) if s * (self.num_frames - 1) <= self.image_size - size)
+        if not speeds:
+            raise ConfigError(
+                f"MovingDigitsDataModule: a {size} px digit cannot move {self.num_frames - 1} px on a "
+                f"{self.image_size} px canvas; allowed: image_size >= digit_size + num_frames - 1"
+            )
         clips, direction = moving_digits(images, self.num_frames, self.image_size, speeds, self.seed)
         digit = torch.tensor(digits.target, dtype=torch.long)
         labels = {"digit": digit, "direction": direction, "both": digit * 4 + direction}[self.label]

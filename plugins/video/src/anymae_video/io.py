@@ -4,20 +4,21 @@ frames).
 PyAV is the decoder: its wheels carry their own FFmpeg (H.264, VP8/9, AV1, MPEG-4, MJPEG, GIF...), so
 ``pip install anymae-video`` is all a Linux machine needs; torchvision 0.29 no longer reads video, and torchcodec and
 ``torchaudio.load`` need the system's FFmpeg libraries. Decoding runs in the loader's workers, one clip per call;
-only the frames a clip uses are converted to RGB, and a clip that starts late in a long file seeks to the keyframe
-before it instead of decoding from the start.
+only the frames a clip uses are converted to RGB, a clip that starts late in a long file seeks to the keyframe
+before it instead of decoding from the start, and several clips of one video (MAE-ST's repeated augmentation) come
+from one pass.
 
 Temporal sampling, as the papers do it:
 
 * ``"dense"`` (MAE-ST, VideoMAE on Kinetics): ``num_frames`` frames ``sampling_rate`` apart from a random start
   (the middle of the video for evaluation); a video shorter than the span repeats its last frame.
-* ``"segment"`` (TSN; VideoMAE on Something-Something): the video cut into ``num_frames`` equal segments, one random
-  frame from each (its middle for evaluation).
+* ``"segment"`` (TSN; VideoMAE fine-tunes on Something-Something so): the video cut into ``num_frames`` equal
+  segments, one random frame from each (its middle for evaluation).
 """
 
 import os
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -47,13 +48,19 @@ def clip_indices(total: int, num_frames: int, sampling_rate: int, sampling: Samp
     return [min(start + i * sampling_rate, total - 1) for i in range(num_frames)]
 
 
+def _video_stream(container: Any) -> Any:
+    if not container.streams.video:
+        raise ValueError("the file has no video stream")
+    return container.streams.video[0]
+
+
 def _frame_count(path: str) -> int:
     """Frames in the first video stream: the container's count when it records one, else the packets counted by
     demuxing (no decoding; WebM and GIF record none)."""
     import av
 
     with av.open(path) as container:
-        stream = container.streams.video[0]
+        stream = _video_stream(container)
         if stream.frames:
             return int(stream.frames)
         return sum(1 for packet in container.demux(stream) if packet.size)
@@ -67,9 +74,9 @@ def _decode(path: str, indices: Sequence[int]) -> list[Tensor]:
     first, last = wanted[0], wanted[-1]
     frames: dict[int, Tensor] = {}
     with av.open(path) as container:
-        stream = container.streams.video[0]
+        stream = _video_stream(container)
         rate, base, start_time = stream.average_rate, stream.time_base, stream.start_time or 0
-        seek = first > 0 and rate and base and stream.frames
+        seek = first > 0 and rate and base
         if seek:  # to the keyframe at or before the first frame, then count frames by their timestamps
             container.seek(int(first / rate / base) + start_time, stream=stream, backward=True, any_frame=False)
         index = None
@@ -94,7 +101,7 @@ def _decode_sequential(path: str, wanted: list[int], indices: Sequence[int]) -> 
 
     frames: dict[int, Tensor] = {}
     with av.open(path) as container:
-        for index, frame in enumerate(container.decode(container.streams.video[0])):
+        for index, frame in enumerate(container.decode(_video_stream(container))):
             if index in wanted:
                 frames[index] = torch.from_numpy(frame.to_ndarray(format="rgb24"))
             if index >= wanted[-1]:
@@ -111,33 +118,51 @@ def _complete(frames: dict[int, Tensor], indices: Sequence[int], path: str) -> l
 
 
 def read_video_file(
-    path: str, num_frames: int, sampling_rate: int, sampling: Sampling = "dense", train: bool = True
+    path: str,
+    num_frames: int,
+    sampling_rate: int,
+    sampling: Sampling = "dense",
+    train: bool = True,
+    clips: int = 1,
 ) -> Tensor:
-    """One clip of a video file: ``[T, H, W, 3]`` uint8 RGB. A file FFmpeg cannot read raises ``ValueError``."""
+    """A clip of a video file, ``[T, H, W, 3]`` uint8 RGB; with ``clips > 1``, ``[clips, T, H, W, 3]``: that many
+    clips, each its own draw of frames, from one pass of the decoder (MAE-ST's repeated augmentation). A file FFmpeg
+    cannot read raises ``ValueError``."""
     import av
 
     try:
-        indices = clip_indices(_frame_count(path), num_frames, sampling_rate, sampling, train)
-        return torch.stack(_decode(path, indices))
+        total = _frame_count(path)
+        indices = [i for _ in range(clips) for i in clip_indices(total, num_frames, sampling_rate, sampling, train)]
+        frames = torch.stack(_decode(path, indices))
     except av.FFmpegError as error:
         raise ValueError(f"{type(error).__name__}: {error}") from None
-    except IndexError:  # streams.video[0]: no video stream
-        raise ValueError("the file has no video stream") from None
+    return frames if clips == 1 else frames.unflatten(0, (clips, num_frames))
 
 
 def read_frames(
-    folder: str, num_frames: int, sampling_rate: int, sampling: Sampling = "dense", train: bool = True
+    folder: str,
+    num_frames: int,
+    sampling_rate: int,
+    sampling: Sampling = "dense",
+    train: bool = True,
+    clips: int = 1,
 ) -> Tensor:
-    """One clip of a folder of frames (image files, in name order): ``[T, H, W, 3]`` uint8 RGB."""
+    """A clip of a folder of frames (image files, in name order): ``[T, H, W, 3]`` uint8 RGB, or
+    ``[clips, T, H, W, 3]`` (see :func:`read_video_file`). A frame PIL cannot read raises ``ValueError``."""
     import numpy as np
     from PIL import Image
 
     names = sorted(n for n in os.listdir(folder) if n.lower().endswith(FRAME_EXTENSIONS) and not n.startswith("."))
-    indices = clip_indices(len(names), num_frames, sampling_rate, sampling, train)
+    total = len(names)
+    indices = [i for _ in range(clips) for i in clip_indices(total, num_frames, sampling_rate, sampling, train)]
     frames = {}
     for i in sorted(set(indices)):  # a clip's frames, not a batch: PIL reads one file at a time
-        with Image.open(os.path.join(folder, names[i])) as image:
-            frames[i] = torch.from_numpy(np.array(image.convert("RGB")))
+        try:
+            with Image.open(os.path.join(folder, names[i])) as image:
+                frames[i] = torch.from_numpy(np.array(image.convert("RGB")))
+        except (SyntaxError, Image.DecompressionBombError) as error:  # neither is an OSError: broken or huge frames
+            raise ValueError(f"{names[i]}: {type(error).__name__}: {error}") from None
     if len({tuple(f.shape) for f in frames.values()}) > 1:
         raise ValueError(f"the frames of {folder} differ in size")
-    return torch.stack([frames[i] for i in indices])
+    stacked = torch.stack([frames[i] for i in indices])
+    return stacked if clips == 1 else stacked.unflatten(0, (clips, num_frames))

@@ -5,6 +5,7 @@ The pixel target of VideoMAE and of MAE-ST without ``pred_t_dim`` is the core's 
 ``anymae_image.HOGTarget``, which serves tubelets too.
 """
 
+import functools
 from collections.abc import Mapping
 from typing import Annotated, Literal
 
@@ -38,6 +39,11 @@ def _tubelets(tokens: TokenizerSpec, who: str) -> tuple[int, int, int]:
 def frame_offsets(steps: int, tubelet: int, pred_t_dim: int) -> Tensor:
     """MAE-ST's frame choice as offsets inside each tubelet: the clip's ``steps x tubelet`` frames sampled at
     ``linspace(0, T - 1, pred_t_dim)``, ``u = tubelet x pred_t_dim / T`` of them per tubelet -> ``[steps, u]``."""
+    return _frame_offsets(steps, tubelet, pred_t_dim).clone()
+
+
+@functools.lru_cache(maxsize=16)
+def _frame_offsets(steps: int, tubelet: int, pred_t_dim: int) -> Tensor:
     frames = steps * tubelet
     if (tubelet * pred_t_dim) % frames:
         raise ConfigError(
@@ -121,18 +127,18 @@ def block_matching_flow(current: Tensor, following: Tensor, radius: int, block: 
     n, h, w = current.shape
     padded = F.pad(following[:, None], (radius, radius, radius, radius), mode="replicate")[:, 0]
     best = torch.full_like(current, float("inf"))
-    flow = current.new_zeros(n, h, w, 2)
+    choice = torch.zeros(n, h, w, dtype=torch.long, device=current.device)
     shifts = sorted(
         ((dy, dx) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)),
         key=lambda s: (s[0] ** 2 + s[1] ** 2, s),
     )
-    for dy, dx in shifts:  # a loop over shifts, each batched over every frame pair
+    for k, (dy, dx) in enumerate(shifts):  # a loop over shifts, each batched over every frame pair
         moved = padded[:, radius + dy : radius + dy + h, radius + dx : radius + dx + w]
         cost = F.avg_pool2d((current - moved).square()[:, None], block, 1, block // 2, count_include_pad=False)[:, 0]
         better = cost < best
         best = torch.where(better, cost, best)
-        flow[better] = flow.new_tensor([dy, dx])
-    return flow
+        choice = torch.where(better, k, choice)
+    return torch.tensor(shifts, dtype=current.dtype, device=current.device)[choice]
 
 
 class MotionTarget(Target):

@@ -5,7 +5,6 @@ A clip comes in as ``[T, H, W, 3]`` uint8 (what :mod:`anymae_video.io` reads) an
 float, normalised per channel: the ``[B, C, T, H, W]`` layout of VideoMAE, MAE-ST and :class:`VideoTubeletTokenizer`.
 """
 
-import random
 from dataclasses import dataclass
 from typing import Literal
 
@@ -23,14 +22,15 @@ def multiscale_crop_box(
 ) -> tuple[int, int, int, int]:
     """VideoMAE's ``GroupMultiScaleCrop`` (from TSN): crop height and width each ``scale x`` the short side, their
     scales at most ``max_distort`` steps apart, at one of 13 fixed offsets (corners, centre, edge midpoints, quarter
-    points). Returns ``(top, left, crop_height, crop_width)``, drawn from Python's ``random`` (seeded per sample)."""
+    points). Returns ``(top, left, crop_height, crop_width)``, drawn from torch's generator (which the data kit
+    seeds per sample, so a resumed run crops alike)."""
     base = min(height, width)
     sizes = [int(base * s) for s in scales]
     pairs = [(h, w) for i, h in enumerate(sizes) for j, w in enumerate(sizes) if abs(i - j) <= max_distort]
-    crop_h, crop_w = random.choice(pairs)
+    crop_h, crop_w = pairs[int(torch.randint(len(pairs), ()))]
     h_step, w_step = (height - crop_h) // 4, (width - crop_w) // 4
     offsets = [(0, 0), (0, 4), (4, 0), (4, 4), (2, 2), (2, 0), (2, 4), (0, 2), (4, 2), (1, 1), (1, 3), (3, 1), (3, 3)]
-    rows, cols = random.choice(offsets)
+    rows, cols = offsets[int(torch.randint(len(offsets), ()))]
     return rows * h_step, cols * w_step, crop_h, crop_w
 
 
