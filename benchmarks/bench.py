@@ -16,7 +16,9 @@ affects them alike), images/s, analytic GFLOP per step, MFU against a matmul cei
 memory (each implementation alone), and the ratios ours/HF and full/ours. Then masks/s of every masker, the image
 tokenizer's throughput, and data-loader samples/s beside the step rate. The video case (``benchmarks/video.py``,
 ``--only video``): our VideoMAE beside HF's ``VideoMAEForPreTraining`` at ViT-S, 16 x 224 x 224, batch 2, fp32 and
-bf16, and PyAV decoding in 2 workers beside that step. Everything also goes to a JSON file.
+bf16, and PyAV decoding in 2 workers beside that step. The audio case (``benchmarks/audio.py``, ``--only audio``):
+Audio-MAE's step with the local decoder beside the global one and a full-token control, and fbank extraction beside
+it. Everything also goes to a JSON file.
 """
 
 import argparse
@@ -244,7 +246,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2 steps, 1 warm-up, ViT-S batch 4 only")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/bench.json"))
-    parser.add_argument("--only", choices=["all", "image", "video"], default="all", help="run one case only")
+    parser.add_argument("--only", choices=["all", "image", "video", "audio"], default="all", help="run one case only")
     options = parser.parse_args()
     device = torch.device(options.device)
     cases = [("ViT-S/16", 32), ("ViT-B/16", 8)]
@@ -259,12 +261,15 @@ def main() -> None:
     ceiling = {"fp32": matmul_ceiling(torch.float32, device), "bf16": matmul_ceiling(torch.bfloat16, device)}
     print(f"matmul ceiling: fp32 {ceiling['fp32']:.0f} GFLOP/s, bf16 {ceiling['bf16']:.0f} GFLOP/s")
 
-    rows, video_rows = [], []
+    rows, video_rows, audio_rows = [], [], []
     if options.only in ("all", "video"):
         video_rows = video_case(device, ceiling, options)
-    if options.only == "video":
+    if options.only in ("all", "audio"):
+        audio_rows = audio_case(device, ceiling, options)
+    if options.only in ("video", "audio"):
         options.json.parent.mkdir(parents=True, exist_ok=True)
-        options.json.write_text(json.dumps({"torch": torch.__version__, "device": str(device), "video": video_rows}))
+        summary = {"torch": torch.__version__, "device": str(device), "video": video_rows, "audio": audio_rows}
+        options.json.write_text(json.dumps(summary))
         return
     header = (
         f"{'case':<26}{'impl':<6}{'median s':>9}{'min':>7}{'max':>7}{'img/s':>8}{'GFLOP':>8}{'MFU':>7}"
@@ -333,6 +338,7 @@ def main() -> None:
                 "tokenizers": tokenizers,
                 "loaders": loaders,
                 "video": video_rows,
+                "audio": audio_rows,
             },
             indent=2,
         )
@@ -351,6 +357,20 @@ def video_case(device: torch.device, ceiling: dict[str, float], options: argpars
     rows = video.run(device, ceiling, steps=steps, warmup=warmup)
     bf16 = next(r["median"] for r in rows if r["impl"] == "ours" and r["precision"] == "bf16")
     return [*rows, video.decoding(bf16)]
+
+
+def audio_case(device: torch.device, ceiling: dict[str, float], options: argparse.Namespace) -> list[dict]:
+    """Audio-MAE with the local decoder beside the global one and a full-token control, then fbank extraction beside
+    the step (``benchmarks/audio.py``)."""
+    try:
+        import audio
+    except ImportError as error:  # anymae-audio not installed
+        print(f"\naudio: skipped ({error})")
+        return []
+    steps, warmup, batch = (1, 1, 2) if options.quick else (3, 1, 8)
+    rows = audio.run(device, ceiling, steps=steps, warmup=warmup, batch=batch)
+    local = next(r["median"] for r in rows if r.get("impl") == "local")
+    return [*rows, audio.features(local, batch=batch)]
 
 
 def tokenizer_throughput(device: torch.device) -> list[dict]:

@@ -22,7 +22,7 @@ from .data import (
     split_indices,
     split_key,
 )
-from .decoders import Decoder, MAEDecoder
+from .decoders import Decoder, MAEDecoder, WindowDecoder
 from .encoders import Encoder, ViTEncoder
 from .evaluation import PretrainedEncoder, load_encoder
 from .export import Exporter
@@ -123,6 +123,7 @@ __all__ = [
     "Unreadable",
     "ViTEncoder",
     "WarmupCosine",
+    "WindowDecoder",
     "__version__",
     "collate_skipping",
     "gather_tokens",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .decoders import MAEDecoder
+from .decoders import MAEDecoder, WindowDecoder
 from .encoders import ViTEncoder
 from .hookspecs import hookimpl
 from .masking import (
@@ -57,6 +57,7 @@ def anymae_register(registry: Registry) -> None:
         NearestBlockMasker,
         ViTEncoder,
         MAEDecoder,
+        WindowDecoder,
         PatchTarget,
         ProvidedTarget,
         SinCosPositionEmbedding,

@@ -10,10 +10,12 @@ equivariant once every token carries its position embedding, so ``[class | visib
 outputs, costs no gather, and lets decoder masking (VideoMAE V2) decode only a subset of the hidden tokens.
 """
 
+import math
 from abc import ABC, abstractmethod
 
 import torch
-from pydantic import PositiveFloat, PositiveInt
+import torch.nn.functional as F
+from pydantic import NonNegativeInt, PositiveFloat, PositiveInt
 from torch import Tensor, nn
 
 from .config import ConfigError, validated
@@ -22,7 +24,7 @@ from .layers import run_blocks, transformer_block
 from .position import PositionEmbedding, default_position_embedding
 from .types import LayoutSpec, MaskSpec, TokenBatch
 
-__all__ = ["Decoder", "MAEDecoder"]
+__all__ = ["Decoder", "MAEDecoder", "WindowDecoder", "window_partition"]
 
 
 class Decoder(nn.Module, ABC):
@@ -121,3 +123,146 @@ class MAEDecoder(Decoder):
         x = run_blocks(self.blocks, x, attn_mask, self.grad_checkpointing and self.training)
         start = num_prefix_tokens + mask.num_visible
         return self.head(self.norm(x[:, start:]))
+
+
+def window_partition(
+    x: Tensor, valid: Tensor, window: tuple[int, ...], offset: tuple[int, ...]
+) -> tuple[Tensor, Tensor]:
+    """Cut a grid ``x`` ``[B, *S, D]`` (and its ``valid`` cells ``[B, *S]``) into windows of ``window`` cells whose
+    borders sit ``offset`` cells into the grid (Swin's shifted windows; the windows at the edges are cut short, which
+    is what Swin's cyclic shift with its attention mask computes): ``[B * nW, prod(window), D]`` and
+    ``[B * nW, prod(window)]`` (cells added to fill the edge windows are not valid)."""
+    b, *sizes, _ = x.shape
+    rank = len(sizes)
+    pads = [(o, (-(n + o)) % w) for n, w, o in zip(sizes, window, offset, strict=True)]
+    flat = [p for before, after in reversed(pads) for p in (before, after)]  # F.pad lists the last axis first
+    x = F.pad(x, (0, 0, *flat))
+    valid = F.pad(valid, flat, value=False)
+    split = [
+        d for n, w, (before, after) in zip(sizes, window, pads, strict=True) for d in ((n + before + after) // w, w)
+    ]
+    order = [0, *range(1, 2 * rank, 2), *range(2, 2 * rank + 1, 2)]  # batch, window indices, cells in a window
+    x = x.reshape(b, *split, -1).permute(*order, 2 * rank + 1).reshape(-1, math.prod(window), x.shape[-1])
+    valid = valid.reshape(b, *split).permute(*order).reshape(-1, math.prod(window))
+    return x, valid
+
+
+def window_merge(windows: Tensor, sizes: tuple[int, ...], window: tuple[int, ...], offset: tuple[int, ...]) -> Tensor:
+    """The inverse of :func:`window_partition`: windows ``[B * nW, prod(window), D]`` -> the grid ``[B, *S, D]``."""
+    rank = len(sizes)
+    padded = [n + o + (-(n + o)) % w for n, w, o in zip(sizes, window, offset, strict=True)]
+    counts = [p // w for p, w in zip(padded, window, strict=True)]
+    d = windows.shape[-1]
+    x = windows.reshape(-1, *counts, *window, d)
+    order = [0, *(a for i in range(rank) for a in (1 + i, 1 + rank + i)), 1 + 2 * rank]
+    x = x.permute(*order).reshape(-1, *padded, d)
+    for axis, (n, o) in enumerate(zip(sizes, offset, strict=True)):
+        x = x.narrow(1 + axis, o, n)
+    return x
+
+
+class WindowDecoder(MAEDecoder):
+    """A decoder whose blocks attend within local windows of the token grid, every other block's windows shifted by
+    half a window (Swin, Liu et al. 2021, https://arxiv.org/abs/2103.14030), as Audio-MAE's local decoder (Huang et
+    al. 2022, https://arxiv.org/abs/2207.06405): spectrogram structure is local in time and frequency. For grids of
+    rank 1 to 3 (series, spectrograms and images, video); the grid, the window per axis and the depth come from the
+    configuration and the tokenizer, never fixed.
+
+    The decoder rebuilds the grid: visible latents and mask tokens (each with the decoder's position embedding) at
+    their cells; cells that are neither (decoder masking) or padding are left out of attention. The class token, which
+    has no cell, is dropped, as Audio-MAE's local decoder does. A window costs ``prod(window)^2`` per head instead of
+    the global decoder's ``N^2``.
+
+    Args:
+        window: cells per window along each grid axis (an int: the same on every axis; Audio-MAE: 4 x 4).
+        shift: how far every other block's windows are shifted: ``True``, half a window along every axis (Swin);
+            cells per axis (Audio-MAE shifts ``(2, 0)``: along time only); ``False``, never.
+        embed_dim, depth, num_heads, mlp_ratio, qkv_bias, out_dim, pos_embed, norm_eps, grad_checkpointing,
+            embed_bias: as :class:`MAEDecoder`.
+    """
+
+    @validated
+    def __init__(
+        self,
+        window: PositiveInt | tuple[PositiveInt, ...] = 4,
+        shift: bool | tuple[NonNegativeInt, ...] = True,
+        embed_dim: PositiveInt = 512,
+        depth: PositiveInt = 8,
+        num_heads: PositiveInt = 16,
+        mlp_ratio: PositiveFloat = 4.0,
+        qkv_bias: bool = True,
+        out_dim: PositiveInt | None = None,
+        pos_embed: PositionEmbedding | None = None,
+        norm_eps: PositiveFloat = 1e-6,
+        grad_checkpointing: bool = False,
+        embed_bias: bool = True,
+    ) -> None:
+        super().__init__(
+            embed_dim,
+            depth,
+            num_heads,
+            mlp_ratio,
+            qkv_bias,
+            out_dim,
+            pos_embed,
+            norm_eps,
+            grad_checkpointing,
+            embed_bias,
+        )
+        self.window_arg, self.shift = window, shift
+        self.window: tuple[int, ...] = ()
+
+    def build(self, encoder_dim: int, out_dim: int, layout: LayoutSpec) -> None:
+        if layout.kind != "grid" or layout.rank not in (1, 2, 3):
+            raise ConfigError(f"WindowDecoder needs a grid of rank 1 to 3, got a {layout.describe()} layout")
+        window = self.window_arg
+        self.window = (window,) * layout.rank if isinstance(window, int) else tuple(window)
+        if len(self.window) != layout.rank:
+            raise ConfigError(
+                f"WindowDecoder.window {window} has {len(self.window)} sizes for a rank-{layout.rank} grid"
+            )
+        shift = self.shift
+        if not isinstance(shift, bool) and (
+            len(shift) != layout.rank or any(s >= w for s, w in zip(shift, self.window, strict=True))
+        ):
+            raise ConfigError(
+                f"WindowDecoder.shift {shift} needs one shift per grid axis ({layout.rank}), each below its window "
+                f"{self.window}"
+            )
+        super().build(encoder_dim, out_dim, layout)
+
+    def offsets(self, block: int, sizes: tuple[int, ...]) -> tuple[int, ...]:
+        """Where block ``block``'s window borders sit: 0, or half a window on odd blocks when shifting (never more
+        than the grid, so a window as large as a short axis is not shifted off it)."""
+        if self.shift is False or block % 2 == 0:
+            return (0,) * len(sizes)
+        shift = tuple(w // 2 for w in self.window) if self.shift is True else tuple(self.shift)
+        return tuple(s if n > s else 0 for n, s in zip(sizes, shift, strict=True))
+
+    def forward(self, latent: Tensor, tokens: TokenBatch, mask: MaskSpec, num_prefix_tokens: int) -> Tensor:
+        layout = tokens.layout
+        if layout.kind != "grid" or layout.coords is not None:
+            raise ValueError("WindowDecoder needs tokens on a dense grid")
+        sizes = tuple(layout.shape)
+        x = self.embed(latent[:, num_prefix_tokens:])
+        visible = x + self.pos_embed(tokens, mask.ids_keep).to(x.dtype)
+        decoded = (self.mask_token + self.pos_embed(tokens, mask.ids_decode)).to(x.dtype)
+        b, n, d = x.shape[0], tokens.num_tokens, x.shape[-1]
+        grid = x.new_zeros(b, n, d)
+        grid = grid.scatter(1, mask.ids_keep[..., None].expand(-1, -1, d), visible)
+        grid = grid.scatter(1, mask.ids_decode[..., None].expand(-1, -1, d), decoded)
+        valid = torch.zeros(b, n, dtype=torch.bool, device=x.device)
+        valid = valid.scatter(1, mask.ids_keep, True).scatter(1, mask.ids_decode, True)
+        if tokens.padding_mask is not None:
+            valid = valid & ~tokens.padding_mask
+        grid, valid = grid.view(b, *sizes, d), valid.view(b, *sizes)
+        checkpoint = self.grad_checkpointing and self.training
+        for i, block in enumerate(self.blocks):
+            offset = self.offsets(i, sizes)
+            windows, keys = window_partition(grid, valid, self.window, offset)
+            keys = keys | ~keys.any(dim=1, keepdim=True)  # a window with no token: let it attend (its output is unused)
+            windows = run_blocks(nn.ModuleList([block]), windows, keys[:, None, None, :], checkpoint)
+            grid = window_merge(windows, sizes, self.window, offset)
+            grid = torch.where(valid[..., None], grid, 0.0)  # left-out cells stay empty
+        out = torch.gather(grid.reshape(b, n, d), 1, mask.ids_decode[..., None].expand(-1, -1, d))
+        return self.head(self.norm(out))

@@ -1,0 +1,286 @@
+"""Audio data modules.
+
+* :class:`AudioFolderDataModule`: WAV / FLAC / OGG / MP3 files, unlabelled, labelled by sub-folder, or listed in a
+  CSV with labels and folds (ESC-50's ``meta/esc50.csv``: ``filename``, ``fold``, ``category``); Audio-MAE's fbank
+  features (:mod:`anymae_audio.features`) computed in the loader's workers; fine-tuning's SpecAugment and mixup. A
+  file that cannot be read is skipped and counted, never fatal.
+* :class:`SynthSoundsDataModule`: generated sounds whose class is told apart by pitch contour, timbre or rhythm,
+  made in memory (no download).
+
+Batches are dicts: ``{"fbank": [B, 1, T, F] float, "frames": [B] real frames, "label": [B] long}`` (``label`` when
+labelled; class probabilities ``[B, C]`` after mixup).
+"""
+
+import csv
+import functools
+import math
+import os
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Annotated, Any, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field, NonNegativeInt, PositiveInt
+from torch import Tensor
+
+from anymae import ConfigError, DataModule, FileList, FolderDataModule, TensorSamples, split_indices, validated
+
+from .features import AUDIO_EXTENSIONS, AUDIOSET_MEAN, AUDIOSET_STD, Fbank, batched_fbank, read_audio
+
+__all__ = ["AudioFolderDataModule", "SynthSoundsDataModule", "read_clip", "spec_augment"]
+
+
+def spec_augment(fbank: Tensor, freqm: int, timem: int) -> Tensor:
+    """SpecAugment as Audio-MAE fine-tunes (torchaudio's ``FrequencyMasking(freqm)`` and ``TimeMasking(timem)``): one
+    band of up to ``freqm`` mel bins and one span of up to ``timem`` frames set to zero, on ``[1, T, F]``."""
+    import torchaudio.transforms as T
+
+    x = fbank.transpose(1, 2)  # torchaudio masks [..., freq, time]
+    if freqm:
+        x = T.FrequencyMasking(freqm)(x)
+    if timem:
+        x = T.TimeMasking(timem)(x)
+    return x.transpose(1, 2)
+
+
+def read_clip(path: str, sample_rate: int, features: Fbank, freqm: int, timem: int) -> dict[str, Tensor]:
+    """One file's features (``{"fbank": [1, T, F], "frames": n}``), SpecAugment applied when asked."""
+    sample = features(read_audio(path, sample_rate))
+    if freqm or timem:
+        sample["fbank"] = spec_augment(sample["fbank"], freqm, timem)
+    return sample
+
+
+def mixup(batch: dict[str, Tensor], probability: float, classes: int, alpha: float = 10.0) -> dict[str, Tensor]:
+    """Mix each sample, with ``probability``, with the next one in the batch: ``lam x + (1 - lam) x'`` for features
+    and one-hot labels, ``lam ~ Beta(alpha, alpha)`` (Audio-MAE: Beta(10, 10)). Labels become probabilities."""
+    x, labels = batch["fbank"], batch["label"]
+    b = len(labels)
+    lam = torch.distributions.Beta(alpha, alpha).sample((b,)).to(x.device)
+    lam = torch.where(torch.rand(b, device=x.device) < probability, lam, torch.ones_like(lam))
+    one_hot = torch.nn.functional.one_hot(labels.long(), classes).float() if labels.dim() == 1 else labels
+    partner = torch.roll(torch.arange(b, device=x.device), 1)
+    shape = (b,) + (1,) * (x.dim() - 1)
+    batch = dict(batch)
+    batch["fbank"] = lam.view(shape) * x + (1 - lam.view(shape)) * x[partner]
+    batch["label"] = lam[:, None] * one_hot + (1 - lam[:, None]) * one_hot[partner]
+    return batch
+
+
+class AudioFolderDataModule(FolderDataModule):
+    """Audio files from a folder, for pretraining (unlabelled) or evaluation and fine-tuning (labelled).
+
+    Args:
+        root: the training files: every audio file below it; with ``labeled``, ``root/<class>/<file>``.
+        val_root: validation files laid out as ``root``; unset: ``val_fraction`` of ``root``, or ``val_folds``.
+        val_fraction: share of ``root`` held out for validation when there is no ``val_root`` or folds.
+        labeled: labels from the sub-folder names (sorted).
+        labels_csv: a CSV listing the files with their labels instead (ESC-50: ``meta/esc50.csv``), paths relative
+            to ``root``.
+        path_column, label_column: its columns of file names and labels (class names or integer ids).
+        fold_column: its column of folds (ESC-50: ``fold``); with ``val_folds``, those folds are the validation
+            split and the others the training split (``root`` then holds both).
+        val_folds: the validation folds.
+        sample_rate: the waveform's rate after resampling (16 kHz in Audio-MAE).
+        num_mel_bins: mel bands (128).
+        target_length: frames per clip (1024 AudioSet, 512 ESC-50, 128 Speech Commands).
+        crop: where longer training clips are cropped (``"start"``: Audio-MAE; ``"random"``); evaluation crops the
+            start.
+        mean, std: the fbank normalisation (AudioSet's by default; ``anymae fbank-stats`` computes a data set's).
+        freqm, timem: SpecAugment on training clips, the widest masked band and span (Audio-MAE fine-tunes with
+            48 / 192 on AudioSet, 96 / 24 on ESC-50; 0: off, as in pretraining).
+        mixup: probability that a training sample is mixed with another (Audio-MAE: 0.5 on AudioSet; needs
+            labels; the labels become class probabilities).
+        batch_size, num_workers, seed: as every data module.
+    """
+
+    extensions = AUDIO_EXTENSIONS
+
+    @validated
+    def __init__(
+        self,
+        root: str,
+        val_root: str | None = None,
+        val_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.0,
+        labeled: bool = False,
+        labels_csv: str | None = None,
+        path_column: str = "filename",
+        label_column: str = "category",
+        fold_column: str | None = None,
+        val_folds: tuple[int, ...] = (),
+        sample_rate: PositiveInt = 16000,
+        num_mel_bins: PositiveInt = 128,
+        target_length: PositiveInt = 1024,
+        crop: Literal["start", "random"] = "start",
+        mean: float = AUDIOSET_MEAN,
+        std: Annotated[float, Field(gt=0)] = AUDIOSET_STD,
+        freqm: NonNegativeInt = 0,
+        timem: NonNegativeInt = 0,
+        mixup: Annotated[float, Field(ge=0, le=1)] = 0.0,
+        batch_size: PositiveInt = 8,
+        num_workers: NonNegativeInt = 4,
+        seed: int = 0,
+    ) -> None:
+        if val_folds and (labels_csv is None or fold_column is None):
+            raise ConfigError("AudioFolderDataModule.val_folds needs labels_csv and its fold_column")
+        if val_folds and val_root is None:
+            val_root = root  # both splits come from the list, by fold
+        super().__init__(root, val_root, val_fraction, labeled or labels_csv is not None, batch_size, num_workers, seed)
+        if labeled and labels_csv is not None:
+            raise ConfigError("AudioFolderDataModule: labels come from sub-folders (labeled) or labels_csv, not both")
+        if mixup and not self.labeled:
+            raise ConfigError("AudioFolderDataModule.mixup mixes labels too: it needs labeled or labels_csv")
+        self.labels_csv, self.path_column, self.label_column = labels_csv, path_column, label_column
+        self.fold_column, self.val_folds = fold_column, tuple(val_folds)
+        self.sample_rate, self.num_mel_bins, self.target_length, self.crop = (
+            sample_rate,
+            num_mel_bins,
+            target_length,
+            crop,
+        )
+        self.mean, self.std, self.freqm, self.timem, self.mixup = mean, std, freqm, timem, mixup
+
+    def files(self, root: str, classes: Sequence[str] | None, split: str) -> FileList:
+        if self.labels_csv is None:
+            return super().files(root, classes, split)
+        try:
+            with open(self.labels_csv, newline="") as handle:
+                rows = list(csv.DictReader(handle))
+        except OSError as error:
+            raise ConfigError(f"cannot read labels_csv {self.labels_csv!r}: {error.strerror or error}") from None
+        columns = [self.path_column, self.label_column, *([self.fold_column] if self.fold_column else [])]
+        missing = [c for c in columns if rows and c not in rows[0]]
+        if not rows or missing:
+            have = ", ".join(rows[0]) if rows else "no rows"
+            raise ConfigError(f"labels_csv {self.labels_csv!r} needs columns {missing or columns} (it has: {have})")
+        if self.val_folds:
+            in_val = {str(f) for f in self.val_folds}
+            rows = [r for r in rows if (r[self.fold_column].strip() in in_val) == (split == "val")]
+        names = [r[self.label_column].strip() for r in rows]
+        if classes is None:
+            classes = sorted(set(names), key=lambda n: (not n.isdigit(), int(n) if n.isdigit() else 0, n))
+        index = {name: i for i, name in enumerate(classes)}
+        unknown = sorted(set(names) - set(index))
+        if unknown:
+            raise ConfigError(f"{self.labels_csv}: labels {unknown[:5]} of the {split} split are not training labels")
+        paths = tuple(os.path.join(root, r[self.path_column].strip()) for r in rows)
+        return FileList(paths, tuple(index[n] for n in names), tuple(classes))
+
+    def reader(self, train: bool) -> Callable[[str], dict[str, Tensor]]:
+        crop = self.crop if train else "start"
+        features = Fbank(self.sample_rate, self.num_mel_bins, self.target_length, crop, self.mean, self.std)
+        freqm, timem = (self.freqm, self.timem) if train else (0, 0)
+        return partial(read_clip, sample_rate=self.sample_rate, features=features, freqm=freqm, timem=timem)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        trainer = getattr(self, "trainer", None)
+        if self.mixup and trainer is not None and trainer.training and "label" in batch:
+            return mixup(batch, self.mixup, len(self.classes))
+        return batch
+
+
+# ------------------------------------------------------------------------------------------------ generated sounds
+SOUNDS = ("rising", "falling", "vibrato", "harmonic", "pulsed", "trill")
+
+
+def synth_sounds(per_class: int, sample_rate: int, duration: float, seed: int) -> tuple[Tensor, Tensor]:
+    """Waveforms ``[S, N]`` and labels of the 6 classes of :data:`SOUNDS`, all generated at once:
+
+    * pitch contour: a tone gliding up an octave (``rising``), down one (``falling``), or wobbling by a semitone
+      at 5-8 Hz (``vibrato``), or jumping between two notes a third apart at 6-10 Hz (``trill``);
+    * timbre: a steady note with 6 harmonics falling as 1/k (``harmonic``; the others are pure tones);
+    * rhythm: a steady pure tone switched on and off at 3-6 Hz (``pulsed``).
+
+    Each clip has its own base pitch (200-1000 Hz, log-uniform), loudness, onset and background noise, so no single
+    number tells the classes apart.
+    """
+    g = torch.Generator().manual_seed(seed)
+    s, n = per_class * len(SOUNDS), int(sample_rate * duration)
+    labels = torch.arange(len(SOUNDS)).repeat_interleave(per_class)
+    t = torch.arange(n) / sample_rate
+    u = torch.rand(s, 4, generator=g)
+    base = 200 * 5 ** u[:, :1]  # [S, 1]
+    rate = 3 + 5 * u[:, 1:2]  # modulation rate, Hz
+    progress = t[None] / duration
+    contours = {
+        0: base * 2**progress,
+        1: base * 2 ** (1 - progress) / 2,
+        2: base * 2 ** (torch.sin(2 * math.pi * rate * t) / 12),
+        3: base.expand(s, n),
+        4: base.expand(s, n),
+        5: base * 2 ** ((torch.sin(2 * math.pi * (rate + 2) * t) > 0).float() * 4 / 12),
+    }
+    frequency = torch.zeros(s, n)
+    for label, contour in contours.items():  # 6 classes, each batched over its clips
+        rows = labels == label
+        frequency[rows] = contour.expand(s, n)[rows]
+    phase = 2 * math.pi * torch.cumsum(frequency, dim=1) / sample_rate
+    wave = torch.sin(phase)
+    rich = labels == 3
+    for k in range(2, 7):  # 5 more harmonics, falling as 1/k, for the harmonic class
+        wave[rich] += torch.sin(k * phase[rich]) / k
+    gate = (torch.sin(2 * math.pi * rate * t) > 0).float()
+    wave = torch.where((labels == 4)[:, None], wave * gate, wave)
+    onset = (u[:, 2:3] * 0.2 * duration * sample_rate).long()
+    wave = wave * (torch.arange(n)[None] >= onset)
+    loudness = 0.1 + 0.4 * u[:, 3:4]
+    noise = 0.01 * torch.randn(s, n, generator=g)
+    return loudness * wave + noise, labels
+
+
+@functools.lru_cache(maxsize=4)
+def synth_fbanks(
+    per_class: int, sample_rate: int, duration: float, num_mel_bins: int, target_length: int, seed: int
+) -> dict[str, Tensor]:
+    """The generated set as Audio-MAE's features, made once per process (evaluation builds it for every seed)."""
+    waves, labels = synth_sounds(per_class, sample_rate, duration, seed)
+    raw = batched_fbank(waves, sample_rate, num_mel_bins)  # [S, frames, bins]: every clip at once
+    frames = raw.shape[1]
+    raw = raw[:, :target_length] if frames >= target_length else F.pad(raw, (0, 0, 0, target_length - frames))
+    fbank = ((raw - AUDIOSET_MEAN) / (2 * AUDIOSET_STD))[:, None]  # as Fbank: padded, then normalised
+    return {"fbank": fbank, "frames": torch.full((len(labels),), min(frames, target_length)), "label": labels}
+
+
+class SynthSoundsDataModule(DataModule):
+    """Generated sounds told apart by pitch contour, timbre or rhythm (:func:`synth_sounds`), as Audio-MAE's fbank
+    features, made in memory in a few seconds (no download): the embedded data set for trying audio pretraining and
+    scoring it with few labels.
+
+    Args:
+        per_class: clips per class (6 classes).
+        sample_rate: of the generated waveforms.
+        duration: seconds per clip (1.28 s: 126 frames, padded to ``target_length``).
+        num_mel_bins: mel bands.
+        target_length: frames per clip.
+        val_fraction: share held out for validation.
+        batch_size, num_workers, seed: as every data module (the seed also draws the sounds).
+    """
+
+    @validated
+    def __init__(
+        self,
+        per_class: PositiveInt = 200,
+        sample_rate: PositiveInt = 16000,
+        duration: Annotated[float, Field(gt=0.05)] = 1.28,
+        num_mel_bins: PositiveInt = 128,
+        target_length: PositiveInt = 128,
+        val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2,
+        batch_size: PositiveInt = 32,
+        num_workers: NonNegativeInt = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(batch_size, num_workers, seed)
+        self.per_class, self.sample_rate, self.duration = per_class, sample_rate, duration
+        self.num_mel_bins, self.target_length, self.val_fraction = num_mel_bins, target_length, val_fraction
+        self.classes = list(SOUNDS)
+
+    def build(self) -> tuple[TensorSamples, TensorSamples]:
+        data = synth_fbanks(
+            self.per_class, self.sample_rate, self.duration, self.num_mel_bins, self.target_length, self.seed
+        )
+        train, val = split_indices(len(data["label"]), self.val_fraction, self.seed)
+        return (
+            TensorSamples({k: v[train] for k, v in data.items()}),
+            TensorSamples({k: v[val] for k, v in data.items()}),
+        )

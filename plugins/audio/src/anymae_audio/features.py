@@ -1,0 +1,124 @@
+"""Reading audio and computing Audio-MAE's features (Huang et al. 2022, https://arxiv.org/abs/2207.06405).
+
+Reading is `soundfile <https://python-soundfile.readthedocs.io>`_: its wheels carry libsndfile 1.2 (WAV, FLAC, OGG
+Vorbis/Opus, MP3 and more), so ``pip install anymae-audio`` is all a Linux machine needs; ``torchaudio.load`` needs
+the system's FFmpeg, and PyAV would decode far more than audio. Channels are averaged to mono and the signal is
+resampled with ``torchaudio.functional.resample``.
+
+Features are ``torchaudio.compliance.kaldi.fbank`` with Audio-MAE's call: the waveform's mean removed, 128 mel bins,
+a 25 ms Hanning window every 10 ms, ``htk_compat``, no energy, no dither; then ``target_length`` frames (1024 for
+AudioSet, 512 for ESC-50, 128 for Speech Commands) by zero padding at the end or cropping, and Audio-MAE's
+normalisation ``(fbank - mean) / (2 std)`` with AudioSet's mean -4.2677393 and std 4.5689974 (or a data set's own,
+from ``anymae fbank_stats``). :class:`Fbank` runs kaldi's fbank per clip in the loader's workers, where a clip's
+features cost far less than its training step; :func:`batched_fbank` computes the same features for a whole batch
+of equal-length waveforms at once, on any device (equal to kaldi's to 1e-4, ``tests/audio/test_features.py``), for
+generated data and for feature extraction on the GPU (``benchmarks/audio.py`` times both).
+"""
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+__all__ = ["AUDIO_EXTENSIONS", "AUDIOSET_MEAN", "AUDIOSET_STD", "Fbank", "batched_fbank", "read_audio"]
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif", ".au")
+AUDIOSET_MEAN, AUDIOSET_STD = -4.2677393, 4.5689974
+
+
+def read_audio(path: str, sample_rate: int) -> Tensor:
+    """A file as a mono waveform ``[N]`` float32 at ``sample_rate``. libsndfile's errors (an unreadable or truncated
+    file) are ``RuntimeError``s; an empty file raises ``ValueError``."""
+    import soundfile
+
+    data, rate = soundfile.read(path, dtype="float32", always_2d=True)
+    if data.size == 0:
+        raise ValueError("the file holds no samples")
+    waveform = torch.from_numpy(data).mean(dim=1)
+    if rate != sample_rate:
+        import torchaudio.functional
+
+        waveform = torchaudio.functional.resample(waveform, rate, sample_rate)
+    return waveform
+
+
+def batched_fbank(waveforms: Tensor, sample_rate: int = 16000, num_mel_bins: int = 128) -> Tensor:
+    """Audio-MAE's kaldi fbank (see :meth:`Fbank.raw`) of ``B`` equal-length waveforms ``[B, N]`` at once:
+    ``[B, frames, num_mel_bins]``, on the waveforms' device.
+
+    Kaldi's steps, batched (``torchaudio.compliance.kaldi.fbank`` takes one waveform): each clip's mean removed;
+    25 ms frames every 10 ms (edges snipped); each frame's DC offset removed; pre-emphasis 0.97; a symmetric Hann
+    window; zero padding to the next power of two; the power spectrum; kaldi's mel filterbank (20 Hz to Nyquist);
+    the log, floored at float32's epsilon. Written here because no library computes kaldi's fbank for a batch.
+    """
+    import torchaudio.compliance.kaldi as kaldi
+
+    size, shift = int(sample_rate * 0.025), int(sample_rate * 0.01)
+    padded = 1 << (size - 1).bit_length()
+    x = waveforms - waveforms.mean(dim=1, keepdim=True)
+    frames = x.unfold(1, size, shift)  # [B, M, size]
+    frames = frames - frames.mean(dim=-1, keepdim=True)
+    previous = torch.cat([frames[..., :1], frames[..., :-1]], dim=-1)
+    frames = frames - 0.97 * previous
+    window = torch.hann_window(size, periodic=False, device=x.device, dtype=x.dtype)
+    frames = torch.nn.functional.pad(frames * window, (0, padded - size))
+    power = torch.fft.rfft(frames).abs().pow(2.0)
+    banks, _ = kaldi.get_mel_banks(num_mel_bins, padded, float(sample_rate), 20.0, 0.0, 100.0, -500.0, 1.0)
+    banks = torch.nn.functional.pad(banks, (0, 1)).to(device=x.device, dtype=x.dtype)  # [bins, padded // 2 + 1]
+    mel = power @ banks.T
+    return mel.clamp_min(torch.finfo(torch.float32).eps).log()
+
+
+@dataclass(frozen=True)
+class Fbank:
+    """Audio-MAE's features of one waveform (a frozen dataclass: it pickles into the loader's workers).
+
+    Args:
+        sample_rate: of the waveform (16 kHz in Audio-MAE).
+        num_mel_bins: mel bands (128).
+        target_length: frames kept (1024 AudioSet, 512 ESC-50, 128 Speech Commands): shorter clips are padded with
+            zeros at the end, longer ones cropped.
+        crop: where a longer clip is cropped: ``"start"`` (Audio-MAE) or ``"random"`` (a random window; training).
+        mean, std: normalisation, ``(fbank - mean) / (2 std)``.
+    """
+
+    sample_rate: int = 16000
+    num_mel_bins: int = 128
+    target_length: int = 1024
+    crop: Literal["start", "random"] = "start"
+    mean: float = AUDIOSET_MEAN
+    std: float = AUDIOSET_STD
+
+    def raw(self, waveform: Tensor) -> Tensor:
+        """kaldi fbank ``[frames, num_mel_bins]`` with Audio-MAE's arguments, before padding and normalisation."""
+        import torchaudio.compliance.kaldi as kaldi
+
+        waveform = waveform - waveform.mean()
+        return kaldi.fbank(
+            waveform[None],
+            htk_compat=True,
+            sample_frequency=self.sample_rate,
+            use_energy=False,
+            window_type="hanning",
+            num_mel_bins=self.num_mel_bins,
+            dither=0.0,
+            frame_shift=10,
+        )
+
+    def __call__(self, waveform: Tensor) -> dict[str, Tensor]:
+        """``{"fbank": [1, target_length, num_mel_bins], "frames": real frames}`` (time first, as Audio-MAE)."""
+        if waveform.numel() < int(0.025 * self.sample_rate):
+            raise ValueError(f"the clip is shorter than one 25 ms window ({waveform.numel()} samples)")
+        return self.fit(self.raw(waveform))
+
+    def fit(self, fbank: Tensor) -> dict[str, Tensor]:
+        """A raw fbank ``[frames, bins]`` padded or cropped to ``target_length`` and normalised."""
+        frames = fbank.shape[0]
+        if frames > self.target_length:
+            start = int(torch.randint(frames - self.target_length + 1, ())) if self.crop == "random" else 0
+            fbank = fbank[start : start + self.target_length]
+        elif frames < self.target_length:
+            fbank = torch.nn.functional.pad(fbank, (0, 0, 0, self.target_length - frames))
+        fbank = (fbank - self.mean) / (2 * self.std)  # padded frames too, as Audio-MAE pads before normalising
+        return {"fbank": fbank[None], "frames": torch.tensor(min(frames, self.target_length))}

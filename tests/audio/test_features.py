@@ -1,0 +1,104 @@
+"""Reading audio files and Audio-MAE's features: every format soundfile's wheel reads, mono and resampling, our
+batched fbank against torchaudio's kaldi fbank, padding, cropping and normalisation, SpecAugment and mixup, bad files
+skipped and counted, labels and folds from a CSV."""
+
+import os
+
+import pytest
+import torch
+
+import anymae
+from anymae_audio import AUDIOSET_MEAN, AUDIOSET_STD, AudioFolderDataModule, Fbank, read_audio, spec_augment
+from anymae_audio.data import mixup
+from anymae_audio.features import batched_fbank
+
+from .media import tone, write_audio
+
+
+@pytest.mark.parametrize("suffix", [".wav", ".flac", ".ogg", ".mp3"])
+def test_every_format_reads_as_mono_at_the_configured_rate(tmp_path, suffix):
+    path = write_audio(tmp_path / f"a{suffix}", tone(1000, 1.0, 44100, channels=2), 44100)
+    wave = read_audio(str(path), 16000)
+    assert wave.dim() == 1 and abs(len(wave) - 16000) < 1200  # mp3 adds encoder padding
+    fbank = Fbank(target_length=96)(wave)["fbank"][0]
+    loudest = int(fbank[10:80].mean(0).argmax())  # the 1 kHz tone's mel band, whatever the format
+    reference = int(
+        Fbank(target_length=96)(torch.tensor(tone(1000, 1.0, 16000)[:, 0]))["fbank"][0, 10:80].mean(0).argmax()
+    )
+    assert abs(loudest - reference) <= 1
+
+
+@pytest.mark.parametrize(("rate", "bins", "samples"), [(16000, 128, 20480), (8000, 64, 12345), (22050, 80, 30000)])
+def test_batched_fbank_equals_kaldi_fbank(rate, bins, samples):
+    waves = torch.randn(3, samples, generator=torch.Generator().manual_seed(rate)) * 0.3
+    waves[1] *= torch.linspace(0, 1, samples)  # a fade-in, and a quiet clip with a DC offset
+    waves[2] = 0.01 * waves[2] + 0.2
+    features = Fbank(sample_rate=rate, num_mel_bins=bins)
+    expected = torch.stack([features.raw(wave) for wave in waves])  # torchaudio.compliance.kaldi.fbank, one each
+    torch.testing.assert_close(batched_fbank(waves, rate, bins), expected, atol=1e-4, rtol=0)
+
+
+def test_padding_cropping_and_normalisation_are_audio_maes():
+    features = Fbank(target_length=100)
+    short = features(torch.randn(16000 // 2))  # 0.5 s: 48 frames
+    assert short["fbank"].shape == (1, 100, 128) and int(short["frames"]) == 48
+    torch.testing.assert_close(short["fbank"][0, 48:], torch.full((52, 128), -AUDIOSET_MEAN / (2 * AUDIOSET_STD)))
+    wave = torch.randn(16000 * 2)
+    raw = features.raw(wave)
+    torch.testing.assert_close(features(wave)["fbank"][0], (raw[:100] - AUDIOSET_MEAN) / (2 * AUDIOSET_STD))
+    torch.manual_seed(0)
+    crops = {float(Fbank(target_length=100, crop="random")(wave)["fbank"][0, 0, 0]) for _ in range(8)}
+    assert len(crops) > 1
+    with pytest.raises(ValueError, match="shorter than one 25 ms window"):
+        features(torch.randn(100))
+
+
+def test_spec_augment_and_mixup():
+    torch.manual_seed(0)
+    fbank = torch.ones(1, 64, 32)
+    masked = spec_augment(fbank, freqm=8, timem=16)
+    assert (masked == 0).any() and masked.shape == fbank.shape
+    batch = {"fbank": torch.randn(8, 1, 16, 8), "label": torch.arange(8) % 4}
+    mixed = mixup(batch, probability=1.0, classes=4)
+    assert mixed["label"].shape == (8, 4)
+    torch.testing.assert_close(mixed["label"].sum(1), torch.ones(8))
+    assert (mixed["label"].max(1).values < 1).all()
+
+
+def test_bad_files_are_skipped_and_counted_and_labels_come_from_folders(tmp_path):
+    for name in ("dog", "rain"):
+        for i in range(3):
+            write_audio(tmp_path / name / f"{i}.wav", tone(300 + 200 * i, 0.5, 16000), 16000)
+    (tmp_path / "dog" / "garbage.wav").write_bytes(os.urandom(3000))
+    (tmp_path / "rain" / "empty.flac").write_bytes(b"")
+    good = (tmp_path / "dog" / "0.wav").read_bytes()
+    (tmp_path / "rain" / "truncated.wav").write_bytes(good[:30])
+    write_audio(tmp_path / "rain" / "tiny.wav", tone(300, 0.001, 16000), 16000)  # shorter than one window
+    data = AudioFolderDataModule(str(tmp_path), labeled=True, target_length=64, batch_size=5, num_workers=0)
+    data.setup("fit")
+    assert data.classes == ["dog", "rain"]
+    seen, labels = 0, []
+    for batch in data.train_dataloader():
+        batch = data.on_before_batch_transfer(batch, 0)
+        seen += len(batch["fbank"])
+        labels += batch["label"].tolist()
+        assert batch["fbank"].shape[1:] == (1, 64, 128)
+    assert seen == 6 and sorted(labels) == [0, 0, 0, 1, 1, 1] and data.num_skipped == 4
+
+
+def test_labels_and_folds_from_a_csv(tmp_path):
+    rows = ["filename,fold,target,category"]
+    for i in range(10):
+        write_audio(tmp_path / "audio" / f"{i}.wav", tone(200 + 50 * i, 0.3, 16000), 16000)
+        rows.append(f"{i}.wav,{i % 5 + 1},{i % 2},{'dog' if i % 2 else 'cat'}")
+    (tmp_path / "meta.csv").write_text("\n".join(rows) + "\n")
+    kwargs = {"labels_csv": str(tmp_path / "meta.csv"), "fold_column": "fold", "target_length": 32, "num_workers": 0}
+    data = AudioFolderDataModule(str(tmp_path / "audio"), val_folds=(5,), batch_size=2, **kwargs)
+    data.setup("fit")
+    assert data.classes == ["cat", "dog"]
+    assert len(data.train_set) == 8 and len(data.val_set) == 2
+    assert all(path.endswith(("4.wav", "9.wav")) for path in data.val_set.files.paths)
+    with pytest.raises(anymae.ConfigError, match="needs columns"):
+        AudioFolderDataModule(str(tmp_path / "audio"), label_column="label", **kwargs).setup("fit")
+    with pytest.raises(anymae.ConfigError, match="needs labels_csv"):
+        AudioFolderDataModule(str(tmp_path / "audio"), val_folds=(1,))

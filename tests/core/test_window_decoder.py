@@ -1,0 +1,105 @@
+"""The local-window decoder: windowed attention is full attention under the equivalent block mask, shifted windows
+carry information across window borders, and it serves grids of rank 1 to 3."""
+
+import pytest
+import torch
+
+import anymae
+from anymae.types import grid_coords
+
+from .toys import VideoTokenizer, series_model, sinusoids
+
+
+def decoder_and_inputs(shape, window, shift=True, depth=2, hidden=0.75, seed=0):
+    torch.manual_seed(seed)
+    layout = anymae.LayoutSpec("grid", len(shape), tuple(shape))
+    decoder = anymae.WindowDecoder(window=window, shift=shift, embed_dim=24, depth=depth, num_heads=2)
+    decoder.build(12, 5, layout)
+    decoder.eval()
+    n = int(torch.tensor(shape).prod())
+    tokens = anymae.TokenBatch(torch.zeros(2, n, 1), anymae.GridLayout(tuple(shape)))
+    noise = torch.rand(2, n, generator=torch.Generator().manual_seed(seed))
+    mask = anymae.MaskSpec.from_noise(noise, n - int(hidden * n))
+    latent = torch.randn(2, 1 + mask.num_visible, 12)  # a class token first: the local decoder drops it
+    return decoder, tokens, mask, latent
+
+
+def reference(decoder, tokens, mask, latent):
+    """The same blocks over the whole grid in row-major order, each with a [N, N] mask allowing attention between
+    cells of the same (shifted) window only: what the windowed decoder must equal."""
+    shape = tokens.layout.shape
+    x = decoder.embed(latent[:, 1:])
+    b, n, d = x.shape[0], tokens.num_tokens, x.shape[-1]
+    grid = torch.zeros(b, n, d)
+    grid = grid.scatter(1, mask.ids_keep[..., None].expand(-1, -1, d), x + decoder.pos_embed(tokens, mask.ids_keep))
+    decoded = decoder.mask_token + decoder.pos_embed(tokens, mask.ids_decode)
+    grid = grid.scatter(1, mask.ids_decode[..., None].expand(-1, -1, d), decoded)
+    valid = torch.zeros(b, n, dtype=torch.bool).scatter(1, mask.ids_keep, True).scatter(1, mask.ids_decode, True)
+    coords = grid_coords(shape)
+    window = torch.tensor(decoder.window)
+    for i, block in enumerate(decoder.blocks):
+        ids = (coords + torch.tensor(decoder.offsets(i, shape))) // window  # [N, rank]: each cell's window
+        same = (ids[:, None] == ids[None]).all(-1)  # [N, N]
+        allowed = same[None] & valid[:, None, :]
+        allowed = allowed | ~allowed.any(-1, keepdim=True)
+        grid = block(grid, attn_mask=allowed[:, None])
+        grid = torch.where(valid[..., None], grid, 0.0)
+    out = torch.gather(grid, 1, mask.ids_decode[..., None].expand(-1, -1, d))
+    return decoder.head(decoder.norm(out))
+
+
+@pytest.mark.parametrize(
+    ("shape", "window"), [((8, 8), 4), ((16, 6), (4, 2)), ((10,), 4), ((4, 6, 6), (2, 3, 3)), ((5, 7), 4)]
+)
+def test_windowed_attention_is_full_attention_under_the_block_mask(shape, window):
+    decoder, tokens, mask, latent = decoder_and_inputs(shape, window, depth=3)
+    with torch.no_grad():
+        torch.testing.assert_close(decoder(latent, tokens, mask, 1), reference(decoder, tokens, mask, latent))
+
+
+def test_shifted_windows_reach_across_window_borders():
+    """Cells (0, 3) and (0, 4) of an 8 x 8 grid lie in different 4 x 4 windows: without shifting no depth connects
+    them; with it, two blocks do."""
+    for shift, connected in ((False, False), (True, True)):
+        decoder, tokens, mask, latent = decoder_and_inputs((8, 8), 4, shift=shift, hidden=0.5)
+        keep, decode = mask.ids_keep[0].tolist(), mask.ids_decode[0].tolist()
+        pairs = [(a, b) for a in keep for b in decode if a // 8 == b // 8 and a % 8 == 3 and b % 8 == 4]
+        pairs += [(a, b) for a in keep for b in decode if a // 8 == b // 8 and a % 8 == 4 and b % 8 == 3]
+        assert pairs, "the mask left no pair across the border"
+        a, b = pairs[0]
+        latent.requires_grad_(True)
+        out = decoder(latent, tokens, mask, 1)
+        out[0, decode.index(b)].sum().backward()
+        reached = bool(latent.grad[0, 1 + keep.index(a)].abs().sum() > 0)
+        assert reached == connected
+
+
+def test_window_must_fit_the_grid_rank():
+    layout = anymae.LayoutSpec("grid", 2, (8, 8))
+    with pytest.raises(anymae.ConfigError, match="3 sizes for a rank-2 grid"):
+        anymae.WindowDecoder(window=(2, 2, 2), embed_dim=16, num_heads=2).build(8, 4, layout)
+    with pytest.raises(anymae.ConfigError, match="rank 1 to 3"):
+        anymae.WindowDecoder(embed_dim=16, num_heads=2).build(8, 4, anymae.LayoutSpec("points", 3))
+
+
+def test_audio_mae_shifts_along_time_only():
+    decoder, tokens, mask, latent = decoder_and_inputs((16, 8), 4, shift=(2, 0), depth=3)
+    assert decoder.offsets(1, (16, 8)) == (2, 0) and decoder.offsets(2, (16, 8)) == (0, 0)
+    with torch.no_grad():
+        torch.testing.assert_close(decoder(latent, tokens, mask, 1), reference(decoder, tokens, mask, latent))
+
+
+def test_in_a_model_with_padding_and_with_decoder_masking():
+    series = series_model(decoder=anymae.WindowDecoder(window=2, embed_dim=16, depth=2, num_heads=2))
+    batch = {"series": sinusoids(4), "length": torch.tensor([32, 24, 16, 32])}
+    out = series(batch)
+    assert torch.isfinite(out.loss) and out.pred.shape[::2] == (4, series.target.dim_per_token)
+    video = anymae.MaskedAutoencoder(
+        tokenizer=VideoTokenizer(frames=4, size=8, tubelet=2, patch=2),
+        masker=anymae.DualMasker(anymae.TubeMasker(mask_ratio=0.75), decoder_ratio=0.5),
+        encoder=anymae.ViTEncoder(embed_dim=24, depth=1, num_heads=2),
+        decoder=anymae.WindowDecoder(window=(1, 2, 2), embed_dim=24, depth=2, num_heads=2),
+        target=anymae.PatchTarget(normalize="none"),
+    )
+    out = video(video.tokenizer.example_batch(2))
+    assert torch.isfinite(out.loss) and out.pred.shape[1] == 16  # half of the 2 x 4 x 4 grid is decoded
