@@ -128,10 +128,11 @@ class MAEDecoder(Decoder):
 def window_partition(
     x: Tensor, valid: Tensor, window: tuple[int, ...], offset: tuple[int, ...]
 ) -> tuple[Tensor, Tensor]:
-    """Cut a grid ``x`` ``[B, *S, D]`` (and its ``valid`` cells ``[B, *S]``) into windows of ``window`` cells whose
-    borders sit ``offset`` cells into the grid (Swin's shifted windows; the windows at the edges are cut short, which
-    is what Swin's cyclic shift with its attention mask computes): ``[B * nW, prod(window), D]`` and
-    ``[B * nW, prod(window)]`` (cells added to fill the edge windows are not valid)."""
+    """Cut a grid ``x`` ``[B, *S, D]`` (and its ``valid`` cells ``[B, *S]``) into windows of ``window`` cells after
+    padding ``offset`` empty cells in front of each axis (and enough behind it to fill the last window), so window
+    borders sit at cells ``k * window - offset``: ``[B * nW, prod(window), D]`` and ``[B * nW, prod(window)]`` (added
+    cells are not valid). Windows shifted by ``s`` cells (Swin's cyclic shift by ``-s`` with its attention mask, whose
+    edge windows are cut short) are ``offset = (window - s) % window``."""
     b, *sizes, _ = x.shape
     rank = len(sizes)
     pads = [(o, (-(n + o)) % w) for n, w, o in zip(sizes, window, offset, strict=True)]
@@ -231,13 +232,17 @@ class WindowDecoder(MAEDecoder):
             )
         super().build(encoder_dim, out_dim, layout)
 
-    def offsets(self, block: int, sizes: tuple[int, ...]) -> tuple[int, ...]:
-        """Where block ``block``'s window borders sit: 0, or half a window on odd blocks when shifting (never more
-        than the grid, so a window as large as a short axis is not shifted off it)."""
+    def shifts(self, block: int, sizes: tuple[int, ...]) -> tuple[int, ...]:
+        """How far block ``block``'s windows are shifted along each axis: 0 on even blocks, ``shift`` on odd ones
+        (never past a short axis, so a window as large as the axis is not shifted off it)."""
         if self.shift is False or block % 2 == 0:
             return (0,) * len(sizes)
         shift = tuple(w // 2 for w in self.window) if self.shift is True else tuple(self.shift)
         return tuple(s if n > s else 0 for n, s in zip(sizes, shift, strict=True))
+
+    def offsets(self, block: int, sizes: tuple[int, ...]) -> tuple[int, ...]:
+        """The front padding that puts block ``block``'s window borders at ``shift + k * window``."""
+        return tuple((w - s) % w for w, s in zip(self.window, self.shifts(block, sizes), strict=True))
 
     def forward(self, latent: Tensor, tokens: TokenBatch, mask: MaskSpec, num_prefix_tokens: int) -> Tensor:
         layout = tokens.layout

@@ -56,11 +56,11 @@ def test_padding_cropping_and_normalisation_are_audio_maes():
 def test_spec_augment_and_mixup():
     torch.manual_seed(0)
     fbank = torch.ones(1, 64, 32)
-    masked = spec_augment(fbank, freqm=8, timem=16)
-    assert (masked == 0).any() and masked.shape == fbank.shape
-    batch = {"fbank": torch.randn(8, 1, 16, 8), "label": torch.arange(8) % 4}
+    masked = spec_augment(fbank, freqm=8, timem=16, fill=-2.0)
+    assert (masked == -2.0).any() and ((masked == -2.0) | (masked == 1)).all() and masked.shape == fbank.shape
+    batch = {"fbank": torch.randn(8, 1, 16, 8), "label": torch.arange(8) % 4, "frames": torch.arange(8) + 5}
     mixed = mixup(batch, probability=1.0, classes=4)
-    assert mixed["label"].shape == (8, 4)
+    assert mixed["label"].shape == (8, 4) and mixed["frames"].tolist() == [12, 6, 7, 8, 9, 10, 11, 12]
     torch.testing.assert_close(mixed["label"].sum(1), torch.ones(8))
     assert (mixed["label"].max(1).values < 1).all()
 
@@ -102,3 +102,7 @@ def test_labels_and_folds_from_a_csv(tmp_path):
         AudioFolderDataModule(str(tmp_path / "audio"), label_column="label", **kwargs).setup("fit")
     with pytest.raises(anymae.ConfigError, match="needs labels_csv"):
         AudioFolderDataModule(str(tmp_path / "audio"), val_folds=(1,))
+    with pytest.raises(anymae.ConfigError, match="not with val_root"):
+        AudioFolderDataModule(str(tmp_path / "audio"), labels_csv=str(tmp_path / "meta.csv"), val_root=str(tmp_path))
+    with pytest.raises(anymae.ConfigError, match="not under root"):
+        AudioFolderDataModule(str(tmp_path), val_folds=(5,), **kwargs).setup("fit")

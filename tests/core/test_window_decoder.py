@@ -57,6 +57,15 @@ def test_windowed_attention_is_full_attention_under_the_block_mask(shape, window
         torch.testing.assert_close(decoder(latent, tokens, mask, 1), reference(decoder, tokens, mask, latent))
 
 
+def test_shifts_are_swins():
+    """A shift of 1 on 4-cell windows puts the first border after cell 0 (Swin's roll by -1), not after cell 2."""
+    decoder = decoder_and_inputs((8, 8), 4, shift=(1, 1))[0]
+    coords = grid_coords((8, 8))
+    ids = (coords + torch.tensor(decoder.offsets(1, (8, 8)))) // 4
+    assert ids[0].tolist() == [0, 0] and ids[1].tolist() == [0, 1] and ids[4].tolist() == [0, 1]
+    assert ids[5].tolist() == [0, 2]
+
+
 def test_shifted_windows_reach_across_window_borders():
     """Cells (0, 3) and (0, 4) of an 8 x 8 grid lie in different 4 x 4 windows: without shifting no depth connects
     them; with it, two blocks do."""
@@ -84,7 +93,7 @@ def test_window_must_fit_the_grid_rank():
 
 def test_audio_mae_shifts_along_time_only():
     decoder, tokens, mask, latent = decoder_and_inputs((16, 8), 4, shift=(2, 0), depth=3)
-    assert decoder.offsets(1, (16, 8)) == (2, 0) and decoder.offsets(2, (16, 8)) == (0, 0)
+    assert decoder.shifts(1, (16, 8)) == (2, 0) and decoder.shifts(2, (16, 8)) == (0, 0)
     with torch.no_grad():
         torch.testing.assert_close(decoder(latent, tokens, mask, 1), reference(decoder, tokens, mask, latent))
 

@@ -117,3 +117,7 @@ class FewLabels(pl.LightningDataModule):
 
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         return self.data.on_before_batch_transfer(batch, dataloader_idx)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        self.data.trainer = self.trainer  # the wrapped module's batch hooks (mixup) ask whether training runs
+        return self.data.on_after_batch_transfer(batch, dataloader_idx)

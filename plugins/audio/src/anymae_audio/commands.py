@@ -1,5 +1,7 @@
 """``anymae fbank_stats``: the mean and standard deviation of a folder's fbank features, for the data module's
 ``mean`` and ``std`` (Audio-MAE normalises AudioSet with -4.2677 and 4.5690, ESC-50 with -6.6268 and 5.3585).
+It counts each clip's real frames only; Audio-MAE's figures were taken over clips padded or cropped to their
+``target_length``, so this gives other numbers on the same data when clips are shorter or longer.
 
     anymae fbank_stats /path/to/audio --sample-rate 16000 --num-mel-bins 128 --limit 2000
 """

@@ -31,33 +31,39 @@ from .features import AUDIO_EXTENSIONS, AUDIOSET_MEAN, AUDIOSET_STD, Fbank, batc
 __all__ = ["AudioFolderDataModule", "SynthSoundsDataModule", "read_clip", "spec_augment"]
 
 
-def spec_augment(fbank: Tensor, freqm: int, timem: int) -> Tensor:
+def spec_augment(fbank: Tensor, freqm: int, timem: int, fill: float = 0.0) -> Tensor:
     """SpecAugment as Audio-MAE fine-tunes (torchaudio's ``FrequencyMasking(freqm)`` and ``TimeMasking(timem)``): one
-    band of up to ``freqm`` mel bins and one span of up to ``timem`` frames set to zero, on ``[1, T, F]``."""
+    band of up to ``freqm`` mel bins and one span of up to ``timem`` frames set to ``fill``, on ``[1, T, F]``."""
     import torchaudio.transforms as T
 
     x = fbank.transpose(1, 2)  # torchaudio masks [..., freq, time]
     if freqm:
-        x = T.FrequencyMasking(freqm)(x)
+        x = T.FrequencyMasking(freqm)(x, mask_value=fill)
     if timem:
-        x = T.TimeMasking(timem)(x)
+        x = T.TimeMasking(timem)(x, mask_value=fill)
     return x.transpose(1, 2)
 
 
 def read_clip(path: str, sample_rate: int, features: Fbank, freqm: int, timem: int) -> dict[str, Tensor]:
-    """One file's features (``{"fbank": [1, T, F], "frames": n}``), SpecAugment applied when asked."""
+    """One file's features (``{"fbank": [1, T, F], "frames": n}``), SpecAugment applied when asked: Audio-MAE masks
+    the raw fbank with zeros before normalising, which is the normalised value of zero here."""
     sample = features(read_audio(path, sample_rate))
     if freqm or timem:
-        sample["fbank"] = spec_augment(sample["fbank"], freqm, timem)
+        fill = -features.mean / (2 * features.std)
+        sample["fbank"] = spec_augment(sample["fbank"], freqm, timem, fill)
     return sample
 
 
 def mixup(batch: dict[str, Tensor], probability: float, classes: int, alpha: float = 10.0) -> dict[str, Tensor]:
-    """Mix each sample, with ``probability``, with the next one in the batch: ``lam x + (1 - lam) x'`` for features
-    and one-hot labels, ``lam ~ Beta(alpha, alpha)`` (Audio-MAE: Beta(10, 10)). Labels become probabilities."""
+    """Mix each sample, with ``probability``, with the previous one in the batch: ``lam x + (1 - lam) x'`` for the
+    normalised features and the one-hot labels, ``lam ~ Beta(alpha, alpha)``, one per sample. Audio-MAE mixes
+    waveforms before the fbank, with a partner drawn from the whole set, at the same Beta(10, 10); mixing the batch's
+    features keeps the fbank in the workers. Labels become probabilities; a mixed clip's real frames are the longer
+    of the two."""
     x, labels = batch["fbank"], batch["label"]
     b = len(labels)
-    lam = torch.distributions.Beta(alpha, alpha).sample((b,)).to(x.device)
+    concentration = torch.full((b,), alpha, device=x.device)
+    lam = torch.distributions.Beta(concentration, concentration).sample()
     lam = torch.where(torch.rand(b, device=x.device) < probability, lam, torch.ones_like(lam))
     one_hot = torch.nn.functional.one_hot(labels.long(), classes).float() if labels.dim() == 1 else labels
     partner = torch.roll(torch.arange(b, device=x.device), 1)
@@ -65,6 +71,8 @@ def mixup(batch: dict[str, Tensor], probability: float, classes: int, alpha: flo
     batch = dict(batch)
     batch["fbank"] = lam.view(shape) * x + (1 - lam.view(shape)) * x[partner]
     batch["label"] = lam[:, None] * one_hot + (1 - lam[:, None]) * one_hot[partner]
+    if "frames" in batch:
+        batch["frames"] = torch.maximum(batch["frames"], batch["frames"][partner])
     return batch
 
 
@@ -87,7 +95,7 @@ class AudioFolderDataModule(FolderDataModule):
         target_length: frames per clip (1024 AudioSet, 512 ESC-50, 128 Speech Commands).
         crop: where longer training clips are cropped (``"start"``: Audio-MAE; ``"random"``); evaluation crops the
             start.
-        mean, std: the fbank normalisation (AudioSet's by default; ``anymae fbank-stats`` computes a data set's).
+        mean, std: the fbank normalisation (AudioSet's by default; ``anymae fbank_stats`` computes a data set's).
         freqm, timem: SpecAugment on training clips, the widest masked band and span (Audio-MAE fine-tunes with
             48 / 192 on AudioSet, 96 / 24 on ESC-50; 0: off, as in pretraining).
         mixup: probability that a training sample is mixed with another (Audio-MAE: 0.5 on AudioSet; needs
@@ -124,6 +132,11 @@ class AudioFolderDataModule(FolderDataModule):
     ) -> None:
         if val_folds and (labels_csv is None or fold_column is None):
             raise ConfigError("AudioFolderDataModule.val_folds needs labels_csv and its fold_column")
+        if labels_csv is not None and val_root is not None and not val_folds:
+            raise ConfigError(
+                "AudioFolderDataModule: a labels_csv lists the training files; split it with val_folds (and its "
+                "fold_column) or val_fraction, not with val_root"
+            )
         if val_folds and val_root is None:
             val_root = root  # both splits come from the list, by fold
         super().__init__(root, val_root, val_fraction, labeled or labels_csv is not None, batch_size, num_workers, seed)
@@ -165,6 +178,10 @@ class AudioFolderDataModule(FolderDataModule):
         if unknown:
             raise ConfigError(f"{self.labels_csv}: labels {unknown[:5]} of the {split} split are not training labels")
         paths = tuple(os.path.join(root, r[self.path_column].strip()) for r in rows)
+        if paths and not any(os.path.exists(p) for p in paths[:10]):
+            raise ConfigError(
+                f"labels_csv {self.labels_csv!r} names files that are not under root {root!r} (first: {paths[0]!r})"
+            )
         return FileList(paths, tuple(index[n] for n in names), tuple(classes))
 
     def reader(self, train: bool) -> Callable[[str], dict[str, Tensor]]:
@@ -188,9 +205,9 @@ def synth_sounds(per_class: int, sample_rate: int, duration: float, seed: int) -
     """Waveforms ``[S, N]`` and labels of the 6 classes of :data:`SOUNDS`, all generated at once:
 
     * pitch contour: a tone gliding up an octave (``rising``), down one (``falling``), or wobbling by a semitone
-      at 5-8 Hz (``vibrato``), or jumping between two notes a third apart at 6-10 Hz (``trill``);
+      at 3-8 Hz (``vibrato``), or jumping between two notes a third apart at 5-10 Hz (``trill``);
     * timbre: a steady note with 6 harmonics falling as 1/k (``harmonic``; the others are pure tones);
-    * rhythm: a steady pure tone switched on and off at 3-6 Hz (``pulsed``).
+    * rhythm: a steady pure tone switched on and off at 3-8 Hz (``pulsed``).
 
     Each clip has its own base pitch (200-1000 Hz, log-uniform), loudness, onset and background noise, so no single
     number tells the classes apart.

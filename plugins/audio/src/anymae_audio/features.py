@@ -15,6 +15,7 @@ of equal-length waveforms at once, on any device (equal to kaldi's to 1e-4, ``te
 generated data and for feature extraction on the GPU (``benchmarks/audio.py`` times both).
 """
 
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -52,9 +53,9 @@ def batched_fbank(waveforms: Tensor, sample_rate: int = 16000, num_mel_bins: int
     window; zero padding to the next power of two; the power spectrum; kaldi's mel filterbank (20 Hz to Nyquist);
     the log, floored at float32's epsilon. Written here because no library computes kaldi's fbank for a batch.
     """
-    import torchaudio.compliance.kaldi as kaldi
-
     size, shift = int(sample_rate * 0.025), int(sample_rate * 0.01)
+    if waveforms.shape[-1] < size:
+        raise ValueError(f"the clips are shorter than one 25 ms window ({waveforms.shape[-1]} samples)")
     padded = 1 << (size - 1).bit_length()
     x = waveforms - waveforms.mean(dim=1, keepdim=True)
     frames = x.unfold(1, size, shift)  # [B, M, size]
@@ -64,10 +65,18 @@ def batched_fbank(waveforms: Tensor, sample_rate: int = 16000, num_mel_bins: int
     window = torch.hann_window(size, periodic=False, device=x.device, dtype=x.dtype)
     frames = torch.nn.functional.pad(frames * window, (0, padded - size))
     power = torch.fft.rfft(frames).abs().pow(2.0)
-    banks, _ = kaldi.get_mel_banks(num_mel_bins, padded, float(sample_rate), 20.0, 0.0, 100.0, -500.0, 1.0)
-    banks = torch.nn.functional.pad(banks, (0, 1)).to(device=x.device, dtype=x.dtype)  # [bins, padded // 2 + 1]
+    banks = _mel_banks(num_mel_bins, padded, sample_rate, str(x.device)).to(x.dtype)  # [bins, padded // 2 + 1]
     mel = power @ banks.T
     return mel.clamp_min(torch.finfo(torch.float32).eps).log()
+
+
+@functools.lru_cache(maxsize=16)
+def _mel_banks(num_mel_bins: int, padded: int, sample_rate: int, device: str) -> Tensor:
+    """kaldi's mel filterbank (20 Hz to Nyquist), with the zero column for the Nyquist bin, kept per device."""
+    import torchaudio.compliance.kaldi as kaldi
+
+    banks, _ = kaldi.get_mel_banks(num_mel_bins, padded, float(sample_rate), 20.0, 0.0, 100.0, -500.0, 1.0)
+    return torch.nn.functional.pad(banks, (0, 1)).to(device)
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,10 @@
 
 A ``[B, 1, T, F]`` fbank (time first, as Audio-MAE) becomes ``p x p`` patches on the ``(time, frequency)`` grid,
 row-major with frequency fastest (Audio-MAE's token order: 64 x 8 for 1024 frames x 128 mel bins at 16 x 16).
-With ``stride < patch_size`` patches overlap (Audio-MAE fine-tunes with stride 10: 101 x 12 tokens); the inverse
-then averages the overlaps. With ``variable_length``, tokens that start past a clip's real frames (``frames`` in
-the batch) are padding, so short clips are not read as silence.
+With ``stride < patch_size`` patches overlap (Audio-MAE's fine-tuning option ``use_custom_patch``: stride 10, 101 x
+12 tokens); the inverse then averages the overlaps. With ``variable_length``, tokens that start past a clip's real
+frames (``frames`` in the batch) are padding, so short clips are not read as silence; a batch without ``frames`` is
+taken as full length.
 """
 
 from collections.abc import Mapping
@@ -26,7 +27,7 @@ class SpectrogramPatchTokenizer(Tokenizer):
         target_length: nominal frames ``T`` (1024 AudioSet, 512 ESC-50, 128 Speech Commands).
         num_mel_bins: mel bands ``F`` (128).
         patch_size: patch side (16).
-        stride: step between patches (unset: ``patch_size``, no overlap; Audio-MAE fine-tunes with 10).
+        stride: step between patches (unset: ``patch_size``, no overlap; Audio-MAE's fine-tuning option: 10).
         variable_length: mark tokens past each clip's real frames (``batch[frames_key]``) as padding.
         key: the batch entry holding the fbank ``[B, 1, T, F]``.
         frames_key: the batch entry holding each clip's real frame count.
