@@ -113,3 +113,22 @@ def test_timm_export_without_a_class_token(tmp_path):
     images = torch.randn(2, 1, 16, 16)
     with torch.no_grad():
         torch.testing.assert_close(create_timm_vit(tmp_path)(images), encoder({"image": images}).pooled)
+
+
+def test_cached_and_live_feature_probes_agree(tmp_path):
+    """The probe on features computed once equals the probe running the frozen encoder on every batch (the digits
+    have no augmentation), to the same accuracy on a fixed seed."""
+    from anymae.commands.evaluate import run_protocol
+
+    root = tmp_path / "run"
+    args = ["fit", "--config", "examples/image/mae_tiny_digits.yaml", "--trainer.max_epochs", "1"]
+    args += ["--trainer.limit_train_batches", "3", "--trainer.callbacks", "[]", "--trainer.default_root_dir", str(root)]
+    args += ["--trainer.enable_progress_bar", "false"]
+    assert main(args) == 0
+    ckpt = str(next(root.rglob("*.ckpt")))
+    common = ["--config", "examples/image/probe_digits.yaml", "--model.encoder.checkpoint", ckpt]
+    common += ["--trainer.max_epochs", "8", "--trainer.logger", "false", "--trainer.default_root_dir", str(tmp_path)]
+    cached = run_protocol("probe", common)
+    live = run_protocol("probe", [*common, "--model.cache_features", "false"])
+    assert cached["data"] == live["data"] == "DigitsDataModule"
+    assert abs(cached["value"] - live["value"]) <= 1 / 180  # at most one of the 180 held-out digits differs

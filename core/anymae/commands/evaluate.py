@@ -21,7 +21,7 @@ import lightning.pytorch as pl
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_only
 
-from ..evaluation.data import FewLabels
+from ..evaluation.data import CachedFeatures, FewLabels
 from ..evaluation.protocols import FineTune, KNNClassifier, LinearProbe
 
 __all__ = ["PROTOCOLS", "append_row", "evaluate", "finetune", "knn", "probe", "run_protocol"]
@@ -53,13 +53,18 @@ def run_protocol(name: str, args: Sequence[str]) -> dict[str, Any]:
         trainer_defaults={"enable_checkpointing": name == "finetune", "logger": name != "knn"},
     )
     model, data, trainer = cli.model, cli.datamodule, cli.trainer
+    few = data if isinstance(data, FewLabels) else None
+    data_name = few.name if few else type(data).__name__
+    if name == "probe" and model.cache_features:  # the frozen encoder runs once per split, not once per epoch
+        device = trainer.strategy.root_device
+        model.to(device)
+        data = CachedFeatures(data, model._frozen, device, label_key=model.label_key)
     if name != "knn":
         trainer.fit(model, data)
     metrics = trainer.validate(model, data, verbose=False)[0]
-    few = data if isinstance(data, FewLabels) else None
     return {
         "protocol": model.protocol,
-        "data": few.name if few else type(data).__name__,
+        "data": data_name,
         "labels_per_class": (few.labels_per_class if few else None) or "all",
         "seed": few.seed if few else cli.config.get("seed_everything"),
         "init": "random" if model.source.random_init else "pretrained",

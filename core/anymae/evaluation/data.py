@@ -11,7 +11,10 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from ..config import ConfigError, validated
 from ..data import EpochShuffleSampler
 
-__all__ = ["FewLabels", "dataset_labels", "few_label_indices"]
+__all__ = ["CACHED", "CachedFeatures", "FewLabels", "dataset_labels", "few_label_indices"]
+
+#: the batch entry of cached encoder features (:class:`CachedFeatures`)
+CACHED = "_features"
 
 
 def few_label_indices(labels: Tensor, per_class: int, seed: int) -> Tensor:
@@ -121,3 +124,82 @@ class FewLabels(pl.LightningDataModule):
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         self.data.trainer = self.trainer  # the wrapped module's batch hooks (mixup) ask whether training runs
         return self.data.on_after_batch_transfer(batch, dataloader_idx)
+
+
+def _plain_training_set(data: pl.LightningDataModule) -> Dataset:
+    """The training samples a data module (or a :class:`FewLabels` around one) trains on, without their random
+    augmentation where the module can say (the data kit's ``export_samples``)."""
+    inner = data.data if isinstance(data, FewLabels) else data
+    dataset = data.train_subset if isinstance(data, FewLabels) else inner.train_dataloader().dataset
+    export = getattr(inner, "export_samples", None)
+    plain = export("train") if callable(export) else None
+    if plain is None:
+        return dataset
+    return Subset(plain, dataset.indices) if isinstance(dataset, Subset) else plain
+
+
+class CachedFeatures(pl.LightningDataModule):
+    """A labelled data module's samples as features of a frozen encoder, computed once, in batches, on ``device``:
+    the training samples without random augmentation and the validation split. Batches are ``{CACHED: [B, D],
+    label_key: [B]}``, shuffled and batched as :class:`FewLabels` does, so a probe on them sees what it would see
+    running the encoder on every batch of unaugmented data.
+
+    Args:
+        data: the labelled data module (a :class:`FewLabels` or any module with labels).
+        encode: a raw batch on ``device`` -> features ``[B, D]`` (the probe's frozen encoder).
+        device: where the encoder runs.
+        seed: shuffling seed (unset: the :class:`FewLabels`'s).
+        label_key: the batch entry holding labels.
+    """
+
+    def __init__(
+        self,
+        data: pl.LightningDataModule,
+        encode: Any,
+        device: torch.device,
+        seed: int | None = None,
+        label_key: str = "label",
+    ) -> None:
+        super().__init__()
+        data.setup("fit")
+        self.label_key = label_key
+        self.seed = seed if seed is not None else getattr(data, "seed", 0)
+        template = data._train_loader if isinstance(data, FewLabels) else data.train_dataloader()
+        self.batch_size = template.batch_size or 1
+        self.train = self._features(data, _plain_training_set(data), template, encode, device)
+        val = data.val_dataloader()
+        self.val = self._features(data, val.dataset, val, encode, device) if val else None
+
+    def _features(self, data: Any, dataset: Dataset, template: DataLoader, encode: Any, device: torch.device) -> dict:
+        loader = DataLoader(
+            dataset,
+            batch_size=256,
+            shuffle=False,
+            num_workers=template.num_workers,
+            collate_fn=template.collate_fn,
+        )
+        features, labels = [], []
+        with torch.no_grad():
+            for batch in loader:  # once per split
+                batch = data.on_before_batch_transfer(batch, 0)  # counts skipped samples, drops the bookkeeping
+                batch = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in batch.items()}
+                features.append(encode(batch).float().cpu())
+                labels.append(batch[self.label_key].cpu())
+        return {CACHED: torch.cat(features), self.label_key: torch.cat(labels)}
+
+    def train_dataloader(self) -> DataLoader:
+        from ..data import TensorSamples
+
+        samples = TensorSamples(self.train)
+        batch_size = min(self.batch_size, len(samples))
+        return DataLoader(
+            samples,
+            batch_size=batch_size,
+            sampler=EpochShuffleSampler(len(samples), self.seed),
+            drop_last=len(samples) % batch_size == 1,  # never a batch of one (a BatchNorm head needs two)
+        )
+
+    def val_dataloader(self) -> Any:
+        from ..data import TensorSamples
+
+        return [] if self.val is None else DataLoader(TensorSamples(self.val), batch_size=256)

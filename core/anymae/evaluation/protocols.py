@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from ..optim import WarmupCosine, fusable
 from ..position import LearnedPositionEmbedding, SinCosPositionEmbedding
+from .data import CACHED
 from .encoder import EncoderSource, Pool, load_encoder, resolve_checkpoint
 
 __all__ = ["FineTune", "FineTuneAdamW", "KNNClassifier", "LinearProbe", "ProbeLARS", "knn_predict"]
@@ -164,6 +165,10 @@ class LinearProbe(_HeadProtocol):
         optimizer: the head's optimizer (MAE: LARS, ``lr = 0.1 * batch / 256``).
         lr_schedule: warm-up + cosine (MAE: 10 of 90 epochs).
         label_key: the batch entry holding labels.
+        cache_features: compute the frozen encoder's features once, for the training samples without their random
+            augmentation and for the validation split, and train the head on them (``anymae probe`` does it before
+            fitting): every epoch then costs the head only. ``False``: the encoder runs on every batch, with the
+            training split's augmentation (MAE's probe on ImageNet).
     """
 
     protocol = "linear_probe"
@@ -177,9 +182,11 @@ class LinearProbe(_HeadProtocol):
         optimizer: OptimizerCallable = ProbeLARS,
         lr_schedule: WarmupCosine = WarmupCosine(warmup_epochs=10),
         label_key: str = "label",
+        cache_features: bool = True,
     ) -> None:
         super().__init__(encoder, num_outputs, task, pool, label_key)
         self.save_hyperparameters()
+        self.cache_features = cache_features
         self.backbone.requires_grad_(False)
         linear = nn.Linear(self.backbone.embed_dim, num_outputs)
         nn.init.trunc_normal_(linear.weight, std=0.01)  # MAE's linear-probe head init
@@ -198,6 +205,10 @@ class LinearProbe(_HeadProtocol):
         return self.backbone(batch).pooled
 
     def features(self, batch: Mapping[str, Tensor]) -> Tensor:
+        """The frozen features of a raw batch, or the cached ones a :class:`~anymae.evaluation.data.CachedFeatures`
+        batch carries."""
+        if CACHED in batch:
+            return batch[CACHED].float()
         return self._frozen(batch).float()
 
     def configure_optimizers(self) -> dict[str, Any]:
