@@ -52,3 +52,13 @@ def test_normals_agree_with_open3d_up_to_sign():
     assert cosine.mean() > 0.999 and cosine.min() > 0.98
     plane = torch.tensor(np.c_[np.random.default_rng(3).random((300, 2)), np.zeros(300)])[None]
     assert estimate_normals(plane, k=16)[1].abs().max() < 1e-9  # a plane has no surface variation
+
+
+def test_knn_in_chunks_equals_one_distance_matrix():
+    from anymae_pointcloud.ops import knn
+
+    points = torch.rand(2, 300, 3, generator=torch.Generator().manual_seed(0))
+    query = torch.rand(2, 77, 3, generator=torch.Generator().manual_seed(1))
+    whole = torch.cdist(query, points).topk(8, dim=-1, largest=False).indices
+    assert torch.equal(knn(query, points, 8, chunk=10), whole)
+    assert torch.equal(knn(query, points, 8), whole)

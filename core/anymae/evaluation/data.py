@@ -101,6 +101,7 @@ class FewLabels(pl.LightningDataModule):
             num_workers=template.num_workers,
             collate_fn=template.collate_fn,
             pin_memory=template.pin_memory,
+            persistent_workers=template.num_workers > 0,  # workers started once per fit, not once per epoch
             drop_last=len(subset) % batch_size == 1,  # never a batch of one (a BatchNorm head needs two)
         )
 

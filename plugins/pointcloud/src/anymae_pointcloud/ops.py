@@ -45,10 +45,18 @@ def farthest_point_sample(points: Tensor, count: int, start: int = 0) -> Tensor:
     return chosen
 
 
-def knn(query: Tensor, points: Tensor, k: int) -> Tensor:
+def knn(query: Tensor, points: Tensor, k: int, chunk: int = 2048) -> Tensor:
     """Indices ``[B, M, k]`` of the ``k`` points nearest to each query ``[B, M, C]`` among ``points`` ``[B, N, C]``,
-    nearest first."""
-    return torch.cdist(query, points).topk(k, dim=-1, largest=False, sorted=True).indices
+    nearest first.
+
+    Queries go ``chunk`` at a time, so the distance matrix held at once is ``[B, chunk, N]``: memory linear in the
+    points (normals of a 100,000-point cloud would otherwise need a 40 GB ``[N, N]`` matrix).
+    """
+    parts = [
+        torch.cdist(query[:, start : start + chunk], points).topk(k, dim=-1, largest=False, sorted=True).indices
+        for start in range(0, query.shape[1], chunk)  # a loop over chunks of queries, each batched over clouds
+    ]
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
 
 def chamfer_distance(a: Tensor, b: Tensor, norm: str = "l2") -> Tensor:
