@@ -20,7 +20,6 @@ from functools import partial
 from typing import Annotated, Any, Literal
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field, NonNegativeInt, PositiveInt
 from torch import Tensor
 
@@ -253,10 +252,8 @@ def synth_fbanks(
     """The generated set as Audio-MAE's features, made once per process (evaluation builds it for every seed)."""
     waves, labels = synth_sounds(per_class, sample_rate, duration, seed)
     raw = batched_fbank(waves, sample_rate, num_mel_bins)  # [S, frames, bins]: every clip at once
-    frames = raw.shape[1]
-    raw = raw[:, :target_length] if frames >= target_length else F.pad(raw, (0, 0, 0, target_length - frames))
-    fbank = ((raw - AUDIOSET_MEAN) / (2 * AUDIOSET_STD))[:, None]  # as Fbank: padded, then normalised
-    return {"fbank": fbank, "frames": torch.full((len(labels),), min(frames, target_length)), "label": labels}
+    fitted = Fbank(sample_rate, num_mel_bins, target_length).fit(raw)  # the same padding and normalisation
+    return {"fbank": fitted["fbank"], "frames": fitted["frames"].expand(len(labels)).clone(), "label": labels}
 
 
 class SynthSoundsDataModule(DataModule):

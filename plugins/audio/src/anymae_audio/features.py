@@ -122,12 +122,13 @@ class Fbank:
         return self.fit(self.raw(waveform))
 
     def fit(self, fbank: Tensor) -> dict[str, Tensor]:
-        """A raw fbank ``[frames, bins]`` padded or cropped to ``target_length`` and normalised."""
-        frames = fbank.shape[0]
+        """A raw fbank ``[..., frames, bins]`` (one clip, or a batch of equal-length clips) padded or cropped to
+        ``target_length`` and normalised: ``{"fbank": [..., 1, target_length, bins], "frames": real frames}``."""
+        frames = fbank.shape[-2]
         if frames > self.target_length:
             start = int(torch.randint(frames - self.target_length + 1, ())) if self.crop == "random" else 0
-            fbank = fbank[start : start + self.target_length]
+            fbank = fbank[..., start : start + self.target_length, :]
         elif frames < self.target_length:
             fbank = torch.nn.functional.pad(fbank, (0, 0, 0, self.target_length - frames))
         fbank = (fbank - self.mean) / (2 * self.std)  # padded frames too, as Audio-MAE pads before normalising
-        return {"fbank": fbank[None], "frames": torch.tensor(min(frames, self.target_length))}
+        return {"fbank": fbank.unsqueeze(-3), "frames": torch.tensor(min(frames, self.target_length))}
