@@ -2,69 +2,77 @@
 
 The public API: everything a plugin or a user needs is importable from here (and contract tests from
 ``anymae.testing``). Importing anymae loads no plugin; :func:`load_plugins` (or the ``anymae`` CLI) does.
+
+Each name is imported from its module when first used (:mod:`anymae.lazy`), so ``import anymae`` costs no torch or
+Lightning import: ``anymae --help`` and a plugin's entry module stay fast.
 """
 
-from .callbacks import PeriodicFigure, save_matplotlib
-from .config import ConfigError, validated
-from .data import (
-    DataModule,
-    EpochShuffleSampler,
-    FileList,
-    FileSamples,
-    FolderDataModule,
-    SkippedSamples,
-    TensorSamples,
-    Unreadable,
-    collate_skipping,
-    make_loader,
-    sample_rng,
-    scan_folder,
-    split_indices,
-    split_key,
-)
-from .decoders import Decoder, MAEDecoder, WindowDecoder
-from .encoders import Encoder, ViTEncoder
-from .evaluation import PretrainedEncoder, load_encoder
-from .export import Exporter
-from .hookspecs import hookimpl
-from .masking import (
-    BlockMasker,
-    DualMasker,
-    FilteredNoiseMasker,
-    LargePatchMasker,
-    Masker,
-    NearestBlockMasker,
-    RandomMasker,
-    SpectrogramMasker,
-    TubeMasker,
-)
-from .module import MAEOutput, MaskedAutoencoder, TrainingDiverged
-from .optim import MAEAdamW, WarmupCosine
-from .plugins import PLUGIN_API_VERSION, IncompatiblePluginError, Plugins, get_plugins, load_plugins
-from .position import (
-    LearnedPositionEmbedding,
-    MLPPositionEmbedding,
-    PositionEmbedding,
-    SeparablePositionEmbedding,
-    SinCosPositionEmbedding,
-)
-from .registry import DuplicateComponentError, PluginError, Registry
-from .streaming import StreamingDataModule
-from .targets import PatchTarget, ProvidedTarget, Target, masked_mean
-from .tokenizers import Tokenizer, patchify, unpatchify
-from .types import (
-    INVERSE,
-    RAW_VALUES,
-    GridLayout,
-    LayoutSpec,
-    MaskSpec,
-    PointLayout,
-    TokenBatch,
-    TokenizerSpec,
-    gather_tokens,
-    grid_coords,
-)
-from .utils import require
+from .lazy import lazy_exports
+
+_EXPORTS: dict[str, list[str]] = {
+    ".callbacks": ["PeriodicFigure", "save_matplotlib"],
+    ".config": ["ConfigError", "validated"],
+    ".data": [
+        "DataModule",
+        "EpochShuffleSampler",
+        "FileList",
+        "FileSamples",
+        "FolderDataModule",
+        "SkippedSamples",
+        "TensorSamples",
+        "Unreadable",
+        "collate_skipping",
+        "make_loader",
+        "sample_rng",
+        "scan_folder",
+        "split_indices",
+        "split_key",
+    ],
+    ".decoders": ["Decoder", "MAEDecoder", "WindowDecoder"],
+    ".encoders": ["Encoder", "ViTEncoder"],
+    ".evaluation": ["PretrainedEncoder", "load_encoder"],
+    ".export": ["Exporter"],
+    ".hookspecs": ["hookimpl"],
+    ".masking": [
+        "BlockMasker",
+        "DualMasker",
+        "FilteredNoiseMasker",
+        "LargePatchMasker",
+        "Masker",
+        "NearestBlockMasker",
+        "RandomMasker",
+        "SpectrogramMasker",
+        "TubeMasker",
+    ],
+    ".module": ["MAEOutput", "MaskedAutoencoder"],
+    ".errors": ["TrainingDiverged"],
+    ".optim": ["MAEAdamW", "WarmupCosine"],
+    ".plugins": ["PLUGIN_API_VERSION", "IncompatiblePluginError", "Plugins", "get_plugins", "load_plugins"],
+    ".position": [
+        "LearnedPositionEmbedding",
+        "MLPPositionEmbedding",
+        "PositionEmbedding",
+        "SeparablePositionEmbedding",
+        "SinCosPositionEmbedding",
+    ],
+    ".registry": ["DuplicateComponentError", "PluginError", "Registry"],
+    ".streaming": ["StreamingDataModule"],
+    ".targets": ["PatchTarget", "ProvidedTarget", "Target", "masked_mean"],
+    ".tokenizers": ["Tokenizer", "patchify", "unpatchify"],
+    ".types": [
+        "INVERSE",
+        "RAW_VALUES",
+        "GridLayout",
+        "LayoutSpec",
+        "MaskSpec",
+        "PointLayout",
+        "TokenBatch",
+        "TokenizerSpec",
+        "gather_tokens",
+        "grid_coords",
+    ],
+    ".utils": ["require"],
+}
 
 __version__ = "0.2.0"
 
@@ -130,6 +138,7 @@ __all__ = [
     "get_plugins",
     "grid_coords",
     "hookimpl",
+    "lazy_exports",
     "load_encoder",
     "load_plugins",
     "make_loader",
@@ -144,3 +153,5 @@ __all__ = [
     "unpatchify",
     "validated",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -1,29 +1,10 @@
-"""The core's own components and commands, registered like a plugin's (owner ``anymae``)."""
+"""The core's own components and commands, registered like a plugin's (owner ``anymae``): commands by import path
+and components imported inside their hook, so reading the command table imports neither torch nor Lightning."""
 
 from __future__ import annotations
 
-from .decoders import MAEDecoder, WindowDecoder
-from .encoders import ViTEncoder
 from .hookspecs import hookimpl
-from .masking import (
-    BlockMasker,
-    DualMasker,
-    FilteredNoiseMasker,
-    LargePatchMasker,
-    NearestBlockMasker,
-    RandomMasker,
-    SpectrogramMasker,
-    TubeMasker,
-)
-from .position import (
-    LearnedPositionEmbedding,
-    MLPPositionEmbedding,
-    SeparablePositionEmbedding,
-    SinCosPositionEmbedding,
-)
 from .registry import Registry
-from .streaming import StreamingDataModule
-from .targets import PatchTarget, ProvidedTarget
 
 #: name, help line, and the function that runs it (imported only when the command runs)
 COMMANDS = (
@@ -43,9 +24,34 @@ COMMANDS = (
 
 
 @hookimpl
-def anymae_register(registry: Registry) -> None:
+def anymae_commands(registry: Registry) -> None:
     for name, help_line, run in COMMANDS:
         registry.add_command(name, run, help=help_line)
+
+
+@hookimpl
+def anymae_register(registry: Registry) -> None:
+    from .decoders import MAEDecoder, WindowDecoder
+    from .encoders import ViTEncoder
+    from .masking import (
+        BlockMasker,
+        DualMasker,
+        FilteredNoiseMasker,
+        LargePatchMasker,
+        NearestBlockMasker,
+        RandomMasker,
+        SpectrogramMasker,
+        TubeMasker,
+    )
+    from .position import (
+        LearnedPositionEmbedding,
+        MLPPositionEmbedding,
+        SeparablePositionEmbedding,
+        SinCosPositionEmbedding,
+    )
+    from .streaming import StreamingDataModule
+    from .targets import PatchTarget, ProvidedTarget
+
     registry.add(
         RandomMasker,
         BlockMasker,

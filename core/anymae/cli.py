@@ -15,13 +15,16 @@ import re
 import sys
 import traceback
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from .config import ConfigError
-from .module import TrainingDiverged
+from .errors import TrainingDiverged
 from .plugins import Plugins, get_plugins
 from .registry import KINDS, Command, PluginError
 from .resolution import ComponentImportError, resolving
+
+T = TypeVar("T")
 
 __all__ = ["format_cli_error", "main"]
 
@@ -117,25 +120,35 @@ def _error(message: str) -> int:
     return 2
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", RuntimeWarning)
-            plugins = get_plugins()
-    except PluginError as error:  # strict mode (ANYMAE_STRICT_PLUGINS=1)
-        return _error(str(error))
-    for warning in caught:  # what is not a plugin's failure, reported below, as it came
+def _load(what: Callable[[], T]) -> T:
+    """``what()``, with the plugins' own failure warnings held back (the CLI reports them as one line each) and
+    any other warning passed on as it came."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        result = what()
+    for warning in caught:
         if not str(warning.message).startswith("anymae plugin "):
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
-    if args[:1] != ["plugins"]:  # which lists them itself
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    name, rest = (args[0], args[1:]) if args else (None, [])
+    try:
+        plugins = _load(get_plugins)
+        table = _load(lambda: plugins.commands)  # the core's, then the plugins' own: no component imported yet
+        if name not in (None, "-h", "--help"):  # a command runs: now each plugin's components (torch, Lightning)
+            _load(lambda: plugins.registry)
+            table = plugins.commands
+    except PluginError as error:  # strict mode (ANYMAE_STRICT_PLUGINS=1)
+        return _error(str(error))
+    if name != "plugins":  # which lists them itself
         for info in plugins.failed:  # a broken plugin: one line each; the others work
             print(f"anymae: warning: plugin {info.name} is {info.status}; its components are unusable", file=sys.stderr)
-    table = plugins.registry.commands  # the core's (registered first), then the plugins' own
-    if not args or args[0] in ("-h", "--help"):
+    if name is None or name in ("-h", "--help"):
         print_help(table, sys.stdout if args else sys.stderr)
         return 0 if args else 2
-    name, rest = args[0], args[1:]
     if name not in table:
         return _error(f"unknown command {name!r}; commands: {', '.join(table)}")
     _quiet()

@@ -13,7 +13,7 @@ import pluggy
 if TYPE_CHECKING:
     from .registry import Registry
 
-__all__ = ["anymae_register", "hookimpl", "hookspec"]
+__all__ = ["anymae_commands", "anymae_register", "hookimpl", "hookspec"]
 
 hookspec = pluggy.HookspecMarker("anymae")
 hookimpl = pluggy.HookimplMarker("anymae")
@@ -21,17 +21,39 @@ hookimpl = pluggy.HookimplMarker("anymae")
 
 @hookspec
 def anymae_register(registry: Registry) -> None:
-    """Register component classes (not instances) and commands with ``registry``.
+    """Register component classes (not instances) with ``registry``.
 
-    Called once per plugin when plugins are loaded (by the ``anymae`` CLI, or by :func:`anymae.load_plugins`).
+    Called once per plugin, the first time the components are asked for (by the ``anymae`` CLI before a command
+    runs, or by :attr:`anymae.Plugins.registry`); import the classes inside the hook, so that loading the plugin's
+    entry module (which ``anymae --help`` does) stays light.
     Each class is registered under its class name, which is the short name used in YAML (``class_path:
     ImagePatchTokenizer``), as the kind its base class says; a name another plugin already registered is an error
-    that names both plugins, and the first registration keeps the name. ``registry.add_command(name, run, help)``
-    adds ``anymae <name>``.
+    that names both plugins, and the first registration keeps the name. (A command added here with
+    ``registry.add_command`` still works, but then ``anymae --help`` has to import the plugin's components to list it:
+    add commands in :func:`anymae_commands`.)
 
     Example::
 
         @anymae.hookimpl
         def anymae_register(registry):
+            from .data import DigitsDataModule
+            from .tokenizers import ImagePatchTokenizer
+
             registry.add(ImagePatchTokenizer, DigitsDataModule)
+    """
+
+
+@hookspec
+def anymae_commands(registry: Registry) -> None:
+    """Register commands with ``registry.add_command(name, run, help)``: ``anymae <name>`` calls ``run(argv)``, the
+    function or its import path ``"package.module:function"`` (imported only when the command runs).
+
+    Called without :func:`anymae_register`, to list the commands (``anymae --help``) or run one, so it must not
+    import the plugin's components; a component registered here is an error.
+
+    Example::
+
+        @anymae.hookimpl
+        def anymae_commands(registry):
+            registry.add_command("fbank_stats", "anymae_audio.commands:run", help="mean and std of fbank features")
     """

@@ -29,6 +29,7 @@ from torch import Tensor
 from .config import ConfigError, component_config
 from .decoders import Decoder
 from .encoders import Encoder
+from .errors import TrainingDiverged
 from .masking import Masker
 from .optim import MAEAdamW, WarmupCosine
 from .targets import Target
@@ -39,10 +40,6 @@ __all__ = ["MAEOutput", "MaskedAutoencoder", "TrainingDiverged", "mask_seed"]
 
 _MODULE_HPARAM_WARNING = r".*is an instance of `nn.Module` and is already saved during checkpointing.*"
 _INSTANTIATOR = "lightning.pytorch.cli.instantiate_module"  # on Lightning's allowlist for load_from_checkpoint
-
-
-class TrainingDiverged(RuntimeError):
-    """Training met a non-finite loss or gradient and stopped before applying it (``on_nonfinite="stop"``)."""
 
 
 @dataclass(frozen=True)

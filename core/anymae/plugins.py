@@ -14,13 +14,13 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import pluggy
 
 from . import _builtins, hookspecs
-from .registry import CORE_NAME, DuplicateComponentError, PluginError, Registry
+from .registry import CORE_NAME, Command, DuplicateComponentError, PluginError, Registry
 
 __all__ = [
     "API_CHANGES",
@@ -84,11 +84,18 @@ class PluginInfo:
 
 @dataclass
 class Plugins:
-    """The result of :func:`load_plugins`: the registry and what happened to each plugin."""
+    """The result of :func:`load_plugins`: what happened to each plugin, and what they register.
 
-    registry: Registry
+    Commands (:attr:`commands`) and components (:attr:`registry`) are collected on first use, each from its own hook:
+    listing the commands imports no plugin's components (nor torch or Lightning), and a plugin that fails to register
+    is reported then (raised in strict mode), with the others kept.
+    """
+
     plugins: list[PluginInfo] = field(default_factory=list)
     manager: pluggy.PluginManager | None = None
+    strict: bool = False
+    _commands: dict[str, Command] | None = field(default=None, init=False, repr=False)
+    _registry: Registry | None = field(default=None, init=False, repr=False)
 
     @property
     def failed(self) -> list[PluginInfo]:
@@ -100,6 +107,67 @@ class Plugins:
             if not info.ok and any(module == p or module.startswith(p + ".") for p in info.packages):
                 return info
         return None
+
+    @property
+    def commands(self) -> dict[str, Command]:
+        """``anymae``'s commands by name, the core's first: before :attr:`registry` is used, those of the
+        ``anymae_commands`` hooks (no component imported); after, also any a plugin added in ``anymae_register``."""
+        if self._registry is not None:
+            return self._registry.commands
+        if self._commands is None:
+            self._commands = self._collect(("anymae_commands",)).commands
+        return self._commands
+
+    @property
+    def registry(self) -> Registry:
+        """Every plugin's components and commands (each plugin's ``anymae_register`` runs on first use)."""
+        if self._registry is None:
+            self._registry = self._collect(("anymae_commands", "anymae_register"))
+        return self._registry
+
+    def _hooks(self, hook: str) -> dict[str, Callable[..., None]]:
+        if self.manager is None:
+            return {}
+        return {impl.plugin_name: impl.function for impl in getattr(self.manager.hook, hook).get_hookimpls()}
+
+    def _collect(self, hooks: tuple[str, ...]) -> Registry:
+        registry = Registry()
+        if self.manager is None:
+            return registry
+        impls = {hook: self._hooks(hook) for hook in hooks}
+        infos = {info.name: info for info in self.plugins}
+        for name in self._order():
+            info = infos.get(name) or PluginInfo(name)
+            if info.error is not None:  # failed already (reported then)
+                continue
+            own = Registry(owner=name)
+            try:
+                for hook in hooks:
+                    if name in impls[hook]:
+                        impls[hook][name](registry=own)
+                        if hook == "anymae_commands" and len(own):
+                            raise PluginError("anymae_commands registered components; register them in anymae_register")
+                registry.merge(own)
+            except Exception as error:
+                if not info.packages:  # an in-process plugin: block the modules of the classes it tried to register
+                    modules = {c.cls.__module__ for c in own}
+                    info.packages = frozenset(m for m in modules if m.split(".")[0] != CORE_NAME)
+                if name not in infos:
+                    self.plugins.append(info)
+                self._fail(info, error, "failed to register")
+        return registry
+
+    def _order(self) -> list[str]:
+        """Plugin names in registration order (the core first)."""
+        return [name for name, _ in self.manager.list_name_plugin()] if self.manager is not None else []
+
+    def _fail(self, info: PluginInfo, error: BaseException, what: str) -> None:
+        info.error = f"{what}: {type(error).__name__}: {error}"
+        if self.strict:
+            if isinstance(error, PluginError):  # already names the plugins involved
+                raise error
+            raise PluginError(f"plugin {info.name} {info.error}") from error
+        warnings.warn(f"anymae plugin {info.name} was skipped ({info.error})", RuntimeWarning, stacklevel=4)
 
 
 def _env_list(name: str) -> set[str]:
@@ -158,76 +226,59 @@ def load_plugins(
     strict: bool | None = None,
     autoload: bool = True,
     extra: Iterable[tuple[str, object]] = (),
+    components: bool = True,
 ) -> Plugins:
-    """Discover and load plugins, and collect their components.
+    """Discover and load plugins (import each entry module and check its API), and collect their components.
 
     Args:
         strict: raise :class:`PluginError` on the first plugin that fails; default from ``ANYMAE_STRICT_PLUGINS``.
         autoload: load the plugins installed under the ``anymae`` entry-point group (tests turn this off).
         extra: in-process plugins as ``(name, module_or_object)`` pairs, registered after the installed ones.
+        components: collect the components now (each plugin's ``anymae_register``); ``False`` leaves them (and
+            their imports) to the first use of :attr:`Plugins.registry`, as the CLI does.
     """
     strict = _env_flag(STRICT_ENV) if strict is None else strict
     disabled = _env_list(DISABLE_ENV)
     manager = pluggy.PluginManager(ENTRY_POINT_GROUP)
     manager.add_hookspecs(hookspecs)
     manager.register(_builtins, name=CORE_NAME)
-    infos: dict[str, PluginInfo] = {}
-
-    def fail(info: PluginInfo, error: BaseException, what: str) -> None:
-        info.error = f"{what}: {type(error).__name__}: {error}"
-        if strict:
-            if isinstance(error, PluginError):  # already names the plugins involved
-                raise error
-            raise PluginError(f"plugin {info.name} {info.error}") from error
-        warnings.warn(f"anymae plugin {info.name} was skipped ({info.error})", RuntimeWarning, stacklevel=3)
-
+    loaded = Plugins(manager=manager, strict=strict)
     entry_points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP) if autoload else []
     for ep in sorted(entry_points, key=lambda ep: ep.name):
-        info = infos[ep.name] = PluginInfo(
-            ep.name, ep.dist.version if ep.dist else None, ep.value, packages=_packages(ep)
-        )
+        info = PluginInfo(ep.name, ep.dist.version if ep.dist else None, ep.value, packages=_packages(ep))
+        loaded.plugins.append(info)
         if ep.name in disabled:
             info.disabled = True
             continue
         try:
             module = ep.load()
         except Exception as error:  # a broken plugin must not take the others down
-            fail(info, error, "failed to import")
+            loaded._fail(info, error, "failed to import")
             continue
         try:
             _check_api(module, info, required=True)
             _register(manager, module, ep.name)
         except Exception as error:
-            fail(info, error, "failed to load")
+            loaded._fail(info, error, "failed to load")
     for name, plugin in extra:
-        module_name = getattr(plugin, "__name__", type(plugin).__name__)
-        info = infos[name] = PluginInfo(name, module=module_name)
+        info = PluginInfo(name, module=getattr(plugin, "__name__", type(plugin).__name__))
+        loaded.plugins.append(info)
         try:
             _check_api(plugin, info, required=False)
             _register(manager, plugin, name)
         except Exception as error:
-            fail(info, error, "failed to load")
-
-    registry = Registry()
-    for impl in manager.hook.anymae_register.get_hookimpls():  # in registration order
-        own = Registry(owner=impl.plugin_name)
-        try:
-            impl.function(registry=own)
-            registry.merge(own)
-        except Exception as error:
-            info = infos.get(impl.plugin_name) or PluginInfo(impl.plugin_name)
-            if not info.packages:  # an in-process plugin: block the modules of the classes it tried to register
-                info.packages = frozenset(c.cls.__module__ for c in own if c.cls.__module__.split(".")[0] != CORE_NAME)
-            fail(info, error, "failed to register")
-    return Plugins(registry=registry, plugins=list(infos.values()), manager=manager)
+            loaded._fail(info, error, "failed to load")
+    if components:
+        loaded.registry  # noqa: B018 (collects the components, raising in strict mode)
+    return loaded
 
 
 _loaded: Plugins | None = None
 
 
 def get_plugins(*, reload: bool = False) -> Plugins:
-    """The installed plugins, loaded once per process (what the CLI uses)."""
+    """The installed plugins, loaded once per process (what the CLI uses); components are collected on first use."""
     global _loaded
     if _loaded is None or reload:
-        _loaded = load_plugins()
+        _loaded = load_plugins(components=False)
     return _loaded

@@ -8,36 +8,54 @@ twice is an error naming both owners, and the first registration keeps the name.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-import lightning.pytorch as pl
-
-from .decoders import Decoder
-from .encoders import Encoder
-from .export import Exporter
-from .masking import Masker
-from .position import PositionEmbedding
-from .targets import Target
-from .tokenizers import Tokenizer
-
-__all__ = ["CORE_NAME", "KINDS", "Command", "Component", "DuplicateComponentError", "PluginError", "Registry"]
+__all__ = [
+    "CORE_NAME",
+    "KINDS",
+    "Command",
+    "Component",
+    "DuplicateComponentError",
+    "PluginError",
+    "Registry",
+    "kind_bases",
+]
 
 CORE_NAME = "anymae"
 
-#: The kinds of component that can be registered, and the base class each derives from (checked in this order).
-KINDS: dict[str, type] = {
-    "tokenizer": Tokenizer,
-    "masker": Masker,
-    "encoder": Encoder,
-    "decoder": Decoder,
-    "target": Target,
-    "position_embedding": PositionEmbedding,
-    "datamodule": pl.LightningDataModule,
-    "callback": pl.Callback,
-    "exporter": Exporter,
-}
+#: The kinds of component that can be registered, in the order their base classes are checked.
+KINDS: tuple[str, ...] = (
+    "tokenizer",
+    "masker",
+    "encoder",
+    "decoder",
+    "target",
+    "position_embedding",
+    "datamodule",
+    "callback",
+    "exporter",
+)
+
+
+@functools.cache
+def kind_bases() -> dict[str, type]:
+    """Each kind's base class. Imported on first use, not with this module: the command table (``anymae --help``)
+    is read without torch or Lightning."""
+    import lightning.pytorch as pl
+
+    from .decoders import Decoder
+    from .encoders import Encoder
+    from .export import Exporter
+    from .masking import Masker
+    from .position import PositionEmbedding
+    from .targets import Target
+    from .tokenizers import Tokenizer
+
+    bases = (Tokenizer, Masker, Encoder, Decoder, Target, PositionEmbedding, pl.LightningDataModule, pl.Callback)
+    return dict(zip(KINDS, (*bases, Exporter), strict=True))
 
 
 class PluginError(RuntimeError):
@@ -88,7 +106,7 @@ class Command:
 def kind_of(cls: type) -> str | None:
     """The kind of component ``cls`` is (by its base class), or ``None``."""
     if isinstance(cls, type):
-        for kind, base in KINDS.items():
+        for kind, base in kind_bases().items():
             if issubclass(cls, base):
                 return kind
     return None
@@ -108,7 +126,7 @@ class Registry:
         for cls in classes:
             kind = kind_of(cls)
             if kind is None:
-                bases = ", ".join(base.__name__ for base in KINDS.values())
+                bases = ", ".join(base.__name__ for base in kind_bases().values())
                 raise TypeError(f"{self.owner}: {cls!r} is not a component class; a component derives from {bases}")
             self._insert(Component(cls.__name__, kind, cls, self.owner))
 

@@ -204,3 +204,56 @@ def test_a_command_name_cannot_be_taken_twice():
         registry.add_command("once", lambda argv: 0, help="")
     with pytest.raises(ValueError, match="plain identifier"):
         registry.add_command("two words", lambda argv: 0, help="")
+
+
+def test_commands_are_listed_without_registering_components():
+    """`anymae_commands` runs alone (what `anymae --help` reads); `anymae_register` waits for the first use of the
+    registry. A command added in `anymae_register` (the older way) still runs once components are loaded."""
+    calls = []
+    module = types.ModuleType("lazy")
+    module.anymae_commands = anymae.hookimpl(lambda registry: registry.add_command("hi", lambda argv: 0, help="hi"))
+
+    def register(registry):
+        calls.append("register")
+        registry.add(SeriesTokenizer)
+        registry.add_command("old_style", lambda argv: 0, help="added with the components")
+
+    module.anymae_register = anymae.hookimpl(register)
+    loaded = anymae.load_plugins(autoload=False, extra=[("lazy", module)], components=False)
+    assert "hi" in loaded.commands and "fit" in loaded.commands and "old_style" not in loaded.commands
+    assert calls == []
+    assert loaded.registry.get("SeriesTokenizer").owner == "lazy" and calls == ["register"]
+    assert {"hi", "old_style"} <= set(loaded.commands)
+
+    wrong = types.ModuleType("wrong")
+    wrong.anymae_commands = anymae.hookimpl(lambda registry: registry.add(PointTokenizer))
+    with pytest.raises(anymae.PluginError, match="anymae_commands registered components"):
+        anymae.load_plugins(autoload=False, strict=True, extra=[("wrong", wrong)], components=False).commands  # noqa: B018
+
+
+def test_help_imports_neither_torch_nor_lightning():
+    """`anymae --help` with every installed plugin: the command table is read from light modules only (lazy package
+    exports, components imported inside `anymae_register`)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom anymae.cli import main\nassert main(['--help']) == 0\n"
+        "heavy = sorted(m for m in ('torch', 'lightning', 'open3d', 'av', 'torchaudio', 'aeon') if m in sys.modules)\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "fbank_stats" in out  # a plugin's command is listed
+    assert "HEAVY []" in out, out
+
+
+def test_lazy_exports_import_on_first_use():
+    import anymae_image
+
+    assert "DigitsDataModule" in dir(anymae_image)
+    from anymae_image import DigitsDataModule
+    from anymae_image.data import DigitsDataModule as defined
+
+    assert DigitsDataModule is defined and vars(anymae_image)["DigitsDataModule"] is defined  # kept once imported
+    with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
+        anymae_image.Nope  # noqa: B018

@@ -18,6 +18,7 @@ def run(argv: Sequence[str]) -> int:
     parser.add_argument("--verbose", "-v", action="store_true", help="also show each component's config fields")
     options = parser.parse_args(argv)
     plugins = get_plugins()
+    plugins.registry  # noqa: B018 (every plugin registers its components now, so a failure shows below)
     real = [p for p in plugins.plugins if p.name != CORE_NAME]
     if not real:
         print("No plugins installed. Install one, e.g. `pip install anymae-image`.")

@@ -1,7 +1,15 @@
 """anymae-dna: DNA sequences for anymae."""
 
-from .data import SyntheticDNADataModule
-from .targets import BaseClassTarget
-from .tokenizers import DNAKmerTokenizer
+from anymae.lazy import lazy_exports
 
 __all__ = ["BaseClassTarget", "DNAKmerTokenizer", "SyntheticDNADataModule"]
+
+# imported on first use: loading the plugin (as `anymae --help` does) imports none of them
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".data": ["SyntheticDNADataModule"],
+        ".targets": ["BaseClassTarget"],
+        ".tokenizers": ["DNAKmerTokenizer"],
+    },
+)

@@ -2,13 +2,14 @@
 
 import anymae
 
-from .data import SyntheticDNADataModule
-from .targets import BaseClassTarget
-from .tokenizers import DNAKmerTokenizer
-
 ANYMAE_PLUGIN_API = 2  # the anymae plugin API this plugin is written for
 
 
 @anymae.hookimpl
 def anymae_register(registry: anymae.Registry) -> None:
+    # imported here, not at the top: `anymae --help` loads this module without needing the components
+    from .data import SyntheticDNADataModule
+    from .targets import BaseClassTarget
+    from .tokenizers import DNAKmerTokenizer
+
     registry.add(DNAKmerTokenizer, BaseClassTarget, SyntheticDNADataModule)

@@ -4,10 +4,7 @@ sounds, spectrogram figures).
 The names below are public API: saved configs record them by their shortest import path (``anymae_audio.X``).
 """
 
-from .data import AudioFolderDataModule, SynthSoundsDataModule, spec_augment, synth_sounds
-from .features import AUDIOSET_MEAN, AUDIOSET_STD, Fbank, read_audio
-from .tokenizers import SpectrogramPatchTokenizer
-from .viz import SpectrogramFigure, save_spectrograms
+from anymae.lazy import lazy_exports
 
 __version__ = "0.2.0"
 
@@ -25,3 +22,14 @@ __all__ = [
     "spec_augment",
     "synth_sounds",
 ]
+
+# imported on first use: loading the plugin (as `anymae --help` does) imports none of them
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".data": ["AudioFolderDataModule", "SynthSoundsDataModule", "spec_augment", "synth_sounds"],
+        ".features": ["AUDIOSET_MEAN", "AUDIOSET_STD", "Fbank", "read_audio"],
+        ".tokenizers": ["SpectrogramPatchTokenizer"],
+        ".viz": ["SpectrogramFigure", "save_spectrograms"],
+    },
+)

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import anymae
 
-from .data import AudioFolderDataModule, SynthSoundsDataModule
-from .tokenizers import SpectrogramPatchTokenizer
-from .viz import SpectrogramFigure
-
 ANYMAE_PLUGIN_API = 2  # the anymae plugin API this module is written for
 
 
 @anymae.hookimpl
 def anymae_register(registry: anymae.Registry) -> None:
+    from .data import AudioFolderDataModule, SynthSoundsDataModule
+    from .tokenizers import SpectrogramPatchTokenizer
+    from .viz import SpectrogramFigure
+
     registry.add(SpectrogramPatchTokenizer, AudioFolderDataModule, SynthSoundsDataModule, SpectrogramFigure)
+
+
+@anymae.hookimpl
+def anymae_commands(registry: anymae.Registry) -> None:
     registry.add_command("fbank_stats", "anymae_audio.commands:run", help="mean and std of a folder's fbank features")

@@ -3,11 +3,7 @@
 The names below are public API: saved configs record them by their shortest import path (``anymae_image.X``).
 """
 
-from .data import DigitsDataModule, ImageFolderDataModule, read_image
-from .export import TimmViTExporter, create_timm_vit, timm_vit_config, timm_vit_state_dict
-from .hog import HOGTarget, hog_cells
-from .tokenizers import ImagePatchTokenizer
-from .viz import ReconstructionGrid, save_reconstruction_grid
+from anymae.lazy import lazy_exports
 
 __version__ = "0.2.0"
 
@@ -26,3 +22,15 @@ __all__ = [
     "timm_vit_config",
     "timm_vit_state_dict",
 ]
+
+# imported on first use: loading the plugin (as `anymae --help` does) imports none of them
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".data": ["DigitsDataModule", "ImageFolderDataModule", "read_image"],
+        ".export": ["TimmViTExporter", "create_timm_vit", "timm_vit_config", "timm_vit_state_dict"],
+        ".hog": ["HOGTarget", "hog_cells"],
+        ".tokenizers": ["ImagePatchTokenizer"],
+        ".viz": ["ReconstructionGrid", "save_reconstruction_grid"],
+    },
+)

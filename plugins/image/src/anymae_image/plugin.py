@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import anymae
 
-from .data import DigitsDataModule, ImageFolderDataModule
-from .export import TimmViTExporter
-from .hog import HOGTarget
-from .tokenizers import ImagePatchTokenizer
-from .viz import ReconstructionGrid
-
 ANYMAE_PLUGIN_API = 2  # the anymae plugin API this module is written for
 
 
 @anymae.hookimpl
 def anymae_register(registry: anymae.Registry) -> None:
+    from .data import DigitsDataModule, ImageFolderDataModule
+    from .export import TimmViTExporter
+    from .hog import HOGTarget
+    from .tokenizers import ImagePatchTokenizer
+    from .viz import ReconstructionGrid
+
     registry.add(
         ImagePatchTokenizer, HOGTarget, DigitsDataModule, ImageFolderDataModule, ReconstructionGrid, TimmViTExporter
     )

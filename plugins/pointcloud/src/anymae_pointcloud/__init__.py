@@ -1,11 +1,7 @@
 """anymae-pointcloud: point clouds for anymae (Point-MAE groups, voxel patches, Chamfer, normal/curvature and
 occupancy targets, open3d data, PNG rendering). Names below are public API."""
 
-from .data import PointCloudFolderDataModule, ShapesDataModule, point_normals, read_points
-from .ops import chamfer_distance, estimate_normals, farthest_point_sample, knn
-from .targets import ChamferTarget, NormalCurvatureTarget, OccupancyTarget
-from .tokenizers import PointGroupTokenizer, VoxelPatchTokenizer
-from .viz import PointCloudGrid, save_point_cloud_grid
+from anymae.lazy import lazy_exports
 
 __version__ = "0.2.0"
 
@@ -27,3 +23,15 @@ __all__ = [
     "read_points",
     "save_point_cloud_grid",
 ]
+
+# imported on first use: loading the plugin (as `anymae --help` does) imports none of them
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".data": ["PointCloudFolderDataModule", "ShapesDataModule", "point_normals", "read_points"],
+        ".ops": ["chamfer_distance", "estimate_normals", "farthest_point_sample", "knn"],
+        ".targets": ["ChamferTarget", "NormalCurvatureTarget", "OccupancyTarget"],
+        ".tokenizers": ["PointGroupTokenizer", "VoxelPatchTokenizer"],
+        ".viz": ["PointCloudGrid", "save_point_cloud_grid"],
+    },
+)

@@ -3,15 +3,15 @@ imported only when data is read."""
 
 import anymae
 
-from .data import PointCloudFolderDataModule, ShapesDataModule
-from .targets import ChamferTarget, NormalCurvatureTarget, OccupancyTarget
-from .tokenizers import PointGroupTokenizer, VoxelPatchTokenizer
-from .viz import PointCloudGrid
-
 ANYMAE_PLUGIN_API = 2  # the anymae plugin API this module is written for
 
 
 @anymae.hookimpl
 def anymae_register(registry: anymae.Registry) -> None:
+    from .data import PointCloudFolderDataModule, ShapesDataModule
+    from .targets import ChamferTarget, NormalCurvatureTarget, OccupancyTarget
+    from .tokenizers import PointGroupTokenizer, VoxelPatchTokenizer
+    from .viz import PointCloudGrid
+
     registry.add(PointGroupTokenizer, VoxelPatchTokenizer, ChamferTarget, NormalCurvatureTarget, OccupancyTarget)
     registry.add(PointCloudFolderDataModule, ShapesDataModule, PointCloudGrid)

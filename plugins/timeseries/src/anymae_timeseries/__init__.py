@@ -1,12 +1,7 @@
 """anymae-timeseries: series and trajectories for anymae (patch tokenizer, forecasting by masking, trajectory target,
 UCR/UEA and file data, plots). Names below are public API."""
 
-from .data import AeonDataModule, SeriesFileDataModule, TrajectoryDataModule, interpolate_missing, read_series
-from .forecast import ForecastMetrics, forecast_errors
-from .masking import ForecastMasker
-from .targets import TrajectoryTarget
-from .tokenizers import SeriesPatchTokenizer
-from .viz import SeriesPlot, save_series_plot
+from anymae.lazy import lazy_exports
 
 __version__ = "0.2.0"
 
@@ -25,3 +20,22 @@ __all__ = [
     "read_series",
     "save_series_plot",
 ]
+
+# imported on first use: loading the plugin (as `anymae --help` does) imports none of them
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".data": [
+            "AeonDataModule",
+            "SeriesFileDataModule",
+            "TrajectoryDataModule",
+            "interpolate_missing",
+            "read_series",
+        ],
+        ".forecast": ["ForecastMetrics", "forecast_errors"],
+        ".masking": ["ForecastMasker"],
+        ".targets": ["TrajectoryTarget"],
+        ".tokenizers": ["SeriesPatchTokenizer"],
+        ".viz": ["SeriesPlot", "save_series_plot"],
+    },
+)

@@ -2,18 +2,18 @@
 
 import anymae
 
-from .data import AeonDataModule, SeriesFileDataModule, TrajectoryDataModule
-from .forecast import ForecastMetrics
-from .masking import ForecastMasker
-from .targets import TrajectoryTarget
-from .tokenizers import SeriesPatchTokenizer
-from .viz import SeriesPlot
-
 ANYMAE_PLUGIN_API = 2  # the anymae plugin API this module is written for
 
 
 @anymae.hookimpl
 def anymae_register(registry: anymae.Registry) -> None:
+    from .data import AeonDataModule, SeriesFileDataModule, TrajectoryDataModule
+    from .forecast import ForecastMetrics
+    from .masking import ForecastMasker
+    from .targets import TrajectoryTarget
+    from .tokenizers import SeriesPatchTokenizer
+    from .viz import SeriesPlot
+
     registry.add(SeriesPatchTokenizer, TrajectoryTarget, ForecastMasker)
     registry.add(AeonDataModule, SeriesFileDataModule, TrajectoryDataModule)
     registry.add(SeriesPlot, ForecastMetrics)

@@ -4,12 +4,7 @@ moving digits, frame strips).
 The names below are public API: saved configs record them by their shortest import path (``anymae_video.X``).
 """
 
-from .data import MovingDigitsDataModule, VideoFolderDataModule, read_clip
-from .io import clip_indices, read_frames, read_video_file
-from .targets import MotionTarget, VideoPixelTarget, block_matching_flow
-from .tokenizers import VideoTubeletTokenizer
-from .transforms import ClipTransform
-from .viz import FrameStrips, save_frame_strips
+from anymae.lazy import lazy_exports
 
 __version__ = "0.2.0"
 
@@ -29,3 +24,16 @@ __all__ = [
     "read_video_file",
     "save_frame_strips",
 ]
+
+# imported on first use: loading the plugin (as `anymae --help` does) imports none of them
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".data": ["MovingDigitsDataModule", "VideoFolderDataModule", "read_clip"],
+        ".io": ["clip_indices", "read_frames", "read_video_file"],
+        ".targets": ["MotionTarget", "VideoPixelTarget", "block_matching_flow"],
+        ".tokenizers": ["VideoTubeletTokenizer"],
+        ".transforms": ["ClipTransform"],
+        ".viz": ["FrameStrips", "save_frame_strips"],
+    },
+)

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import anymae
 
-from .data import MovingDigitsDataModule, VideoFolderDataModule
-from .targets import MotionTarget, VideoPixelTarget
-from .tokenizers import VideoTubeletTokenizer
-from .viz import FrameStrips
-
 ANYMAE_PLUGIN_API = 2  # the anymae plugin API this module is written for
 
 
 @anymae.hookimpl
 def anymae_register(registry: anymae.Registry) -> None:
+    from .data import MovingDigitsDataModule, VideoFolderDataModule
+    from .targets import MotionTarget, VideoPixelTarget
+    from .tokenizers import VideoTubeletTokenizer
+    from .viz import FrameStrips
+
     registry.add(
         VideoTubeletTokenizer,
         VideoPixelTarget,
