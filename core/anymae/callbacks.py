@@ -121,7 +121,7 @@ class PeriodicFigure(pl.Callback):
         module.eval()
         try:
             generator = torch.Generator(device=module.device).manual_seed(self.seed)
-            with torch.no_grad():
+            with torch.no_grad(), module.float32():  # figures in fp32, also from a bf16-true model
                 self.last_path = self.draw(module, batch, generator, folder / name)
         finally:
             module.train(was_training)

@@ -12,10 +12,11 @@ the target's needs against what the tokenizer offers), then a *dry run* of all f
 every batch, at the cost of a few integer comparisons.
 """
 
+import contextlib
 import inspect
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -291,6 +292,21 @@ class MaskedAutoencoder(pl.LightningModule):
         return latent, pred, target, self.target.loss(pred, target, spec)
 
     @torch.no_grad()
+    @contextlib.contextmanager
+    def float32(self) -> Iterator[None]:
+        """Run the model in float32 for a while, e.g. to draw a figure from a model trained with ``precision:
+        bf16-true``: each bf16/fp16 parameter and buffer holds an fp32 copy (exact) and gets its own tensor back after,
+        so nothing is rounded, no storage moves (DDP keeps its views) and the optimiser keeps its parameters."""
+        low = (torch.bfloat16, torch.half)
+        swapped = [(t, t.data) for t in (*self.parameters(), *self.buffers()) if t.dtype in low]
+        for tensor, data in swapped:
+            tensor.data = data.float()
+        try:
+            yield
+        finally:
+            for tensor, data in swapped:
+                tensor.data = data
+
     def reconstruct(
         self,
         batch: Mapping[str, Tensor],

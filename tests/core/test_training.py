@@ -63,15 +63,16 @@ class StopAfter(pl.Callback):
             trainer.should_stop = True
 
 
-def _fit(tmp_path, callbacks=(), ckpt_path=None):
+def _fit(tmp_path, callbacks=(), ckpt_path=None, model_args=None, **trainer_args):
     torch.manual_seed(0)
-    model = series_model()
+    model = series_model(**(model_args or {}))
     trainer = quiet_trainer(
         max_epochs=3,
         enable_checkpointing=True,
         default_root_dir=tmp_path,
         num_sanity_val_steps=0,
         callbacks=list(callbacks),
+        **trainer_args,
     )
     trainer.fit(model, SeriesData(n=96), ckpt_path=ckpt_path)
     return model, trainer
@@ -109,6 +110,58 @@ def test_bf16_autocast_trains_on_cpu():
     trainer.fit(model, SeriesData())
     assert torch.isfinite(trainer.callback_metrics["train/loss"])
     assert trainer.callback_metrics["val/loss"] > 0
+
+
+def test_master_weights_are_an_fp32_adamw_behind_a_bf16_working_copy():
+    """With master_weights, the bf16 parameters are the rounding of exactly what fp32 AdamW computes from the same
+    gradients; without, updates below bf16's resolution are lost."""
+    torch.manual_seed(0)
+    reference = torch.nn.Linear(8, 8)
+    working = torch.nn.Linear(8, 8).bfloat16()
+    with torch.no_grad():
+        for a, b in zip(reference.parameters(), working.parameters(), strict=True):
+            a.copy_(b.float())
+    fp32 = torch.optim.AdamW(reference.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.05)
+    ours = anymae.MAEAdamW(working.parameters(), lr=1e-3, master_weights=True)
+    for _ in range(5):
+        for a, b in zip(reference.parameters(), working.parameters(), strict=True):
+            b.grad = torch.randn_like(b)
+            a.grad = b.grad.float()
+        fp32.step()
+        ours.step()
+    for a, b in zip(reference.parameters(), working.parameters(), strict=True):
+        assert b.dtype == b.grad.dtype == torch.bfloat16
+        assert torch.equal(ours.state[b]["master"], a) and torch.equal(b, a.bfloat16())
+    reloaded = anymae.MAEAdamW(working.parameters(), lr=1e-3, master_weights=True)
+    reloaded.load_state_dict(ours.state_dict())  # torch would round the saved state to the parameters' bf16
+    assert {v.dtype for v in reloaded.state[working.weight].values()} == {torch.float32}
+    assert torch.equal(reloaded.state[working.weight]["master"], reference.weight)
+
+    for masters, moved in ((False, False), (True, True)):  # steps of 1e-3 at 1.0, where bf16 resolves 2^-7
+        weight = torch.nn.Parameter(torch.ones(4, dtype=torch.bfloat16))
+        optimizer = anymae.MAEAdamW([weight], lr=1e-3, weight_decay=0.0, master_weights=masters)
+        for _ in range(10):
+            weight.grad = torch.ones_like(weight)
+            optimizer.step()
+        assert bool((weight < 1).all()) == moved
+
+
+def test_bf16_true_with_master_weights_trains_resumes_exactly_and_draws(tmp_path):
+    from functools import partial
+
+    bf16 = {"model_args": {"optimizer": partial(anymae.MAEAdamW, lr=3e-3, master_weights=True)}}
+    straight, trainer = _fit(tmp_path / "a", precision="bf16-true", **bf16)
+    assert next(straight.parameters()).dtype == torch.bfloat16
+    assert torch.isfinite(trainer.callback_metrics["train/loss"])
+    _, first = _fit(tmp_path / "b", callbacks=[StopAfter(2)], precision="bf16-true", **bf16)
+    path = first.checkpoint_callback.best_model_path
+    resumed, _ = _fit(tmp_path / "c", ckpt_path=path, precision="bf16-true", **bf16)
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    weight = straight.encoder.cls_token
+    with straight.float32():  # what figures run in: an exact fp32 view, then the same bf16 tensor back
+        assert weight.dtype == torch.float32
+    assert weight.dtype == torch.bfloat16 and torch.equal(weight, straight.encoder.cls_token)
 
 
 def test_warmup_needs_an_epoch_length_or_steps():
