@@ -14,6 +14,7 @@ _EXPORTS: dict[str, list[str]] = {
     ".config": ["ConfigError", "validated"],
     ".data": [
         "DataModule",
+        "EpochLoader",
         "EpochShuffleSampler",
         "FileList",
         "FileSamples",
@@ -87,6 +88,7 @@ __all__ = [
     "DualMasker",
     "DuplicateComponentError",
     "Encoder",
+    "EpochLoader",
     "EpochShuffleSampler",
     "Exporter",
     "FileList",

@@ -8,19 +8,26 @@ atomically, and ``--ckpt_path last`` found across runs.
 * :class:`AtomicCheckpointIO` writes a checkpoint beside its destination and renames it into place, so a run killed
   mid-save leaves the previous checkpoint intact and no partial file in ``$TMPDIR`` (Lightning's own writer goes
   through a temporary file there); a partial file left by a killed save is removed when the next run starts.
+* With ``save_last=True`` the epoch's (or step's) top-k checkpoint and ``last.ckpt`` hold the same state, so it is
+  serialised once: ``last.ckpt`` is written (atomically, as ever), then the top-k file is made a hard link to it
+  (atomically too). A run killed at any point still finds a complete ``last.ckpt``.
 * :func:`find_last_checkpoint` resolves ``last`` to the newest ``last.ckpt`` of the earlier runs (Lightning looks only
   in the new run's own folder, finds nothing, warns and trains from scratch).
 """
 
+import contextlib
 import glob
 import os
+import shutil
 from pathlib import Path
 from typing import Any
+from weakref import proxy
 
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy
 
 __all__ = ["AtomicCheckpointIO", "Checkpoints", "find_last_checkpoint"]
 
@@ -47,7 +54,17 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 class Checkpoints(ModelCheckpoint):
     """``ModelCheckpoint`` with anymae's defaults: ``save_last=True``; written by :class:`AtomicCheckpointIO`; the
-    partial files of a killed save are removed when the next run starts."""
+    partial files of a killed save are removed when the next run starts.
+
+    Where a top-k checkpoint and ``last.ckpt`` are saved together (every epoch by default), the state is serialised
+    once: the top-k save is held back, ``last.ckpt`` is written, and the top-k file becomes a hard link to it (a copy
+    where the file system has no hard links). Both files keep their names, contents and bookkeeping
+    (``best_model_path``...); the writer always replaces a file by renaming a new one over it, never writes into it,
+    so the two names never see each other's later contents.
+    """
+
+    _in_topk = False  # inside Lightning's top-k save
+    _held: str | None = None  # a top-k checkpoint waiting for last.ckpt
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
@@ -56,6 +73,70 @@ class Checkpoints(ModelCheckpoint):
         if trainer.is_global_zero and self.dirpath and os.path.isdir(self.dirpath):
             for stale in glob.glob(os.path.join(self.dirpath, f".*{PARTIAL_SUFFIX}")):
                 os.remove(stale)
+
+    def _shares_last(self, trainer: pl.Trainer, filepath: str) -> bool:
+        """Whether the top-k checkpoint ``filepath`` can be a link to ``last.ckpt``: one local file per checkpoint
+        (single device or DDP), written by :class:`AtomicCheckpointIO` (rename over, never in place)."""
+        strategy = trainer.strategy
+        return (
+            self.save_last is True
+            and isinstance(strategy.checkpoint_io, AtomicCheckpointIO)
+            and (type(strategy) is DDPStrategy or isinstance(strategy, SingleDeviceStrategy))
+            and "://" not in str(filepath)
+            and "://" not in str(self.dirpath)
+        )
+
+    def _save_topk_checkpoint(self, trainer: pl.Trainer, monitor_candidates: dict[str, Any]) -> None:
+        self._in_topk = True
+        try:
+            super()._save_topk_checkpoint(trainer, monitor_candidates)
+        finally:
+            self._in_topk = False
+
+    def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
+        self._flush_held(trainer)
+        if self._in_topk and self._shares_last(trainer, filepath):
+            # Lightning saves last.ckpt next (the hook that saves a top-k checkpoint always does, with save_last)
+            self._held = filepath
+            self._last_global_step_saved = trainer.global_step
+            self._last_checkpoint_saved = filepath
+            return
+        super()._save_checkpoint(trainer, filepath)
+
+    def _save_last_checkpoint(self, trainer: pl.Trainer, monitor_candidates: dict[str, Any]) -> None:
+        held, self._held = self._held, None
+        super()._save_last_checkpoint(trainer, monitor_candidates)
+        if held is not None:
+            self._link(trainer, self.last_model_path, held)
+
+    def _flush_held(self, trainer: pl.Trainer) -> None:
+        """Write a held-back top-k checkpoint that no ``last.ckpt`` followed (not expected: Lightning saves them
+        together)."""
+        held, self._held = self._held, None
+        if held is not None:
+            super()._save_checkpoint(trainer, held)
+
+    def _link(self, trainer: pl.Trainer, source: str, target: str) -> None:
+        """``target`` becomes ``source``'s contents, atomically: a hard link (or a copy) beside it renamed over it."""
+        if trainer.is_global_zero:
+            partial = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}{PARTIAL_SUFFIX}")
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(partial)
+            try:
+                os.link(source, partial)
+            except OSError:  # no hard links on this file system
+                shutil.copyfile(source, partial)
+                with open(partial, "rb+") as handle:
+                    os.fsync(handle.fileno())
+            os.replace(partial, target)
+        trainer.strategy.barrier("Checkpoints._link")
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                logger.after_save_checkpoint(proxy(self))
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_end(trainer, pl_module)
+        self._flush_held(trainer)
 
 
 def find_last_checkpoint(trainer: pl.Trainer) -> Path | None:

@@ -38,6 +38,7 @@ __all__ = [
     "SKIPPED_KEY",
     "UNREADABLE_KEY",
     "DataModule",
+    "EpochLoader",
     "EpochShuffleSampler",
     "FileList",
     "FileSamples",
@@ -132,13 +133,21 @@ def split_key(key: int | tuple[int, int]) -> tuple[int, int | None]:
 @contextlib.contextmanager
 def sample_rng(seed: int | None) -> Iterator[None]:
     """Run the block with torch's CPU random state seeded by ``seed`` (nothing changes when ``seed`` is None), and
-    restore the state afterwards, so per-sample seeding never disturbs training's own random draws."""
+    restore the state afterwards, so per-sample seeding never disturbs training's own random draws.
+
+    Only the CPU generator is seeded: ``torch.manual_seed`` would also reseed every accelerator's generators (and not
+    restore them), and costs a stack trace per backend even where there is none, once per sample.
+    """
     if seed is None:
         yield
         return
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    generator = torch.default_generator
+    state = generator.get_state()
+    generator.manual_seed(seed)
+    try:
         yield
+    finally:
+        generator.set_state(state)
 
 
 @dataclass(frozen=True)
@@ -343,6 +352,66 @@ class FileSamples(Dataset):
 
 
 # ------------------------------------------------------------------------------------------------------ loaders
+class EpochLoader(DataLoader):
+    """A ``DataLoader`` whose persistent workers go on to the next epoch as soon as this one's last batch is handed
+    out, so the next epoch's first batches load while the last step, validation and checkpointing run (instead of
+    after them, the main process waiting). Being an :class:`EpochShuffleSampler`'s, the next epoch's order is known
+    from its number alone: the batches are those an epoch started afterwards would get.
+
+    Only with workers, only when ``next_epoch()`` (asked as the epoch's last batch is handed out; unset: never) says
+    another epoch follows, and only after an epoch that ran to its end (not one cut short by
+    ``limit_train_batches``). The sampler's epoch is then advanced by one: whoever iterates sets it again (Lightning
+    does, before every epoch), and when it is set to another epoch the prepared batches are dropped and the epoch
+    starts as a ``DataLoader``'s would.
+    """
+
+    def __init__(self, *args: Any, next_epoch: Callable[[], bool] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.next_epoch = next_epoch
+        self.prepared_epoch: int | None = None  # the epoch the workers were sent ahead to (None: none)
+
+    def __iter__(self) -> Iterator[Any]:
+        prepared, self.prepared_epoch = self.prepared_epoch, None
+        iterator = getattr(self, "_iterator", None)
+        if prepared is None or iterator is None or prepared != getattr(self.sampler, "epoch", None):
+            iterator = super().__iter__()
+        if not (self.persistent_workers and self.num_workers > 0 and isinstance(self.sampler, EpochShuffleSampler)):
+            return iterator
+        return _EpochEnd(self, iterator)
+
+    def _prepare_next_epoch(self, iterator: Any) -> None:
+        if self.next_epoch is None or not self.next_epoch():
+            return
+        epoch = self.sampler.epoch + 1
+        self.sampler.set_epoch(epoch)
+        iterator._reset(self)  # what iter() does at the start of an epoch with persistent workers
+        self.prepared_epoch = epoch
+
+
+class _EpochEnd:
+    """An epoch's iterator that tells its :class:`EpochLoader` when the epoch's last batch has been handed out."""
+
+    def __init__(self, loader: EpochLoader, iterator: Any) -> None:
+        self.loader, self.iterator = loader, iterator
+        self.ended = False
+
+    def __iter__(self) -> "_EpochEnd":
+        return self
+
+    def __len__(self) -> int:
+        return len(self.iterator)
+
+    def __next__(self) -> Any:
+        if self.ended:  # the workers may have gone on to the next epoch: this one is over
+            raise StopIteration
+        batch = next(self.iterator)
+        if self.iterator._num_yielded == len(self.iterator):
+            self.ended = True
+            if self.loader._iterator is self.iterator:
+                self.loader._prepare_next_epoch(self.iterator)
+        return batch
+
+
 def make_loader(
     dataset: Dataset,
     batch_size: int,
@@ -351,13 +420,15 @@ def make_loader(
     seed: int,
     num_workers: int = 0,
     collate_fn: Callable[[list], Any] | None = collate_skipping,
+    next_epoch: Callable[[], bool] | None = None,
 ) -> DataLoader:
     """The loader of a kit data module: shuffled per epoch from ``seed`` when ``train``, in order otherwise, each
     sample drawn with its own seed (random augmentation, or a random subset of a file's points, that a resumed run
     repeats); the last partial training batch dropped (as MAE) when each rank still gets a whole one; workers kept
-    between epochs."""
+    between epochs, and a training loader's workers start on the next epoch's batches when this one's are all
+    handed out when ``next_epoch()`` says one follows (:class:`EpochLoader`)."""
     ranks = _world()[1]
-    return DataLoader(
+    return EpochLoader(
         dataset,
         batch_size=batch_size,
         sampler=EpochShuffleSampler(len(dataset), seed, shuffle=train, sample_seeds=True),
@@ -366,6 +437,7 @@ def make_loader(
         pin_memory=torch.cuda.is_available(),
         drop_last=train and len(dataset) // ranks > batch_size,  # a rank sees 1/ranks of the data under DDP
         persistent_workers=num_workers > 0,
+        next_epoch=next_epoch if train else None,
     )
 
 
@@ -403,8 +475,27 @@ class DataModule(SkippedSamples, pl.LightningDataModule, ABC):
     def loader(self, dataset: Dataset, train: bool) -> DataLoader:
         collate = functools.partial(collate_skipping, collate=type(self).collate)
         return make_loader(
-            dataset, self.batch_size, train=train, seed=self.seed, num_workers=self.num_workers, collate_fn=collate
+            dataset,
+            self.batch_size,
+            train=train,
+            seed=self.seed,
+            num_workers=self.num_workers,
+            collate_fn=collate,
+            next_epoch=self._another_epoch,
         )
+
+    def _another_epoch(self) -> bool:
+        """Whether the trainer fitting this module will run an epoch after the current one (asked when its last
+        training batch is handed out, so that the loader's workers do not prepare an epoch that never comes)."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None or not trainer.training:
+            return False
+        if trainer.should_stop or trainer.reload_dataloaders_every_n_epochs:
+            return False
+        if trainer.max_steps is not None and 0 <= trainer.max_steps <= trainer.global_step + 1:
+            return False
+        max_epochs = trainer.max_epochs
+        return max_epochs is None or max_epochs < 0 or trainer.current_epoch + 1 < max_epochs
 
     def train_dataloader(self) -> DataLoader:
         loader = self.loader(self.train_set, train=True)
