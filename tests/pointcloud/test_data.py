@@ -146,3 +146,30 @@ def test_normal_target_without_normals_in_the_data_says_so():
     model = tiny_model(PointGroupTokenizer(num_groups=8, group_size=8, dim=16), NormalCurvatureTarget())
     with pytest.raises(ConfigError, match=r"neighbor_normals needs the batch entry 'normals'.*normals: true"):
         model({"points": torch.rand(2, 64, 3)})
+
+
+def test_cached_normals_equal_the_estimate_the_target_made_at_every_step():
+    """Without augmentation, the normals the data module caches per cloud and the tokenizer gathers for the decoded
+    groups are what the normal target estimated at every step before they were cached: ``estimate_normals`` over the
+    whole cloud at the points of the decoded groups, 16 neighbours (a normal's sign is arbitrary)."""
+    import anymae
+    from anymae_pointcloud import PointGroupTokenizer
+    from anymae_pointcloud.ops import estimate_normals, gather_points
+
+    data = ShapesDataModule(per_class=2, num_points=512, batch_size=20, normals=True, augment=False)
+    data.setup("fit")
+    batch = data.on_before_batch_transfer(next(iter(data.train_dataloader())), 0)
+    tokenizer = PointGroupTokenizer(num_groups=32, group_size=16, dim=16)
+    tokens = tokenizer(batch, extras=frozenset({"neighbor_normals"}))
+    mask = anymae.RandomMasker(mask_ratio=0.6)(tokens, generator=torch.Generator().manual_seed(0))
+    cached = anymae.gather_tokens(tokens.extras["neighbor_normals"], mask.ids_decode)  # [B, M, k, 4]
+
+    points = batch["points"]
+    index = anymae.gather_tokens(tokenizer.group(points)[2], mask.ids_decode)  # [B, M, k] the decoded groups' points
+    normals, variation = estimate_normals(points, query=gather_points(points, index).flatten(1, 2), k=16)
+    normals, variation = normals.view(cached[..., :3].shape), variation.view(cached[..., 3].shape)
+
+    assert cached.shape == (*mask.ids_decode.shape, 16, 4) and mask.ids_decode.shape[1] > 0
+    cosine = (normals * cached[..., :3]).sum(dim=-1).abs()
+    torch.testing.assert_close(cosine, torch.ones_like(cosine))
+    torch.testing.assert_close(variation, cached[..., 3])

@@ -19,6 +19,41 @@ def test_fps_picks_the_same_points_as_open3d():
         assert index[b, 0] == 0
 
 
+def open3d_picks(points: torch.Tensor, count: int, start: int = 0) -> list[np.ndarray]:
+    """The points open3d's ``farthest_point_down_sample`` keeps of each cloud (as float64, in the cloud's order)."""
+    clouds = [o3d.geometry.PointCloud(o3d.utility.Vector3dVector(p.double().numpy())) for p in points]
+    return [np.asarray(c.farthest_point_down_sample(count, start_index=start).points) for c in clouds]
+
+
+@pytest.mark.parametrize(("n", "count"), [(1024, 64), (8192, 512)])  # Point-MAE's setting, and a larger cloud
+def test_fps_in_float32_picks_the_same_points_as_open3d(n, count):
+    points = torch.rand(2, n, 3, generator=torch.Generator().manual_seed(n))
+    index = farthest_point_sample(points, count)
+    assert index.shape == (2, count) and (index[:, 0] == 0).all()
+    for b, theirs in enumerate(open3d_picks(points, count)):
+        np.testing.assert_array_equal(points[b, index[b].sort().values].double().numpy(), theirs)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_fps_breaks_ties_as_open3d(dtype):
+    """Points on a small integer grid, many repeated: many candidates lie exactly as far, and open3d takes the first.
+    1,000 points do not fill the argmax's chunks of 32, so its padding is exercised too."""
+    grid = torch.randint(0, 6, (3, 1000, 3), generator=torch.Generator().manual_seed(0)).to(dtype)
+    index = farthest_point_sample(grid, 100, start=7)
+    assert (index[:, 0] == 7).all() and all(len(set(row.tolist())) == 100 for row in index)
+    for b, theirs in enumerate(open3d_picks(grid, 100, start=7)):
+        np.testing.assert_array_equal(grid[b, index[b].sort().values].double().numpy(), theirs)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.gpu
+def test_fps_on_cuda_picks_what_the_cpu_picks():
+    points = torch.rand(4, 2000, 3, generator=torch.Generator().manual_seed(0))
+    for dtype in (torch.float32, torch.float64):
+        cpu = farthest_point_sample(points.to(dtype), 128, start=3)
+        assert torch.equal(farthest_point_sample(points.to(dtype).cuda(), 128, start=3).cpu(), cpu)
+
+
 def test_knn_matches_brute_force():
     rng = np.random.default_rng(1)
     points, query = rng.random((2, 200, 3)), rng.random((2, 10, 3))
