@@ -19,6 +19,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).parent))
+from steps import SIZES, build, mae_gflop, matmul_ceiling, step_fn
 
 GROUPS = (  # (group, substrings of aten op names), first match wins
     ("attention", ("scaled_dot_product", "flash_attention", "_efficient_attention", "_cudnn_attention")),
@@ -43,8 +44,6 @@ def profile_step(
     size: str, batch: int, precision: str, device: torch.device, steps: int = 3, table: bool = False
 ) -> dict:
     """Self time per group (seconds per step) of our step, the step's wall time, and the matmul efficiency."""
-    from bench import SIZES, build, mae_gflop, matmul_ceiling, step_fn
-
     module, optimizer = build("ours", size, device)
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if precision == "bf16" else nullcontext
     step = step_fn("ours", module, optimizer, torch.randn(batch, 3, 224, 224, device=device), autocast)
