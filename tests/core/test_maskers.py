@@ -110,6 +110,18 @@ def test_every_grid_masker_keeps_its_exact_count(shape, ratio, seed):
         assert (spec.mask.sum(dim=1) == n - visible).all(), type(masker).__name__
 
 
+def test_block_masker_takes_the_count_a_paper_states():
+    """BEiT hides 75 of 196 patches, MaskFeat 78: as counts, exactly; a ratio of 0.4 would hide 79."""
+    for count in (75, 78):
+        spec = draw(BlockMasker(num_masked=count), grid((14, 14)), 0)
+        assert (spec.mask.sum(dim=1) == count).all()
+    assert (draw(BlockMasker(), grid((14, 14)), 0).mask.sum(dim=1) == 79).all()  # the default ratio, 0.4
+    with pytest.raises(anymae.ConfigError, match="mask_ratio or num_masked, not both"):
+        BlockMasker(mask_ratio=0.4, num_masked=75)
+    with pytest.raises(anymae.ConfigError, match=r"num_masked \(64\) must be less than a sample's 64 tokens"):
+        draw(BlockMasker(num_masked=64, min_block=2), grid((8, 8)), 0)
+
+
 @FAST
 @given(
     steps=st.integers(2, 8),

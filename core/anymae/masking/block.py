@@ -26,8 +26,13 @@ class BlockMasker(Masker):
     10 rejected blocks in a row (as BEiT), all after ``max_rounds``; any shortfall is then made up with random tokens
     (BEiT stops short instead), so the count is exact for every sample.
 
+    BEiT and MaskFeat state their masks as a count of patches (75 and 78 of 196); ``num_masked`` takes it as stated,
+    where a ratio would round to another count (0.4 of 196 hides 79).
+
     Args:
-        mask_ratio: fraction of tokens hidden (BEiT hides 75 of 196 patches, about 0.4).
+        mask_ratio: fraction of tokens hidden (0.4 unless ``num_masked`` is given).
+        num_masked: number of tokens hidden in every sample (BEiT: 75 of a 14 x 14 grid; MaskFeat: 78), instead of
+            ``mask_ratio``.
         min_block: smallest block area in tokens (16 in BEiT).
         max_block: largest block area (unset: whatever remains, as BEiT).
         min_aspect: smallest aspect ratio (0.3 in BEiT); the largest is ``1 / min_aspect`` unless ``max_aspect``.
@@ -40,7 +45,8 @@ class BlockMasker(Masker):
     @validated
     def __init__(
         self,
-        mask_ratio: Annotated[float, Field(gt=0, lt=1)] = 0.4,
+        mask_ratio: Annotated[float, Field(gt=0, lt=1)] | None = None,
+        num_masked: PositiveInt | None = None,
         min_block: PositiveInt = 16,
         max_block: PositiveInt | None = None,
         min_aspect: Annotated[float, Field(gt=0, le=1)] = 0.3,
@@ -48,15 +54,23 @@ class BlockMasker(Masker):
         max_rounds: PositiveInt = 64,
     ) -> None:
         super().__init__()
+        if mask_ratio is not None and num_masked is not None:
+            raise ConfigError("BlockMasker: give mask_ratio or num_masked, not both")
         if max_block is not None and max_block < min_block:
             raise ConfigError(f"BlockMasker.max_block ({max_block}) must be at least min_block ({min_block})")
-        self.mask_ratio = mask_ratio
+        self.mask_ratio = 0.4 if mask_ratio is None and num_masked is None else mask_ratio
+        self.num_masked = num_masked
         self.min_block, self.max_block = min_block, max_block
         self.min_aspect, self.max_aspect = min_aspect, max_aspect or 1 / min_aspect
         self.max_rounds = max_rounds
 
     def num_visible(self, tokens: TokenBatch) -> int:
-        return int(real_token_count(tokens) * (1 - self.mask_ratio))
+        real = real_token_count(tokens)
+        if self.num_masked is None:
+            return int(real * (1 - self.mask_ratio))
+        if self.num_masked >= real:
+            raise ConfigError(f"BlockMasker.num_masked ({self.num_masked}) must be less than a sample's {real} tokens")
+        return real - self.num_masked
 
     def scores(self, tokens: TokenBatch, generator: torch.Generator | None) -> Tensor:
         hidden = self.blocks(tokens, generator)
