@@ -31,7 +31,7 @@ def anymae_commands(registry: Registry) -> None:
 
 @hookimpl
 def anymae_register(registry: Registry) -> None:
-    from .decoders import MAEDecoder, WindowDecoder
+    from .decoders import CrossMAEDecoder, MAEDecoder, WindowDecoder
     from .encoders import ViTEncoder
     from .masking import (
         BlockMasker,
@@ -64,6 +64,7 @@ def anymae_register(registry: Registry) -> None:
         ViTEncoder,
         MAEDecoder,
         WindowDecoder,
+        CrossMAEDecoder,
         PatchTarget,
         ProvidedTarget,
         SinCosPositionEmbedding,

@@ -8,23 +8,30 @@ target size with a linear head. Defaults are the paper's: 8 blocks of width 512 
 Unlike MAE's code, the decoder does not un-shuffle the sequence back into grid order: the blocks are permutation
 equivariant once every token carries its position embedding, so ``[class | visible | decoded]`` gives the same
 outputs, costs no gather, and lets decoder masking (VideoMAE V2) decode only a subset of the hidden tokens.
+
+:class:`CrossMAEDecoder` is CrossMAE's decoder (Fu et al. 2024, https://arxiv.org/abs/2401.14391): the mask tokens
+only cross-attend to the encoder's tokens, so each hidden token is predicted on its own.
 """
 
 import math
 from abc import ABC, abstractmethod
+from contextlib import nullcontext
+from functools import partial
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from pydantic import NonNegativeInt, PositiveFloat, PositiveInt
+from timm.layers import Mlp
 from torch import Tensor, nn
 
 from .config import ConfigError, validated
 from .encoders import init_mae_weights, key_padding_mask
-from .layers import run_blocks, transformer_block
+from .layers import Attention, run_blocks, transformer_block
 from .position import PositionEmbedding, default_position_embedding
 from .types import LayoutSpec, MaskSpec, TokenBatch
 
-__all__ = ["Decoder", "MAEDecoder", "WindowDecoder", "window_partition"]
+__all__ = ["CrossMAEDecoder", "Decoder", "MAEDecoder", "WindowDecoder", "window_partition"]
 
 
 class Decoder(nn.Module, ABC):
@@ -271,3 +278,156 @@ class WindowDecoder(MAEDecoder):
             grid = torch.where(valid[..., None], grid, 0.0)  # left-out cells stay empty
         out = torch.gather(grid.reshape(b, n, d), 1, mask.ids_decode[..., None].expand(-1, -1, d))
         return self.head(self.norm(out))
+
+
+class CrossAttention(nn.Module):
+    """Multi-head attention of ``x`` ``[B, M, D]`` (queries) to ``context`` ``[B, K, D]`` (keys and values) through
+    SDPA, with :class:`~anymae.layers.Attention`'s CPU precision rule (low-precision inputs attended in float32)."""
+
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool) -> None:
+        super().__init__()
+        self.num_heads, self.head_dim = num_heads, dim // num_heads
+        self.q = nn.Linear(dim, dim, bias=qkv_bias)
+        self.kv = nn.Linear(dim, 2 * dim, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: Tensor, context: Tensor, attn_mask: Tensor | None = None) -> Tensor:
+        (b, m, d), k_len = x.shape, context.shape[1]
+        q, kv = self.q(x), self.kv(context)
+        dtype = q.dtype
+        upcast = q.device.type == "cpu" and dtype in (torch.bfloat16, torch.float16)
+        with torch.autocast("cpu", enabled=False) if upcast else nullcontext():
+            if upcast:
+                q, kv = q.float(), kv.float()
+            q = q.view(b, m, self.num_heads, self.head_dim).transpose(1, 2)
+            k, v = (t.transpose(1, 2) for t in kv.view(b, k_len, 2, self.num_heads, self.head_dim).unbind(2))
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+            out = out.transpose(1, 2).reshape(b, m, d)
+        return self.proj(out.to(dtype))
+
+
+class CrossAttentionBlock(nn.Module):
+    """CrossMAE's pre-norm decoder block: optional self-attention among the queries, cross-attention from the queries
+    to the encoder's tokens, then an MLP, each with a residual."""
+
+    def __init__(
+        self, dim: int, num_heads: int, mlp_ratio: float, qkv_bias: bool, norm_eps: float, self_attention: bool
+    ) -> None:
+        super().__init__()
+        norm = partial(nn.LayerNorm, eps=norm_eps)
+        self.norm0 = norm(dim) if self_attention else None
+        self.self_attn = Attention(dim, num_heads, qkv_bias=qkv_bias) if self_attention else None
+        self.norm1 = norm(dim)
+        self.cross_attn = CrossAttention(dim, num_heads, qkv_bias)
+        self.norm2 = norm(dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU)
+
+    def forward(
+        self, x: Tensor, context: Tensor, cross_mask: Tensor | None = None, self_mask: Tensor | None = None
+    ) -> Tensor:
+        if self.self_attn is not None:
+            x = x + self.self_attn(self.norm0(x), attn_mask=self_mask)
+        x = x + self.cross_attn(self.norm1(x), context, cross_mask)
+        return x + self.mlp(self.norm2(x))
+
+
+class CrossMAEDecoder(Decoder):
+    """CrossMAE's decoder (Fu et al. 2024, "Rethinking Patch Dependence for Masked Autoencoders",
+    https://arxiv.org/abs/2401.14391): the queries are the decoded tokens only -- a learned mask token plus the
+    decoder's position embedding of each decoded position -- and each block lets them cross-attend to the encoder's
+    tokens (the latents projected to the decoder width plus their position embeddings; the class token included)
+    instead of running self-attention over ``[visible | mask tokens]`` as :class:`MAEDecoder` does. Without
+    self-attention among the queries (CrossMAE's default) every hidden token is predicted independently of the
+    others, so decoding a subset of them gives the same predictions for that subset, and the decoder's cost grows
+    with ``decoded x visible`` instead of ``(visible + decoded)^2``.
+
+    Partial reconstruction (CrossMAE's ``kept_mask_ratio``: predict only some of the hidden tokens) is decoder
+    masking: wrap the masker in :class:`~anymae.DualMasker` with ``strategy="random"``; ``decoder_ratio`` is the share
+    of all positions *not* decoded, so CrossMAE's 0.25 of the tokens decoded at mask ratio 0.75 is
+    ``DualMasker(RandomMasker(mask_ratio=0.75), decoder_ratio=0.75, strategy="random")``. Unlike CrossMAE, which picks
+    the decoded tokens among the hidden ones, DualMasker picks them among all positions: decoded tokens the encoder
+    saw are predicted but not in the loss, so about 0.19 of the tokens (not 0.25) count in it.
+
+    Not built: CrossMAE's feature mixing (``weight_fm``: each decoder block attending to its own learned mix of the
+    encoder's layers instead of the last layer's output); the decoder sees the encoder's final latents only.
+
+    Args:
+        embed_dim: decoder width (512 in CrossMAE's ViT-B setting).
+        depth: number of blocks (8).
+        num_heads: attention heads (16).
+        mlp_ratio: hidden width of each block's MLP relative to ``embed_dim``.
+        self_attention: self-attention among the queries before each cross-attention (off in CrossMAE, where a
+            hidden token's prediction depends on the visible tokens only).
+        qkv_bias, out_dim, pos_embed, norm_eps, grad_checkpointing, embed_bias: as :class:`MAEDecoder`.
+    """
+
+    @validated
+    def __init__(
+        self,
+        embed_dim: PositiveInt = 512,
+        depth: PositiveInt = 8,
+        num_heads: PositiveInt = 16,
+        mlp_ratio: PositiveFloat = 4.0,
+        self_attention: bool = False,
+        qkv_bias: bool = True,
+        out_dim: PositiveInt | None = None,
+        pos_embed: PositionEmbedding | None = None,
+        norm_eps: PositiveFloat = 1e-6,
+        grad_checkpointing: bool = False,
+        embed_bias: bool = True,
+    ) -> None:
+        super().__init__()
+        if embed_dim % num_heads:
+            raise ConfigError(f"CrossMAEDecoder.embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
+        self.embed_dim = embed_dim
+        self.self_attention = self_attention
+        self.requested_out_dim = out_dim
+        self.pos_embed = pos_embed
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
+        self.blocks = nn.ModuleList(
+            CrossAttentionBlock(embed_dim, num_heads, mlp_ratio, qkv_bias, norm_eps, self_attention)
+            for _ in range(depth)
+        )
+        self.norm = nn.LayerNorm(embed_dim, eps=norm_eps)
+        self.grad_checkpointing = grad_checkpointing
+        self.embed_bias = embed_bias
+        self.embed: nn.Linear | None = None
+        self.head: nn.Linear | None = None
+
+    def build(self, encoder_dim: int, out_dim: int, layout: LayoutSpec) -> None:
+        if self.requested_out_dim is not None and self.requested_out_dim != out_dim:
+            raise ConfigError(
+                f"CrossMAEDecoder.out_dim is {self.requested_out_dim} but the target predicts {out_dim} values per "
+                f"token; set out_dim to {out_dim} or leave it unset"
+            )
+        self.out_dim = out_dim
+        self.embed = nn.Linear(encoder_dim, self.embed_dim, bias=self.embed_bias)
+        self.head = nn.Linear(self.embed_dim, out_dim)
+        if self.pos_embed is None:
+            self.pos_embed = default_position_embedding(layout)
+        self.pos_embed.build(self.embed_dim, layout)
+        self.apply(init_mae_weights)
+        nn.init.normal_(self.mask_token, std=0.02)
+
+    def forward(self, latent: Tensor, tokens: TokenBatch, mask: MaskSpec, num_prefix_tokens: int) -> Tensor:
+        x = self.embed(latent)
+        prefix, visible = x[:, :num_prefix_tokens], x[:, num_prefix_tokens:]
+        context = torch.cat([prefix, visible + self.pos_embed(tokens, mask.ids_keep).to(x.dtype)], dim=1)
+        queries = (self.mask_token + self.pos_embed(tokens, mask.ids_decode)).to(x.dtype)
+        queries = queries.expand(x.shape[0], -1, -1)
+        cross_mask = self_mask = None
+        if tokens.padding_mask is not None:  # padded keys must not leak into real tokens through attention
+            cross_mask = key_padding_mask(torch.gather(tokens.padding_mask, 1, mask.ids_keep), num_prefix_tokens)
+            if self.self_attention:
+                keep = ~torch.gather(tokens.padding_mask, 1, mask.ids_decode)
+                keep = keep | ~keep.any(dim=1, keepdim=True)  # a row decoding only padding: its output is unused
+                self_mask = keep[:, None, None, :]
+        checkpoint = self.grad_checkpointing and self.training
+        for block in self.blocks:
+            if checkpoint:
+                queries = torch.utils.checkpoint.checkpoint(
+                    block, queries, context, cross_mask, self_mask, use_reentrant=False
+                )
+            else:
+                queries = block(queries, context, cross_mask, self_mask)
+        return self.head(self.norm(queries))
