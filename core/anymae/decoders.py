@@ -87,13 +87,15 @@ class MAEDecoder(Decoder):
     ) -> None:
         super().__init__()
         if embed_dim % num_heads:
-            raise ConfigError(f"MAEDecoder.embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
+            raise ConfigError(
+                f"{type(self).__name__}.embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})"
+            )
         self.embed_dim = embed_dim
         self.requested_out_dim = out_dim
         self.pos_embed = pos_embed
         self.mask_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.blocks = nn.ModuleList(
-            transformer_block(embed_dim, num_heads, mlp_ratio, qkv_bias, norm_eps) for _ in range(depth)
+            self.block(embed_dim, num_heads, mlp_ratio, qkv_bias, norm_eps) for _ in range(depth)
         )
         self.norm = nn.LayerNorm(embed_dim, eps=norm_eps)
         self.grad_checkpointing = grad_checkpointing
@@ -101,11 +103,15 @@ class MAEDecoder(Decoder):
         self.embed: nn.Linear | None = None
         self.head: nn.Linear | None = None
 
+    def block(self, dim: int, num_heads: int, mlp_ratio: float, qkv_bias: bool, norm_eps: float) -> nn.Module:
+        """One decoder block: timm's pre-norm transformer block."""
+        return transformer_block(dim, num_heads, mlp_ratio, qkv_bias, norm_eps)
+
     def build(self, encoder_dim: int, out_dim: int, layout: LayoutSpec) -> None:
         if self.requested_out_dim is not None and self.requested_out_dim != out_dim:
             raise ConfigError(
-                f"MAEDecoder.out_dim is {self.requested_out_dim} but the target predicts {out_dim} values per token; "
-                f"set out_dim to {out_dim} or leave it unset"
+                f"{type(self).__name__}.out_dim is {self.requested_out_dim} but the target predicts {out_dim} values "
+                f"per token; set out_dim to {out_dim} or leave it unset"
             )
         self.out_dim = out_dim
         self.embed = nn.Linear(encoder_dim, self.embed_dim, bias=self.embed_bias)
@@ -331,7 +337,7 @@ class CrossAttentionBlock(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
-class CrossMAEDecoder(Decoder):
+class CrossMAEDecoder(MAEDecoder):
     """CrossMAE's decoder (Fu et al. 2024, "Rethinking Patch Dependence for Masked Autoencoders",
     https://arxiv.org/abs/2401.14391): the queries are the decoded tokens only -- a learned mask token plus the
     decoder's position embedding of each decoded position -- and each block lets them cross-attend to the encoder's
@@ -376,38 +382,22 @@ class CrossMAEDecoder(Decoder):
         grad_checkpointing: bool = False,
         embed_bias: bool = True,
     ) -> None:
-        super().__init__()
-        if embed_dim % num_heads:
-            raise ConfigError(f"CrossMAEDecoder.embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
-        self.embed_dim = embed_dim
-        self.self_attention = self_attention
-        self.requested_out_dim = out_dim
-        self.pos_embed = pos_embed
-        self.mask_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
-        self.blocks = nn.ModuleList(
-            CrossAttentionBlock(embed_dim, num_heads, mlp_ratio, qkv_bias, norm_eps, self_attention)
-            for _ in range(depth)
+        self.self_attention = self_attention  # read by block(), which MAEDecoder's constructor calls
+        super().__init__(
+            embed_dim,
+            depth,
+            num_heads,
+            mlp_ratio,
+            qkv_bias,
+            out_dim,
+            pos_embed,
+            norm_eps,
+            grad_checkpointing,
+            embed_bias,
         )
-        self.norm = nn.LayerNorm(embed_dim, eps=norm_eps)
-        self.grad_checkpointing = grad_checkpointing
-        self.embed_bias = embed_bias
-        self.embed: nn.Linear | None = None
-        self.head: nn.Linear | None = None
 
-    def build(self, encoder_dim: int, out_dim: int, layout: LayoutSpec) -> None:
-        if self.requested_out_dim is not None and self.requested_out_dim != out_dim:
-            raise ConfigError(
-                f"CrossMAEDecoder.out_dim is {self.requested_out_dim} but the target predicts {out_dim} values per "
-                f"token; set out_dim to {out_dim} or leave it unset"
-            )
-        self.out_dim = out_dim
-        self.embed = nn.Linear(encoder_dim, self.embed_dim, bias=self.embed_bias)
-        self.head = nn.Linear(self.embed_dim, out_dim)
-        if self.pos_embed is None:
-            self.pos_embed = default_position_embedding(layout)
-        self.pos_embed.build(self.embed_dim, layout)
-        self.apply(init_mae_weights)
-        nn.init.normal_(self.mask_token, std=0.02)
+    def block(self, dim: int, num_heads: int, mlp_ratio: float, qkv_bias: bool, norm_eps: float) -> nn.Module:
+        return CrossAttentionBlock(dim, num_heads, mlp_ratio, qkv_bias, norm_eps, self.self_attention)
 
     def forward(self, latent: Tensor, tokens: TokenBatch, mask: MaskSpec, num_prefix_tokens: int) -> Tensor:
         x = self.embed(latent)
