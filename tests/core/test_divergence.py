@@ -60,6 +60,19 @@ def test_skip_drops_the_steps_a_corrupt_sample_poisons_and_counts_them():
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
+def test_skip_keeps_master_weights_finite_in_bf16_true():
+    """bf16 working copy with fp32 masters: a poisoned step is dropped before the optimiser, so neither the masters
+    nor the bf16 parameters take a NaN."""
+    torch.manual_seed(0)
+    model = series_model(on_nonfinite="skip", optimizer=partial(anymae.MAEAdamW, lr=1e-3, master_weights=True))
+    trainer = quiet_trainer(max_epochs=2, limit_val_batches=0, precision="bf16-true")
+    trainer.fit(model, SeriesData(n=64, poison=5))
+    assert model.skipped_steps == 2
+    assert all(p.dtype == torch.bfloat16 and torch.isfinite(p).all() for p in model.parameters())
+    masters = [s["master"] for s in trainer.optimizers[0].state.values() if "master" in s]
+    assert masters and all(m.dtype == torch.float32 and torch.isfinite(m).all() for m in masters)
+
+
 def test_skipping_forever_stops():
     model = series_model(on_nonfinite="skip", max_skipped_steps=2, optimizer=partial(anymae.MAEAdamW, lr=1e-3))
     data = SeriesData(n=64, batch_size=64, poison=5)  # every batch holds the corrupt sample
