@@ -98,3 +98,34 @@ def test_figures_checkpoints_and_evaluation_rows_under_ddp(tmp_path):
     assert [r["init"] for r in rows] == ["pretrained"]  # one header, one row, not one per rank
     printed = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert len(printed) == 1 and printed[0]["protocol"] == "knn"
+
+
+def test_crossmae_in_bf16_with_master_weights_and_early_workers_under_ddp(tmp_path):
+    """This session's parts together on 2 ranks: the CrossMAE decoder, bf16-true with fp32 master weights, and loader
+    workers sent on to the next epoch (full epochs, 2 workers per rank): it trains, draws, and saves fp32 masters."""
+    fit = [
+        str(ANYMAE),
+        "fit",
+        "--config",
+        str(ROOT / "examples" / "image" / "crossmae_digits.yaml"),
+        *DDP,
+        "--trainer.precision",
+        "bf16-true",
+        "--model.optimizer.init_args.master_weights",
+        "true",
+        "--data.init_args.num_workers",
+        "2",
+        "--trainer.max_epochs",
+        "2",
+        "--trainer.limit_val_batches",
+        "1",
+        "--trainer.enable_progress_bar",
+        "false",
+    ]
+    result = subprocess.run(fit, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    checkpoint = torch.load(tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert checkpoint["epoch"] == 1
+    masters = [s["master"] for s in checkpoint["optimizer_states"][0]["state"].values()]
+    assert masters and all(m.dtype == torch.float32 and torch.isfinite(m).all() for m in masters)
+    assert (tmp_path / "lightning_logs" / "version_0" / "reconstructions" / "final.png").is_file()
