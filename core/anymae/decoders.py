@@ -17,6 +17,7 @@ import math
 from abc import ABC, abstractmethod
 from contextlib import nullcontext
 from functools import partial
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -26,23 +27,36 @@ from timm.layers import Mlp
 from torch import Tensor, nn
 
 from .config import ConfigError, validated
-from .encoders import init_mae_weights, key_padding_mask
+from .encoders import Encoder, init_mae_weights, key_padding_mask
 from .layers import Attention, run_blocks, transformer_block
 from .position import PositionEmbedding, default_position_embedding
-from .types import LayoutSpec, MaskSpec, TokenBatch
+from .types import LayoutSpec, MaskSpec, TokenBatch, gather_tokens
 
-__all__ = ["CrossMAEDecoder", "Decoder", "MAEDecoder", "WindowDecoder", "window_partition"]
+__all__ = ["CrossMAEDecoder", "Decoder", "LinearDecoder", "MAEDecoder", "WindowDecoder", "window_partition"]
 
 
 class Decoder(nn.Module, ABC):
     """Maps encoder latents and a :class:`~anymae.types.MaskSpec` to predictions ``[B, M', out_dim]``, one per
     index in ``mask.ids_decode``, in that order.
 
+    The latents are those of the visible tokens ``[B, P + K, D]`` (MAE's encoder), or of every token
+    ``[B, P + N, D]`` when the encoder sees all tokens with hidden ones replaced by a mask token (SimMIM's); a decoder
+    says which it reads in :attr:`reads`, and the model checks it against the encoder when it is built.
+
     Attributes:
         out_dim: size of each prediction (the target's ``dim_per_token``), set by :meth:`build`.
+        reads: ``"visible"`` and/or ``"all"``: the latents this decoder can decode from.
+        encoder_layers: the decoder reads every encoder layer, not only the last: the model then calls it with
+            ``layers=`` (the list :meth:`~anymae.encoders.Encoder.forward_layers` returns).
     """
 
     out_dim: int
+    reads: ClassVar[frozenset[str]] = frozenset({"visible", "all"})
+    encoder_layers: bool = False
+
+    def attach(self, encoder: Encoder) -> None:
+        """Called once after :meth:`build` with the model's encoder, for what depends on more than its width (its
+        depth, for feature mixing)."""
 
     @abstractmethod
     def build(self, encoder_dim: int, out_dim: int, layout: LayoutSpec) -> None:
@@ -123,6 +137,15 @@ class MAEDecoder(Decoder):
         nn.init.normal_(self.mask_token, std=0.02)
 
     def forward(self, latent: Tensor, tokens: TokenBatch, mask: MaskSpec, num_prefix_tokens: int) -> Tensor:
+        if reads_all_tokens(latent, tokens, num_prefix_tokens):  # an encoder with mask tokens: no decoder ones
+            x = self.embed(latent)
+            ids = torch.arange(tokens.num_tokens, device=x.device).expand(x.shape[0], -1)
+            x = torch.cat(
+                [x[:, :num_prefix_tokens], x[:, num_prefix_tokens:] + self.pos_embed(tokens, ids).to(x.dtype)], 1
+            )
+            attn_mask = key_padding_mask(tokens.padding_mask, num_prefix_tokens)
+            x = run_blocks(self.blocks, x, attn_mask, self.grad_checkpointing and self.training)
+            return self.head(self.norm(gather_tokens(x[:, num_prefix_tokens:], mask.ids_decode)))
         x = self.embed(latent)
         prefix, visible = x[:, :num_prefix_tokens], x[:, num_prefix_tokens:]
         visible = visible + self.pos_embed(tokens, mask.ids_keep).to(x.dtype)
@@ -136,6 +159,49 @@ class MAEDecoder(Decoder):
         x = run_blocks(self.blocks, x, attn_mask, self.grad_checkpointing and self.training)
         start = num_prefix_tokens + mask.num_visible
         return self.head(self.norm(x[:, start:]))
+
+
+def reads_all_tokens(latent: Tensor, tokens: TokenBatch, num_prefix_tokens: int) -> bool:
+    """Whether ``latent`` holds every token (an encoder with mask tokens) rather than the visible ones: a masker
+    always hides at least one token, so the two never have the same length."""
+    return latent.shape[1] - num_prefix_tokens == tokens.num_tokens
+
+
+class LinearDecoder(Decoder):
+    """SimMIM's prediction head (Xie et al. 2022, https://arxiv.org/abs/2111.09886): one linear layer from each hidden
+    token's own latent to its target (SimMIM's 1x1 convolution to a patch's pixels), for an encoder that sees every
+    token with the hidden ones replaced by a mask token (``ViTEncoder(mask_token=True)``). The class token is not
+    used. SimMIM's point is that the head can be this light once the encoder does all the work.
+
+    Args:
+        out_dim: size of each prediction; ``None`` takes the target's size. When given, it must equal the target's.
+    """
+
+    reads = frozenset({"all"})
+
+    @validated
+    def __init__(self, out_dim: PositiveInt | None = None) -> None:
+        super().__init__()
+        self.requested_out_dim = out_dim
+        self.head: nn.Linear | None = None
+
+    def build(self, encoder_dim: int, out_dim: int, layout: LayoutSpec) -> None:
+        if self.requested_out_dim is not None and self.requested_out_dim != out_dim:
+            raise ConfigError(
+                f"LinearDecoder.out_dim is {self.requested_out_dim} but the target predicts {out_dim} values per "
+                f"token; set out_dim to {out_dim} or leave it unset"
+            )
+        self.out_dim = out_dim
+        self.head = nn.Linear(encoder_dim, out_dim)
+        self.apply(init_mae_weights)
+
+    def forward(self, latent: Tensor, tokens: TokenBatch, mask: MaskSpec, num_prefix_tokens: int) -> Tensor:
+        if not reads_all_tokens(latent, tokens, num_prefix_tokens):
+            raise ConfigError(
+                "LinearDecoder reads the hidden tokens' own latents: it needs an encoder that sees every token "
+                "(ViTEncoder mask_token: true)"
+            )
+        return self.head(gather_tokens(latent[:, num_prefix_tokens:], mask.ids_decode))
 
 
 def window_partition(
@@ -194,6 +260,8 @@ class WindowDecoder(MAEDecoder):
         embed_dim, depth, num_heads, mlp_ratio, qkv_bias, out_dim, pos_embed, norm_eps, grad_checkpointing,
             embed_bias: as :class:`MAEDecoder`.
     """
+
+    reads = frozenset({"visible"})
 
     @validated
     def __init__(
@@ -402,12 +470,15 @@ class CrossMAEDecoder(MAEDecoder):
     def forward(self, latent: Tensor, tokens: TokenBatch, mask: MaskSpec, num_prefix_tokens: int) -> Tensor:
         x = self.embed(latent)
         prefix, visible = x[:, :num_prefix_tokens], x[:, num_prefix_tokens:]
-        context = torch.cat([prefix, visible + self.pos_embed(tokens, mask.ids_keep).to(x.dtype)], dim=1)
+        ids_keep = mask.ids_keep
+        if reads_all_tokens(latent, tokens, num_prefix_tokens):  # an encoder with mask tokens: attend to all
+            ids_keep = torch.arange(tokens.num_tokens, device=x.device).expand(x.shape[0], -1)
+        context = torch.cat([prefix, visible + self.pos_embed(tokens, ids_keep).to(x.dtype)], dim=1)
         queries = (self.mask_token + self.pos_embed(tokens, mask.ids_decode)).to(x.dtype)
         queries = queries.expand(x.shape[0], -1, -1)
         cross_mask = self_mask = None
         if tokens.padding_mask is not None:  # padded keys must not leak into real tokens through attention
-            cross_mask = key_padding_mask(torch.gather(tokens.padding_mask, 1, mask.ids_keep), num_prefix_tokens)
+            cross_mask = key_padding_mask(torch.gather(tokens.padding_mask, 1, ids_keep), num_prefix_tokens)
             if self.self_attention:
                 keep = ~torch.gather(tokens.padding_mask, 1, mask.ids_decode)
                 keep = keep | ~keep.any(dim=1, keepdim=True)  # a row decoding only padding: its output is unused

@@ -6,6 +6,10 @@ a position embedding chosen by the layout, an optional class token, timm's pre-n
 LayerNorm. The token embedding is a linear map of the tokenizer's vectors, which for image patches is exactly MAE's
 ``Conv2d(kernel=stride=patch)``; it is applied after the visible tokens are gathered, so the hidden 75% are never
 embedded.
+
+With ``mask_token=True`` it is SimMIM's encoder instead (Xie et al. 2022, https://arxiv.org/abs/2111.09886): it sees
+every token, the hidden ones replaced by a learned mask token after the token embedding (PatchTST's zeroed patches
+are the same idea with a zero token).
 """
 
 from abc import ABC, abstractmethod
@@ -55,11 +59,15 @@ class Encoder(nn.Module, ABC):
         embed_dim: width of the latents.
         num_prefix_tokens: number of extra tokens (class token) in front of the visible ones.
         num_layers: depth, for layer-wise learning-rate decay when fine-tuning (0: no layers to tell apart).
+        sees_all_tokens: the encoder runs on every token, hidden ones replaced by a mask token (SimMIM), through
+            :meth:`forward_masked`; its latents are then ``[B, P + N, embed_dim]`` and the decoder reads the hidden
+            tokens' own latents.
     """
 
     embed_dim: int
     num_prefix_tokens: int = 0
     num_layers: int = 0
+    sees_all_tokens: bool = False
 
     def layer_id(self, name: str) -> int:
         """Depth of parameter ``name`` for layer-wise lr decay: 0 for embeddings, ``num_layers + 1`` for the top."""
@@ -75,6 +83,22 @@ class Encoder(nn.Module, ABC):
     @abstractmethod
     def forward(self, tokens: TokenBatch, ids_keep: Tensor | None = None) -> Tensor:
         """Encode the tokens at ``ids_keep`` ``[B, K]`` (all tokens when ``None``) -> ``[B, P + K, embed_dim]``."""
+
+    def forward_masked(self, tokens: TokenBatch, mask: Tensor) -> Tensor:
+        """Encode every token, those where ``mask`` ``[B, N]`` is True replaced by a mask token ->
+        ``[B, P + N, embed_dim]`` (encoders with :attr:`sees_all_tokens`)."""
+        raise NotImplementedError(f"{type(self).__name__} encodes visible tokens only")
+
+    def forward_layers(self, tokens: TokenBatch, ids_keep: Tensor | None = None) -> list[Tensor]:
+        """The input of the first block and the output of every block ``[B, P + K, embed_dim]`` each (before the
+        final norm), ``num_layers + 1`` tensors: what feature mixing (CrossMAE's ``weight_fm``) and feature targets
+        read."""
+        raise NotImplementedError(f"{type(self).__name__} does not expose its intermediate layers")
+
+    def class_attention(self, tokens: TokenBatch) -> Tensor:
+        """``[B, N]``: how much the class token attends to each token in the last block, averaged over heads, with
+        every token visible (AttMask's score)."""
+        raise NotImplementedError(f"{type(self).__name__} has no class-token attention to read")
 
 
 class ViTEncoder(Encoder):
@@ -92,6 +116,8 @@ class ViTEncoder(Encoder):
         norm_eps: LayerNorm epsilon (1e-6 in MAE).
         grad_checkpointing: recompute each block's activations in the backward pass instead of storing them
             (activation checkpointing: less memory for large models, about a third more compute).
+        mask_token: SimMIM's encoder: see every token, the hidden ones' embeddings replaced by a learned mask token
+            (initialised as SimMIM's, truncated normal with std 0.02) before the position embedding is added.
     """
 
     @validated
@@ -107,6 +133,7 @@ class ViTEncoder(Encoder):
         pos_embed: PositionEmbedding | None = None,
         norm_eps: PositiveFloat = 1e-6,
         grad_checkpointing: bool = False,
+        mask_token: bool = False,
     ) -> None:
         super().__init__()
         if embed_dim % num_heads:
@@ -123,10 +150,12 @@ class ViTEncoder(Encoder):
         )
         self.norm = nn.LayerNorm(embed_dim, eps=norm_eps)
         self.grad_checkpointing = grad_checkpointing
+        self.sees_all_tokens = mask_token
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if mask_token else None
 
     def layer_id(self, name: str) -> int:
         """MAE's ``get_layer_id_for_vit``: embeddings and class token 0, block ``i`` ``i + 1``, the rest on top."""
-        if name.startswith(("token_embed", "pos_embed", "cls_token")):
+        if name.startswith(("token_embed", "pos_embed", "cls_token", "mask_token")):
             return 0
         if name.startswith("blocks."):
             return int(name.split(".")[1]) + 1
@@ -146,19 +175,59 @@ class ViTEncoder(Encoder):
         self.apply(init_mae_weights)
         if self.cls_token is not None:
             nn.init.normal_(self.cls_token, std=0.02)
+        if self.mask_token is not None:
+            nn.init.trunc_normal_(self.mask_token, std=0.02)
 
-    def forward(self, tokens: TokenBatch, ids_keep: Tensor | None = None) -> Tensor:
+    def embed(self, tokens: TokenBatch, ids_keep: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
+        """The first block's input ``[B, P + K, D]``: token embedding (hidden tokens replaced by the mask token when
+        ``mask`` is given), position embedding, class token."""
         x = tokens.tokens
-        padding = tokens.padding_mask
         if ids_keep is None:
             ids_keep = torch.arange(x.shape[1], device=x.device).expand(x.shape[0], -1)
         else:
             x = gather_tokens(x, ids_keep)
-            padding = None  # visible tokens are never padding
         x = self.token_embed(x)
+        if mask is not None:
+            x = torch.where(mask[..., None], self.mask_token.to(x.dtype), x)
         x = x + self.pos_embed(tokens, ids_keep).to(x.dtype)  # tables are float32; bf16/fp16 weights stay so
         if self.cls_token is not None:
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1)
-        attn_mask = key_padding_mask(padding, self.num_prefix_tokens)
-        x = run_blocks(self.blocks, x, attn_mask, self.grad_checkpointing and self.training)
+        return x
+
+    def _attn_mask(self, tokens: TokenBatch, ids_keep: Tensor | None) -> Tensor | None:
+        # visible tokens are never padding; with every token in, padded keys are left out of attention
+        return key_padding_mask(tokens.padding_mask if ids_keep is None else None, self.num_prefix_tokens)
+
+    def forward(self, tokens: TokenBatch, ids_keep: Tensor | None = None) -> Tensor:
+        x = self.embed(tokens, ids_keep)
+        x = run_blocks(self.blocks, x, self._attn_mask(tokens, ids_keep), self.grad_checkpointing and self.training)
         return self.norm(x)
+
+    def forward_masked(self, tokens: TokenBatch, mask: Tensor) -> Tensor:
+        if self.mask_token is None:
+            raise ConfigError("ViTEncoder.forward_masked needs mask_token=True")
+        x = self.embed(tokens, None, mask)
+        x = run_blocks(self.blocks, x, self._attn_mask(tokens, None), self.grad_checkpointing and self.training)
+        return self.norm(x)
+
+    def forward_layers(self, tokens: TokenBatch, ids_keep: Tensor | None = None) -> list[Tensor]:
+        x = self.embed(tokens, ids_keep)
+        attn_mask, checkpoint = self._attn_mask(tokens, ids_keep), self.grad_checkpointing and self.training
+        layers = [x]
+        for block in self.blocks:
+            layers.append(run_blocks(nn.ModuleList([block]), layers[-1], attn_mask, checkpoint))
+        return layers
+
+    def class_attention(self, tokens: TokenBatch) -> Tensor:
+        if self.cls_token is None:
+            raise ConfigError("ViTEncoder.class_attention needs class_token=True")
+        attn_mask = self._attn_mask(tokens, None)
+        x = run_blocks(self.blocks[:-1], self.embed(tokens), attn_mask, False)
+        last = self.blocks[-1].attn
+        b, n, _ = x.shape
+        qkv = last.qkv(self.blocks[-1].norm1(x)).float().view(b, n, 3, last.num_heads, last.head_dim)
+        q, k = last.q_norm(qkv[:, :1, 0].transpose(1, 2)), last.k_norm(qkv[:, :, 1].transpose(1, 2))
+        logits = (q @ k.transpose(-2, -1)) * last.head_dim**-0.5  # [B, heads, 1, P + N]: one query row, no SDPA
+        if attn_mask is not None:
+            logits = logits.masked_fill(~attn_mask, float("-inf"))
+        return logits.softmax(dim=-1).mean(dim=1)[:, 0, self.num_prefix_tokens :]

@@ -17,7 +17,7 @@ import inspect
 import math
 import warnings
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import lightning.pytorch as pl
@@ -31,11 +31,11 @@ from .config import ConfigError, component_config
 from .decoders import Decoder
 from .encoders import Encoder
 from .errors import TrainingDiverged
-from .masking import Masker
+from .masking import MaskContext, Masker, MaskFeedback
 from .optim import MAEAdamW, WarmupCosine
 from .targets import Target
 from .tokenizers import Tokenizer
-from .types import RAW_VALUES, MaskSpec, TokenBatch, TokenizerSpec
+from .types import RAW_VALUES, MaskSpec, TokenBatch, TokenizerSpec, gather_tokens
 
 __all__ = ["MAEOutput", "MaskedAutoencoder", "TrainingDiverged", "mask_seed"]
 
@@ -48,12 +48,15 @@ class MAEOutput:
     """Everything one forward pass computed.
 
     Attributes:
-        loss: scalar reconstruction loss over the decoded, non-padding tokens.
+        loss: scalar training loss: the target's (reconstruction) loss plus the masker's auxiliary losses.
         pred: ``[B, M', D_out]`` predictions for ``mask.ids_decode``.
         target: ``[B, M', D_out]`` targets for the same tokens.
         mask: the :class:`~anymae.types.MaskSpec` used.
         tokens: the tokenized input.
-        latent: ``[B, P + K, D]`` encoder output on the visible tokens.
+        latent: ``[B, P + K, D]`` encoder output on the visible tokens (``[B, P + N, D]`` for an encoder that sees
+            every token).
+        terms: the named parts of ``loss`` when there are several (each target of a
+            :class:`~anymae.WeightedTarget`, unweighted; each auxiliary loss of the masker), logged separately.
     """
 
     loss: Tensor
@@ -62,6 +65,7 @@ class MAEOutput:
     mask: MaskSpec
     tokens: TokenBatch
     latent: Tensor
+    terms: Mapping[str, Tensor] = field(default_factory=dict)
 
 
 class MaskedAutoencoder(pl.LightningModule):
@@ -169,8 +173,26 @@ class MaskedAutoencoder(pl.LightningModule):
         self.masker.check_layout(spec.layout)
         self._extras = spec.require(self.target.needs, "model.target", type(self.target).__name__)
         self.target.bind(spec)
+        if self.target.scores != "decoded":
+            raise ConfigError(
+                f"model.target: {type(self.target).__name__} scores the encoder's visible tokens only; put it in a "
+                "WeightedTarget beside a target the decoder predicts (MR-MAE: pixels + teacher features)"
+            )
         self.encoder.build(spec.token_dim, spec.layout)
+        reads = "all" if self.encoder.sees_all_tokens else "visible"
+        if reads not in self.decoder.reads:
+            what = "every token (hidden ones as mask tokens)" if reads == "all" else "the visible tokens only"
+            raise ConfigError(
+                f"model.decoder: {type(self.decoder).__name__} cannot decode from {type(self.encoder).__name__}'s "
+                f"latents, which cover {what}; it reads {' or '.join(sorted(self.decoder.reads))} tokens' latents"
+            )
+        if self.decoder.encoder_layers and self.encoder.sees_all_tokens:
+            raise ConfigError("model.decoder: feature mixing reads the visible tokens' layers; the encoder sees all")
         self.decoder.build(self.encoder.embed_dim, self.target.dim_per_token, spec.layout)
+        self.decoder.attach(self.encoder)
+        self.target.build(self.encoder.embed_dim)
+        self.masker.build(self.encoder, spec)
+        self._masker_takes_context = "context" in inspect.signature(self.masker.forward).parameters
 
     def _dry_run(self) -> None:
         """Run the model once on the tokenizer's example batch (eval mode, no gradients, no global random state
@@ -272,24 +294,61 @@ class MaskedAutoencoder(pl.LightningModule):
         wanted = self._extras | extras
         tokens = self.tokenizer(batch, wanted)
         self._check_tokens(tokens, wanted)
+        progress = self.progress()
         if mask is not None:
             spec = MaskSpec.from_mask(mask.to(tokens.tokens.device), tokens.padding_mask)
         else:
             noise = None if noise is None else noise.to(tokens.tokens.device)
-            spec = self.masker(tokens, generator=generator, noise=noise)
-        latent, pred, target, loss = self._network(batch, tokens, spec)
-        return MAEOutput(loss=loss, pred=pred, target=target, mask=spec, tokens=tokens, latent=latent)
+            if self._masker_takes_context:
+                context = MaskContext(batch, self.encoder, progress, self.training and torch.is_grad_enabled())
+                spec = self.masker(tokens, generator=generator, noise=noise, context=context)
+            else:  # a masker written before contexts existed
+                spec = self.masker(tokens, generator=generator, noise=noise)
+        latent, pred, target, loss, terms = self._network(batch, tokens, spec)
+        if self.masker.learns:
+            num_prefix = self.encoder.num_prefix_tokens
+            token_loss = self.target.token_loss(pred, target, spec).detach()
+            feedback = MaskFeedback(spec, tokens, latent, num_prefix, token_loss, progress)
+            auxiliary = self.masker.auxiliary_loss(feedback)
+            if auxiliary:
+                terms = {**terms, **auxiliary, "target": terms.get("target", loss)}
+                loss = loss + sum(auxiliary.values())
+        return MAEOutput(loss=loss, pred=pred, target=target, mask=spec, tokens=tokens, latent=latent, terms=terms)
+
+    def progress(self) -> float:
+        """Share of training done, in ``[0, 1]`` (1 outside a training run): what a masker's schedule follows."""
+        trainer = self._trainer
+        if trainer is None or not self.training:
+            return 1.0
+        total = trainer.estimated_stepping_batches
+        if not math.isfinite(total) or total <= 0:
+            return 1.0
+        return min(1.0, trainer.global_step / total)
 
     def _encode_decode_score(
         self, batch: Mapping[str, Tensor], tokens: TokenBatch, spec: MaskSpec
-    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, dict[str, Tensor]]:
         """Everything after masking: the part ``compile=True`` hands to ``torch.compile`` (masking stays eager: it
         draws from a generator and syncs for counts)."""
-        latent = self.encoder(tokens, spec.ids_keep)
-        pred = self.decoder(latent, tokens, spec, self.encoder.num_prefix_tokens)
+        num_prefix = self.encoder.num_prefix_tokens
+        layers = None
+        if self.encoder.sees_all_tokens:
+            latent = self.encoder.forward_masked(tokens, spec.mask)
+        elif self.decoder.encoder_layers:
+            latent, layers = self.encoder.forward_layers(tokens, spec.ids_keep)
+        else:
+            latent = self.encoder(tokens, spec.ids_keep)
+        if layers is None:
+            pred = self.decoder(latent, tokens, spec, num_prefix)
+        else:
+            pred = self.decoder(latent, tokens, spec, num_prefix, layers=layers)
         target = self.target(batch, tokens, spec)
         self._check_prediction(pred, target, spec)
-        return latent, pred, target, self.target.loss(pred, target, spec)
+        visible = latent[:, num_prefix:]
+        if self.encoder.sees_all_tokens:
+            visible = gather_tokens(visible, spec.ids_keep)
+        loss, terms = self.target.score(batch, tokens, spec, pred, target, visible)
+        return latent, pred, target, loss, dict(terms)
 
     @torch.no_grad()
     @contextlib.contextmanager
@@ -361,9 +420,13 @@ class MaskedAutoencoder(pl.LightningModule):
             return sum(
                 (p.sum() * 0.0 for p in self.parameters() if p.requires_grad), torch.zeros((), device=self.device)
             )
-        loss = self(batch, generator=self._mask_generator(batch_idx)).loss
+        out = self(batch, generator=self._mask_generator(batch_idx))
+        loss = out.loss
         self._last_loss = loss.detach()
-        self.log("train/loss", loss, prog_bar=True, batch_size=_batch_size(batch))
+        size = _batch_size(batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=size)
+        for name, term in out.terms.items():
+            self.log(f"train/loss_{name}", term.detach(), batch_size=size)
         return loss
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
@@ -425,9 +488,12 @@ class MaskedAutoencoder(pl.LightningModule):
     def validation_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> Tensor | None:
         if _batch_size(batch) == 0:
             return None
-        loss = self(batch, generator=self._val_generator).loss
-        self.log("val/loss", loss, prog_bar=True, batch_size=_batch_size(batch), sync_dist=True)
-        return loss
+        out = self(batch, generator=self._val_generator)
+        size = _batch_size(batch)
+        self.log("val/loss", out.loss, prog_bar=True, batch_size=size, sync_dist=True)
+        for name, term in out.terms.items():
+            self.log(f"val/loss_{name}", term, batch_size=size, sync_dist=True)
+        return out.loss
 
     # ------------------------------------------------------------------------------------------------ optimisation
     def param_groups(self) -> list[dict[str, Any]]:

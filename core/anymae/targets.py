@@ -13,13 +13,13 @@ from collections.abc import Mapping
 from typing import Annotated, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, PositiveFloat
 from torch import Tensor, nn
 
 from .config import ConfigError, validated
 from .types import RAW_VALUES, MaskSpec, TokenBatch, TokenizerSpec, gather_tokens
 
-__all__ = ["PatchTarget", "ProvidedTarget", "Target", "masked_mean"]
+__all__ = ["PatchTarget", "ProvidedTarget", "Target", "WeightedTarget", "masked_mean"]
 
 
 def masked_mean(values: Tensor, valid: Tensor | None) -> Tensor:
@@ -44,11 +44,15 @@ class Target(nn.Module, ABC):
             or per-token data it ``provides`` (``"neighborhoods"``, ``"displacements"``...).
         predicts: what a prediction is, for figures: ``"raw_values"`` when :meth:`to_tokens` maps predictions back to
             token values, the name of a provided quantity (``"neighborhoods"``), or ``None``.
+        scores: ``"decoded"``: the decoder's predictions at ``mask.ids_decode`` (every reconstruction target);
+            ``"visible"``: the encoder's latents of the visible tokens, through a head of the target's own (feature
+            mimicking, MR-MAE), in :meth:`score`; such a target goes in a :class:`WeightedTarget` beside a decoded one.
     """
 
     dim_per_token: int
     needs: frozenset[str] = frozenset()
     predicts: str | None = None
+    scores: Literal["decoded", "visible"] = "decoded"
 
     @abstractmethod
     def bind(self, tokens: TokenizerSpec) -> None:
@@ -59,10 +63,35 @@ class Target(nn.Module, ABC):
     def forward(self, batch: Mapping[str, Tensor], tokens: TokenBatch, mask: MaskSpec) -> Tensor:
         """Targets ``[B, M', dim_per_token]`` for the tokens at ``mask.ids_decode``."""
 
+    def build(self, encoder_dim: int) -> None:
+        """Create what depends on the encoder's width (a ``"visible"`` target's head); called once by the model."""
+
+    def token_loss(self, pred: Tensor, target: Tensor, mask: MaskSpec) -> Tensor:
+        """``[B, M']``: the loss of each decoded token (mean squared error); what a loss-aware masker learns from."""
+        return (pred.float() - target.float()).pow(2).mean(dim=-1)
+
     def loss(self, pred: Tensor, target: Tensor, mask: MaskSpec) -> Tensor:
-        """Mean squared error per token, averaged over the decoded tokens that are not padding."""
-        per_token = (pred.float() - target.float()).pow(2).mean(dim=-1)
-        return masked_mean(per_token, mask.decode_valid)
+        """:meth:`token_loss` averaged over the decoded tokens that are not padding."""
+        return masked_mean(self.token_loss(pred, target, mask), mask.decode_valid)
+
+    def score(
+        self,
+        batch: Mapping[str, Tensor],
+        tokens: TokenBatch,
+        mask: MaskSpec,
+        pred: Tensor,
+        target: Tensor,
+        visible: Tensor,
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """The step's loss and its named parts (empty for a single loss; a :class:`WeightedTarget` names each of its
+        targets' losses, which the model logs separately).
+
+        Args:
+            batch, tokens, mask: the step's raw batch, tokens and mask.
+            pred, target: ``[B, M', dim_per_token]`` the decoder's predictions and this target's values.
+            visible: ``[B, K, D]`` the encoder's latents of the visible tokens (prefix tokens left out).
+        """
+        return self.loss(pred, target, mask), {}
 
     def to_tokens(self, pred: Tensor, tokens: TokenBatch, mask: MaskSpec) -> Tensor:
         """Map predictions back to token values (for showing reconstructions; targets that predict
@@ -133,10 +162,10 @@ class PatchTarget(Target):
         std = values.new_tensor(self.input_std)
         return (values.unflatten(-1, (-1, self.channels)) * std + mean).flatten(-2)
 
-    def loss(self, pred: Tensor, target: Tensor, mask: MaskSpec) -> Tensor:
+    def token_loss(self, pred: Tensor, target: Tensor, mask: MaskSpec) -> Tensor:
         if self.loss_kind == "mse":
-            return super().loss(pred, target, mask)
-        return masked_mean((pred.float() - target.float()).abs().mean(dim=-1), mask.decode_valid)
+            return super().token_loss(pred, target, mask)
+        return (pred.float() - target.float()).abs().mean(dim=-1)
 
     def _stats(self, values: Tensor) -> tuple[Tensor, Tensor]:
         """Mean and scale of each patch (``"patch"``) or of each channel of each patch (``"channel"``)."""
@@ -201,3 +230,85 @@ class ProvidedTarget(Target):
 
     def forward(self, batch: Mapping[str, Tensor], tokens: TokenBatch, mask: MaskSpec) -> Tensor:
         return gather_tokens(tokens.extras[self.quantity].flatten(2), mask.ids_decode)
+
+
+class WeightedTarget(Target):
+    """A weighted sum of named targets: pixels + HOG, pixels + a teacher's features (MR-MAE, Gao et al. 2023,
+    https://arxiv.org/abs/2303.05475). Each target keeps its own geometry and loss; the model logs each one's loss as
+    ``train/loss_<name>`` (unweighted) beside the weighted total ``train/loss``.
+
+    The decoder predicts the decoded targets side by side (its output is their widths concatenated, in the order
+    given); ``"visible"`` targets score the encoder's latents of the visible tokens themselves. Figures draw the first
+    target whose predictions map back to token values (pixels).
+
+    Args:
+        targets: the targets by name (the names appear in the logs).
+        weights: weight of each target's loss by name (1 where unset).
+    """
+
+    @validated
+    def __init__(self, targets: dict[str, Target], weights: dict[str, PositiveFloat] | None = None) -> None:
+        super().__init__()
+        weights = dict(weights or {})
+        unknown = sorted(set(weights) - set(targets))
+        if unknown:
+            raise ConfigError(f"WeightedTarget.weights names {unknown}, which are not targets ({sorted(targets)})")
+        if not targets:
+            raise ConfigError("WeightedTarget.targets is empty; give at least one target")
+        self.parts = nn.ModuleDict(targets)
+        self.weights = {name: float(weights.get(name, 1.0)) for name in targets}
+        self.decoded = [name for name, part in targets.items() if part.scores == "decoded"]
+        if not self.decoded:
+            raise ConfigError(
+                "WeightedTarget needs at least one target the decoder predicts; every one of "
+                f"{sorted(targets)} scores the encoder's visible tokens"
+            )
+        self.needs = frozenset().union(*(part.needs for part in targets.values()))
+        raw = [name for name in self.decoded if targets[name].predicts == RAW_VALUES]
+        self.drawn = raw[0] if raw else None
+        self.predicts = RAW_VALUES if raw else None
+        self.widths: list[int] = []
+
+    def bind(self, tokens: TokenizerSpec) -> None:
+        for part in self.parts.values():
+            part.bind(tokens)
+        self.widths = [self.parts[name].dim_per_token for name in self.decoded]
+        self.dim_per_token = sum(self.widths)
+
+    def build(self, encoder_dim: int) -> None:
+        for part in self.parts.values():
+            part.build(encoder_dim)
+
+    def _split(self, values: Tensor) -> dict[str, Tensor]:
+        return dict(zip(self.decoded, values.split(self.widths, dim=-1), strict=True))
+
+    def forward(self, batch: Mapping[str, Tensor], tokens: TokenBatch, mask: MaskSpec) -> Tensor:
+        return torch.cat([self.parts[name](batch, tokens, mask).float() for name in self.decoded], dim=-1)
+
+    def token_loss(self, pred: Tensor, target: Tensor, mask: MaskSpec) -> Tensor:
+        preds, targets = self._split(pred), self._split(target)
+        return sum(
+            self.weights[name] * self.parts[name].token_loss(preds[name], targets[name], mask) for name in self.decoded
+        )
+
+    def score(
+        self,
+        batch: Mapping[str, Tensor],
+        tokens: TokenBatch,
+        mask: MaskSpec,
+        pred: Tensor,
+        target: Tensor,
+        visible: Tensor,
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        preds, targets = self._split(pred), self._split(target)
+        terms = {}
+        for name, part in self.parts.items():
+            p, t = (preds[name], targets[name]) if name in preds else (pred[..., :0], target[..., :0])
+            terms[name] = part.score(batch, tokens, mask, p, t, visible)[0]
+        total = sum(self.weights[name] * term for name, term in terms.items())
+        return total, terms
+
+    def to_tokens(self, pred: Tensor, tokens: TokenBatch, mask: MaskSpec) -> Tensor:
+        if self.drawn is None:
+            raise NotImplementedError("none of the WeightedTarget's targets maps predictions back to tokens")
+        return self.parts[self.drawn].to_tokens(self._split(pred)[self.drawn], tokens, mask)

@@ -4,7 +4,7 @@ One module per masker family; every masker draws per-token scores on the tokens'
 (see :mod:`anymae.masking.base`).
 """
 
-from .base import Masker
+from .base import MaskContext, Masker, MaskFeedback
 from .block import BlockMasker
 from .dual import DualMasker
 from .filtered_noise import FilteredNoiseMasker
@@ -19,6 +19,8 @@ __all__ = [
     "DualMasker",
     "FilteredNoiseMasker",
     "LargePatchMasker",
+    "MaskContext",
+    "MaskFeedback",
     "Masker",
     "NearestBlockMasker",
     "RandomMasker",

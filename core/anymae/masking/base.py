@@ -1,5 +1,11 @@
 """Masker interface: a :class:`~anymae.types.TokenBatch` in, a :class:`~anymae.types.MaskSpec` out (MAE's
-``random_masking``). Maskers look only at the layout and padding of the tokens, never at their values.
+``random_masking``). The fixed maskers look only at the layout and padding of the tokens, never at their values.
+
+Learned and data-aware maskers (AdaMAE, HPM, AttMask: :mod:`anymae.masking.learned`) use the same interface and may
+see more: the model hands them a :class:`MaskContext` (the raw batch, the model's encoder, the training progress), they
+may own parameters (created in :meth:`Masker.build`, once the encoder is known), and after the target's loss the model
+gives them a :class:`MaskFeedback` (the step's per-token loss and the encoder's latents) from which they return
+auxiliary losses that are added to the training loss.
 
 Every masker here works the same way: it draws a **score** in ``[0, 1)`` for each token, batched on the tokens'
 device, and the ``num_visible`` tokens with the lowest scores stay visible (padding is forced to the hidden side).
@@ -7,16 +13,61 @@ Structure lives in the scores: one score per tube makes tubes, one per coarse ce
 are low far from a block make blocks. The count is therefore exact and equal for every sample by construction.
 """
 
+from __future__ import annotations
+
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from ..config import ConfigError
-from ..types import GridLayout, LayoutSpec, MaskSpec, TokenBatch
+from ..types import GridLayout, LayoutSpec, MaskSpec, TokenBatch, TokenizerSpec
 
-__all__ = ["Masker", "dense_grid_shape", "real_token_count", "uniform"]
+if TYPE_CHECKING:
+    from ..encoders import Encoder
+
+__all__ = ["MaskContext", "MaskFeedback", "Masker", "dense_grid_shape", "real_token_count", "uniform"]
+
+
+@dataclass(frozen=True)
+class MaskContext:
+    """What a data-aware masker may look at besides the tokens; the model passes it to every masker call.
+
+    Attributes:
+        batch: the raw batch (for a teacher with its own tokenizer).
+        encoder: the model's encoder (the online weights; a masker that wants a slower copy keeps its own).
+        progress: share of training done, in ``[0, 1]`` (1 outside training: a schedule's final value).
+        training: whether this is a training step (a masker updates its running copies only then).
+    """
+
+    batch: Mapping[str, Tensor]
+    encoder: Encoder
+    progress: float = 1.0
+    training: bool = False
+
+
+@dataclass(frozen=True)
+class MaskFeedback:
+    """What one step gives back to the masker that chose its mask, after the target's loss.
+
+    Attributes:
+        mask: the mask of the step.
+        tokens: the tokenized batch.
+        latent: the encoder's output ``[B, P + K, D]`` (gradients flow: a loss predictor on it trains the encoder).
+        num_prefix_tokens: ``P``.
+        token_loss: ``[B, M']`` the target's loss of each decoded token, detached.
+        progress: share of training done.
+    """
+
+    mask: MaskSpec
+    tokens: TokenBatch
+    latent: Tensor
+    num_prefix_tokens: int
+    token_loss: Tensor
+    progress: float = 1.0
 
 
 def uniform(shape: tuple[int, ...], tokens: TokenBatch, generator: torch.Generator | None) -> Tensor:
@@ -47,10 +98,22 @@ class Masker(nn.Module, ABC):
     Attributes:
         supported_layouts: the layout kinds (``"grid"``, ``"points"``) this masker can serve; checked at build time.
         grid_ranks: for grids, the ranks it can serve (``None``: any).
+        learns: the masker wants each step's :class:`MaskFeedback` (the model then computes the per-token loss and
+            calls :meth:`auxiliary_loss`).
     """
 
     supported_layouts: ClassVar[frozenset[str]] = frozenset({"grid", "points"})
     grid_ranks: ClassVar[frozenset[int] | None] = None
+    learns: bool = False
+
+    def build(self, encoder: Encoder, tokens: TokenizerSpec) -> None:
+        """Create what depends on the model (a scoring network, a loss predictor, a running copy of the encoder);
+        called once by the model after the encoder is built. Fixed maskers need nothing."""
+
+    def auxiliary_loss(self, feedback: MaskFeedback) -> dict[str, Tensor]:
+        """Losses of the masker's own parameters for this step, by name, added to the training loss and logged as
+        ``train/<name>``. Fixed maskers have none."""
+        return {}
 
     def check_layout(self, layout: LayoutSpec) -> None:
         """Raise :class:`~anymae.ConfigError` if this masker cannot serve ``layout`` (called when a model is built)."""
@@ -71,7 +134,11 @@ class Masker(nn.Module, ABC):
         """How many tokens every sample keeps visible."""
 
     def forward(
-        self, tokens: TokenBatch, generator: torch.Generator | None = None, noise: Tensor | None = None
+        self,
+        tokens: TokenBatch,
+        generator: torch.Generator | None = None,
+        noise: Tensor | None = None,
+        context: MaskContext | None = None,
     ) -> MaskSpec:
         """Sample a mask for ``tokens``.
 
@@ -80,6 +147,7 @@ class Masker(nn.Module, ABC):
             generator: random source on the tokens' device, for reproducible masks.
             noise: ``[B, N]`` scores in ``[0, 1)`` that replace :meth:`scores` (the lowest stay visible), e.g. the
                 noise given to HF's ViTMAE.
+            context: what a data-aware masker may look at (fixed maskers ignore it).
         """
         b, n = tokens.tokens.shape[:2]
         if noise is None:

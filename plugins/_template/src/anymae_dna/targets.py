@@ -29,11 +29,11 @@ class BaseClassTarget(anymae.Target):
     def forward(self, batch: Mapping[str, Tensor], tokens: anymae.TokenBatch, mask: anymae.MaskSpec) -> Tensor:
         return anymae.gather_tokens(tokens.tokens, mask.ids_decode)  # one-hot bases of the decoded tokens
 
-    def loss(self, pred: Tensor, target: Tensor, mask: anymae.MaskSpec) -> Tensor:
+    def token_loss(self, pred: Tensor, target: Tensor, mask: anymae.MaskSpec) -> Tensor:
         logits = pred.float().unflatten(-1, (-1, self.bases))  # [B, M, k, 4]
         labels = target.unflatten(-1, (-1, self.bases)).argmax(dim=-1)  # [B, M, k]
         per_base = torch.nn.functional.cross_entropy(logits.flatten(0, 2), labels.flatten(), reduction="none")
-        return anymae.masked_mean(per_base.view(labels.shape).mean(dim=-1), mask.decode_valid)
+        return per_base.view(labels.shape).mean(dim=-1)
 
     def to_tokens(self, pred: Tensor, tokens: anymae.TokenBatch, mask: anymae.MaskSpec) -> Tensor:
         best = pred.unflatten(-1, (-1, self.bases)).argmax(dim=-1)

@@ -26,7 +26,6 @@ from anymae import (
     TokenBatch,
     TokenizerSpec,
     gather_tokens,
-    masked_mean,
     validated,
 )
 
@@ -50,11 +49,11 @@ class ChamferTarget(ProvidedTarget):
         super().__init__("neighborhoods")
         self.norm = norm
 
-    def loss(self, pred: Tensor, target: Tensor, mask: MaskSpec) -> Tensor:
+    def token_loss(self, pred: Tensor, target: Tensor, mask: MaskSpec) -> Tensor:
         per_group = chamfer_distance(
             pred.float().unflatten(-1, (-1, 3)), target.float().unflatten(-1, (-1, 3)), self.norm
         )
-        return masked_mean(per_group, mask.decode_valid)
+        return per_group
 
     def to_tokens(self, pred: Tensor, tokens: TokenBatch, mask: MaskSpec) -> Tensor:
         raise NotImplementedError("point groups are shown by PointCloudGrid, not through token values")
@@ -76,12 +75,12 @@ class NormalCurvatureTarget(ProvidedTarget):
         super().__init__("neighbor_normals")
         self.curvature_weight = curvature_weight
 
-    def loss(self, pred: Tensor, target: Tensor, mask: MaskSpec) -> Tensor:
+    def token_loss(self, pred: Tensor, target: Tensor, mask: MaskSpec) -> Tensor:
         pred, target = pred.float().unflatten(-1, (-1, 4)), target.float().unflatten(-1, (-1, 4))
         cosine = F.cosine_similarity(pred[..., :3], target[..., :3], dim=-1, eps=1e-6)
         per_group = (1 - cosine.abs()).mean(dim=-1)
         per_group = per_group + self.curvature_weight * (pred[..., 3] - target[..., 3]).pow(2).mean(dim=-1)
-        return masked_mean(per_group, mask.decode_valid)
+        return per_group
 
 
 class OccupancyTarget(Target):
@@ -112,12 +111,12 @@ class OccupancyTarget(Target):
         values = gather_tokens(tokens.tokens, mask.ids_decode)
         return (values > 0).float() if self.mode == "occupancy" else values
 
-    def loss(self, pred: Tensor, target: Tensor, mask: MaskSpec) -> Tensor:
+    def token_loss(self, pred: Tensor, target: Tensor, mask: MaskSpec) -> Tensor:
         if self.mode == "occupancy":
             per_token = F.binary_cross_entropy_with_logits(pred.float(), target, reduction="none").mean(dim=-1)
         else:
             per_token = (pred.float() - target).pow(2).mean(dim=-1)
-        return masked_mean(per_token, mask.decode_valid)
+        return per_token
 
     def to_tokens(self, pred: Tensor, tokens: TokenBatch, mask: MaskSpec) -> Tensor:
         if self.mode == "counts":

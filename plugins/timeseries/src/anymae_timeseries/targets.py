@@ -9,7 +9,7 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from anymae import RAW_VALUES, MaskSpec, Target, TokenBatch, TokenizerSpec, gather_tokens, masked_mean, validated
+from anymae import RAW_VALUES, MaskSpec, Target, TokenBatch, TokenizerSpec, gather_tokens, validated
 
 __all__ = ["TrajectoryTarget"]
 
@@ -43,12 +43,12 @@ class TrajectoryTarget(Target):
         displacements = gather_tokens(tokens.extras["displacements"], mask.ids_decode)
         return torch.cat([positions, displacements], dim=-1)
 
-    def loss(self, pred: Tensor, target: Tensor, mask: MaskSpec) -> Tensor:
+    def token_loss(self, pred: Tensor, target: Tensor, mask: MaskSpec) -> Tensor:
         error = (pred.float() - target.float()).pow(2)
         per_token = error[..., : self.dim_per_token // 2].mean(dim=-1) + self.displacement_weight * error[
             ..., self.dim_per_token // 2 :
         ].mean(dim=-1)
-        return masked_mean(per_token, mask.decode_valid)
+        return per_token
 
     def to_tokens(self, pred: Tensor, tokens: TokenBatch, mask: MaskSpec) -> Tensor:
         return pred[..., : self.dim_per_token // 2]
