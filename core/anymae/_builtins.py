@@ -31,7 +31,7 @@ def anymae_commands(registry: Registry) -> None:
 
 @hookimpl
 def anymae_register(registry: Registry) -> None:
-    from .decoders import CrossMAEDecoder, MAEDecoder, WindowDecoder
+    from .decoders import CrossMAEDecoder, LinearDecoder, MAEDecoder, WindowDecoder
     from .encoders import ViTEncoder
     from .masking import (
         BlockMasker,
@@ -50,7 +50,8 @@ def anymae_register(registry: Registry) -> None:
         SinCosPositionEmbedding,
     )
     from .streaming import StreamingDataModule
-    from .targets import PatchTarget, ProvidedTarget
+    from .targets import PatchTarget, ProvidedTarget, WeightedTarget
+    from .teacher import TeacherFeatureTarget
 
     registry.add(
         RandomMasker,
@@ -65,8 +66,11 @@ def anymae_register(registry: Registry) -> None:
         MAEDecoder,
         WindowDecoder,
         CrossMAEDecoder,
+        LinearDecoder,
         PatchTarget,
         ProvidedTarget,
+        WeightedTarget,
+        TeacherFeatureTarget,
         SinCosPositionEmbedding,
         MLPPositionEmbedding,
         LearnedPositionEmbedding,

@@ -422,8 +422,10 @@ class CrossMAEDecoder(MAEDecoder):
     the decoded tokens among the hidden ones, DualMasker picks them among all positions: decoded tokens the encoder
     saw are predicted but not in the loss, so about 0.19 of the tokens (not 0.25) count in it.
 
-    Not built: CrossMAE's feature mixing (``weight_fm``: each decoder block attending to its own learned mix of the
-    encoder's layers instead of the last layer's output); the decoder sees the encoder's final latents only.
+    Feature mixing (CrossMAE's ``weight_fm``): each decoder block cross-attends to its own learned mix of the encoder's
+    layers -- the first block's input and every block's output, before the encoder's final norm -- instead of the
+    final latents: a ``[depth, encoder depth + 1]`` weight matrix (no softmax, as CrossMAE's ``WeightedFeatureMaps``),
+    then a LayerNorm per decoder block, then the projection to the decoder's width.
 
     Args:
         embed_dim: decoder width (512 in CrossMAE's ViT-B setting).
@@ -432,6 +434,7 @@ class CrossMAEDecoder(MAEDecoder):
         mlp_ratio: hidden width of each block's MLP relative to ``embed_dim``.
         self_attention: self-attention among the queries before each cross-attention (off in CrossMAE, where a
             hidden token's prediction depends on the visible tokens only).
+        weight_fm: feature mixing (above); needs an encoder that exposes its layers (``ViTEncoder``).
         qkv_bias, out_dim, pos_embed, norm_eps, grad_checkpointing, embed_bias: as :class:`MAEDecoder`.
     """
 
@@ -443,6 +446,7 @@ class CrossMAEDecoder(MAEDecoder):
         num_heads: PositiveInt = 16,
         mlp_ratio: PositiveFloat = 4.0,
         self_attention: bool = False,
+        weight_fm: bool = False,
         qkv_bias: bool = True,
         out_dim: PositiveInt | None = None,
         pos_embed: PositionEmbedding | None = None,
@@ -464,16 +468,54 @@ class CrossMAEDecoder(MAEDecoder):
             embed_bias,
         )
 
+        self.encoder_layers = weight_fm
+        self.norm_eps = norm_eps
+        self.feature_mix: nn.Linear | None = None
+        self.feature_norms: nn.ModuleList | None = None
+
     def block(self, dim: int, num_heads: int, mlp_ratio: float, qkv_bias: bool, norm_eps: float) -> nn.Module:
         return CrossAttentionBlock(dim, num_heads, mlp_ratio, qkv_bias, norm_eps, self.self_attention)
 
-    def forward(self, latent: Tensor, tokens: TokenBatch, mask: MaskSpec, num_prefix_tokens: int) -> Tensor:
+    def attach(self, encoder: Encoder) -> None:
+        if not self.encoder_layers:
+            return
+        if encoder.num_layers < 1:
+            raise ConfigError(
+                f"CrossMAEDecoder.weight_fm needs an encoder with layers; {type(encoder).__name__} has none"
+            )
+        depth = len(self.blocks)
+        self.feature_mix = nn.Linear(encoder.num_layers + 1, depth, bias=False)
+        nn.init.xavier_uniform_(self.feature_mix.weight)  # what CrossMAE's weights end up with (its _init_weights)
+        self.feature_norms = nn.ModuleList(nn.LayerNorm(encoder.embed_dim, eps=self.norm_eps) for _ in range(depth))
+
+    def _context(self, latent: Tensor, tokens: TokenBatch, ids_keep: Tensor, num_prefix_tokens: int) -> Tensor:
+        """Keys and values: the latents at the decoder's width, the visible ones with their position embedding."""
         x = self.embed(latent)
         prefix, visible = x[:, :num_prefix_tokens], x[:, num_prefix_tokens:]
+        return torch.cat([prefix, visible + self.pos_embed(tokens, ids_keep).to(x.dtype)], dim=1)
+
+    def forward(
+        self,
+        latent: Tensor,
+        tokens: TokenBatch,
+        mask: MaskSpec,
+        num_prefix_tokens: int,
+        layers: list[Tensor] | None = None,
+    ) -> Tensor:
         ids_keep = mask.ids_keep
         if reads_all_tokens(latent, tokens, num_prefix_tokens):  # an encoder with mask tokens: attend to all
-            ids_keep = torch.arange(tokens.num_tokens, device=x.device).expand(x.shape[0], -1)
-        context = torch.cat([prefix, visible + self.pos_embed(tokens, ids_keep).to(x.dtype)], dim=1)
+            ids_keep = torch.arange(tokens.num_tokens, device=latent.device).expand(latent.shape[0], -1)
+        if self.encoder_layers:
+            if layers is None:
+                raise ValueError("CrossMAEDecoder(weight_fm=True) needs the encoder's layers (layers=...)")
+            mixed = self.feature_mix(torch.stack(layers, dim=-1)).unbind(-1)  # one [B, P + K, D_enc] per block
+            contexts = [
+                self._context(norm(m), tokens, ids_keep, num_prefix_tokens)
+                for norm, m in zip(self.feature_norms, mixed, strict=True)
+            ]
+        else:
+            contexts = [self._context(latent, tokens, ids_keep, num_prefix_tokens)] * len(self.blocks)
+        x = contexts[0]
         queries = (self.mask_token + self.pos_embed(tokens, mask.ids_decode)).to(x.dtype)
         queries = queries.expand(x.shape[0], -1, -1)
         cross_mask = self_mask = None
@@ -484,7 +526,7 @@ class CrossMAEDecoder(MAEDecoder):
                 keep = keep | ~keep.any(dim=1, keepdim=True)  # a row decoding only padding: its output is unused
                 self_mask = keep[:, None, None, :]
         checkpoint = self.grad_checkpointing and self.training
-        for block in self.blocks:
+        for block, context in zip(self.blocks, contexts, strict=True):
             if checkpoint:
                 queries = torch.utils.checkpoint.checkpoint(
                     block, queries, context, cross_mask, self_mask, use_reentrant=False

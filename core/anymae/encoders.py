@@ -89,10 +89,10 @@ class Encoder(nn.Module, ABC):
         ``[B, P + N, embed_dim]`` (encoders with :attr:`sees_all_tokens`)."""
         raise NotImplementedError(f"{type(self).__name__} encodes visible tokens only")
 
-    def forward_layers(self, tokens: TokenBatch, ids_keep: Tensor | None = None) -> list[Tensor]:
-        """The input of the first block and the output of every block ``[B, P + K, embed_dim]`` each (before the
-        final norm), ``num_layers + 1`` tensors: what feature mixing (CrossMAE's ``weight_fm``) and feature targets
-        read."""
+    def forward_layers(self, tokens: TokenBatch, ids_keep: Tensor | None = None) -> tuple[Tensor, list[Tensor]]:
+        """The latents (as :meth:`forward`) and the layers: the input of the first block and the output of every
+        block ``[B, P + K, embed_dim]`` each (before the final norm), ``num_layers + 1`` tensors; what feature mixing
+        (CrossMAE's ``weight_fm``) and feature targets read."""
         raise NotImplementedError(f"{type(self).__name__} does not expose its intermediate layers")
 
     def class_attention(self, tokens: TokenBatch) -> Tensor:
@@ -210,13 +210,13 @@ class ViTEncoder(Encoder):
         x = run_blocks(self.blocks, x, self._attn_mask(tokens, None), self.grad_checkpointing and self.training)
         return self.norm(x)
 
-    def forward_layers(self, tokens: TokenBatch, ids_keep: Tensor | None = None) -> list[Tensor]:
+    def forward_layers(self, tokens: TokenBatch, ids_keep: Tensor | None = None) -> tuple[Tensor, list[Tensor]]:
         x = self.embed(tokens, ids_keep)
         attn_mask, checkpoint = self._attn_mask(tokens, ids_keep), self.grad_checkpointing and self.training
         layers = [x]
         for block in self.blocks:
             layers.append(run_blocks(nn.ModuleList([block]), layers[-1], attn_mask, checkpoint))
-        return layers
+        return self.norm(layers[-1]), layers
 
     def class_attention(self, tokens: TokenBatch) -> Tensor:
         if self.cls_token is None:
