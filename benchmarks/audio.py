@@ -21,7 +21,8 @@ ENCODER = (768, 12, 12)  # ViT-B
 DECODER = (512, 16, 16)  # Audio-MAE's local decoder: 16 blocks, 512 wide, 16 heads
 
 
-def build(decoder: str, frames: int, device: torch.device) -> anymae.MaskedAutoencoder:
+def build(decoder: str, frames: int, device: torch.device, full: bool = False) -> anymae.MaskedAutoencoder:
+    """Audio-MAE's model; ``full``: the control, the library's encoder with mask tokens (every patch in)."""
     from anymae_audio import SpectrogramPatchTokenizer
 
     (dim, depth, heads), (ddim, ddepth, dheads) = ENCODER, DECODER
@@ -33,37 +34,10 @@ def build(decoder: str, frames: int, device: torch.device) -> anymae.MaskedAutoe
     return anymae.MaskedAutoencoder(
         tokenizer=SpectrogramPatchTokenizer(target_length=frames, num_mel_bins=128),
         masker=anymae.RandomMasker(mask_ratio=0.8),
-        encoder=anymae.ViTEncoder(embed_dim=dim, depth=depth, num_heads=heads),
+        encoder=anymae.ViTEncoder(embed_dim=dim, depth=depth, num_heads=heads, mask_token=full),
         decoder=dec,
         target=anymae.PatchTarget(normalize="patch"),
     ).to(device)
-
-
-class FullToken(nn.Module):
-    """The control: the encoder on every patch (hidden ones replaced by a learned mask token), then the same
-    local decoder on the grid."""
-
-    def __init__(self, model: anymae.MaskedAutoencoder) -> None:
-        super().__init__()
-        self.model = model
-        self.enc_mask_token = nn.Parameter(torch.zeros(1, 1, model.encoder.embed_dim))
-
-    def forward(self, batch: dict) -> torch.Tensor:
-        m = self.model
-        tokens = m.tokenizer(batch)
-        spec = m.masker(tokens)
-        enc = m.encoder
-        ids = torch.arange(tokens.num_tokens, device=tokens.tokens.device).expand(tokens.batch_size, -1)
-        x = enc.token_embed(tokens.tokens)
-        x = torch.where(spec.mask[..., None], self.enc_mask_token.to(x.dtype), x) + enc.pos_embed(tokens, ids)
-        x = torch.cat([enc.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
-        for block in enc.blocks:
-            x = block(x)
-        latent = enc.norm(x)
-        # every patch is "visible" to the decoder's embedding; it predicts the hidden ones
-        everything = anymae.MaskSpec(ids, spec.ids_masked, ids, spec.mask, spec.ids_decode)
-        pred = m.decoder(latent, tokens, everything, 1)
-        return m.target.loss(pred, m.target(batch, tokens, spec), spec)
 
 
 def gflop(full: bool, local: bool, tokens: int, batch: int) -> float:
@@ -113,7 +87,7 @@ def run(device: torch.device, ceiling: dict[str, float], steps: int = 3, warmup:
     steps_of = {
         "local": step_of(local, fbank, True, device),
         "global": step_of(build("global", 1024, device), fbank, True, device),
-        "full-token": step_of(FullToken(build("local", 1024, device)).to(device), fbank, True, device),
+        "full-token": step_of(build("local", 1024, device, full=True), fbank, True, device),
     }
     medians = time_steps(steps_of, steps, warmup, device)
     for name, median in medians.items():

@@ -14,8 +14,8 @@ times a full pretraining step (forward, backward, AdamW) of
 * ``hf``: ``transformers.ViTMAEForPreTraining`` at the same configuration (SDPA attention) with plain AdamW. It is
   also the stand-in for the reference MAE code (facebookresearch/mae, not on PyPI): the same computation (every patch
   embedded, every token decoded and predicted) and the same optimiser,
-* ``full``: a full-token control built from our own blocks: the encoder sees all tokens, hidden ones replaced by a
-  mask token (MAE's "encoder w/ [M]" ablation),
+* ``full``: the full-token control, the library's own SimMIM-style path (``ViTEncoder(mask_token=True)``): the
+  encoder sees all tokens, hidden ones replaced by a mask token (MAE's "encoder w/ [M]" ablation),
 
 and prints median/min/max step time (the implementations' steps interleaved, so that a drift in the machine's speed
 affects them alike), images/s, analytic GFLOP per step, MFU against a matmul ceiling measured in the same run, peak

@@ -10,7 +10,6 @@ import torch
 from torch import nn
 
 import anymae
-from anymae.types import gather_tokens
 
 SIZES = {  # encoder (dim, depth, heads), decoder (dim, depth, heads)
     "ViT-S/16": ((384, 12, 6), (256, 4, 8)),
@@ -52,36 +51,6 @@ def mae_gflop(
     return 3 * 2 * macs / 1e9
 
 
-class FullTokenMAE(nn.Module):
-    """The control: MAE with the encoder on every token (hidden ones replaced by a learned mask token)."""
-
-    def __init__(self, model: anymae.MaskedAutoencoder) -> None:
-        super().__init__()
-        self.model = model
-        self.enc_mask_token = nn.Parameter(torch.zeros(1, 1, model.encoder.embed_dim))
-
-    def forward(self, batch: dict, generator: torch.Generator | None = None) -> torch.Tensor:
-        m = self.model
-        tokens = m.tokenizer(batch)
-        spec = m.masker(tokens, generator=generator)
-        enc = m.encoder
-        ids = torch.arange(tokens.num_tokens, device=tokens.tokens.device).expand(tokens.batch_size, -1)
-        x = enc.token_embed(tokens.tokens)
-        x = torch.where(spec.mask[..., None], self.enc_mask_token.to(x.dtype), x) + enc.pos_embed(tokens, ids).to(
-            x.dtype
-        )
-        x = torch.cat([enc.cls_token.expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1)
-        for block in enc.blocks:
-            x = block(x)
-        x = m.decoder.embed(enc.norm(x))
-        dec = m.decoder
-        x = x + torch.cat([torch.zeros_like(x[:, :1]), dec.pos_embed(tokens, ids).to(x.dtype)], dim=1)
-        for block in dec.blocks:
-            x = block(x)
-        pred = dec.head(dec.norm(gather_tokens(x[:, 1:], spec.ids_decode)))
-        return m.target.loss(pred, m.target(batch, tokens, spec), spec)
-
-
 def build(kind: str, size: str, device: torch.device) -> tuple[nn.Module, torch.optim.Optimizer]:
     from anymae_image import ImagePatchTokenizer
 
@@ -112,12 +81,12 @@ def build(kind: str, size: str, device: torch.device) -> tuple[nn.Module, torch.
     model = anymae.MaskedAutoencoder(
         tokenizer=ImagePatchTokenizer(image_size=224, patch_size=16, in_chans=3),
         masker=anymae.RandomMasker(mask_ratio=0.75),
-        encoder=anymae.ViTEncoder(embed_dim=dim, depth=depth, num_heads=heads),
+        # the full-token control is the library's SimMIM-style encoder: every token in, hidden ones as mask tokens
+        encoder=anymae.ViTEncoder(embed_dim=dim, depth=depth, num_heads=heads, mask_token=kind == "full"),
         decoder=anymae.MAEDecoder(embed_dim=ddim, depth=ddepth, num_heads=dheads),
         target=anymae.PatchTarget(normalize="patch"),
     )
-    module: nn.Module = FullTokenMAE(model) if kind == "full" else model
-    module = module.to(device)
+    module: nn.Module = model.to(device)
     if kind == "plain":  # HF's (and the reference code's) optimiser
         return module, torch.optim.AdamW(module.parameters(), lr=1.5e-4, betas=(0.9, 0.95), weight_decay=0.05)
     if kind == "bf16w":  # bf16 working copy, fp32 masters in the optimiser
@@ -129,12 +98,7 @@ def build(kind: str, size: str, device: torch.device) -> tuple[nn.Module, torch.
 def step_fn(kind: str, module: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, autocast):
     def step() -> None:
         with autocast():
-            if kind == "hf":
-                loss = module(pixel_values=images).loss
-            elif kind == "full":
-                loss = module({"image": images})
-            else:
-                loss = module({"image": images}).loss
+            loss = module(pixel_values=images).loss if kind == "hf" else module({"image": images}).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

@@ -261,8 +261,6 @@ class WindowDecoder(MAEDecoder):
             embed_bias: as :class:`MAEDecoder`.
     """
 
-    reads = frozenset({"visible"})
-
     @validated
     def __init__(
         self,
@@ -331,14 +329,19 @@ class WindowDecoder(MAEDecoder):
             raise ValueError("WindowDecoder needs tokens on a dense grid")
         sizes = tuple(layout.shape)
         x = self.embed(latent[:, num_prefix_tokens:])
-        visible = x + self.pos_embed(tokens, mask.ids_keep).to(x.dtype)
-        decoded = (self.mask_token + self.pos_embed(tokens, mask.ids_decode)).to(x.dtype)
         b, n, d = x.shape[0], tokens.num_tokens, x.shape[-1]
-        grid = x.new_zeros(b, n, d)
-        grid = grid.scatter(1, mask.ids_keep[..., None].expand(-1, -1, d), visible)
-        grid = grid.scatter(1, mask.ids_decode[..., None].expand(-1, -1, d), decoded)
-        valid = torch.zeros(b, n, dtype=torch.bool, device=x.device)
-        valid = valid.scatter(1, mask.ids_keep, True).scatter(1, mask.ids_decode, True)
+        if reads_all_tokens(latent, tokens, num_prefix_tokens):  # an encoder with mask tokens: every cell is a latent
+            ids = torch.arange(n, device=x.device).expand(b, -1)
+            grid = x + self.pos_embed(tokens, ids).to(x.dtype)
+            valid = torch.ones(b, n, dtype=torch.bool, device=x.device)
+        else:
+            visible = x + self.pos_embed(tokens, mask.ids_keep).to(x.dtype)
+            decoded = (self.mask_token + self.pos_embed(tokens, mask.ids_decode)).to(x.dtype)
+            grid = x.new_zeros(b, n, d)
+            grid = grid.scatter(1, mask.ids_keep[..., None].expand(-1, -1, d), visible)
+            grid = grid.scatter(1, mask.ids_decode[..., None].expand(-1, -1, d), decoded)
+            valid = torch.zeros(b, n, dtype=torch.bool, device=x.device)
+            valid = valid.scatter(1, mask.ids_keep, True).scatter(1, mask.ids_decode, True)
         if tokens.padding_mask is not None:
             valid = valid & ~tokens.padding_mask
         grid, valid = grid.view(b, *sizes, d), valid.view(b, *sizes)

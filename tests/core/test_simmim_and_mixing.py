@@ -77,8 +77,8 @@ def test_decoders_check_which_latents_they_read():
             decoder=anymae.LinearDecoder(),
             target=anymae.PatchTarget(),
         )
-    with pytest.raises(anymae.ConfigError, match="WindowDecoder cannot decode from ViTEncoder's latents"):
-        simmim(decoder=anymae.WindowDecoder(window=2, embed_dim=8, depth=1, num_heads=2))
+    model = simmim(decoder=anymae.WindowDecoder(window=2, embed_dim=8, depth=1, num_heads=2))  # reads either
+    assert torch.isfinite(model({"series": sinusoids(2, 2, 32)}).loss)
 
 
 def test_mae_decoder_on_every_tokens_latents_is_the_full_token_control():
@@ -204,7 +204,7 @@ def test_weighted_target_parts_are_logged_and_figures_use_the_pixel_part():
 def test_weighted_target_config_errors_name_the_problem():
     with pytest.raises(anymae.ConfigError, match=r"weights names \['c'\]"):
         anymae.WeightedTarget({"a": anymae.PatchTarget()}, weights={"c": 1.0})
-    with pytest.raises(anymae.ConfigError, match="weights.a"):
+    with pytest.raises(anymae.ConfigError, match=r"weights\.a"):
         anymae.WeightedTarget({"a": anymae.PatchTarget()}, weights={"a": -1.0})
     rebuilt = config_roundtrip(
         anymae.WeightedTarget({"a": anymae.PatchTarget(), "b": anymae.PatchTarget(loss="l1")}, {"b": 2.0}),
