@@ -35,9 +35,12 @@ _EXPORTS: dict[str, list[str]] = {
     ".export": ["Exporter"],
     ".hookspecs": ["hookimpl"],
     ".masking": [
+        "AdaptiveMasker",
+        "AttentionMasker",
         "BlockMasker",
         "DualMasker",
         "FilteredNoiseMasker",
+        "HardPatchesMasker",
         "LargePatchMasker",
         "MaskContext",
         "MaskFeedback",
@@ -81,6 +84,8 @@ _EXPORTS: dict[str, list[str]] = {
 __version__ = "0.2.0"
 
 __all__ = [
+    "AdaptiveMasker",
+    "AttentionMasker",
     "INVERSE",
     "PLUGIN_API_VERSION",
     "RAW_VALUES",
@@ -100,6 +105,7 @@ __all__ = [
     "FilteredNoiseMasker",
     "FolderDataModule",
     "GridLayout",
+    "HardPatchesMasker",
     "IncompatiblePluginError",
     "LargePatchMasker",
     "LayoutSpec",

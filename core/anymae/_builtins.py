@@ -34,9 +34,12 @@ def anymae_register(registry: Registry) -> None:
     from .decoders import CrossMAEDecoder, LinearDecoder, MAEDecoder, WindowDecoder
     from .encoders import ViTEncoder
     from .masking import (
+        AdaptiveMasker,
+        AttentionMasker,
         BlockMasker,
         DualMasker,
         FilteredNoiseMasker,
+        HardPatchesMasker,
         LargePatchMasker,
         NearestBlockMasker,
         RandomMasker,
@@ -62,6 +65,9 @@ def anymae_register(registry: Registry) -> None:
         FilteredNoiseMasker,
         DualMasker,
         NearestBlockMasker,
+        AdaptiveMasker,
+        HardPatchesMasker,
+        AttentionMasker,
         ViTEncoder,
         MAEDecoder,
         WindowDecoder,

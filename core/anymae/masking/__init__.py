@@ -9,15 +9,19 @@ from .block import BlockMasker
 from .dual import DualMasker
 from .filtered_noise import FilteredNoiseMasker
 from .large_patch import LargePatchMasker
+from .learned import AdaptiveMasker, AttentionMasker, HardPatchesMasker
 from .nearest_block import NearestBlockMasker
 from .random import RandomMasker
 from .spectrogram import SpectrogramMasker
 from .tube import TubeMasker
 
 __all__ = [
+    "AdaptiveMasker",
+    "AttentionMasker",
     "BlockMasker",
     "DualMasker",
     "FilteredNoiseMasker",
+    "HardPatchesMasker",
     "LargePatchMasker",
     "MaskContext",
     "MaskFeedback",

@@ -3,7 +3,7 @@ through the model's encoder.
 
 * :class:`AdaptiveMasker` -- AdaMAE (Bandara et al. CVPR 2023, https://arxiv.org/abs/2211.09120): a small sampling
   network scores every token; the visible tokens are drawn from its softmax, and the network learns by REINFORCE to
-  hide the tokens the model reconstructs worst.
+  draw the tokens the model reconstructs worst (high-information regions) more often.
 * :class:`HardPatchesMasker` -- HPM (Wang et al. CVPR 2023, https://arxiv.org/abs/2304.05919): a loss predictor
   learns which tokens the model finds hard; a growing share of the hidden tokens (easy to hard) is the predicted
   hardest.
@@ -32,7 +32,7 @@ from ..position import default_position_embedding
 from ..types import MaskSpec, TokenBatch, TokenizerSpec
 from .base import MaskContext, Masker, MaskFeedback, real_token_count, uniform
 
-__all__ = ["AdaptiveMasker", "AttentionMasker", "HardPatchesMasker", "ranking_loss"]
+__all__ = ["AdaptiveMasker", "AttentionMasker", "HardPatchesMasker", "ranking_loss", "standardised_loss"]
 
 
 # ------------------------------------------------------------------------------------------------------ helpers
@@ -100,7 +100,7 @@ def ranking_loss(pred: Tensor, target: Tensor, counted: Tensor) -> Tensor:
     positive = (target[:, None, :] > target[:, :, None]) & pairs  # [b, i, j]: j is harder than i
     negative = (target[:, None, :] < target[:, :, None]) & pairs
     margin = pred[:, None, :] - pred[:, :, None]  # pred[j] - pred[i]
-    loss = -positive * F.logsigmoid(margin) - negative * F.logsigmoid(-margin)
+    loss = -(positive.float() * F.logsigmoid(margin) + negative.float() * F.logsigmoid(-margin))
     return loss.sum() / (positive | negative).sum().clamp(min=1)
 
 
@@ -125,8 +125,9 @@ class AdaptiveMasker(Masker):
     pre-norm transformer block (no qkv bias, LayerNorm eps 1e-6, MLP ratio 4, as AdaMAE's) and a linear head to one
     logit per token; padding gets probability 0. It learns from each step's per-token loss by REINFORCE (AdaMAE's
     sampling loss): ``-mean(log p[i] * loss[i])`` over the hidden, decoded, non-padding tokens, times
-    ``loss_weight``, so tokens that are hard to reconstruct become likely to be hidden... and, since the probabilities
-    sum to one, easy ones likely to be visible. It is returned as the auxiliary loss ``"sampling"``.
+    ``loss_weight``: the hidden tokens that were hard to reconstruct become likelier to be drawn visible next time, and,
+    since the probabilities sum to one, the easy ones less likely (AdaMAE's visible tokens gather in high-information
+    regions). It is returned as the auxiliary loss ``"sampling"``.
 
     Differences from AdaMAE: the sampling network has its own token embedding (AdaMAE shares the encoder's patch
     embedding) and takes the layout's default position embedding (fixed sin-cos on grids; AdaMAE learns a
@@ -240,7 +241,7 @@ class HardPatchesMasker(Masker):
     reconstruct each hidden token, and the mask hides the tokens it predicts hardest.
 
     The predictor (created in :meth:`build`) is an MAE decoder with one output per token. Each step it is trained on
-    the visible latents against the step's true per-token losses (auxiliary loss ``"loss_prediction"``, weight 1 as
+    the visible latents against the step's true per-token losses (auxiliary loss ``"predictor"``, weight 1 as
     HPM; its gradient also reaches the encoder). To choose a mask, a running (EMA) copy of the encoder sees every token
     and the copy of the predictor, in its full mode, predicts every token's loss; the ``h`` predicted hardest are
     hidden, and the other hidden tokens are drawn at random, so ``h = int(M * hard_ratio * progress)`` of the ``M``
@@ -350,7 +351,7 @@ class HardPatchesMasker(Masker):
         pred = self.predictor(feedback.latent, feedback.tokens, mask, feedback.num_prefix_tokens).squeeze(-1)
         counted = counted_tokens(mask)
         loss_fn = ranking_loss if self.relative else standardised_loss
-        return {"loss_prediction": loss_fn(pred, feedback.token_loss, counted)}
+        return {"predictor": loss_fn(pred, feedback.token_loss, counted)}
 
 
 # ------------------------------------------------------------------------------------------------------ AttMask
@@ -445,11 +446,11 @@ class AttentionMasker(Masker):
             real = real_token_count(tokens)
             top = int(real * self.show_max)
             lo, hi = self.hint_range
-            share = lo + (hi - lo) * float(uniform((1,), tokens, generator))
-            num_hints = int(real * self.show_max * share)
-            if num_hints > 0:
-                # a random num_hints of each sample's `top` most attended, revealed
-                pick = uniform((b, top), tokens, generator).argsort(dim=1)[:, :num_hints]
-                hints = torch.gather(order[:, :top], 1, pick)
-                scores = scores.scatter(1, hints, -1.0)
+            share = lo + (hi - lo) * uniform((1,), tokens, generator)  # per batch; a tensor, so no device sync
+            num_hints = (real * self.show_max * share).floor()
+            # a random num_hints of each sample's `top` most attended are revealed: those whose random rank is lowest
+            rank_among_top = uniform((b, top), tokens, generator).argsort(dim=1).argsort(dim=1)
+            ids_top = order[:, :top]
+            top_scores = torch.where(rank_among_top < num_hints, -1.0, torch.gather(scores, 1, ids_top))
+            scores = scores.scatter(1, ids_top, top_scores)
         return super().forward(tokens, generator, scores)
