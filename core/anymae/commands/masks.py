@@ -3,6 +3,11 @@
     anymae masks --masker BlockMasker --grid 14x14
     anymae masks --masker TubeMasker --grid 8x14x14 --args mask_ratio=0.9
     anymae masks --masker DualMasker --grid 8x14x14 --args "masker={class_path: TubeMasker}"
+    anymae masks --checkpoint lightning_logs/version_0/checkpoints/last.ckpt
+
+With ``--checkpoint``, the masks are those the trained model's masker makes on data, which is what learned and
+data-aware maskers (AdaMAE, HPM, AttMask) need: the run's validation batch when the run's ``config.yaml`` sits in the
+checkpoint's version folder (LightningCLI writes it there), else the tokenizer's example batch.
 
 Visible tokens are white, hidden tokens that the loss covers are dark, and hidden tokens the decoder does not
 predict (decoder masking) are light grey. Each row is one sample; a 3-D grid shows its time steps left to right.
@@ -11,6 +16,7 @@ predict (decoder masking) are light grey. Each row is one sample; a 3-D grid sho
 import argparse
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import yaml
@@ -20,6 +26,9 @@ from ..config import instantiate_component
 from ..masking import Masker
 from ..plugins import get_plugins
 from ..types import GridLayout, MaskSpec, TokenBatch
+
+if TYPE_CHECKING:
+    from ..module import MaskedAutoencoder
 
 __all__ = ["build_masker", "render_masks", "run"]
 
@@ -57,13 +66,46 @@ def render_masks(spec: MaskSpec, shape: tuple[int, ...], cell: int = 8, gap: int
     return canvas
 
 
+def checkpoint_batch(path: Path, samples: int, model: "MaskedAutoencoder") -> dict[str, Tensor]:
+    """``samples`` validation samples of the run that wrote ``path`` (its ``config.yaml`` names the data), or the
+    tokenizer's example batch when the run's configuration is not there."""
+    config_file = path.resolve().parent.parent / "config.yaml"
+    if config_file.is_file():
+        import lightning.pytorch as pl
+
+        config = yaml.safe_load(config_file.read_text())
+        if isinstance(config.get("data"), dict):
+            datamodule = instantiate_component(config["data"], pl.LightningDataModule)
+            datamodule.setup("validate")
+            batch = datamodule.on_before_batch_transfer(next(iter(datamodule.val_dataloader())), 0)
+            return {k: v[:samples] if isinstance(v, Tensor) and v.dim() else v for k, v in batch.items()}
+    return model.tokenizer.example_batch(samples)
+
+
+def masks_of_checkpoint(path: Path, samples: int, seed: int) -> tuple[MaskSpec, tuple[int, ...], str]:
+    """The masks a trained model's masker makes on data, the token grid, and the masker's name."""
+    from ..module import MaskedAutoencoder
+
+    model = MaskedAutoencoder.load_from_checkpoint(path, map_location="cpu").eval()
+    batch = checkpoint_batch(path, samples, model)
+    with torch.no_grad():
+        out = model(batch, generator=torch.Generator().manual_seed(seed))
+    layout = out.tokens.layout
+    if not isinstance(layout, GridLayout) or not layout.dense:
+        raise SystemExit(f"anymae masks: {type(model.masker).__name__}'s tokens are not on a grid; it draws grids only")
+    return out.mask, tuple(layout.shape), type(model.masker).__name__
+
+
 def run(argv: Sequence[str]) -> int:
     maskers = sorted(c.name for c in get_plugins().registry.of_kind("masker"))
     parser = argparse.ArgumentParser(
         prog="anymae masks", description="Draw a few masks of a masker on a token grid and save them as a PNG."
     )
-    parser.add_argument("--masker", required=True, help=f"a registered masker ({', '.join(maskers)}) or a class path")
-    parser.add_argument("--grid", required=True, help="token grid, e.g. 14x14 or 8x14x14")
+    parser.add_argument("--masker", help=f"a registered masker ({', '.join(maskers)}) or a class path")
+    parser.add_argument("--grid", help="token grid, e.g. 14x14 or 8x14x14")
+    parser.add_argument(
+        "--checkpoint", type=Path, help="draw the masks a trained model's masker makes on its data (learned maskers)"
+    )
     parser.add_argument("--args", nargs="*", default=[], metavar="KEY=VALUE", help="init arguments (YAML values)")
     parser.add_argument("--samples", type=int, default=4, help="masks to draw")
     parser.add_argument("--seed", type=int, default=0)
@@ -71,6 +113,17 @@ def run(argv: Sequence[str]) -> int:
     options = parser.parse_args(argv)
     from PIL import Image
 
+    if options.checkpoint is not None:
+        if options.masker or options.grid:
+            parser.error("--checkpoint takes the masker and the grid from the checkpoint; drop --masker and --grid")
+        spec, shape, name = masks_of_checkpoint(options.checkpoint, options.samples, options.seed)
+        grid = "x".join(map(str, shape))
+        out = options.out or Path(f"masks-{name}-{grid}.png")
+        Image.fromarray(render_masks(spec, shape).numpy(), mode="L").save(out)
+        print(f"{out}: {spec.mask.shape[0]} masks of {name} from {options.checkpoint} on a {grid} grid")
+        return 0
+    if not options.masker or not options.grid:
+        parser.error("--masker and --grid are required (or --checkpoint)")
     shape = tuple(int(n) for n in options.grid.lower().split("x"))
     init_args = {}
     for item in options.args:
