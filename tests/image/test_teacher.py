@@ -152,3 +152,8 @@ def test_pixels_plus_hog_each_logged(tmp_path):
     model = image_model(target)
     out = model({"image": images()}, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(out.loss, out.terms["pixels"] + 0.5 * out.terms["hog"])
+
+
+def test_a_missing_teacher_checkpoint_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.ckpt does not exist"):
+        anymae.Teacher(checkpoint=str(tmp_path / "missing.ckpt"))

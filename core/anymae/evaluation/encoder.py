@@ -125,6 +125,8 @@ def resolve_checkpoint(path: str) -> Path:
 
 def _read_checkpoint(path: Path, map_location: Any) -> tuple[dict, dict[str, Tensor]]:
     """The tokenizer/encoder configs and the state dict of a checkpoint or an export folder."""
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} does not exist (nor an export folder there)")
     if path.is_dir():
         from safetensors.torch import load_file
 
