@@ -160,6 +160,10 @@ def _on(batch: Mapping[str, Tensor], device: str) -> dict[str, Tensor]:
     return {k: v.to(device) if isinstance(v, Tensor) else v for k, v in batch.items()}
 
 
+#: the core's parts that know no modality, which :class:`TokenizerContract` pairs every tokenizer with
+CORE_PARTS = ("AdaptiveMasker", "HardPatchesMasker", "AttentionMasker", "CrossMAEDecoder", "SimMIM", "WeightedTarget")
+
+
 class TokenizerContract(_Contract):
     """Checks a :class:`~anymae.Tokenizer`. Subclasses set ``component_class`` and ``init_args``; sample data comes
     from the tokenizer's ``example_batch`` (override :meth:`make_batch` for other data), and override
@@ -225,8 +229,46 @@ class TokenizerContract(_Contract):
     def test_fast_dev_run(self) -> None:
         fast_dev_run(tiny_model(self.make(), self.make_target()), [self.make_batch(self.batch_size, "cpu")])
 
+    @pytest.mark.parametrize("part", CORE_PARTS)
+    def test_pairs_with_the_cores_modality_free_parts(self, part: str) -> None:
+        """The core's parts that know no modality -- learned maskers (AdaMAE, HPM, AttMask), CrossMAE's decoder with
+        feature mixing, SimMIM's encoder and head, a weighted pair of targets -- train on this tokenizer's tokens."""
+        model = _paired_model(part, self.make(), self.make_target)
+        out = model(self.make_batch(self.batch_size, "cpu"), generator=torch.Generator().manual_seed(0))
+        assert torch.isfinite(out.loss), f"{part}: loss {out.loss}"
+        out.loss.backward()
+        grads = [p.grad for p in model.parameters() if p.requires_grad]
+        assert any(g is not None and g.abs().sum() > 0 for g in grads), f"{part}: no gradient reached the model"
+
     def test_config_roundtrips_through_yaml(self) -> None:
         config_roundtrip(self.make(), Tokenizer)
+
+
+def _paired_model(part: str, tokenizer: Tokenizer, make_target: Any) -> MaskedAutoencoder:
+    """A tiny model around ``tokenizer`` with one of :data:`CORE_PARTS` in it (half the tokens hidden)."""
+    from ..decoders import CrossMAEDecoder, LinearDecoder
+    from ..masking import AdaptiveMasker, AttentionMasker, HardPatchesMasker
+    from ..targets import WeightedTarget
+
+    encoder = ViTEncoder(embed_dim=24, depth=1, num_heads=2, mask_token=part == "SimMIM")
+    parts: dict[str, Any] = {
+        "masker": RandomMasker(mask_ratio=0.5),
+        "decoder": MAEDecoder(embed_dim=12, depth=1, num_heads=2),
+        "target": make_target(),
+    }
+    if part == "AdaptiveMasker":
+        parts["masker"] = AdaptiveMasker(mask_ratio=0.5, num_heads=2)
+    elif part == "HardPatchesMasker":
+        parts["masker"] = HardPatchesMasker(mask_ratio=0.5, predictor_depth=1, predictor_dim=12, predictor_heads=2)
+    elif part == "AttentionMasker":
+        parts["masker"] = AttentionMasker(mask_ratio=0.5, mode="hints", show_max=0.5)
+    elif part == "CrossMAEDecoder":
+        parts["decoder"] = CrossMAEDecoder(embed_dim=12, depth=2, num_heads=2, weight_fm=True)
+    elif part == "SimMIM":
+        parts["decoder"] = LinearDecoder()
+    elif part == "WeightedTarget":
+        parts["target"] = WeightedTarget({"first": make_target(), "second": make_target()}, {"second": 0.5})
+    return MaskedAutoencoder(tokenizer=tokenizer, encoder=encoder, **parts)
 
 
 def _replace_raw(batch: Mapping[str, Tensor], raw: Tensor) -> dict[str, Tensor]:
