@@ -92,3 +92,25 @@ def test_checkpoints_are_written_atomically_and_stale_partials_removed(tmp_path)
     assert isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO)
     assert sorted(p.name for p in folder.iterdir()) == ["epoch=0-step=2.ckpt", "last.ckpt"]  # no partial left
     assert torch.load(folder / "last.ckpt", weights_only=True)["global_step"] == 2
+
+
+@pytest.mark.parametrize(
+    "masker",
+    [
+        lambda: anymae.AdaptiveMasker(mask_ratio=0.5, num_heads=2),
+        lambda: anymae.HardPatchesMasker(
+            mask_ratio=0.5, predictor_depth=1, predictor_dim=8, predictor_heads=2, ema=0.9
+        ),
+        lambda: anymae.AttentionMasker(mask_ratio=0.5, ema=0.9),
+    ],
+    ids=["adamae", "hpm", "attmask"],
+)
+def test_learned_maskers_skip_a_poisoned_step_and_keep_their_own_weights_finite(masker):
+    """A corrupt sample reaches the learned masker first (AdaMAE's sampling network, HPM's and AttMask's running
+    copies score it): the step is still drawn, dropped and counted, and neither the model nor the masker's own
+    parameters and copies take a NaN."""
+    torch.manual_seed(0)
+    model = series_model(on_nonfinite="skip", masker=masker())
+    quiet_trainer(max_epochs=2, limit_val_batches=0).fit(model, SeriesData(n=64, poison=5))
+    assert model.skipped_steps == 2
+    assert all(torch.isfinite(t).all() for t in (*model.parameters(), *model.buffers()))

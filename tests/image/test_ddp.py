@@ -129,3 +129,49 @@ def test_crossmae_in_bf16_with_master_weights_and_early_workers_under_ddp(tmp_pa
     masters = [s["master"] for s in checkpoint["optimizer_states"][0]["state"].values()]
     assert masters and all(m.dtype == torch.float32 and torch.isfinite(m).all() for m in masters)
     assert (tmp_path / "lightning_logs" / "version_0" / "reconstructions" / "final.png").is_file()
+
+
+def test_learned_masker_and_teacher_target_under_ddp(digits_teacher_dir):
+    """Issue 16's parts on 2 ranks: MR-MAE's teacher target (the teacher outside the module tree, loaded on each rank)
+    with HPM's masker (a loss predictor trained from each step's feedback, EMA copies choosing the masks)."""
+    root = digits_teacher_dir / "ddp"
+    fit = [
+        str(ANYMAE),
+        "fit",
+        "--config",
+        str(ROOT / "examples" / "image" / "mrmae_digits.yaml"),
+        *DDP,
+        "--model.masker",
+        "anymae.HardPatchesMasker",
+        "--model.masker.predictor_dim",
+        "32",
+        "--model.masker.predictor_heads",
+        "4",
+        "--model.masker.ema",
+        "0.9",
+        "--trainer.max_epochs",
+        "2",
+        "--trainer.limit_train_batches",
+        "4",
+        "--trainer.limit_val_batches",
+        "1",
+        "--trainer.log_every_n_steps",
+        "1",
+        "--trainer.callbacks",
+        "[]",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.default_root_dir",
+        str(root),
+    ]
+    result = subprocess.run(fit, cwd=digits_teacher_dir, env=ENV, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = root / "lightning_logs" / "version_0"
+    header = (run / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"train/loss_pixels", "train/loss_teacher", "train/loss_predictor", "val/loss_teacher"} <= set(header)
+    state = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    copy = {k.removeprefix("masker.ema_encoder."): v for k, v in state.items() if k.startswith("masker.ema_encoder.")}
+    online = {k.removeprefix("encoder."): v for k, v in state.items() if k.startswith("encoder.")}
+    assert copy.keys() == online.keys() and all(torch.isfinite(v).all() for v in copy.values())
+    assert any(not torch.equal(copy[k], online[k]) for k in copy)  # the copy trails the online encoder
+    assert not any(".teacher.net." in k or k.startswith("target.parts.teacher.teacher") for k in state)

@@ -155,5 +155,5 @@ def test_pixels_plus_hog_each_logged(tmp_path):
 
 
 def test_a_missing_teacher_checkpoint_is_named(tmp_path):
-    with pytest.raises(FileNotFoundError, match="missing.ckpt does not exist"):
+    with pytest.raises(FileNotFoundError, match=r"missing\.ckpt does not exist"):
         anymae.Teacher(checkpoint=str(tmp_path / "missing.ckpt"))
