@@ -7,7 +7,7 @@ PLUGINS := plugins/image[digits] plugins/video[digits] plugins/audio plugins/poi
 # torch comes first and pinned: on our machines these wheels are on local disk (see README, "Install").
 TORCH := torch==2.14.1 torchvision==0.29.1 torchaudio==2.11.0
 
-.PHONY: venv demo test bench table lint format clean
+.PHONY: venv demo test bench table methods lint format clean
 
 venv: $(STAMP)
 
@@ -35,6 +35,9 @@ table: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py
+
+methods: $(STAMP)
+	$(BIN)/python benchmarks/methods.py --study
 
 lint: $(STAMP)
 	$(BIN)/ruff check --fix .

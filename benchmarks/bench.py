@@ -238,6 +238,10 @@ def main() -> None:
     mark("epochs")
     probes = probe_speed(options.quick)
     mark("probe")
+    import methods
+
+    method_rows = methods.speed(steps=2 if options.quick else 6, warmup=1 if options.quick else 2)
+    mark("methods")
     print_targets(rows, profile, epoch_rows, probes, tokenizers)
     options.json.parent.mkdir(parents=True, exist_ok=True)
     options.json.write_text(
@@ -256,6 +260,7 @@ def main() -> None:
                 "profile": profile,
                 "epochs": epoch_rows,
                 "probe": probes,
+                "methods": method_rows,
             },
             indent=2,
         )
