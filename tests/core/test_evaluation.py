@@ -233,3 +233,54 @@ def test_soft_labels_train_a_head(checkpoint):
     batch = {"series": sinusoids(4), "label": torch.softmax(torch.randn(4, 3), dim=-1)}  # MixUp-style targets
     loss = probe.training_step(batch, 0)
     assert torch.isfinite(loss)
+
+
+def few(labels_per_class, seed=0, n=300):
+    return {
+        "class_path": "anymae.evaluation.FewLabels",
+        "init_args": {"data": {**LABELLED, "init_args": {"n": n}}, "labels_per_class": labels_per_class, "seed": seed},
+    }
+
+
+def test_data_sets_are_named_by_what_they_read():
+    from anymae.evaluation.data import data_set_name
+
+    class Folder:
+        root = "/data/cells/train"
+
+    class Files:
+        path = "series/*.parquet"
+
+    class Named:
+        name = "GunPoint"
+        root = "/ignored"
+
+    assert [data_set_name(d) for d in (Folder(), Files(), Named())] == [
+        "/data/cells/train",
+        "series/*.parquet",
+        "GunPoint",
+    ]
+    assert data_set_name(LabelledSeries()) == "LabelledSeries"  # nothing better: the class
+    assert FewLabels(LabelledSeries(), labels_per_class=1).name == "LabelledSeries"
+
+
+def test_seeds_give_mean_and_spread_and_rows_per_seed(checkpoint, tmp_path, capsys):
+    results = tmp_path / "rows.csv"
+    args = ["knn", "--compare-random", "--seeds", "0", "1", "2", "--results", str(results)]
+    assert main([*args, *protocol_args(checkpoint, few(2))]) == 0
+    rows = list(csv.DictReader(results.open()))
+    assert [(r["seed"], r["init"]) for r in rows] == [(str(s), i) for s in range(3) for i in ("pretrained", "random")]
+    values = {i: [float(r["value"]) for r in rows if r["init"] == i] for i in ("pretrained", "random")}
+    last = capsys.readouterr().out.splitlines()[-1]
+    import statistics
+
+    expected = f"pretrained {statistics.mean(values['pretrained']):.4f} ± {statistics.stdev(values['pretrained']):.4f}"
+    assert "mean ± std over seeds 0 1 2" in last and expected in last and "random init" in last
+
+
+def test_warnings_when_every_seed_is_the_same_or_k_exceeds_the_bank(checkpoint):
+    # 300 series of 3 classes: 100 labels per class take the whole split; k = 20 > the 3 x 2 = 6 examples of a bank
+    with pytest.warns(UserWarning, match="takes the whole labelled training split"):
+        run_protocol("knn", protocol_args(checkpoint, few(100)))
+    with pytest.warns(UserWarning, match=r"k = 20 is larger than the label bank \(6 labelled examples\)"):
+        run_protocol("knn", protocol_args(checkpoint, few(2)))

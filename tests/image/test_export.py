@@ -130,5 +130,5 @@ def test_cached_and_live_feature_probes_agree(tmp_path):
     common += ["--trainer.max_epochs", "8", "--trainer.logger", "false", "--trainer.default_root_dir", str(tmp_path)]
     cached = run_protocol("probe", common)
     live = run_protocol("probe", [*common, "--model.cache_features", "false"])
-    assert cached["data"] == live["data"] == "DigitsDataModule"
+    assert cached["data"] == live["data"] == "digits"
     assert abs(cached["value"] - live["value"]) <= 1 / 180  # at most one of the 180 held-out digits differs

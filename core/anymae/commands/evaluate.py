@@ -4,14 +4,16 @@
     anymae probe --config examples/image/probe_digits.yaml --data.labels_per_class 5 --data.seed 1
 
 Besides LightningCLI's arguments each command takes ``--results PATH`` (a CSV the row is appended to; default
-``anymae-results.csv``) and ``--compare-random`` (run twice, from the checkpoint and from random init of the same
-shapes, and print both).
+``anymae-results.csv``), ``--compare-random`` (run twice, from the checkpoint and from random init of the same
+shapes, and print both) and ``--seeds 0 1 2`` (run once per seed: the labelled draw, the random-init weights and the
+head's initialisation; the summary line gives mean ± standard deviation over them). Rows name the data set (an aeon
+set's name, an embedded set's, or the folder or file read), not the data module's class.
 """
 
 import argparse
 import csv
 import json
-import sys
+import statistics
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +23,7 @@ import lightning.pytorch as pl
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_only
 
-from ..evaluation.data import CachedFeatures, FewLabels
+from ..evaluation.data import CachedFeatures, FewLabels, data_set_name
 from ..evaluation.protocols import FineTune, KNNClassifier, LinearProbe
 
 __all__ = ["PROTOCOLS", "append_row", "evaluate", "finetune", "knn", "probe", "run_protocol"]
@@ -54,7 +56,7 @@ def run_protocol(name: str, args: Sequence[str]) -> dict[str, Any]:
     )
     model, data, trainer = cli.model, cli.datamodule, cli.trainer
     few = data if isinstance(data, FewLabels) else None
-    data_name = few.name if few else type(data).__name__
+    data_name = few.name if few else data_set_name(data)
     if name == "probe" and model.cache_features:  # the frozen encoder runs once per split, not once per epoch
         device = trainer.strategy.root_device
         model.to(device)
@@ -89,28 +91,50 @@ def evaluate(name: str, argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog=f"anymae {name}", add_help=False)
     parser.add_argument("--results", type=Path, default=Path("anymae-results.csv"))
     parser.add_argument("--compare-random", action="store_true")
+    parser.add_argument("--seeds", type=int, nargs="+")
     options, rest = parser.parse_known_args(argv)
     if "-h" in rest or "--help" in rest:
         print(__doc__)
     inits = [False, True] if options.compare_random else [None]
-    rows = []
-    for random_init in inits:
-        args = list(rest)
-        if random_init:  # the same checkpoint as the pretrained run, even if "latest" has moved since
-            args += ["--model.encoder.random_init", "true", "--model.encoder.checkpoint", rows[0]["checkpoint"]]
-        row = run_protocol(name, args)
-        rows.append(row)
-        if rank_zero_only.rank == 0:  # under DDP every rank runs this: one row, one line
-            append_row(options.results, row)
-            print(json.dumps(row))
-    if options.compare_random and rank_zero_only.rank == 0:
-        pretrained, random = rows
-        print(
-            f"{name} {pretrained['metric']} ({pretrained['data']}, {pretrained['labels_per_class']} labels per class): "
-            f"pretrained {pretrained['value']:.4f} vs random init {random['value']:.4f}",
-            file=sys.stdout,
-        )
+    rows: list[dict[str, Any]] = []
+    for seed in options.seeds or [None]:
+        seeded = list(rest)
+        if seed is not None:  # the labelled draw, the random-init weights and the head's initialisation
+            seeded += ["--data.seed", str(seed), "--model.encoder.seed", str(seed), "--seed_everything", str(seed)]
+        checkpoint = None
+        for random_init in inits:
+            args = list(seeded)
+            if random_init:  # the same checkpoint as the pretrained run, even if "latest" has moved since
+                args += ["--model.encoder.random_init", "true", "--model.encoder.checkpoint", checkpoint]
+            row = run_protocol(name, args)
+            checkpoint = checkpoint or row["checkpoint"]
+            rows.append(row)
+            if rank_zero_only.rank == 0:  # under DDP every rank runs this: one row, one line
+                append_row(options.results, row)
+                print(json.dumps(row))
+    if rank_zero_only.rank == 0 and (options.compare_random or len(rows) > 1):
+        print(summary(name, rows))
     return 0
+
+
+def summary(name: str, rows: list[dict[str, Any]]) -> str:
+    """One line: the metric per init, as mean ± standard deviation over the seeds run (the value with one seed)."""
+    first = rows[0]
+
+    def cell(init: str) -> str:
+        values = [float(r["value"]) for r in rows if r["init"] == init]
+        if len(values) == 1:
+            return f"{values[0]:.4f}"
+        return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+
+    seeds = sorted({r["seed"] for r in rows}, key=str)
+    over = f", mean ± std over seeds {' '.join(map(str, seeds))}" if len(seeds) > 1 else ""
+    scores = " vs ".join(
+        f"{'random init' if init == 'random' else init} {cell(init)}"
+        for init in ("pretrained", "random")
+        if any(r["init"] == init for r in rows)
+    )
+    return f"{name} {first['metric']} ({first['data']}, {first['labels_per_class']} labels per class{over}): {scores}"
 
 
 def knn(argv: Sequence[str]) -> int:

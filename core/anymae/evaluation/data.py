@@ -1,5 +1,7 @@
 """Few-label evaluation data: ``n`` labelled examples per class for training, the held-out split for evaluation."""
 
+import os
+import warnings
 from typing import Any
 
 import lightning.pytorch as pl
@@ -44,6 +46,19 @@ def dataset_labels(dataset: Dataset, key: str = "label") -> Tensor:
     return torch.stack([torch.as_tensor(dataset[i][key]) for i in range(len(dataset))])
 
 
+def data_set_name(data: Any) -> str:
+    """What results call a data module's data: its ``name`` (an aeon set, an embedded set such as ``"digits"``), else
+    the file or folder it reads (``root`` or ``path``, as given), else its class."""
+    name = getattr(data, "name", None)
+    if isinstance(name, str) and name:
+        return name
+    for attribute in ("root", "path"):
+        value = getattr(data, attribute, None)
+        if isinstance(value, (str, os.PathLike)) and str(value):
+            return str(value)
+    return type(data).__name__
+
+
 class FewLabels(pl.LightningDataModule):
     """Wraps a labelled data module: trains on ``labels_per_class`` examples of each class of its training split
     (all of them when unset), evaluates on its validation split.
@@ -72,9 +87,8 @@ class FewLabels(pl.LightningDataModule):
 
     @property
     def name(self) -> str:
-        """The wrapped data module's class, with its data set's name when it has one (``AeonDataModule(GunPoint)``)."""
-        inner = getattr(self.data, "name", None)
-        return type(self.data).__name__ + (f"({inner})" if isinstance(inner, str) else "")
+        """The wrapped data set's name, for results (:func:`data_set_name`)."""
+        return data_set_name(self.data)
 
     def setup(self, stage: str | None = None) -> None:
         self.data.setup("fit")
@@ -88,7 +102,15 @@ class FewLabels(pl.LightningDataModule):
         labels = dataset_labels(dataset, self.label_key)
         if labels.is_floating_point():
             raise ConfigError("FewLabels.labels_per_class needs class labels; this data set's labels are continuous")
-        self.train_subset = Subset(dataset, few_label_indices(labels, self.labels_per_class, self.seed).tolist())
+        indices = few_label_indices(labels, self.labels_per_class, self.seed)
+        if len(indices) == len(dataset):
+            warnings.warn(
+                f"FewLabels: labels_per_class={self.labels_per_class} takes the whole labelled training split of "
+                f"{self.name} ({len(dataset)} examples): every seed trains on the same examples, so seeds differ only "
+                "in initialisation and order",
+                stacklevel=1,
+            )
+        self.train_subset = Subset(dataset, indices.tolist())
 
     def train_dataloader(self) -> DataLoader:
         template = self._train_loader

@@ -11,6 +11,7 @@ Each takes an :class:`~anymae.evaluation.EncoderSource` (a checkpoint, or the sa
 for classification (``label`` holds class indices; accuracy) or regression (``label`` holds values; MSE and MAE).
 """
 
+import warnings
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -374,6 +375,12 @@ class KNNClassifier(_Protocol):
             features.append(self(batch))
             targets.append(_targets(batch, self.label_key, self.task))
         self.bank, self.bank_targets = torch.cat(features), torch.cat(targets)
+        if self.k > len(self.bank) and self.trainer.is_global_zero:
+            warnings.warn(
+                f"k-NN: k = {self.k} is larger than the label bank ({len(self.bank)} labelled examples): every "
+                f"example votes, weighted by similarity; set k to at most {len(self.bank)} (model.k)",
+                stacklevel=1,
+            )
 
     @torch.no_grad()
     def validation_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> None:

@@ -27,6 +27,8 @@ class SyntheticDNADataModule(anymae.DataModule):
         seed: seed of the generation, the split and the shuffling.
     """
 
+    name = "synthetic-dna"  # what evaluation results call this data set
+
     @anymae.validated
     def __init__(
         self,

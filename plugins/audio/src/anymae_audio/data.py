@@ -271,6 +271,8 @@ class SynthSoundsDataModule(DataModule):
         batch_size, num_workers, seed: as every data module (the seed also draws the sounds).
     """
 
+    name = "synth-sounds"  # what evaluation results call this data set
+
     @validated
     def __init__(
         self,

@@ -41,6 +41,8 @@ class DigitsDataModule(DataModule):
         seed: seed of the train/validation split and of the shuffling.
     """
 
+    name = "digits"  # what evaluation results call this data set
+
     @validated
     def __init__(
         self,

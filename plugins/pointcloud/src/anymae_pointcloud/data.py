@@ -320,6 +320,8 @@ class ShapesDataModule(DataModule):
         seed: seed of the generation, the split, shuffling and augmentation.
     """
 
+    name = "shapes"  # what evaluation results call this data set
+
     @validated
     def __init__(
         self,

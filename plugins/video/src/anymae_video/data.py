@@ -282,6 +282,8 @@ class MovingDigitsDataModule(DataModule):
         seed: seed of the motions, the split and the shuffling.
     """
 
+    name = "moving-digits"  # what evaluation results call this data set
+
     @validated
     def __init__(
         self,
