@@ -15,6 +15,10 @@ $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	@# open3d (the point-cloud plugin) needs Debian's libusb-1.0-0.
 	@ldconfig -p | grep -q libusb-1.0 || { if [ "$$(id -u)" = 0 ]; then apt-get update -qq && \
 		apt-get install -y -qq libusb-1.0-0 >/dev/null; else echo "please install libusb-1.0-0 (open3d needs it)"; exit 1; fi; }
+	@# The report's browser test (tests/image/test_report.py) opens the page in Debian's chromium; skipped without it.
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { if [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+		else echo "hint: install chromium (apt-get install chromium) so the report's browser test runs"; fi; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH)
@@ -24,6 +28,7 @@ $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml)
 demo: $(STAMP)
 	$(BIN)/anymae fit --config examples/image/mae_tiny_digits.yaml
 	$(BIN)/anymae knn --config examples/image/knn_digits.yaml --model.encoder.checkpoint latest --compare-random
+	$(BIN)/anymae report latest
 
 test: $(STAMP)
 	$(BIN)/ruff check .

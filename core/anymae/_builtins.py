@@ -20,6 +20,7 @@ COMMANDS = (
     ("export", "write a pretrained encoder as safetensors (and other formats)", "anymae.commands.export:run"),
     ("table", "pretrained vs random-init scores over a suite of data sets", "anymae.commands.table:run"),
     ("shard", "write a data module's samples as streaming shards (litdata)", "anymae.commands.shard:run"),
+    ("report", "one self-contained HTML page of a run: losses, figures, masks, scores", "anymae.commands.report:run"),
 )
 
 

@@ -27,7 +27,7 @@ from timm.layers import Mlp
 from torch import Tensor, nn
 
 from .config import ConfigError, validated
-from .encoders import Encoder, init_mae_weights, key_padding_mask
+from .encoders import Encoder, all_ids, init_mae_weights, key_padding_mask
 from .layers import Attention, run_blocks, transformer_block
 from .position import PositionEmbedding, default_position_embedding
 from .types import LayoutSpec, MaskSpec, TokenBatch, gather_tokens
@@ -83,6 +83,8 @@ class MAEDecoder(Decoder):
             (activation checkpointing: less memory for large models, about a third more compute).
         embed_bias: a bias on the projection from the encoder's width to the decoder's (MAE's ``decoder_embed`` has
             one; VideoMAE's ``encoder_to_decoder`` has none).
+        pos_every_block: add the position embedding to every block's input instead of once (Point-MAE's decoder:
+            ``x = block(x + pos)``).
     """
 
     @validated
@@ -98,8 +100,10 @@ class MAEDecoder(Decoder):
         norm_eps: PositiveFloat = 1e-6,
         grad_checkpointing: bool = False,
         embed_bias: bool = True,
+        pos_every_block: bool = False,
     ) -> None:
         super().__init__()
+        self.pos_every_block = pos_every_block
         if embed_dim % num_heads:
             raise ConfigError(
                 f"{type(self).__name__}.embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})"
@@ -137,6 +141,8 @@ class MAEDecoder(Decoder):
         nn.init.normal_(self.mask_token, std=0.02)
 
     def forward(self, latent: Tensor, tokens: TokenBatch, mask: MaskSpec, num_prefix_tokens: int) -> Tensor:
+        if self.pos_every_block:
+            return self._forward_pos_every_block(latent, tokens, mask, num_prefix_tokens)
         if reads_all_tokens(latent, tokens, num_prefix_tokens):  # an encoder with mask tokens: no decoder ones
             x = self.embed(latent)
             ids = torch.arange(tokens.num_tokens, device=x.device).expand(x.shape[0], -1)
@@ -159,6 +165,27 @@ class MAEDecoder(Decoder):
         x = run_blocks(self.blocks, x, attn_mask, self.grad_checkpointing and self.training)
         start = num_prefix_tokens + mask.num_visible
         return self.head(self.norm(x[:, start:]))
+
+    def _forward_pos_every_block(
+        self, latent: Tensor, tokens: TokenBatch, mask: MaskSpec, num_prefix_tokens: int
+    ) -> Tensor:
+        """:meth:`forward` with the positions added to every block's input (Point-MAE's decoder)."""
+        x = self.embed(latent)
+        b, p = x.shape[0], num_prefix_tokens
+        if reads_all_tokens(latent, tokens, p):
+            ids, body, padding = all_ids(tokens), x[:, p:], tokens.padding_mask
+        else:
+            decoded = self.mask_token.to(x.dtype).expand(b, mask.ids_decode.shape[1], -1)
+            ids, body = torch.cat([mask.ids_keep, mask.ids_decode], 1), torch.cat([x[:, p:], decoded], 1)
+            padding = None if tokens.padding_mask is None else torch.gather(tokens.padding_mask, 1, ids)
+        pos = self.pos_embed(tokens, ids).to(x.dtype).expand(b, -1, -1)
+        pos = torch.cat([pos.new_zeros(b, p, pos.shape[2]), pos], dim=1)
+        x = torch.cat([x[:, :p], body], dim=1)
+        x = run_blocks(self.blocks, x, key_padding_mask(padding, p), self.grad_checkpointing and self.training, pos)
+        out = x[:, p:]
+        if reads_all_tokens(latent, tokens, p):
+            return self.head(self.norm(gather_tokens(out, mask.ids_decode)))
+        return self.head(self.norm(out[:, mask.num_visible :]))
 
 
 def reads_all_tokens(latent: Tensor, tokens: TokenBatch, num_prefix_tokens: int) -> bool:

@@ -39,6 +39,11 @@ def init_mae_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
+def all_ids(tokens: TokenBatch) -> Tensor:
+    """``[B, N]``: every token's index."""
+    return torch.arange(tokens.num_tokens, device=tokens.tokens.device).expand(tokens.batch_size, -1)
+
+
 def key_padding_mask(padding: Tensor | None, prefix: int) -> Tensor | None:
     """Attention mask ``[B, 1, 1, P + N]`` (True = may attend) that hides padded keys, or ``None``."""
     if padding is None:
@@ -118,6 +123,8 @@ class ViTEncoder(Encoder):
             (activation checkpointing: less memory for large models, about a third more compute).
         mask_token: SimMIM's encoder: see every token, the hidden ones' embeddings replaced by a learned mask token
             (initialised as SimMIM's, truncated normal with std 0.02) before the position embedding is added.
+        pos_every_block: add the position embedding to the input of every block instead of once after the token
+            embedding (Point-MAE's encoder: ``x = block(x + pos)``).
     """
 
     @validated
@@ -134,6 +141,7 @@ class ViTEncoder(Encoder):
         norm_eps: PositiveFloat = 1e-6,
         grad_checkpointing: bool = False,
         mask_token: bool = False,
+        pos_every_block: bool = False,
     ) -> None:
         super().__init__()
         if embed_dim % num_heads:
@@ -151,6 +159,7 @@ class ViTEncoder(Encoder):
         self.norm = nn.LayerNorm(embed_dim, eps=norm_eps)
         self.grad_checkpointing = grad_checkpointing
         self.sees_all_tokens = mask_token
+        self.pos_every_block = pos_every_block
         self.mask_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if mask_token else None
 
     def layer_id(self, name: str) -> int:
@@ -180,19 +189,29 @@ class ViTEncoder(Encoder):
 
     def embed(self, tokens: TokenBatch, ids_keep: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
         """The first block's input ``[B, P + K, D]``: token embedding (hidden tokens replaced by the mask token when
-        ``mask`` is given), position embedding, class token."""
+        ``mask`` is given), position embedding (unless it goes to every block), class token."""
         x = tokens.tokens
         if ids_keep is None:
-            ids_keep = torch.arange(x.shape[1], device=x.device).expand(x.shape[0], -1)
+            ids_keep = all_ids(tokens)
         else:
             x = gather_tokens(x, ids_keep)
         x = self.token_embed(x)
         if mask is not None:
             x = torch.where(mask[..., None], self.mask_token.to(x.dtype), x)
-        x = x + self.pos_embed(tokens, ids_keep).to(x.dtype)  # tables are float32; bf16/fp16 weights stay so
+        if not self.pos_every_block:
+            x = x + self.pos_embed(tokens, ids_keep).to(x.dtype)  # tables are float32; bf16/fp16 weights stay so
         if self.cls_token is not None:
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1)
         return x
+
+    def block_positions(self, tokens: TokenBatch, ids_keep: Tensor | None, like: Tensor) -> Tensor | None:
+        """With ``pos_every_block``, the position embedding every block's input gets ``[B, P + K, D]`` (zero for the
+        prefix tokens); otherwise ``None``."""
+        if not self.pos_every_block:
+            return None
+        pos = self.pos_embed(tokens, all_ids(tokens) if ids_keep is None else ids_keep).to(like.dtype)
+        pos = pos.expand(like.shape[0], -1, -1)
+        return torch.cat([pos.new_zeros(pos.shape[0], self.num_prefix_tokens, pos.shape[2]), pos], dim=1)
 
     def _attn_mask(self, tokens: TokenBatch, ids_keep: Tensor | None) -> Tensor | None:
         # visible tokens are never padding; with every token in, padded keys are left out of attention
@@ -200,29 +219,36 @@ class ViTEncoder(Encoder):
 
     def forward(self, tokens: TokenBatch, ids_keep: Tensor | None = None) -> Tensor:
         x = self.embed(tokens, ids_keep)
-        x = run_blocks(self.blocks, x, self._attn_mask(tokens, ids_keep), self.grad_checkpointing and self.training)
-        return self.norm(x)
+        pos = self.block_positions(tokens, ids_keep, x)
+        checkpoint = self.grad_checkpointing and self.training
+        return self.norm(run_blocks(self.blocks, x, self._attn_mask(tokens, ids_keep), checkpoint, pos))
 
     def forward_masked(self, tokens: TokenBatch, mask: Tensor) -> Tensor:
         if self.mask_token is None:
             raise ConfigError("ViTEncoder.forward_masked needs mask_token=True")
         x = self.embed(tokens, None, mask)
-        x = run_blocks(self.blocks, x, self._attn_mask(tokens, None), self.grad_checkpointing and self.training)
-        return self.norm(x)
+        pos = self.block_positions(tokens, None, x)
+        checkpoint = self.grad_checkpointing and self.training
+        return self.norm(run_blocks(self.blocks, x, self._attn_mask(tokens, None), checkpoint, pos))
 
     def forward_layers(self, tokens: TokenBatch, ids_keep: Tensor | None = None) -> tuple[Tensor, list[Tensor]]:
         x = self.embed(tokens, ids_keep)
+        pos = self.block_positions(tokens, ids_keep, x)
         attn_mask, checkpoint = self._attn_mask(tokens, ids_keep), self.grad_checkpointing and self.training
         layers = [x]
         for block in self.blocks:
-            layers.append(run_blocks(nn.ModuleList([block]), layers[-1], attn_mask, checkpoint))
+            layers.append(run_blocks(nn.ModuleList([block]), layers[-1], attn_mask, checkpoint, pos))
         return self.norm(layers[-1]), layers
 
     def class_attention(self, tokens: TokenBatch) -> Tensor:
         if self.cls_token is None:
             raise ConfigError("ViTEncoder.class_attention needs class_token=True")
         attn_mask = self._attn_mask(tokens, None)
-        x = run_blocks(self.blocks[:-1], self.embed(tokens), attn_mask, False)
+        x = self.embed(tokens)
+        pos = self.block_positions(tokens, None, x)
+        x = run_blocks(self.blocks[:-1], x, attn_mask, False, pos)
+        if pos is not None:
+            x = x + pos
         last = self.blocks[-1].attn
         b, n, _ = x.shape
         qkv = last.qkv(self.blocks[-1].norm1(x)).float().view(b, n, 3, last.num_heads, last.head_dim)

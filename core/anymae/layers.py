@@ -58,9 +58,14 @@ def transformer_block(
     )
 
 
-def run_blocks(blocks: nn.ModuleList, x: Tensor, attn_mask: Tensor | None, checkpoint: bool) -> Tensor:
-    """Apply the blocks in turn, with activation checkpointing when asked."""
+def run_blocks(
+    blocks: nn.ModuleList, x: Tensor, attn_mask: Tensor | None, checkpoint: bool, pos: Tensor | None = None
+) -> Tensor:
+    """Apply the blocks in turn, with activation checkpointing when asked; ``pos`` is added to every block's input
+    (Point-MAE's transformers: ``x = block(x + pos)``)."""
     for block in blocks:
+        if pos is not None:
+            x = x + pos
         if checkpoint:
             x = torch.utils.checkpoint.checkpoint(block, x, attn_mask, use_reentrant=False)
         else:

@@ -58,7 +58,7 @@ def resolve_run(value: str) -> Path:
     if not path.is_dir():
         raise FileNotFoundError(f"report: run folder {value} does not exist (give a lightning_logs/version_* folder)")
     if not (path / "checkpoints").is_dir() and any(path.glob("version_*/checkpoints")):
-        raise FileNotFoundError(f"report: {value} holds several runs; give one of its version_* folders, or latest")
+        raise FileNotFoundError(f"report: {value} holds runs; give one of its version_* folders, or latest")
     return path
 
 
@@ -188,13 +188,13 @@ def run_rows(results: Sequence[Path], checkpoints: Sequence[Path], run_dir: Path
     for path in results:
         with path.open(newline="") as handle:
             for row in csv.DictReader(handle):
-                checkpoint = Path(row.get("checkpoint") or "")
                 if not row.get("checkpoint"):
                     continue
+                checkpoint = Path(row["checkpoint"])
                 bases = [Path()] if checkpoint.is_absolute() else [Path.cwd(), path.parent]
                 resolved = {(base / checkpoint).resolve() for base in bases}
                 if resolved & mine or any(r.parent == folder for r in resolved):
-                    rows.append({**row, "checkpoint": checkpoint.name, "results": str(path)})
+                    rows.append({**row, "checkpoint": checkpoint.name})
     return rows
 
 
@@ -206,18 +206,24 @@ def _cell(values: list[float]) -> str:
     return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f} (n={len(values)})"
 
 
+def _order(text: str) -> tuple[int, float, str]:
+    """Numbers in numeric order (5 before 10), before words ("all")."""
+    number = _float(text)
+    return (0, number, "") if number is not None else (1, 0.0, text)
+
+
 def eval_table(rows: list[dict[str, str]]) -> str:
     """One line per protocol, data set, labels per class, metric and checkpoint; pretrained and random init side by
     side, mean ± standard deviation over the seeds."""
     groups: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
-        key = tuple(row.get(k, "") for k in ("protocol", "data", "labels_per_class", "metric", "checkpoint"))
-        value = _float(row.get("value", ""))
+        key = tuple(row.get(k) or "" for k in ("protocol", "data", "labels_per_class", "metric", "checkpoint"))
+        value = _float(row.get("value") or "")
         if value is not None:
             groups[key][row.get("init") or "pretrained"].append(value)
     head = ("protocol", "data", "labels per class", "metric", "checkpoint", "pretrained", "random init")
     lines = ["<table>", "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]
-    for key, inits in sorted(groups.items()):
+    for key, inits in sorted(groups.items(), key=lambda item: [_order(k) for k in item[0]]):
         cells = "".join(f"<td>{html.escape(k)}</td>" for k in key)
         cells += "".join(
             f'<td class="num">{html.escape(_cell(inits.get(i, [])))}</td>' for i in ("pretrained", "random")
@@ -318,6 +324,7 @@ def _masks(checkpoints: list[Path], samples: int, seed: int) -> list[str]:
         return [*out, _note("masks not drawn (--masks 0)")]
     if not checkpoints:
         return [*out, _note("no checkpoint to draw the masks of")]
+    import numpy as np
     from PIL import Image
 
     from .masks import masks_of_checkpoint, render_masks
@@ -329,13 +336,19 @@ def _masks(checkpoints: list[Path], samples: int, seed: int) -> list[str]:
     except Exception as error:  # e.g. the run's data moved since: the rest of the page still stands
         print(f"anymae report: warning: masks not drawn: {error}", file=sys.stderr)
         return [*out, _note(f"masks not drawn: {type(error).__name__}: {error}")]
+    canvas = render_masks(spec, shape).numpy()
+    if len(shape) <= 2:  # one sample per row would make a tall strip: put the samples side by side instead
+        gap = 4  # render_masks' default
+        canvas = np.hstack(np.split(canvas[gap:], spec.mask.shape[0]))
+        canvas = np.vstack([np.full((gap, canvas.shape[1]), canvas[-1, 0], dtype=canvas.dtype), canvas])
     buffer = io.BytesIO()
-    Image.fromarray(render_masks(spec, shape).numpy(), mode="L").save(buffer, format="PNG")
-    data, mime, size, enlarged = enlarge(buffer.getvalue())
+    Image.fromarray(canvas, mode="L").save(buffer, format="PNG")
+    data, mime, size, enlarged = enlarge(buffer.getvalue(), min_width=3 * MIN_WIDTH)
     grid = "x".join(map(str, shape))
     out.append(f"<p>{html.escape(f'{name} on the {grid} token grid of the run validation data, seed {seed}')}</p>")
     out.append(_img(data, mime, size, "masks", pixelated=enlarged))
-    legend = "one row per sample (time steps left to right); white: visible; dark: hidden, in the loss; "
+    layout = "samples left to right" if len(shape) <= 2 else "one row per sample, time steps left to right"
+    legend = f"{layout}; white: visible; dark: hidden, in the loss; "
     return [*out, _note(legend + "light grey: hidden, not predicted (decoder masking)")]
 
 

@@ -5,7 +5,8 @@
 * :class:`KNNClassifier` -- weighted k-NN on frozen, L2-normalised features (cosine similarity, ``k = 20``, votes
   ``exp(sim / 0.07)``, as in InstDisc/DINO).
 * :class:`FineTune` -- MAE's end-to-end fine-tuning (appendix A.1): mean pooling and a LayerNorm, layer-wise lr decay
-  0.75, drop path 0.1, label smoothing 0.1, AdamW (0.9, 0.999) with weight decay 0.05.
+  (MAE's recipes: 0.65 for ViT-B, 0.75 for ViT-L/H; 0.75 by default), drop path 0.1, label smoothing 0.1, AdamW
+  (0.9, 0.999) with weight decay 0.05.
 
 Each takes an :class:`~anymae.evaluation.EncoderSource` (a checkpoint, or the same shapes at random init) and works
 for classification (``label`` holds class indices; accuracy) or regression (``label`` holds values; MSE and MAE).
@@ -227,7 +228,8 @@ class FineTune(_HeadProtocol):
         num_outputs: classes or values per label.
         task: ``"classification"`` or ``"regression"``.
         pool: ``"mean"`` (MAE's fine-tuning default) or ``"cls"``.
-        layer_decay: layer-wise lr decay (0.75 for ViT-B, 0.65 for ViT-L in MAE; 1 turns it off).
+        layer_decay: layer-wise lr decay (MAE's fine-tuning recipes: 0.65 for ViT-B, 0.75 for ViT-L and ViT-H; 1
+            turns it off).
         drop_path: stochastic depth rate (0.1 for ViT-B).
         label_smoothing: label smoothing of the cross-entropy (0.1).
         learn_pos_embed: make a fixed sin-cos position table learnable, starting from its values (MAE fine-tunes
