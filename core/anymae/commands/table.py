@@ -9,11 +9,16 @@ A suite is a YAML list; each entry names a data set, its pretraining config and 
       pretrain: examples/image/mae_tiny_digits.yaml
       protocols: {knn: examples/image/knn_digits.yaml, probe: examples/image/probe_digits.yaml}
 
-Rows go to ``--results`` (CSV, one per run); the table reports mean ± standard deviation over the seeds.
+Rows go to ``--results`` (CSV, one per run); the table reports mean ± standard deviation over the seeds. A set whose
+pretraining config has not changed since its last pretraining under ``--root`` (the file's SHA-256, recorded in
+``<root>/<name>/pretrain.json``) reuses that checkpoint; ``--retrain`` pretrains again.
 """
 
 import argparse
+import hashlib
+import json
 import statistics
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,6 +46,22 @@ def pretrain(config: str, root: Path) -> Path:
         ]
     )
     return Path(cli.trainer.checkpoint_callback.best_model_path)
+
+
+def pretrained(config: str, root: Path, retrain: bool = False) -> tuple[Path, bool]:
+    """The checkpoint of ``config`` pretrained under ``root``: the recorded one when the config file is unchanged
+    since (and the checkpoint still there), else a new pretraining. Returns it and whether it was reused."""
+    digest = hashlib.sha256(Path(config).read_bytes()).hexdigest()
+    record = root / "pretrain.json"
+    if not retrain and record.is_file():
+        recorded = json.loads(record.read_text())
+        if recorded.get("config_sha256") == digest and Path(recorded.get("checkpoint", "")).is_file():
+            return Path(recorded["checkpoint"]), True
+    checkpoint = pretrain(config, root)
+    if rank_zero_only.rank == 0:
+        root.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps({"config": config, "config_sha256": digest, "checkpoint": str(checkpoint)}))
+    return checkpoint, False
 
 
 def format_table(rows: list[dict]) -> str:
@@ -77,6 +98,7 @@ def run(argv: Sequence[str]) -> int:
     parser.add_argument("--labels", type=int, nargs="+", default=[1, 5, 10], help="labels per class")
     parser.add_argument("--root", type=Path, default=Path("anymae-table"), help="where runs write their files")
     parser.add_argument("--results", type=Path, default=Path("anymae-table/results.csv"))
+    parser.add_argument("--retrain", action="store_true", help="pretrain even when a set's config has not changed")
     parser.add_argument(
         "--checkpoint",
         action="append",
@@ -87,11 +109,18 @@ def run(argv: Sequence[str]) -> int:
     options = parser.parse_args(argv)
     reuse = dict(item.split("=", 1) for item in options.checkpoint)
     rows = []
+    timings = []
     for entry in yaml.safe_load(options.suite.read_text()):
         name = entry["name"]
-        checkpoint = Path(reuse[name]) if name in reuse else pretrain(entry["pretrain"], options.root / name)
+        started = time.perf_counter()
+        if name in reuse:
+            checkpoint, reused = Path(reuse[name]), True
+        else:
+            checkpoint, reused = pretrained(entry["pretrain"], options.root / name, options.retrain)
+        pretraining = time.perf_counter() - started
         if rank_zero_only.rank == 0:
-            print(f"{name}: pretrained encoder {checkpoint}")
+            how = "reused (config unchanged)" if reused else f"pretrained in {pretraining / 60:.1f} min"
+            print(f"{name}: encoder {checkpoint}, {how}")
         for protocol, config in entry["protocols"].items():
             for labels in options.labels:
                 for seed in options.seeds:
@@ -124,8 +153,13 @@ def run(argv: Sequence[str]) -> int:
                         if rank_zero_only.rank == 0:  # under DDP every rank runs the suite: one row each
                             append_row(options.results, {k: v for k, v in row.items() if k != "suite"})
                         rows.append(row)
+        evaluating = time.perf_counter() - started - pretraining
+        timings.append(
+            f"{name}: pretraining {'reused' if reused else f'{pretraining / 60:.1f} min'}, "
+            f"evaluation {evaluating / 60:.1f} min"
+        )
     if rank_zero_only.rank == 0:
-        table = format_table(rows)
+        table = format_table(rows) + "\n\n" + "\n".join(f"* {line}" for line in timings)
         (options.root / "table.md").parent.mkdir(parents=True, exist_ok=True)
         (options.root / "table.md").write_text(table + "\n")
         print(table)
