@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from ..config import ConfigError, validated
 from ..decoders import MAEDecoder
-from ..encoders import Encoder, init_mae_weights, key_padding_mask
+from ..encoders import Encoder, all_ids, init_mae_weights, key_padding_mask
 from ..layers import transformer_block
 from ..position import default_position_embedding
 from ..types import MaskSpec, TokenBatch, TokenizerSpec
@@ -58,16 +58,10 @@ def ema_update(twin: nn.Module, online: nn.Module, momentum: float) -> None:
             mine.copy_(theirs_buffer)
 
 
-def all_tokens(tokens: TokenBatch) -> Tensor:
-    """``[B, N]`` every token's index (``ids_keep``/``ids_decode`` that cover all tokens)."""
-    b, n = tokens.tokens.shape[:2]
-    return torch.arange(n, device=tokens.tokens.device).expand(b, -1)
-
-
 def decode_everything(tokens: TokenBatch) -> MaskSpec:
     """A :class:`MaskSpec` that decodes every token, for a decoder run in its full mode on latents of every token
     (only ``ids_decode`` is read there). It hides everything, so it is not a mask the encoder could be run with."""
-    ids = all_tokens(tokens)
+    ids = all_ids(tokens)
     hidden = torch.ones(ids.shape, dtype=torch.bool, device=ids.device)
     valid = None if tokens.padding_mask is None else ~tokens.padding_mask
     return MaskSpec(ids[:, :0], ids, ids, hidden, ids, valid)
@@ -191,7 +185,7 @@ class AdaptiveMasker(Masker):
     def log_probs(self, tokens: TokenBatch) -> Tensor:
         """``[B, N]`` float32 log-probabilities of the sampling network (``-inf`` at padding)."""
         x = self.embed(tokens.tokens)
-        x = x + self.pos_embed(tokens, all_tokens(tokens)).to(x.dtype)
+        x = x + self.pos_embed(tokens, all_ids(tokens)).to(x.dtype)
         x = self.block(x, attn_mask=key_padding_mask(tokens.padding_mask, 0))
         logits = torch.nan_to_num(self.head(x).squeeze(-1).float())  # AdaMAE's nan_to_num
         if tokens.padding_mask is not None:
@@ -440,7 +434,7 @@ class AttentionMasker(Masker):
         b, n = attention.shape
         # rank 0 for the most attended: the lowest scores (the least attended) stay visible
         order = attention.argsort(dim=1, descending=True)
-        rank = torch.empty_like(order).scatter_(1, order, all_tokens(tokens).contiguous())
+        rank = torch.empty_like(order).scatter_(1, order, all_ids(tokens).contiguous())
         scores = 1 - (rank.float() + 1) / n  # in [0, 1): the most attended highest
         if self.mode == "hints":
             real = real_token_count(tokens)
