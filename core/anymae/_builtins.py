@@ -47,6 +47,7 @@ def anymae_register(registry: Registry) -> None:
         SpectrogramMasker,
         TubeMasker,
     )
+    from .pooled import PooledDataModule
     from .position import (
         LearnedPositionEmbedding,
         MLPPositionEmbedding,
@@ -83,4 +84,5 @@ def anymae_register(registry: Registry) -> None:
         LearnedPositionEmbedding,
         SeparablePositionEmbedding,
         StreamingDataModule,
+        PooledDataModule,
     )

@@ -186,7 +186,7 @@ def test_masks_help_names_the_registered_maskers(no_installed_plugins, monkeypat
     with pytest.raises(SystemExit):
         main(["masks", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
-    assert "a registered masker (BlockMasker, DualMasker, FilteredNoiseMasker, LargePatchMasker," in help_text
+    assert "a registered masker (AdaptiveMasker, AttentionMasker, BlockMasker, DualMasker," in help_text
 
 
 def test_a_command_name_cannot_be_taken_twice():

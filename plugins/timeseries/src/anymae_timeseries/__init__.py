@@ -18,6 +18,7 @@ __all__ = [
     "forecast_errors",
     "interpolate_missing",
     "read_series",
+    "resample",
     "save_series_plot",
 ]
 
@@ -31,6 +32,7 @@ __getattr__, __dir__ = lazy_exports(
             "TrajectoryDataModule",
             "interpolate_missing",
             "read_series",
+            "resample",
         ],
         ".forecast": ["ForecastMetrics", "forecast_errors"],
         ".masking": ["ForecastMasker"],

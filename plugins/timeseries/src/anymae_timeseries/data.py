@@ -5,6 +5,8 @@ Every source becomes a list of series ``[C, L_i]`` (lengths may differ) with opt
 * **missing values** follow ``nan_policy``: ``"interpolate"`` (linear in time, the ends held), ``"mask"`` (kept; the
   tokenizer makes any patch with a missing value padding: never visible, never in the loss) or ``"drop"`` (windows
   with a missing value are left out). A NaN never reaches the loss.
+* **resampling** (aeon's sets, ``length``): every series stretched or shrunk to one number of steps by linear
+  interpolation, so sets of different lengths pool into one (:class:`anymae.PooledDataModule`);
 * **windows** of ``window`` steps every ``stride`` steps (``window`` unset: whole series);
 * batches are padded to their longest series: ``{"series": [B, C, L], "length": [B], "label": [B]}``.
 
@@ -36,6 +38,7 @@ __all__ = [
     "collate_series",
     "interpolate_missing",
     "read_series",
+    "resample",
 ]
 
 NanPolicy = Literal["interpolate", "mask", "drop"]
@@ -62,6 +65,24 @@ def interpolate_missing(series: Tensor) -> Tensor:
         values = series[c].numpy()
         seen = ~np.isnan(values)
         out[c] = torch.from_numpy(np.interp(steps, steps[seen], values[seen]) if seen.any() else np.zeros_like(values))
+    return out
+
+
+def resample(series: list[Tensor], length: int) -> list[Tensor]:
+    """Each series ``[C, L_i]`` linearly interpolated to ``[C, length]`` (end points kept: ``align_corners``), in one
+    batched call per distinct ``(C, L_i)`` (a whole UCR split is one or a few calls, not one per series)."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, s in enumerate(series):
+        groups.setdefault(tuple(s.shape), []).append(i)
+    out: list[Tensor] = [torch.empty(0)] * len(series)
+    for shape, ids in groups.items():
+        stacked = torch.stack([series[i] for i in ids])  # [S, C, L_i]
+        if shape[-1] == 1:  # one step: nothing to interpolate between, hold it
+            resized = stacked.expand(-1, -1, length)
+        else:
+            resized = torch.nn.functional.interpolate(stacked, size=length, mode="linear", align_corners=True)
+        for i, s in zip(ids, resized, strict=True):
+            out[i] = s.contiguous()
     return out
 
 
@@ -180,6 +201,8 @@ class AeonDataModule(_SeriesDataModule):
         nan_policy: missing values (see the module docstring).
         val_fraction: for Airline, the share of windows kept for validation.
         normalize: z-normalise each series (UCR convention) -- Airline's level grows over time.
+        length: resample every series to this many steps (linear interpolation, after missing values are filled),
+            e.g. 150 to pool ItalyPowerDemand (24 steps) or ArrowHead (251) with GunPoint; unset: as shipped.
         batch_size: samples per batch.
         num_workers: loader processes.
         seed: shuffling seed.
@@ -204,12 +227,17 @@ class AeonDataModule(_SeriesDataModule):
         nan_policy: NanPolicy = "interpolate",
         val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2,
         normalize: bool = False,
+        length: PositiveInt | None = None,
         batch_size: PositiveInt = 32,
         num_workers: NonNegativeInt = 0,
         seed: int = 0,
     ) -> None:
         super().__init__(window, stride, nan_policy, val_fraction, batch_size, num_workers, seed)
-        self.name, self.normalize = name, normalize
+        self.name, self.normalize, self.length = name, normalize, length
+
+    def _prepare(self, series: list[Tensor]) -> list[Tensor]:
+        series = super()._prepare(series)
+        return series if self.length is None else resample(series, self.length)
 
     def load(self):
         import aeon.datasets
