@@ -140,6 +140,12 @@ class MAEDecoder(Decoder):
         self.apply(init_mae_weights)
         nn.init.normal_(self.mask_token, std=0.02)
 
+    def attach(self, encoder: Encoder) -> None:
+        """Under an encoder with mask tokens the decoder has none of its own to add: its mask token is frozen, so
+        that no trainable parameter is left out of the loss (DDP refuses those)."""
+        if encoder.sees_all_tokens:
+            self.mask_token.requires_grad_(False)
+
     def forward(self, latent: Tensor, tokens: TokenBatch, mask: MaskSpec, num_prefix_tokens: int) -> Tensor:
         if self.pos_every_block:
             return self._forward_pos_every_block(latent, tokens, mask, num_prefix_tokens)
@@ -453,9 +459,11 @@ class CrossMAEDecoder(MAEDecoder):
     saw are predicted but not in the loss, so about 0.19 of the tokens (not 0.25) count in it.
 
     Feature mixing (CrossMAE's ``weight_fm``): each decoder block cross-attends to its own learned mix of the encoder's
-    layers -- the first block's input and every block's output, before the encoder's final norm -- instead of the
-    final latents: a ``[depth, encoder depth + 1]`` weight matrix (no softmax, as CrossMAE's ``WeightedFeatureMaps``),
-    then a LayerNorm per decoder block, then the projection to the decoder's width.
+    layers -- the first block's input and every block's output -- instead of the final latents: a
+    ``[depth, encoder depth + 1]`` weight matrix (no softmax, as CrossMAE's ``WeightedFeatureMaps``), then a LayerNorm
+    per decoder block, then the projection to the decoder's width. One difference: the last block's output enters
+    after the encoder's final norm (CrossMAE leaves that norm out of the mix, so it never trains), so that every
+    parameter takes part in the loss, as DDP requires.
 
     Args:
         embed_dim: decoder width (512 in CrossMAE's ViT-B setting).
@@ -538,7 +546,11 @@ class CrossMAEDecoder(MAEDecoder):
         if self.encoder_layers:
             if layers is None:
                 raise ValueError("CrossMAEDecoder(weight_fm=True) needs the encoder's layers (layers=...)")
-            mixed = self.feature_mix(torch.stack(layers, dim=-1)).unbind(-1)  # one [B, P + K, D_enc] per block
+            # The last layer enters after the encoder's final norm (CrossMAE skips that norm): the norm then trains
+            # with the rest, so every parameter takes part in the loss (DDP needs it) and evaluation reads a trained
+            # norm.
+            stacked = torch.stack([*layers[:-1], latent], dim=-1)
+            mixed = self.feature_mix(stacked).unbind(-1)  # one [B, P + K, D_enc] per block
             contexts = [
                 self._context(norm(m), tokens, ids_keep, num_prefix_tokens)
                 for norm, m in zip(self.feature_norms, mixed, strict=True)

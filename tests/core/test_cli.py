@@ -61,7 +61,7 @@ def test_fit_from_yaml_writes_checkpoint_and_config(toy_config, tmp_path, capsys
         (["--model.masker.mask_ratio", "1.5"], "model.masker.mask_ratio: Input should be less than 1 (got 1.5)"),
         (
             ["--model.masker", "NoSuchMasker"],
-            "model.masker: unknown component 'NoSuchMasker'; registered: BlockMasker, DualMasker",
+            "model.masker: unknown component 'NoSuchMasker'; registered: AdaptiveMasker, AttentionMasker, BlockMasker",
         ),
         (["--model.target.normalize", "pixels"], "model.target.normalize: allowed: 'none', 'patch', 'channel'"),
         (["--model.decoder.out_dim", "3"], "MAEDecoder.out_dim is 3 but the target predicts 8 values per token"),
@@ -96,6 +96,9 @@ MASK_GRIDS = {
     "FilteredNoiseMasker": "14x14",
     "DualMasker": "8x14x14",
     "NearestBlockMasker": "14x14",
+    "AdaptiveMasker": "14x14",  # the learned maskers, drawn without a model: random (--checkpoint draws learned ones)
+    "HardPatchesMasker": "14x14",
+    "AttentionMasker": "14x14",
 }
 
 

@@ -96,7 +96,7 @@ def test_digits_probe_config_runs_from_a_checkpoint_and_from_random_init(tmp_pat
             args += ["--trainer.max_epochs", "2"]
         assert main(args) == 0
     rows = results.read_text().splitlines()
-    assert len(rows) == 1 + 6 and all(",DigitsDataModule," in row for row in rows[1:])
+    assert len(rows) == 1 + 6 and all(",digits," in row for row in rows[1:])
 
 
 def test_timm_export_without_a_class_token(tmp_path):

@@ -83,4 +83,4 @@ def test_moving_digits_knn_and_probe_configs_run_from_a_checkpoint(tmp_path):
             args += ["--trainer.max_epochs", "2"]
         assert main(args) == 0
     rows = results.read_text().splitlines()
-    assert len(rows) == 1 + 4 and all(",MovingDigitsDataModule," in row for row in rows[1:])
+    assert len(rows) == 1 + 4 and all(",moving-digits," in row for row in rows[1:])

@@ -1,11 +1,11 @@
 """Masker interface: a :class:`~anymae.types.TokenBatch` in, a :class:`~anymae.types.MaskSpec` out (MAE's
 ``random_masking``). The fixed maskers look only at the layout and padding of the tokens, never at their values.
 
-Learned and data-aware maskers (AdaMAE, HPM, AttMask: :mod:`anymae.masking.learned`) use the same interface and may
-see more: the model hands them a :class:`MaskContext` (the raw batch, the model's encoder, the training progress), they
-may own parameters (created in :meth:`Masker.build`, once the encoder is known), and after the target's loss the model
-gives them a :class:`MaskFeedback` (the step's per-token loss and the encoder's latents) from which they return
-auxiliary losses that are added to the training loss.
+Learned and data-aware maskers (AdaMAE, HPM, AttMask: ``adaptive.py``, ``hard_patches.py``, ``attention.py``) use
+the same interface and may see more: the model hands them a :class:`MaskContext` (the raw batch, the model's
+encoder, the training progress), they may own parameters (created in :meth:`Masker.build`, once the encoder is
+known), and after the target's loss the model gives them a :class:`MaskFeedback` (the step's per-token loss and the
+encoder's latents) from which they return auxiliary losses that are added to the training loss.
 
 Every masker here works the same way: it draws a **score** in ``[0, 1)`` for each token, batched on the tokens'
 device, and the ``num_visible`` tokens with the lowest scores stay visible (padding is forced to the hidden side).
@@ -15,6 +15,7 @@ are low far from a block make blocks. The count is therefore exact and equal for
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,7 +30,17 @@ from ..types import GridLayout, LayoutSpec, MaskSpec, TokenBatch, TokenizerSpec
 if TYPE_CHECKING:
     from ..encoders import Encoder
 
-__all__ = ["MaskContext", "MaskFeedback", "Masker", "dense_grid_shape", "real_token_count", "uniform"]
+__all__ = [
+    "MaskContext",
+    "MaskFeedback",
+    "Masker",
+    "counted_tokens",
+    "dense_grid_shape",
+    "ema_update",
+    "frozen_copy",
+    "real_token_count",
+    "uniform",
+]
 
 
 @dataclass(frozen=True)
@@ -68,6 +79,36 @@ class MaskFeedback:
     num_prefix_tokens: int
     token_loss: Tensor
     progress: float = 1.0
+
+
+def frozen_copy(module: nn.Module) -> nn.Module:
+    """A deep copy of ``module`` that takes no gradients (a running average of it, updated by :func:`ema_update`)."""
+    twin = copy.deepcopy(module)
+    twin.requires_grad_(False)
+    twin.eval()
+    return twin
+
+
+@torch.no_grad()
+def ema_update(twin: nn.Module, online: nn.Module, momentum: float) -> None:
+    """``twin = momentum * twin + (1 - momentum) * online`` for every parameter (one fused call over the parameter
+    lists); buffers of the same shape are copied (position tables, not learned)."""
+    ours, theirs = list(twin.parameters()), list(online.parameters())
+    if len(ours) != len(theirs):
+        raise RuntimeError(f"the running copy has {len(ours)} parameters, the online module {len(theirs)}")
+    if ours:
+        torch._foreach_lerp_(ours, [p.detach().to(q.dtype) for p, q in zip(theirs, ours, strict=True)], 1 - momentum)
+    for mine, theirs_buffer in zip(twin.buffers(), online.buffers(), strict=False):
+        if mine.shape == theirs_buffer.shape:
+            mine.copy_(theirs_buffer)
+
+
+def counted_tokens(mask: MaskSpec) -> Tensor:
+    """``[B, M']`` bool: the decoded tokens that count in a loss (hidden and not padding)."""
+    counted = torch.gather(mask.mask, 1, mask.ids_decode)
+    if mask.decode_valid is not None:
+        counted = counted & mask.decode_valid
+    return counted
 
 
 def uniform(shape: tuple[int, ...], tokens: TokenBatch, generator: torch.Generator | None) -> Tensor:
