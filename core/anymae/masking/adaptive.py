@@ -17,17 +17,15 @@ from ..position import default_position_embedding
 from ..types import MaskSpec, TokenBatch, TokenizerSpec
 from .base import (
     MaskContext,
-    Masker,
     MaskFeedback,
     counted_tokens,
-    real_token_count,
-    uniform,
 )
+from .random import RandomMasker
 
 __all__ = ["AdaptiveMasker"]
 
 
-class AdaptiveMasker(Masker):
+class AdaptiveMasker(RandomMasker):
     """AdaMAE's adaptive masking: a sampling network turns the tokens into a categorical distribution over them, and
     the visible tokens are a draw of ``K`` tokens from it without replacement.
 
@@ -64,10 +62,9 @@ class AdaptiveMasker(Masker):
         num_heads: PositiveInt = 8,
         loss_weight: Annotated[float, Field(ge=0)] = 1e-4,
     ) -> None:
-        super().__init__()
+        super().__init__(mask_ratio)
         if dim is not None and dim % num_heads:
             raise ConfigError(f"AdaptiveMasker.dim ({dim}) must be divisible by num_heads ({num_heads})")
-        self.mask_ratio = mask_ratio
         self.dim, self.num_heads = dim, num_heads
         self.loss_weight = loss_weight
         self.embed: nn.Linear | None = None
@@ -90,13 +87,6 @@ class AdaptiveMasker(Masker):
         self.head = nn.Linear(dim, 1)
         for part in (self.embed, self.block, self.head):
             part.apply(init_mae_weights)
-
-    def num_visible(self, tokens: TokenBatch) -> int:
-        return int(real_token_count(tokens) * (1 - self.mask_ratio))
-
-    def scores(self, tokens: TokenBatch, generator: torch.Generator | None) -> Tensor:
-        """Uniform scores: the unbuilt masker's random masking."""
-        return uniform(tokens.tokens.shape[:2], tokens, generator)
 
     def log_probs(self, tokens: TokenBatch) -> Tensor:
         """``[B, N]`` float32 log-probabilities of the sampling network (``-inf`` at padding)."""

@@ -14,17 +14,17 @@ from ..encoders import Encoder, all_ids
 from ..types import MaskSpec, TokenBatch, TokenizerSpec
 from .base import (
     MaskContext,
-    Masker,
     ema_update,
     frozen_copy,
     real_token_count,
     uniform,
 )
+from .random import RandomMasker
 
 __all__ = ["AttentionMasker"]
 
 
-class AttentionMasker(Masker):
+class AttentionMasker(RandomMasker):
     """AttMask: hide the tokens that the class token of a running (EMA) copy of the encoder attends to most, in its
     last block, with every token visible (AttMask-High); or reveal some of the most attended as hints (AttMask-Hint).
 
@@ -57,7 +57,7 @@ class AttentionMasker(Masker):
         show_max: Annotated[float, Field(gt=0, le=1)] = 0.1,
         ema: Annotated[float, Field(ge=0, lt=1)] = 0.996,
     ) -> None:
-        super().__init__()
+        super().__init__(mask_ratio)
         self.mask_ratio, self.mode, self.show_max, self.ema = mask_ratio, mode, show_max, ema
         self.ema_encoder: nn.Module | None = None
         self.built = False
@@ -77,13 +77,6 @@ class AttentionMasker(Masker):
         if self.ema_encoder is not None:
             self.ema_encoder.eval()
         return self
-
-    def num_visible(self, tokens: TokenBatch) -> int:
-        return int(real_token_count(tokens) * (1 - self.mask_ratio))
-
-    def scores(self, tokens: TokenBatch, generator: torch.Generator | None) -> Tensor:
-        """Uniform scores: random masking (no context, or not built)."""
-        return uniform(tokens.tokens.shape[:2], tokens, generator)
 
     @torch.no_grad()
     def attention(self, tokens: TokenBatch, context: MaskContext) -> Tensor:

@@ -16,7 +16,6 @@ from ..encoders import Encoder, all_ids
 from ..types import MaskSpec, TokenBatch, TokenizerSpec
 from .base import (
     MaskContext,
-    Masker,
     MaskFeedback,
     counted_tokens,
     ema_update,
@@ -24,6 +23,7 @@ from .base import (
     real_token_count,
     uniform,
 )
+from .random import RandomMasker
 
 __all__ = ["HardPatchesMasker", "ranking_loss", "standardised_loss"]
 
@@ -72,7 +72,7 @@ def standardised_loss(pred: Tensor, target: Tensor, counted: Tensor) -> Tensor:
     return ((pred.float() - standard).pow(2) * weight).sum() / weight.sum().clamp(min=1)
 
 
-class HardPatchesMasker(Masker):
+class HardPatchesMasker(RandomMasker):
     """HPM's hard-patches mining: a loss predictor learns, from the visible tokens' latents, how badly the model will
     reconstruct each hidden token, and the mask hides the tokens it predicts hardest.
 
@@ -111,7 +111,7 @@ class HardPatchesMasker(Masker):
         ema: Annotated[float, Field(ge=0, lt=1)] = 0.999,
         relative: bool = True,
     ) -> None:
-        super().__init__()
+        super().__init__(mask_ratio)
         if predictor_dim % predictor_heads:
             raise ConfigError(
                 f"HardPatchesMasker.predictor_dim ({predictor_dim}) must be divisible by predictor_heads "
@@ -137,13 +137,6 @@ class HardPatchesMasker(Masker):
             if twin is not None:
                 twin.eval()
         return self
-
-    def num_visible(self, tokens: TokenBatch) -> int:
-        return int(real_token_count(tokens) * (1 - self.mask_ratio))
-
-    def scores(self, tokens: TokenBatch, generator: torch.Generator | None) -> Tensor:
-        """Uniform scores: random masking (no context, or not built)."""
-        return uniform(tokens.tokens.shape[:2], tokens, generator)
 
     @torch.no_grad()
     def predicted_loss(self, tokens: TokenBatch, context: MaskContext) -> Tensor:
