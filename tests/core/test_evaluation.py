@@ -284,3 +284,50 @@ def test_warnings_when_every_seed_is_the_same_or_k_exceeds_the_bank(checkpoint):
         run_protocol("knn", protocol_args(checkpoint, few(100)))
     with pytest.warns(UserWarning, match=r"k = 20 is larger than the label bank \(6 labelled examples\)"):
         run_protocol("knn", protocol_args(checkpoint, few(2)))
+
+
+def test_carved_validation_scores_the_undrawn_training_examples_never_the_validation_split(checkpoint):
+    data = FewLabels(LabelledSeries(n=90, batch_size=8), labels_per_class=2, seed=3, carve_validation=True)
+    data.setup("fit")
+    drawn = set(data.train_subset.indices)
+    carved = data.val_dataloader().dataset
+    assert len(drawn) == 6 and set(carved.indices) == set(range(90)) - drawn  # the rest of the training split
+    assert carved.dataset is data.data.train  # not the validation split
+    assert data.name == "LabelledSeries/carved"  # rows never mix with the scored split's
+    knn = KNNClassifier(EncoderSource(checkpoint=str(checkpoint)), num_outputs=3, k=3)
+    trainer = quiet_trainer()
+    trainer.validate(knn, data, verbose=False)
+    assert len(knn.bank_targets) == 6
+    assert knn.bank_targets.tolist() == data.data.train.labels[sorted(drawn)].tolist()
+    with pytest.raises(anymae.ConfigError, match="needs labels_per_class"):
+        FewLabels(LabelledSeries(n=90), carve_validation=True)
+    with pytest.raises(anymae.ConfigError, match="nothing is left to validate on"):
+        FewLabels(LabelledSeries(n=90), labels_per_class=30, carve_validation=True).setup("fit")
+
+
+def test_the_last_blocks_averaged_as_a_read_out(checkpoint):
+    one, two = load_encoder(checkpoint), load_encoder(checkpoint, layers=2, pool="mean")
+    batch = {"series": sinusoids(4)}
+    with torch.no_grad():
+        tokens = two.tokenizer(batch)
+        _, hidden = two.encoder.forward_layers(tokens)
+        norm = two.encoder.norm
+        expected = ((norm(hidden[-1]) + norm(hidden[-2])) / 2)[:, two.encoder.num_prefix_tokens :].mean(dim=1)
+        torch.testing.assert_close(two(batch).pooled, expected)
+        torch.testing.assert_close(one(batch).tokens, norm(hidden[-1]))  # layers=1 is the encoder's output
+    blocks = two.encoder.num_layers
+    with pytest.raises(anymae.ConfigError, match=f"has {blocks} blocks to average"):
+        load_encoder(checkpoint, layers=blocks + 1)
+    row = run_protocol("knn", protocol_args(checkpoint, **{"model.layers": 2}))
+    assert row["value"] >= 0.8, row  # the separable set (chance: 0.33) stays separable under the averaged read-out
+
+
+def test_max_pooling_takes_the_largest_feature_of_the_real_tokens(checkpoint):
+    encoder = load_encoder(checkpoint, pool="max")
+    prefix = encoder.encoder.num_prefix_tokens
+    features = torch.randn(2, prefix + 4, 3)
+    padding = torch.tensor([[False, False, True, True], [False] * 4])
+    features[0, prefix + 2 :] = 100.0  # padding never wins
+    pooled = encoder.pooled(features, padding)
+    torch.testing.assert_close(pooled[0], features[0, prefix : prefix + 2].amax(dim=0))
+    torch.testing.assert_close(pooled[1], features[1, prefix:].amax(dim=0))

@@ -39,8 +39,8 @@ def run(args, cwd):
     return subprocess.run([*ANYMAE, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
-def test_plugins_command_lists_the_installed_image_plugin(tmp_path):
-    result = run(["plugins"], tmp_path)
+def test_plugins_command_lists_the_installed_image_plugin(plugins_listing):
+    result = plugins_listing
     assert result.returncode == 0, result.stderr
     assert "anymae-image 0.2.0 (plugin API 2): anymae_image.plugin" in result.stdout
     for line in (

@@ -68,6 +68,10 @@ class FewLabels(pl.LightningDataModule):
         labels_per_class: examples per class to train on (e.g. 1, 5, 10); unset: the whole training split.
         seed: seed of the draw (and of the shuffling).
         label_key: the batch entry holding labels.
+        carve_validation: evaluate on the training examples that were not drawn (without their random augmentation
+            where the data module can say) instead of the validation split: a validation split for choosing a
+            recipe or a read-out, so that the split a table scores is never looked at while choosing. Results name
+            the data set ``"<name>/carved"``.
     """
 
     @validated
@@ -77,18 +81,27 @@ class FewLabels(pl.LightningDataModule):
         labels_per_class: PositiveInt | None = None,
         seed: int = 0,
         label_key: str = "label",
+        carve_validation: bool = False,
     ) -> None:
         super().__init__()
+        if carve_validation and labels_per_class is None:
+            raise ConfigError(
+                "FewLabels.carve_validation needs labels_per_class: the carved validation split is the training "
+                "examples that were not drawn"
+            )
         self.data = data
         self.labels_per_class = labels_per_class
         self.seed = seed
         self.label_key = label_key
+        self.carve_validation = carve_validation
         self.train_subset: Dataset | None = None
+        self.carved: Dataset | None = None
 
     @property
     def name(self) -> str:
-        """The wrapped data set's name, for results (:func:`data_set_name`)."""
-        return data_set_name(self.data)
+        """The wrapped data set's name, for results (:func:`data_set_name`); ``"<name>/carved"`` when scored on the
+        carved validation split."""
+        return data_set_name(self.data) + ("/carved" if self.carve_validation else "")
 
     def setup(self, stage: str | None = None) -> None:
         self.data.setup("fit")
@@ -111,6 +124,17 @@ class FewLabels(pl.LightningDataModule):
                 stacklevel=1,
             )
         self.train_subset = Subset(dataset, indices.tolist())
+        if self.carve_validation:
+            rest = torch.ones(len(dataset), dtype=torch.bool)
+            rest[indices] = False
+            if not bool(rest.any()):
+                raise ConfigError(
+                    f"FewLabels.carve_validation: labels_per_class={self.labels_per_class} takes every training "
+                    f"example of {self.name}; nothing is left to validate on"
+                )
+            export = getattr(self.data, "export_samples", None)
+            plain = export("train") if callable(export) else None
+            self.carved = Subset(plain if plain is not None else dataset, torch.nonzero(rest).flatten().tolist())
 
     def train_dataloader(self) -> DataLoader:
         template = self._train_loader
@@ -139,7 +163,16 @@ class FewLabels(pl.LightningDataModule):
         )
 
     def val_dataloader(self) -> Any:
-        return self.data.val_dataloader()
+        if self.carved is None:
+            return self.data.val_dataloader()
+        template = self._train_loader
+        return DataLoader(
+            self.carved,
+            batch_size=template.batch_size or 1,
+            shuffle=False,
+            num_workers=template.num_workers,
+            collate_fn=template.collate_fn,
+        )
 
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         return self.data.on_before_batch_transfer(batch, dataloader_idx)

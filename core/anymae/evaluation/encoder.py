@@ -23,7 +23,7 @@ from ..tokenizers import Tokenizer
 
 __all__ = ["EncoderOutput", "EncoderSource", "PretrainedEncoder", "load_encoder", "resolve_checkpoint"]
 
-Pool = Literal["auto", "cls", "mean"]
+Pool = Literal["auto", "cls", "mean", "max"]
 
 
 @dataclass(frozen=True)
@@ -42,12 +42,24 @@ class PretrainedEncoder(nn.Module):
     Args:
         tokenizer: the pretraining tokenizer.
         encoder: the pretraining encoder (already built).
-        pool: ``"cls"`` the class token, ``"mean"`` the mean of the non-padding tokens, ``"auto"`` the class token
-            when the encoder has one (MAE's linear probe) and the mean otherwise.
+        pool: ``"cls"`` the class token, ``"mean"`` the mean of the non-padding tokens, ``"max"`` their
+            feature-wise maximum (PointNet's and Point-MAE's symmetric pooling of point groups), ``"auto"`` the
+            class token when the encoder has one (MAE's linear probe) and the mean otherwise.
+        layers: read the average of the last ``layers`` blocks' outputs, each under the encoder's final norm, instead
+            of the last block's alone (1). MAE's last-layer features are tuned to reconstruction; an average over
+            the last blocks is the read-out of BEiT's and data2vec's linear probes. Needs an encoder with
+            :meth:`~anymae.Encoder.forward_layers`.
     """
 
-    def __init__(self, tokenizer: Tokenizer, encoder: Encoder, pool: Pool = "auto") -> None:
+    def __init__(self, tokenizer: Tokenizer, encoder: Encoder, pool: Pool = "auto", layers: int = 1) -> None:
         super().__init__()
+        if layers < 1:
+            raise ConfigError(f"layers must be at least 1 (the last block), got {layers}")
+        if layers > 1 and layers > getattr(encoder, "num_layers", 0):
+            raise ConfigError(
+                f"layers={layers}: {type(encoder).__name__} has {getattr(encoder, 'num_layers', 0)} blocks to average"
+            )
+        self.layers = layers
         self.tokenizer = tokenizer
         self.encoder = encoder
         if pool == "auto":
@@ -64,6 +76,10 @@ class PretrainedEncoder(nn.Module):
         if self.pool == "cls":
             return features[:, 0]
         tokens = features[:, self.encoder.num_prefix_tokens :]
+        if self.pool == "max":
+            if padding is not None:
+                tokens = tokens.masked_fill(padding.unsqueeze(-1), torch.finfo(tokens.dtype).min)
+            return tokens.amax(dim=1)
         if padding is None:
             return tokens.mean(dim=1)
         keep = (~padding).unsqueeze(-1).to(tokens.dtype)
@@ -71,7 +87,11 @@ class PretrainedEncoder(nn.Module):
 
     def forward(self, batch: Mapping[str, Tensor]) -> EncoderOutput:
         tokens = self.tokenizer(batch)
-        features = self.encoder(tokens)
+        if self.layers == 1:
+            features = self.encoder(tokens)
+        else:
+            _, hidden = self.encoder.forward_layers(tokens)
+            features = torch.stack([self.encoder.norm(h) for h in hidden[-self.layers :]]).mean(dim=0)
         pooled = self.pooled(features, tokens.padding_mask)
         streams = self.tokenizer.streams_per_sample
         if streams > 1:  # one sequence per channel: a sample's feature is their mean
@@ -152,6 +172,7 @@ def load_encoder(
     random_init: bool = False,
     seed: int = 0,
     pool: Pool = "auto",
+    layers: int = 1,
     map_location: Any = "cpu",
 ) -> PretrainedEncoder:
     """The tokenizer and encoder of a pretraining run, as a plain module (see :class:`PretrainedEncoder`).
@@ -161,6 +182,7 @@ def load_encoder(
         random_init: keep the shapes, not the weights (the random-init baseline).
         seed: seed of the fresh weights when ``random_init``.
         pool: how features are pooled.
+        layers: average the last ``layers`` blocks' outputs (see :class:`PretrainedEncoder`).
         map_location: where tensors are loaded.
     """
     path = resolve_checkpoint(str(path))
@@ -170,7 +192,7 @@ def load_encoder(
         tokenizer = instantiate_component(config["tokenizer"], Tokenizer)
         encoder = instantiate_component(config["encoder"], Encoder)
         encoder.build(tokenizer.token_dim, tokenizer.layout)
-    module = PretrainedEncoder(tokenizer, encoder, pool)
+    module = PretrainedEncoder(tokenizer, encoder, pool, layers)
     if not random_init:
         prefixes = ("tokenizer.", "encoder.")
         own = {k: v for k, v in state.items() if k.startswith(prefixes)}

@@ -95,12 +95,14 @@ class _Protocol(pl.LightningModule):
 
     protocol = "protocol"
 
-    def __init__(self, encoder: EncoderSource, num_outputs: int, task: Task, pool: Pool, label_key: str) -> None:
+    def __init__(
+        self, encoder: EncoderSource, num_outputs: int, task: Task, pool: Pool, label_key: str, layers: int = 1
+    ) -> None:
         super().__init__()
         self.source = encoder
         self.checkpoint_path = resolve_checkpoint(encoder.checkpoint)  # once: "latest" must not move mid-run
         self.backbone = load_encoder(
-            self.checkpoint_path, random_init=encoder.random_init, seed=encoder.seed, pool=pool
+            self.checkpoint_path, random_init=encoder.random_init, seed=encoder.seed, pool=pool, layers=layers
         )
         self.num_outputs = num_outputs
         self.task = task
@@ -164,6 +166,8 @@ class LinearProbe(_HeadProtocol):
         num_outputs: classes (classification) or values per label (regression).
         task: ``"classification"`` or ``"regression"``.
         pool: feature pooling (``"auto"``: the class token if there is one, else the mean).
+        layers: average the last ``layers`` blocks' outputs (1: the last block, MAE's probe; see
+            :class:`~anymae.evaluation.PretrainedEncoder`).
         optimizer: the head's optimizer (MAE: LARS, ``lr = 0.1 * batch / 256``).
         lr_schedule: warm-up + cosine (MAE: 10 of 90 epochs).
         label_key: the batch entry holding labels.
@@ -185,8 +189,9 @@ class LinearProbe(_HeadProtocol):
         lr_schedule: WarmupCosine = WarmupCosine(warmup_epochs=10),
         label_key: str = "label",
         cache_features: bool = True,
+        layers: PositiveInt = 1,
     ) -> None:
-        super().__init__(encoder, num_outputs, task, pool, label_key)
+        super().__init__(encoder, num_outputs, task, pool, label_key, layers)
         self.save_hyperparameters()
         self.cache_features = cache_features
         self.backbone.requires_grad_(False)
@@ -340,6 +345,7 @@ class KNNClassifier(_Protocol):
         temperature: of the vote weights ``exp(similarity / temperature)`` (0.07).
         pool: feature pooling.
         label_key: the batch entry holding labels.
+        layers: average the last ``layers`` blocks' outputs (1: the last block).
     """
 
     protocol = "knn"
@@ -353,8 +359,9 @@ class KNNClassifier(_Protocol):
         temperature: Annotated[float, Field(gt=0)] = 0.07,
         pool: Pool = "auto",
         label_key: str = "label",
+        layers: PositiveInt = 1,
     ) -> None:
-        super().__init__(encoder, num_outputs, task, pool, label_key)
+        super().__init__(encoder, num_outputs, task, pool, label_key, layers)
         self.save_hyperparameters()
         self.backbone.requires_grad_(False)
         self.k, self.temperature = k, temperature

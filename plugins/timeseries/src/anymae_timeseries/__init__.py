@@ -15,6 +15,7 @@ __all__ = [
     "TrajectoryDataModule",
     "TrajectoryTarget",
     "__version__",
+    "augment_series",
     "forecast_errors",
     "interpolate_missing",
     "read_series",
@@ -26,6 +27,7 @@ __all__ = [
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
+        ".augment": ["augment_series"],
         ".data": [
             "AeonDataModule",
             "SeriesFileDataModule",

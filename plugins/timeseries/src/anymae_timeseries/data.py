@@ -31,6 +31,8 @@ from torch.utils.data import Dataset
 
 from anymae import ConfigError, DataModule, FileList, FileSamples, Unreadable, scan_folder, split_key, validated
 
+from .augment import augment_series
+
 __all__ = [
     "AeonDataModule",
     "SeriesFileDataModule",
@@ -135,6 +137,14 @@ class _SeriesDataModule(DataModule):
         self.window, self.stride, self.nan_policy = window, stride or window, nan_policy
         self.val_fraction = val_fraction
         self.classes: list[str] = []
+        self.augment: dict[str, float] = {}
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Training batches are augmented (:func:`~anymae_timeseries.augment_series`) on their device, batched."""
+        trainer = getattr(self, "trainer", None)
+        if self.augment and trainer is not None and trainer.training and "series" in batch:
+            batch = {**batch, "series": augment_series(batch["series"], batch.get("length"), **self.augment)}
+        return batch
 
     def load(self) -> tuple[list[Tensor], list[Any] | None, list[Tensor] | None, list[Any] | None]:
         """Training series and labels, and validation ones if the source has its own split (else ``None``)."""
@@ -203,6 +213,10 @@ class AeonDataModule(_SeriesDataModule):
         normalize: z-normalise each series (UCR convention) -- Airline's level grows over time.
         length: resample every series to this many steps (linear interpolation, after missing values are filled),
             e.g. 150 to pool ItalyPowerDemand (24 steps) or ArrowHead (251) with GunPoint; unset: as shipped.
+        jitter: training augmentation: Gaussian noise, in units of each series' standard deviation (0: none).
+        scaling: training augmentation: each channel scaled by ``1 + scaling * N(0, 1)`` (0: none).
+        crop: training augmentation: a random window of at least ``1 - crop`` of the series, stretched back to
+            its length (window slicing; 0: none).
         batch_size: samples per batch.
         num_workers: loader processes.
         seed: shuffling seed.
@@ -228,12 +242,16 @@ class AeonDataModule(_SeriesDataModule):
         val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2,
         normalize: bool = False,
         length: PositiveInt | None = None,
+        jitter: Annotated[float, Field(ge=0)] = 0.0,
+        scaling: Annotated[float, Field(ge=0)] = 0.0,
+        crop: Annotated[float, Field(ge=0, lt=1)] = 0.0,
         batch_size: PositiveInt = 32,
         num_workers: NonNegativeInt = 0,
         seed: int = 0,
     ) -> None:
         super().__init__(window, stride, nan_policy, val_fraction, batch_size, num_workers, seed)
         self.name, self.normalize, self.length = name, normalize, length
+        self.augment = {k: v for k, v in {"jitter": jitter, "scaling": scaling, "crop": crop}.items() if v}
 
     def _prepare(self, series: list[Tensor]) -> list[Tensor]:
         series = super()._prepare(series)
@@ -328,6 +346,10 @@ class SeriesFileDataModule(_SeriesDataModule):
         stride: steps between windows (unset: ``window``).
         nan_policy: missing values.
         val_fraction: validation share when ``val_path`` is unset.
+        jitter: training augmentation: Gaussian noise, in units of each series' standard deviation (0: none).
+        scaling: training augmentation: each channel scaled by ``1 + scaling * N(0, 1)`` (0: none).
+        crop: training augmentation: a random window of at least ``1 - crop`` of the series, stretched back to
+            its length (window slicing; 0: none).
         batch_size: samples per batch.
         num_workers: loader processes.
         seed: shuffling seed.
@@ -348,12 +370,16 @@ class SeriesFileDataModule(_SeriesDataModule):
         stride: PositiveInt | None = None,
         nan_policy: NanPolicy = "interpolate",
         val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2,
+        jitter: Annotated[float, Field(ge=0)] = 0.0,
+        scaling: Annotated[float, Field(ge=0)] = 0.0,
+        crop: Annotated[float, Field(ge=0, lt=1)] = 0.0,
         batch_size: PositiveInt = 32,
         num_workers: NonNegativeInt = 0,
         seed: int = 0,
     ) -> None:
         super().__init__(window, stride, nan_policy, val_fraction, batch_size, num_workers, seed)
         self.path, self.val_path, self.layout, self.columns = path, val_path, layout, columns
+        self.augment = {k: v for k, v in {"jitter": jitter, "scaling": scaling, "crop": crop}.items() if v}
         self.id_column, self.time_column, self.value_column = id_column, time_column, value_column
         self.label_column = label_column
 

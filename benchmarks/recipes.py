@@ -1,0 +1,215 @@
+"""The recipe study behind docs/recipes.md: which pretraining recipe and which read-out make pretraining pay on each
+modality's embedded set, chosen on validation only.
+
+    python benchmarks/recipes.py gunpoint               # every recipe of a set, its read-outs, k-NN and probe
+    python benchmarks/recipes.py shapes --only example long
+    python benchmarks/recipes.py gunpoint --finetune    # fine-tuning too (slower)
+
+Each recipe is the set's example pretraining config with a few overrides, pretrained once (seed 0) and kept under
+``--work`` (a recipe already pretrained there is reused). Each read-out then scores the encoder, and the same shapes
+at random init, with 5 labels per class over seeds 0, 1, 2 -- on a validation split carved from the *training*
+split (``FewLabels(carve_validation=True)``: the training examples that were not drawn), never on the held-out
+split that ``make table`` and the README report. Rows go to ``benchmarks/results/recipes.csv``; a markdown table of
+means and gains is printed.
+"""
+
+import argparse
+import csv
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from methods import QUIET, ROOT, working_folder
+
+SEEDS = (0, 1, 2)
+AUGMENT = ["--data.init_args.jitter", "0.05", "--data.init_args.scaling", "0.2", "--data.init_args.crop", "0.2"]
+LABELS = 5
+
+# set -> pretraining example, protocol configs, recipes (name -> overrides of the pretraining config) and read-outs
+# (name -> overrides of the k-NN and probe configs)
+SETS: dict[str, dict] = {
+    "gunpoint": {
+        "pretrain": "examples/timeseries/patch_mae_ucr.yaml",
+        "protocols": {
+            "knn": "examples/timeseries/knn_ucr.yaml",
+            "probe": "examples/timeseries/probe_ucr.yaml",
+            "finetune": "examples/timeseries/finetune_ucr.yaml",
+        },
+        "recipes": {
+            "example (40 epochs)": [],
+            "400 epochs": ["--trainer.max_epochs", "400"],
+            "400 epochs, mask 0.75": ["--trainer.max_epochs", "400", "--model.masker.init_args.mask_ratio", "0.75"],
+            "400 epochs, patches of 5": [
+                "--trainer.max_epochs",
+                "400",
+                "--model.tokenizer.init_args.patch_len",
+                "5",
+            ],
+            "400 epochs, augmented": ["--trainer.max_epochs", "400", *AUGMENT],
+            "400 epochs, no RevIN": ["--trainer.max_epochs", "400", "--model.tokenizer.init_args.revin", "false"],
+            "1500 epochs, no RevIN": ["--trainer.max_epochs", "1500", "--model.tokenizer.init_args.revin", "false"],
+            "1500 epochs, no RevIN, augmented": [
+                "--trainer.max_epochs",
+                "1500",
+                "--model.tokenizer.init_args.revin",
+                "false",
+                *AUGMENT,
+            ],
+            "1500 epochs, no RevIN, augmented, mask 0.6": [
+                "--trainer.max_epochs",
+                "1500",
+                "--model.tokenizer.init_args.revin",
+                "false",
+                *AUGMENT,
+                "--model.masker.init_args.mask_ratio",
+                "0.6",
+            ],
+            "400 epochs, 128 wide": [
+                "--trainer.max_epochs",
+                "400",
+                "--model.encoder.init_args.embed_dim",
+                "128",
+            ],
+        },
+        "readouts": {
+            "class token": ["--model.pool", "cls"],
+            "mean": ["--model.pool", "mean"],
+            "mean of last 2 blocks": ["--model.pool", "mean", "--model.layers", "2"],
+        },
+    },
+    "shapes": {
+        "pretrain": "examples/pointcloud/point_mae_shapes.yaml",
+        "protocols": {
+            "knn": "examples/pointcloud/knn_shapes.yaml",
+            "probe": "examples/pointcloud/probe_shapes.yaml",
+            "finetune": "examples/pointcloud/finetune_shapes.yaml",
+        },
+        "recipes": {
+            "example (10 epochs)": [],
+            "60 epochs": ["--trainer.max_epochs", "60"],
+            "60 epochs, mask 0.8": ["--trainer.max_epochs", "60", "--model.masker.init_args.mask_ratio", "0.8"],
+            "60 epochs, positions once": [
+                "--trainer.max_epochs",
+                "60",
+                "--model.encoder.init_args.pos_every_block",
+                "false",
+                "--model.decoder.init_args.pos_every_block",
+                "false",
+            ],
+        },
+        "readouts": {
+            "mean": ["--model.pool", "mean"],
+            "max": ["--model.pool", "max"],
+            "mean of last 2 blocks": ["--model.pool", "mean", "--model.layers", "2"],
+        },
+    },
+}
+
+
+def fit(config: str, root: Path, *extra: str) -> Path:
+    """Pretrain ``config`` (seed 0) under ``root`` unless a checkpoint is already there; its last checkpoint."""
+    found = sorted(root.glob("lightning_logs/*/checkpoints/last.ckpt"))
+    if found:
+        return found[-1].resolve()
+    from anymae.commands.fit import AnymaeCLI
+
+    args = ["fit", "--config", str(ROOT / config), "--trainer.default_root_dir", str(root)]
+    args += ["--trainer.callbacks", "[]", *QUIET, *extra]
+    cli = AnymaeCLI(args=args)
+    return Path(cli.trainer.checkpoint_callback.last_model_path).resolve()
+
+
+def score(config: str, protocol: str, checkpoint: Path, seed: int, random_init: bool, extra: list[str]) -> float:
+    from anymae.commands.evaluate import run_protocol
+
+    args = ["--config", str(ROOT / config), "--model.encoder.checkpoint", str(checkpoint)]
+    args += ["--model.encoder.random_init", str(random_init).lower(), "--model.encoder.seed", str(seed)]
+    args += ["--data.labels_per_class", str(LABELS), "--data.seed", str(seed), "--seed_everything", str(seed)]
+    args += ["--data.carve_validation", "true", "--trainer.logger", "false", "--trainer.enable_checkpointing", "false"]
+    args += [*QUIET, *extra]
+    return float(run_protocol(protocol, args)["value"])
+
+
+def study(name: str, only: list[str] | None, finetune: bool, work: Path, out: Path) -> list[dict]:
+    spec = SETS[name]
+    protocols = ["knn", "probe"] + (["finetune"] if finetune else [])
+    rows = []
+    for recipe, overrides in spec["recipes"].items():
+        if only and not any(word in recipe for word in only):
+            continue
+        folder = work / name / recipe.replace(" ", "_").replace(",", "").replace("(", "").replace(")", "")
+        start = time.perf_counter()
+        with working_folder(folder):
+            checkpoint = fit(spec["pretrain"], folder / "run", *overrides)
+        minutes = (time.perf_counter() - start) / 60
+        for readout, extra in spec["readouts"].items():
+            for protocol in protocols:
+                # fine-tuning trains the whole encoder: the frozen read-outs do not apply, its own pooling does
+                if protocol == "finetune" and readout != next(iter(spec["readouts"])):
+                    continue
+                for seed in SEEDS:
+                    for random_init in (False, True):
+                        args = [] if protocol == "finetune" else extra
+                        value = score(spec["protocols"][protocol], protocol, checkpoint, seed, random_init, args)
+                        rows.append(
+                            {
+                                "set": name,
+                                "recipe": recipe,
+                                "readout": "own" if protocol == "finetune" else readout,
+                                "protocol": protocol,
+                                "init": "random" if random_init else "pretrained",
+                                "seed": seed,
+                                "value": f"{value:.4f}",
+                                "pretrain_min": f"{minutes:.2f}",
+                            }
+                        )
+        out.parent.mkdir(parents=True, exist_ok=True)
+        new = not out.exists()
+        with out.open("a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            if new:
+                writer.writeheader()
+            writer.writerows(row for row in rows if row["recipe"] == recipe)
+        print(table([row for row in rows if row["recipe"] == recipe]), flush=True)
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    """Markdown: one line per (recipe, read-out, protocol): pretrained and random-init means and the gain."""
+    groups: dict[tuple, dict[str, list[float]]] = {}
+    minutes: dict[str, str] = {}
+    for row in rows:
+        key = (row["set"], row["recipe"], row["readout"], row["protocol"])
+        groups.setdefault(key, {}).setdefault(row["init"], []).append(float(row["value"]))
+        minutes[row["recipe"]] = row["pretrain_min"]
+    lines = [
+        "| set | recipe | pretraining min | read-out | protocol | pretrained | random init | gain |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for (name, recipe, readout, protocol), values in groups.items():
+        pre, rnd = statistics.mean(values["pretrained"]), statistics.mean(values["random"])
+        spread = statistics.stdev(values["pretrained"]) if len(values["pretrained"]) > 1 else 0.0
+        lines.append(
+            f"| {name} | {recipe} | {minutes[recipe]} | {readout} | {protocol} | {pre:.3f} ± {spread:.3f} | "
+            f"{rnd:.3f} | {100 * (pre - rnd):+.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("set", choices=sorted(SETS))
+    parser.add_argument("--only", nargs="*", help="recipes whose name contains one of these words")
+    parser.add_argument("--finetune", action="store_true", help="fine-tune too (the first read-out's row)")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/anymae-recipes"), help="pretraining runs")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/recipes.csv")
+    args = parser.parse_args(argv)
+    rows = study(args.set, args.only, args.finetune, args.work, args.out)
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
