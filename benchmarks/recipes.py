@@ -2,8 +2,9 @@
 modality's embedded set, chosen on validation only.
 
     python benchmarks/recipes.py gunpoint               # every recipe of a set, its read-outs, k-NN and probe
-    python benchmarks/recipes.py shapes --only example long
-    python benchmarks/recipes.py gunpoint --finetune    # fine-tuning too (slower)
+    python benchmarks/recipes.py shapes --only "example (10 epochs)" "60 epochs"
+    python benchmarks/recipes.py gunpoint --protocols finetune --only "1500 epochs, no RevIN"   # fine-tuning
+    python benchmarks/recipes.py gunpoint --print      # the set's table from the rows recorded so far
 
 Each recipe is the set's example pretraining config with a few overrides, pretrained once (seed 0) and kept under
 ``--work`` (a recipe already pretrained there is reused). Each read-out then scores the encoder, and the same shapes
@@ -73,9 +74,65 @@ SETS: dict[str, dict] = {
                 "128",
             ],
         },
+        "finetunes": {
+            "fine-tune, 30 epochs": [],
+            "fine-tune, 100 epochs": ["--trainer.max_epochs", "100"],
+        },
         "readouts": {
             "class token": ["--model.pool", "cls"],
             "mean": ["--model.pool", "mean"],
+            "mean of last 2 blocks": ["--model.pool", "mean", "--model.layers", "2"],
+            "class token, probe without BatchNorm": {"probe": ["--model.pool", "cls", "--model.batch_norm", "false"]},
+        },
+    },
+    "digits": {
+        "pretrain": "examples/image/mae_tiny_digits.yaml",
+        "protocols": {
+            "knn": "examples/image/knn_digits.yaml",
+            "probe": "examples/image/probe_digits.yaml",
+            "finetune": "examples/image/finetune_digits.yaml",
+        },
+        "recipes": {
+            "example (30 epochs)": [],
+            "60 epochs": ["--trainer.max_epochs", "60"],
+        },
+        "finetunes": {"fine-tune, 30 epochs": []},
+        "readouts": {
+            "class token": ["--model.pool", "cls"],
+            "mean": ["--model.pool", "mean"],
+            "mean of last 2 blocks": ["--model.pool", "mean", "--model.layers", "2"],
+        },
+    },
+    "sounds": {
+        "pretrain": "examples/audio/audiomae_synth_sounds.yaml",
+        "protocols": {
+            "knn": "examples/audio/knn_synth_sounds.yaml",
+            "probe": "examples/audio/probe_synth_sounds.yaml",
+            "finetune": "examples/audio/finetune_synth_sounds.yaml",
+        },
+        "recipes": {
+            "example (30 epochs)": [],
+            "60 epochs": ["--trainer.max_epochs", "60"],
+        },
+        "finetunes": {"fine-tune, 30 epochs": []},
+        "readouts": {
+            "class token": ["--model.pool", "cls"],
+            "mean": ["--model.pool", "mean"],
+            "mean of last 2 blocks": ["--model.pool", "mean", "--model.layers", "2"],
+        },
+    },
+    "moving-digits": {
+        "pretrain": "examples/video/videomae_moving_digits.yaml",
+        "protocols": {
+            "knn": "examples/video/knn_moving_digits.yaml",
+            "probe": "examples/video/probe_moving_digits.yaml",
+            "finetune": "examples/video/finetune_moving_digits.yaml",
+        },
+        "recipes": {"example (20 epochs)": []},
+        "finetunes": {"fine-tune, 30 epochs": []},
+        "readouts": {
+            "mean": ["--model.pool", "mean"],
+            "max": ["--model.pool", "max"],
             "mean of last 2 blocks": ["--model.pool", "mean", "--model.layers", "2"],
         },
     },
@@ -90,6 +147,16 @@ SETS: dict[str, dict] = {
             "example (10 epochs)": [],
             "60 epochs": ["--trainer.max_epochs", "60"],
             "60 epochs, mask 0.8": ["--trainer.max_epochs", "60", "--model.masker.init_args.mask_ratio", "0.8"],
+            # 1000 other generated clouds (another seed: none of them is a cloud the protocols score), 24 epochs:
+            # the same number of steps as 60 epochs on the 320 training clouds
+            "24 epochs on 1000 other clouds": [
+                "--trainer.max_epochs",
+                "24",
+                "--data.init_args.per_class",
+                "100",
+                "--data.init_args.seed",
+                "1",
+            ],
             "60 epochs, positions once": [
                 "--trainer.max_epochs",
                 "60",
@@ -99,26 +166,35 @@ SETS: dict[str, dict] = {
                 "false",
             ],
         },
+        "finetunes": {
+            "fine-tune, 30 epochs": [],
+        },
         "readouts": {
             "mean": ["--model.pool", "mean"],
             "max": ["--model.pool", "max"],
             "mean of last 2 blocks": ["--model.pool", "mean", "--model.layers", "2"],
+            "mean, probe without BatchNorm": {"probe": ["--model.pool", "mean", "--model.batch_norm", "false"]},
+            "max, probe without BatchNorm": {"probe": ["--model.pool", "max", "--model.batch_norm", "false"]},
         },
     },
 }
 
 
-def fit(config: str, root: Path, *extra: str) -> Path:
-    """Pretrain ``config`` (seed 0) under ``root`` unless a checkpoint is already there; its last checkpoint."""
+def fit(config: str, root: Path, *extra: str) -> tuple[Path, float]:
+    """Pretrain ``config`` (seed 0) under ``root`` unless a checkpoint is already there: its last checkpoint and the
+    minutes its pretraining took."""
     found = sorted(root.glob("lightning_logs/*/checkpoints/last.ckpt"))
-    if found:
-        return found[-1].resolve()
+    if found and (root / "minutes.txt").is_file():
+        return found[-1].resolve(), float((root / "minutes.txt").read_text())
     from anymae.commands.fit import AnymaeCLI
 
     args = ["fit", "--config", str(ROOT / config), "--trainer.default_root_dir", str(root)]
     args += ["--trainer.callbacks", "[]", *QUIET, *extra]
+    start = time.perf_counter()
     cli = AnymaeCLI(args=args)
-    return Path(cli.trainer.checkpoint_callback.last_model_path).resolve()
+    minutes = (time.perf_counter() - start) / 60
+    (root / "minutes.txt").write_text(f"{minutes:.3f}")
+    return Path(cli.trainer.checkpoint_callback.last_model_path).resolve(), minutes
 
 
 def score(config: str, protocol: str, checkpoint: Path, seed: int, random_init: bool, extra: list[str]) -> float:
@@ -132,39 +208,44 @@ def score(config: str, protocol: str, checkpoint: Path, seed: int, random_init: 
     return float(run_protocol(protocol, args)["value"])
 
 
-def study(name: str, only: list[str] | None, finetune: bool, work: Path, out: Path) -> list[dict]:
+def study(
+    name: str, only: list[str] | None, protocols: list[str], work: Path, out: Path, readouts: list[str] | None = None
+) -> list[dict]:
     spec = SETS[name]
-    protocols = ["knn", "probe"] + (["finetune"] if finetune else [])
     rows = []
     for recipe, overrides in spec["recipes"].items():
-        if only and not any(word in recipe for word in only):
+        if only and recipe not in only:
             continue
         folder = work / name / recipe.replace(" ", "_").replace(",", "").replace("(", "").replace(")", "")
-        start = time.perf_counter()
         with working_folder(folder):
-            checkpoint = fit(spec["pretrain"], folder / "run", *overrides)
-        minutes = (time.perf_counter() - start) / 60
-        for readout, extra in spec["readouts"].items():
-            for protocol in protocols:
-                # fine-tuning trains the whole encoder: the frozen read-outs do not apply, its own pooling does
-                if protocol == "finetune" and readout != next(iter(spec["readouts"])):
-                    continue
-                for seed in SEEDS:
-                    for random_init in (False, True):
-                        args = [] if protocol == "finetune" else extra
-                        value = score(spec["protocols"][protocol], protocol, checkpoint, seed, random_init, args)
-                        rows.append(
-                            {
-                                "set": name,
-                                "recipe": recipe,
-                                "readout": "own" if protocol == "finetune" else readout,
-                                "protocol": protocol,
-                                "init": "random" if random_init else "pretrained",
-                                "seed": seed,
-                                "value": f"{value:.4f}",
-                                "pretrain_min": f"{minutes:.2f}",
-                            }
-                        )
+            checkpoint, minutes = fit(spec["pretrain"], folder / "run", *overrides)
+        # fine-tuning trains the whole encoder: the frozen read-outs do not apply; its schedules are compared instead
+        frozen = [p for p in protocols if p != "finetune"]
+        runs = [
+            (protocol, readout, extra[protocol] if isinstance(extra, dict) else extra)  # per protocol, or shared
+            for readout, extra in spec["readouts"].items()
+            if not readouts or readout in readouts
+            for protocol in frozen
+            if not isinstance(extra, dict) or protocol in extra
+        ]
+        if "finetune" in protocols:
+            runs += [("finetune", schedule, extra) for schedule, extra in spec["finetunes"].items()]
+        for protocol, readout, extra in runs:
+            for seed in SEEDS:
+                for random_init in (False, True):
+                    value = score(spec["protocols"][protocol], protocol, checkpoint, seed, random_init, extra)
+                    rows.append(
+                        {
+                            "set": name,
+                            "recipe": recipe,
+                            "readout": readout,
+                            "protocol": protocol,
+                            "init": "random" if random_init else "pretrained",
+                            "seed": seed,
+                            "value": f"{value:.4f}",
+                            "pretrain_min": f"{minutes:.2f}",
+                        }
+                    )
         out.parent.mkdir(parents=True, exist_ok=True)
         new = not out.exists()
         with out.open("a", newline="") as handle:
@@ -201,12 +282,25 @@ def table(rows: list[dict]) -> str:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("set", choices=sorted(SETS))
-    parser.add_argument("--only", nargs="*", help="recipes whose name contains one of these words")
-    parser.add_argument("--finetune", action="store_true", help="fine-tune too (the first read-out's row)")
+    parser.add_argument("--only", nargs="*", help="these recipes (by name) only")
+    parser.add_argument(
+        "--protocols",
+        nargs="+",
+        choices=["knn", "probe", "finetune"],
+        default=["knn", "probe"],
+        help="fine-tuning runs each of the set's schedules",
+    )
     parser.add_argument("--work", type=Path, default=Path("/tmp/anymae-recipes"), help="pretraining runs")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/recipes.csv")
+    parser.add_argument("--readouts", nargs="*", help="these read-outs (by name) only")
+    parser.add_argument("--print", action="store_true", help="print the set's table from --out; run nothing")
     args = parser.parse_args(argv)
-    rows = study(args.set, args.only, args.finetune, args.work, args.out)
+    if args.print:
+        with args.out.open() as handle:
+            rows = [row for row in csv.DictReader(handle) if row["set"] == args.set]
+        print(table(rows))
+        return 0
+    rows = study(args.set, args.only, args.protocols, args.work, args.out, args.readouts)
     print(table(rows))
     return 0
 

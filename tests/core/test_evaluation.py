@@ -172,6 +172,10 @@ def test_linear_probe_is_maes_head_on_a_frozen_encoder(checkpoint):
     assert not probe.backbone.training
     knn = KNNClassifier(EncoderSource(checkpoint=str(checkpoint), random_init=True), num_outputs=3)
     assert knn.k == 20 and knn.temperature == 0.07
+    plain = LinearProbe(EncoderSource(checkpoint=str(checkpoint)), num_outputs=3, batch_norm=False)
+    features = torch.randn(5, plain.backbone.embed_dim) * 7
+    norm, linear = plain.head
+    torch.testing.assert_close(plain.head(features), linear(features))  # the raw features, their scale kept
 
 
 def test_learned_positions_interpolate_to_another_grid():

@@ -168,6 +168,9 @@ class LinearProbe(_HeadProtocol):
         pool: feature pooling (``"auto"``: the class token if there is one, else the mean).
         layers: average the last ``layers`` blocks' outputs (1: the last block, MAE's probe; see
             :class:`~anymae.evaluation.PretrainedEncoder`).
+        batch_norm: MAE's ``BatchNorm1d(affine=False)`` before the linear head (standardises every feature); ``False``:
+            the linear head on the raw features, which keeps the features' own scale (a feature of little spread
+            stays small, as it does for k-NN's cosine similarity).
         optimizer: the head's optimizer (MAE: LARS, ``lr = 0.1 * batch / 256``).
         lr_schedule: warm-up + cosine (MAE: 10 of 90 epochs).
         label_key: the batch entry holding labels.
@@ -190,6 +193,7 @@ class LinearProbe(_HeadProtocol):
         label_key: str = "label",
         cache_features: bool = True,
         layers: PositiveInt = 1,
+        batch_norm: bool = True,
     ) -> None:
         super().__init__(encoder, num_outputs, task, pool, label_key, layers)
         self.save_hyperparameters()
@@ -198,7 +202,8 @@ class LinearProbe(_HeadProtocol):
         linear = nn.Linear(self.backbone.embed_dim, num_outputs)
         nn.init.trunc_normal_(linear.weight, std=0.01)  # MAE's linear-probe head init
         nn.init.zeros_(linear.bias)
-        self.head = nn.Sequential(nn.BatchNorm1d(self.backbone.embed_dim, affine=False, eps=1e-6), linear)
+        norm = nn.BatchNorm1d(self.backbone.embed_dim, affine=False, eps=1e-6) if batch_norm else nn.Identity()
+        self.head = nn.Sequential(norm, linear)
         self.optimizer_factory = optimizer
         self.lr_schedule = lr_schedule
 
