@@ -66,3 +66,10 @@ def test_training_batches_only_are_augmented():
     Trainer.training = False
     assert torch.equal(data.on_after_batch_transfer(dict(batch), 0)["series"], batch["series"])
     assert AeonDataModule(name="GunPoint").augment == {}
+
+
+def test_a_missing_value_stays_missing_and_spoils_nothing_else():
+    x = torch.randn(4, 2, 30)
+    x[0, 1, 5] = float("nan")  # nan_policy "keep": the tokenizer reads NaN as missing
+    y = augment_series(x, jitter=0.1, scaling=0.2, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(y.isnan(), x.isnan())  # the jitter's spread is taken over the observed values only

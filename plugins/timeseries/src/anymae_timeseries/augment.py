@@ -28,7 +28,9 @@ def augment_series(
     Args:
         series: the batch, zero-padded past each sample's ``length``.
         length: valid steps per sample ``[B]`` (unset: all ``L``); padding stays zero.
-        jitter: Gaussian noise, its standard deviation in units of each series channel's own standard deviation.
+        jitter: Gaussian noise, its standard deviation in units of each series channel's own standard deviation (over
+            its observed steps; a missing value, NaN, stays missing under every transform but the crop, which may
+            spread it to a neighbouring step).
         scaling: each sample's channels multiplied by ``1 + scaling * N(0, 1)`` (one factor per channel).
         crop: window slicing: a random window of between ``1 - crop`` and all of each sample's valid steps, linearly
             stretched back to them.
@@ -56,7 +58,7 @@ def augment_series(
     if scaling:
         out = out * (1 + scaling * torch.randn(b, c, 1, device=device, dtype=dtype, generator=generator))
     if jitter:
-        mask = valid[:, None].to(dtype)
+        mask = (valid[:, None] & ~out.isnan()).to(dtype)  # the spread of the observed steps
         count = mask.sum(-1, keepdim=True).clamp_min(1)
         mean = (out.nan_to_num() * mask).sum(-1, keepdim=True) / count
         std = (((out.nan_to_num() - mean) * mask) ** 2).sum(-1, keepdim=True).div(count).sqrt()
