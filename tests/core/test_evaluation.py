@@ -175,6 +175,7 @@ def test_linear_probe_is_maes_head_on_a_frozen_encoder(checkpoint):
     plain = LinearProbe(EncoderSource(checkpoint=str(checkpoint)), num_outputs=3, batch_norm=False)
     features = torch.randn(5, plain.backbone.embed_dim) * 7
     norm, linear = plain.head
+    assert isinstance(norm, torch.nn.Identity)
     torch.testing.assert_close(plain.head(features), linear(features))  # the raw features, their scale kept
 
 
