@@ -90,8 +90,9 @@ class PretrainedEncoder(nn.Module):
         if self.layers == 1:
             features = self.encoder(tokens)
         else:
-            _, hidden = self.encoder.forward_layers(tokens)
-            features = torch.stack([self.encoder.norm(h) for h in hidden[-self.layers :]]).mean(dim=0)
+            _, hidden = self.encoder.forward_layers(tokens)  # before the final norm, which each gets
+            norm = getattr(self.encoder, "norm", None) or nn.Identity()
+            features = torch.stack([norm(h) for h in hidden[-self.layers :]]).mean(dim=0)
         pooled = self.pooled(features, tokens.padding_mask)
         streams = self.tokenizer.streams_per_sample
         if streams > 1:  # one sequence per channel: a sample's feature is their mean
