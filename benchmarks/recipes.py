@@ -25,6 +25,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from methods import QUIET, ROOT, working_folder
 
 SEEDS = (0, 1, 2)
+READOUTS = {  # for encoders with a class token
+    "class token": ["--model.pool", "cls"],
+    "mean": ["--model.pool", "mean"],
+    "mean of last 2 blocks": ["--model.pool", "mean", "--model.layers", "2"],
+}
+
+
+def protocol_configs(folder: str, stem: str) -> dict[str, str]:
+    """The k-NN, probe and fine-tuning configs of a set: ``examples/<folder>/<protocol>_<stem>.yaml``."""
+    return {p: f"examples/{folder}/{p}_{stem}.yaml" for p in ("knn", "probe", "finetune")}
+
+
 AUGMENT = ["--data.init_args.jitter", "0.05", "--data.init_args.scaling", "0.2", "--data.init_args.crop", "0.2"]
 LABELS = 5
 
@@ -33,11 +45,7 @@ LABELS = 5
 SETS: dict[str, dict] = {
     "gunpoint": {
         "pretrain": "examples/timeseries/patch_mae_ucr.yaml",
-        "protocols": {
-            "knn": "examples/timeseries/knn_ucr.yaml",
-            "probe": "examples/timeseries/probe_ucr.yaml",
-            "finetune": "examples/timeseries/finetune_ucr.yaml",
-        },
+        "protocols": protocol_configs("timeseries", "ucr"),
         "recipes": {
             "example (40 epochs)": [],
             "400 epochs": ["--trainer.max_epochs", "400"],
@@ -79,55 +87,33 @@ SETS: dict[str, dict] = {
             "fine-tune, 100 epochs": ["--trainer.max_epochs", "100"],
         },
         "readouts": {
-            "class token": ["--model.pool", "cls"],
-            "mean": ["--model.pool", "mean"],
-            "mean of last 2 blocks": ["--model.pool", "mean", "--model.layers", "2"],
+            **READOUTS,
             "class token, probe without BatchNorm": {"probe": ["--model.pool", "cls", "--model.batch_norm", "false"]},
         },
     },
     "digits": {
         "pretrain": "examples/image/mae_tiny_digits.yaml",
-        "protocols": {
-            "knn": "examples/image/knn_digits.yaml",
-            "probe": "examples/image/probe_digits.yaml",
-            "finetune": "examples/image/finetune_digits.yaml",
-        },
+        "protocols": protocol_configs("image", "digits"),
         "recipes": {
             "example (30 epochs)": [],
             "60 epochs": ["--trainer.max_epochs", "60"],
         },
         "finetunes": {"fine-tune, 30 epochs": []},
-        "readouts": {
-            "class token": ["--model.pool", "cls"],
-            "mean": ["--model.pool", "mean"],
-            "mean of last 2 blocks": ["--model.pool", "mean", "--model.layers", "2"],
-        },
+        "readouts": READOUTS,
     },
     "sounds": {
         "pretrain": "examples/audio/audiomae_synth_sounds.yaml",
-        "protocols": {
-            "knn": "examples/audio/knn_synth_sounds.yaml",
-            "probe": "examples/audio/probe_synth_sounds.yaml",
-            "finetune": "examples/audio/finetune_synth_sounds.yaml",
-        },
+        "protocols": protocol_configs("audio", "synth_sounds"),
         "recipes": {
             "example (30 epochs)": [],
             "60 epochs": ["--trainer.max_epochs", "60"],
         },
         "finetunes": {"fine-tune, 30 epochs": []},
-        "readouts": {
-            "class token": ["--model.pool", "cls"],
-            "mean": ["--model.pool", "mean"],
-            "mean of last 2 blocks": ["--model.pool", "mean", "--model.layers", "2"],
-        },
+        "readouts": READOUTS,
     },
     "moving-digits": {
         "pretrain": "examples/video/videomae_moving_digits.yaml",
-        "protocols": {
-            "knn": "examples/video/knn_moving_digits.yaml",
-            "probe": "examples/video/probe_moving_digits.yaml",
-            "finetune": "examples/video/finetune_moving_digits.yaml",
-        },
+        "protocols": protocol_configs("video", "moving_digits"),
         "recipes": {"example (20 epochs)": []},
         "finetunes": {"fine-tune, 30 epochs": []},
         "readouts": {
@@ -138,11 +124,7 @@ SETS: dict[str, dict] = {
     },
     "shapes": {
         "pretrain": "examples/pointcloud/point_mae_shapes.yaml",
-        "protocols": {
-            "knn": "examples/pointcloud/knn_shapes.yaml",
-            "probe": "examples/pointcloud/probe_shapes.yaml",
-            "finetune": "examples/pointcloud/finetune_shapes.yaml",
-        },
+        "protocols": protocol_configs("pointcloud", "shapes"),
         "recipes": {
             "example (10 epochs)": [],
             "60 epochs": ["--trainer.max_epochs", "60"],

@@ -151,28 +151,23 @@ class FewLabels(pl.LightningDataModule):
             drop_last=len(subset) % batch_size == 1,  # never a batch of one (a BatchNorm head needs two)
         )
 
-    def bank_dataloader(self) -> DataLoader:
-        """The training examples in order, every one of them (a k-NN memory bank)."""
+    def _in_order(self, dataset: Dataset) -> DataLoader:
+        """Every example of ``dataset`` once, in order, batched and collated as the wrapped module's training data."""
         template = self._train_loader
         return DataLoader(
-            self.train_subset,
+            dataset,
             batch_size=template.batch_size or 1,
             shuffle=False,
             num_workers=template.num_workers,
             collate_fn=template.collate_fn,
         )
 
+    def bank_dataloader(self) -> DataLoader:
+        """The training examples in order, every one of them (a k-NN memory bank)."""
+        return self._in_order(self.train_subset)
+
     def val_dataloader(self) -> Any:
-        if self.carved is None:
-            return self.data.val_dataloader()
-        template = self._train_loader
-        return DataLoader(
-            self.carved,
-            batch_size=template.batch_size or 1,
-            shuffle=False,
-            num_workers=template.num_workers,
-            collate_fn=template.collate_fn,
-        )
+        return self.data.val_dataloader() if self.carved is None else self._in_order(self.carved)
 
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         return self.data.on_before_batch_transfer(batch, dataloader_idx)
