@@ -127,7 +127,7 @@ def time_case(name: str, epochs: int, workdir: Path, max_batches: int | None = N
     after the first). With ``max_batches``, an epoch longer than that is cut to ``max_batches`` training batches
     (validation, checkpointing and figures as in a whole epoch), and the whole epoch is estimated by adding the
     missing batches at the measured cost of a batch (its step and the wait for it)."""
-    from anymae.commands.fit import AnymaeCLI
+    from anymae.cli.fit import AnymaeCLI
 
     config_path, data = CASES[name]
     config = yaml.safe_load(config_path.read_text())
@@ -181,7 +181,7 @@ def time_case(name: str, epochs: int, workdir: Path, max_batches: int | None = N
 
 def figure_cost(trainer: pl.Trainer, model: pl.LightningModule) -> float:
     """The config's figures per epoch: one drawing of each (its batch already taken), over its period in epochs."""
-    from anymae.callbacks import PeriodicFigure
+    from anymae.training.callbacks import PeriodicFigure
 
     cost = 0.0
     for callback in trainer.callbacks:

@@ -49,7 +49,7 @@ def working_folder(path: Path):
 
 def fit(config: str, root: Path, seed: int, *extra: str) -> Path:
     """``anymae fit`` of ``config`` in the current folder; returns the last checkpoint."""
-    from anymae.commands.fit import AnymaeCLI
+    from anymae.cli.fit import AnymaeCLI
 
     args = ["fit", "--config", str(ROOT / config), "--seed_everything", str(seed), "--model.seed", str(seed)]
     args += ["--trainer.default_root_dir", str(root), "--trainer.callbacks", "[]", *QUIET, *extra]
@@ -65,7 +65,7 @@ def teacher(folder: Path, *extra: str) -> None:
 
 
 def score(protocol: str, checkpoint: Path, seed: int, random_init: bool) -> float:
-    from anymae.commands.evaluate import run_protocol
+    from anymae.cli.evaluate import run_protocol
 
     config = ROOT / f"examples/image/{protocol}_digits.yaml"
     args = ["--config", str(config), "--model.encoder.checkpoint", str(checkpoint)]
@@ -117,7 +117,7 @@ def speed(steps: int = 6, warmup: int = 2, batch: int = 64) -> list[dict]:
     """Training step time (forward, backward, AdamW) of each method's digits model on one batch, steps interleaved
     across the methods, relative to plain MAE."""
     import anymae
-    from anymae.commands.fit import AnymaeCLI
+    from anymae.cli.fit import AnymaeCLI
 
     work = Path(tempfile.mkdtemp(prefix="anymae-methods-speed-"))
     teacher(work, "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "1", "--trainer.limit_val_batches", "0")

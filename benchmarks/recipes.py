@@ -168,7 +168,7 @@ def fit(config: str, root: Path, *extra: str) -> tuple[Path, float]:
     found = sorted(root.glob("lightning_logs/*/checkpoints/last.ckpt"))
     if found and (root / "minutes.txt").is_file():
         return found[-1].resolve(), float((root / "minutes.txt").read_text())
-    from anymae.commands.fit import AnymaeCLI
+    from anymae.cli.fit import AnymaeCLI
 
     args = ["fit", "--config", str(ROOT / config), "--trainer.default_root_dir", str(root)]
     args += ["--trainer.callbacks", "[]", *QUIET, *extra]
@@ -180,7 +180,7 @@ def fit(config: str, root: Path, *extra: str) -> tuple[Path, float]:
 
 
 def score(config: str, protocol: str, checkpoint: Path, seed: int, random_init: bool, extra: list[str]) -> float:
-    from anymae.commands.evaluate import run_protocol
+    from anymae.cli.evaluate import run_protocol
 
     args = ["--config", str(ROOT / config), "--model.encoder.checkpoint", str(checkpoint)]
     args += ["--model.encoder.random_init", str(random_init).lower(), "--model.encoder.seed", str(seed)]

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterable, Mapping
+from types import ModuleType
 from typing import Any
 
-__all__ = ["lazy_exports"]
+__all__ = ["lazy_exports", "require"]
 
 
 def lazy_exports(
@@ -44,3 +45,14 @@ def lazy_exports(
         return sorted(set(vars(importlib.import_module(package))) | set(where))
 
     return __getattr__, __dir__
+
+
+def require(module: str, *, install: str, feature: str) -> ModuleType:
+    """Import an optional dependency, or fail with a message that says what to install.
+
+    Example: ``sklearn = require("sklearn", install="anymae-image[digits]", feature="the digits data set")``.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise ImportError(f"{feature} needs the package {module!r}: pip install '{install}'") from error

@@ -81,7 +81,7 @@ def test_skipping_forever_stops():
 
 
 def test_checkpoints_are_written_atomically_and_stale_partials_removed(tmp_path):
-    from anymae.checkpointing import AtomicCheckpointIO, Checkpoints
+    from anymae.training.checkpointing import AtomicCheckpointIO, Checkpoints
 
     folder = tmp_path / "checkpoints"
     folder.mkdir()

@@ -3,7 +3,7 @@
 import inspect
 from pathlib import Path
 
-from anymae import hookspecs
+from anymae.plugins import hookspecs
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "plugins.md"
 

@@ -11,7 +11,7 @@ import torch
 
 import anymae
 from anymae import EpochShuffleSampler, TensorSamples, make_loader, sample_rng
-from anymae.checkpointing import AtomicCheckpointIO, Checkpoints
+from anymae.training.checkpointing import AtomicCheckpointIO, Checkpoints
 
 from .test_data_kit import write
 from .toys import SeriesData, quiet_trainer, series_model, sinusoids
@@ -153,8 +153,8 @@ def test_the_folder_is_scanned_once_per_fit(tmp_path, monkeypatch):
     write(tmp_path, [f"x/{i}.txt" for i in range(8)])
     walks = []
     real_walk = os.walk
-    monkeypatch.setattr(anymae.data.os, "walk", lambda *a, **k: walks.append(a[0]) or real_walk(*a, **k))
-    anymae.data._scan.cache_clear()
+    monkeypatch.setattr(anymae.data.samples.os, "walk", lambda *a, **k: walks.append(a[0]) or real_walk(*a, **k))
+    anymae.data.samples._scan.cache_clear()
     quiet_trainer(max_epochs=3, num_sanity_val_steps=0).fit(series_model(), SeriesFiles(str(tmp_path)))
     assert walks == [os.path.abspath(tmp_path)]  # one scan for three epochs and their validation
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import anymae
 from anymae.cli import main
-from anymae.commands.evaluate import run_protocol
+from anymae.cli.evaluate import run_protocol
 from anymae.evaluation import (
     EncoderSource,
     FewLabels,
@@ -186,7 +186,7 @@ def test_learned_positions_interpolate_to_another_grid():
     large.build(16, anymae.LayoutSpec("grid", 2, (8, 8)))
     large.load_state_dict(small.state_dict())  # a table saved for 4x4 loads into an 8x8 model
     assert large.table.shape == (64, 16) and tuple(large.grid.tolist()) == (8, 8)
-    back = anymae.position.resample_grid_table(large.table.detach(), (8, 8), (4, 4))
+    back = anymae.model.position.resample_grid_table(large.table.detach(), (8, 8), (4, 4))
     assert torch.nn.functional.cosine_similarity(back, small.table.detach()).mean() > 0.95
     tokens = anymae.TokenBatch(torch.zeros(1, 36, 1), anymae.GridLayout((6, 6)))
     assert small(tokens, torch.arange(36)[None]).shape == (1, 36, 16)  # another grid at run time

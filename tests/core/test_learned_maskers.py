@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from anymae import ConfigError, GridLayout, LayoutSpec, TokenBatch, TokenizerSpec, ViTEncoder
 from anymae.masking import AdaptiveMasker, AttentionMasker, HardPatchesMasker
 from anymae.masking.base import MaskContext, MaskFeedback
-from anymae.masking.hard_patches import ranking_loss, standardised_loss
+from anymae.masking.learned.hard_patches import ranking_loss, standardised_loss
 from anymae.testing import MaskerContract, fast_dev_run, tiny_model
 
 from .toys import SeriesTokenizer, sinusoids

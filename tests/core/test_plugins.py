@@ -6,8 +6,8 @@ import types
 import pytest
 
 import anymae
-from anymae import plugins as plugin_loading
 from anymae.cli import main
+from anymae.plugins import loader as plugin_loading
 
 from .toys import PointTokenizer, SeriesTokenizer
 

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 
 import anymae
 from anymae.data import FileList, FileSamples, TensorSamples
-from anymae.pooled import PooledDataModule, WeightedPoolSampler
+from anymae.data.pooled import PooledDataModule, WeightedPoolSampler
 from anymae.testing import fast_dev_run, tiny_model
 
 from .toys import SeriesTokenizer, sinusoids

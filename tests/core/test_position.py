@@ -4,7 +4,7 @@ import torch
 
 import anymae
 from anymae import GridLayout, LayoutSpec, TokenBatch
-from anymae.position import sincos_embedding
+from anymae.model.position import sincos_embedding
 
 
 def mae_2d_reference(dim: int, h: int, w: int) -> np.ndarray:

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import anymae
-from anymae.types import grid_coords
+from anymae.model.types import grid_coords
 
 from .toys import VideoTokenizer, series_model, sinusoids
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 import anymae
 from anymae.cli import main
-from anymae.commands.fit import AnymaeCLI
+from anymae.cli.fit import AnymaeCLI
 from anymae_image import DigitsDataModule, ImagePatchTokenizer, ReconstructionGrid, save_reconstruction_grid
 
 from ..core.toys import quiet_trainer

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import anymae
-from anymae.module import mask_seed
+from anymae.training.module import mask_seed
 
 from .ddp_reference import build_model, first_digits
 

@@ -101,7 +101,7 @@ def test_digits_probe_config_runs_from_a_checkpoint_and_from_random_init(tmp_pat
 
 def test_timm_export_without_a_class_token(tmp_path):
     from anymae.evaluation import PretrainedEncoder
-    from anymae.export import export_encoder
+    from anymae.evaluation.export import export_encoder
     from anymae_image import TimmViTExporter
 
     tokenizer = ImagePatchTokenizer(image_size=16, patch_size=4, in_chans=1)
@@ -118,7 +118,7 @@ def test_timm_export_without_a_class_token(tmp_path):
 def test_cached_and_live_feature_probes_agree(tmp_path):
     """The probe on features computed once equals the probe running the frozen encoder on every batch (the digits
     have no augmentation), to the same accuracy on a fixed seed."""
-    from anymae.commands.evaluate import run_protocol
+    from anymae.cli.evaluate import run_protocol
 
     root = tmp_path / "run"
     args = ["fit", "--config", "examples/image/mae_tiny_digits.yaml", "--trainer.max_epochs", "1"]

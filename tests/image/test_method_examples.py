@@ -11,7 +11,7 @@ from PIL import Image
 
 import anymae
 from anymae.cli import main
-from anymae.commands.masks import checkpoint_batch
+from anymae.cli.masks import checkpoint_batch
 
 ROOT = Path(__file__).resolve().parents[2]
 SHORT = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "3", "--trainer.limit_val_batches", "1"]

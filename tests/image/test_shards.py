@@ -92,7 +92,7 @@ def test_shards_skip_unreadable_files_and_keep_the_evaluation_view(tmp_path):
         Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
     (tmp_path / "broken.png").write_bytes(b"not a png")
     module = ImageFolderDataModule(root=str(tmp_path), image_size=16, num_workers=0)
-    written = anymae.streaming.write_shards(module.export_samples("train"), str(tmp_path / "out"))
+    written = anymae.data.streaming.write_shards(module.export_samples("train"), str(tmp_path / "out"))
     assert written == 5  # the corrupt file is left out
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

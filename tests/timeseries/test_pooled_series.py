@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import anymae
-from anymae.commands.fit import AnymaeCLI
-from anymae.pooled import PooledDataModule
+from anymae.cli.fit import AnymaeCLI
+from anymae.data.pooled import PooledDataModule
 from anymae.testing import fast_dev_run, tiny_model
 from anymae_timeseries import AeonDataModule, SeriesPatchTokenizer
 from anymae_timeseries.data import resample

@@ -33,7 +33,7 @@ def test_table_pretrains_scores_and_times_a_set(tmp_path, monkeypatch, capsys):
 
 
 def test_a_checkpoint_is_reused_until_its_config_changes(tmp_path, monkeypatch):
-    from anymae.commands import table
+    from anymae.cli import table
 
     made = []
 

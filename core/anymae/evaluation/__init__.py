@@ -1,8 +1,8 @@
 """Downstream evaluation: linear probe, k-NN and fine-tuning of any encoder, few-label data, and the pretrained
 encoder as a plain module."""
 
+from ..model.pretrained import EncoderOutput, EncoderSource, PretrainedEncoder, load_encoder, resolve_checkpoint
 from .data import FewLabels, dataset_labels, few_label_indices
-from .encoder import EncoderOutput, EncoderSource, PretrainedEncoder, load_encoder, resolve_checkpoint
 from .protocols import FineTune, FineTuneAdamW, KNNClassifier, LinearProbe, ProbeLARS, knn_predict
 
 __all__ = [

@@ -11,7 +11,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from ..config import ConfigError, validated
-from ..data import EpochShuffleSampler
+from ..data.sampling import EpochShuffleSampler
 
 __all__ = ["CACHED", "CachedFeatures", "FewLabels", "dataset_labels", "few_label_indices"]
 
@@ -239,7 +239,7 @@ class CachedFeatures(pl.LightningDataModule):
         return {CACHED: torch.cat(features), self.label_key: torch.cat(labels)}
 
     def train_dataloader(self) -> DataLoader:
-        from ..data import TensorSamples
+        from ..data.samples import TensorSamples
 
         samples = TensorSamples(self.train)
         batch_size = min(self.batch_size, len(samples))
@@ -251,6 +251,6 @@ class CachedFeatures(pl.LightningDataModule):
         )
 
     def val_dataloader(self) -> Any:
-        from ..data import TensorSamples
+        from ..data.samples import TensorSamples
 
         return [] if self.val is None else DataLoader(TensorSamples(self.val), batch_size=256)

@@ -24,10 +24,10 @@ from pydantic import Field, NonNegativeFloat, PositiveInt
 from timm.optim import Lars
 from torch import Tensor, nn
 
-from ..optim import WarmupCosine, fusable
-from ..position import LearnedPositionEmbedding, SinCosPositionEmbedding
+from ..model.position import LearnedPositionEmbedding, SinCosPositionEmbedding
+from ..model.pretrained import EncoderSource, Pool, load_encoder, resolve_checkpoint
+from ..training.optim import WarmupCosine, fusable
 from .data import CACHED
-from .encoder import EncoderSource, Pool, load_encoder, resolve_checkpoint
 
 __all__ = ["FineTune", "FineTuneAdamW", "KNNClassifier", "LinearProbe", "ProbeLARS", "knn_predict"]
 

@@ -4,14 +4,14 @@ One module per masker family; every masker draws per-token scores on the tokens'
 (see :mod:`anymae.masking.base`).
 """
 
-from .adaptive import AdaptiveMasker
-from .attention import AttentionMasker
 from .base import MaskContext, Masker, MaskFeedback
 from .block import BlockMasker
 from .dual import DualMasker
 from .filtered_noise import FilteredNoiseMasker
-from .hard_patches import HardPatchesMasker
 from .large_patch import LargePatchMasker
+from .learned.adaptive import AdaptiveMasker
+from .learned.attention import AttentionMasker
+from .learned.hard_patches import HardPatchesMasker
 from .nearest_block import NearestBlockMasker
 from .random import RandomMasker
 from .spectrogram import SpectrogramMasker

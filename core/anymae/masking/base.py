@@ -1,4 +1,4 @@
-"""Masker interface: a :class:`~anymae.types.TokenBatch` in, a :class:`~anymae.types.MaskSpec` out (MAE's
+"""Masker interface: a :class:`~anymae.model.types.TokenBatch` in, a :class:`~anymae.model.types.MaskSpec` out (MAE's
 ``random_masking``). The fixed maskers look only at the layout and padding of the tokens, never at their values.
 
 Learned and data-aware maskers (AdaMAE, HPM, AttMask: ``adaptive.py``, ``hard_patches.py``, ``attention.py``) use
@@ -25,10 +25,10 @@ import torch
 from torch import Tensor, nn
 
 from ..config import ConfigError
-from ..types import GridLayout, LayoutSpec, MaskSpec, TokenBatch, TokenizerSpec
+from ..model.types import GridLayout, LayoutSpec, MaskSpec, TokenBatch, TokenizerSpec
 
 if TYPE_CHECKING:
-    from ..encoders import Encoder
+    from ..model.encoder import Encoder
 
 __all__ = [
     "MaskContext",

@@ -10,7 +10,7 @@ from pydantic import Field, PositiveInt
 from torch import Tensor
 
 from ..config import ConfigError, validated
-from ..types import TokenBatch, grid_coords
+from ..model.types import TokenBatch, grid_coords
 from .base import Masker, dense_grid_shape, real_token_count, uniform
 
 __all__ = ["BlockMasker"]

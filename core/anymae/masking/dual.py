@@ -15,8 +15,8 @@ from pydantic import Field
 from torch import Tensor
 
 from ..config import ConfigError, validated
-from ..encoders import Encoder
-from ..types import LayoutSpec, MaskSpec, TokenBatch, TokenizerSpec, grid_coords
+from ..model.encoder import Encoder
+from ..model.types import LayoutSpec, MaskSpec, TokenBatch, TokenizerSpec, grid_coords
 from .base import MaskContext, Masker, MaskFeedback, dense_grid_shape, uniform
 
 __all__ = ["DualMasker"]

@@ -21,7 +21,7 @@ from pydantic import Field, PositiveInt
 from torch import Tensor
 
 from ..config import ConfigError, validated
-from ..types import TokenBatch
+from ..model.types import TokenBatch
 from .base import Masker, dense_grid_shape, real_token_count, uniform
 
 __all__ = ["FilteredNoiseMasker", "filtered_noise"]

@@ -9,7 +9,7 @@ from pydantic import Field
 from torch import Tensor
 
 from ..config import validated
-from ..types import TokenBatch
+from ..model.types import TokenBatch
 from .base import Masker, real_token_count, uniform
 
 __all__ = ["NearestBlockMasker"]

@@ -13,7 +13,7 @@ from pydantic import Field
 from torch import Tensor
 
 from ..config import ConfigError, validated
-from ..types import LayoutSpec, TokenBatch
+from ..model.types import LayoutSpec, TokenBatch
 from .base import Masker, dense_grid_shape, real_token_count, uniform
 
 __all__ = ["SpectrogramMasker"]

@@ -8,7 +8,7 @@ from pydantic import Field, NonNegativeInt
 from torch import Tensor
 
 from ..config import ConfigError, validated
-from ..types import LayoutSpec, TokenBatch
+from ..model.types import LayoutSpec, TokenBatch
 from .base import Masker, dense_grid_shape, uniform
 
 __all__ = ["TubeMasker"]

@@ -1,0 +1,93 @@
+"""``anymae fit | validate | test | predict``: LightningCLI over :class:`~anymae.MaskedAutoencoder`.
+
+``anymae fit --config examples/image/mae_tiny_digits.yaml`` parses the YAML and any ``--key value`` override,
+checks every constrained field (pydantic types on the components' constructors) and the build-time contracts (and
+the model's dry run), and only then trains.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from ..config import ConfigError
+from ..training.checkpointing import Checkpoints, find_last_checkpoint
+from ..training.module import MaskedAutoencoder
+
+__all__ = ["SUBCOMMANDS", "AnymaeCLI", "fit", "predict", "test", "validate"]
+
+SUBCOMMANDS = ("fit", "validate", "test", "predict")
+
+
+class AnymaeCLI(LightningCLI):
+    """LightningCLI for masked autoencoders; data modules and components are chosen by name or class path."""
+
+    def __init__(self, args: Sequence[str] | None = None, run: bool = True) -> None:
+        # Each subcommand has its own parser; all of them must raise instead of exiting so main() can report.
+        parser_kwargs = {"exit_on_error": False, **{name: {"exit_on_error": False} for name in SUBCOMMANDS}}
+        super().__init__(
+            MaskedAutoencoder,
+            pl.LightningDataModule,
+            subclass_mode_data=True,
+            args=args,
+            run=run,
+            parser_kwargs=parser_kwargs if run else {"exit_on_error": False},
+            save_config_kwargs={"overwrite": True},
+        )
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        """``--checkpoint.*``: the run's checkpoints (``last.ckpt`` always; ``--checkpoint.every_n_train_steps N``
+        for mid-epoch ones)."""
+        parser.add_lightning_class_args(Checkpoints, "checkpoint")
+        parser.set_defaults({"checkpoint.save_last": True})
+
+    def instantiate_trainer(self, **kwargs: Any) -> pl.Trainer:
+        extra = [self._get(self.config_init, key) for key in self._parser(self.subcommand).callback_keys]
+        config = {**self._get(self.config_init, "trainer", default={}), **kwargs}
+        if config.get("enable_checkpointing") is False:  # Lightning refuses a ModelCheckpoint then
+            extra = [callback for callback in extra if not isinstance(callback, ModelCheckpoint)]
+        return self._instantiate_trainer(config, extra)
+
+    def fit(
+        self, model: pl.LightningModule, datamodule: Any = None, ckpt_path: str | None = None, **kwargs: Any
+    ) -> None:
+        if ckpt_path == "last":  # Lightning would look in the new run's own, empty folder, warn and start afresh
+            found = find_last_checkpoint(self.trainer)
+            if found is None:
+                raise ConfigError(
+                    f"ckpt_path: 'last' found no last.ckpt under {self.trainer.default_root_dir}; run anymae fit first "
+                    "(every run writes one) or give a checkpoint's path"
+                )
+            ckpt_path = str(found)
+        self.trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, **kwargs)
+
+    def after_fit(self) -> None:
+        callback = self.trainer.checkpoint_callback
+        path = getattr(callback, "last_model_path", "") or getattr(callback, "best_model_path", "")
+        if path and self.trainer.is_global_zero:
+            print(f"checkpoint: {path}")
+
+
+def _run(subcommand: str, argv: Sequence[str]) -> int:
+    AnymaeCLI(args=[subcommand, *argv])
+    return 0
+
+
+def fit(argv: Sequence[str]) -> int:
+    return _run("fit", argv)
+
+
+def validate(argv: Sequence[str]) -> int:
+    return _run("validate", argv)
+
+
+def test(argv: Sequence[str]) -> int:
+    return _run("test", argv)
+
+
+def predict(argv: Sequence[str]) -> int:
+    return _run("predict", argv)

@@ -1,0 +1,259 @@
+"""Encoders: run on the visible tokens only (MAE's ``forward_encoder``).
+
+:class:`ViTEncoder` is MAE's encoder (He et al. 2021, https://arxiv.org/abs/2111.06377): a linear token embedding,
+a position embedding chosen by the layout, an optional class token, timm's pre-norm transformer ``Block``
+(attention through ``torch.nn.functional.scaled_dot_product_attention``, :mod:`anymae.model.layers`) and a final
+LayerNorm. The token embedding is a linear map of the tokenizer's vectors, which for image patches is exactly MAE's
+``Conv2d(kernel=stride=patch)``; it is applied after the visible tokens are gathered, so the hidden 75% are never
+embedded.
+
+With ``mask_token=True`` it is SimMIM's encoder instead (Xie et al. 2022, https://arxiv.org/abs/2111.09886): it sees
+every token, the hidden ones replaced by a learned mask token after the token embedding (PatchTST's zeroed patches
+are the same idea with a zero token).
+"""
+
+from abc import ABC, abstractmethod
+from typing import Annotated
+
+import torch
+from pydantic import Field, PositiveFloat, PositiveInt
+from timm.layers import DropPath
+from torch import Tensor, nn
+
+from ..config import ConfigError, validated
+from .layers import run_blocks, transformer_block
+from .position import PositionEmbedding, default_position_embedding
+from .types import LayoutSpec, TokenBatch, gather_tokens
+
+__all__ = ["Encoder", "ViTEncoder", "init_mae_weights"]
+
+
+def init_mae_weights(module: nn.Module) -> None:
+    """MAE's ``_init_weights``: xavier-uniform linear weights, zero biases, unit LayerNorms."""
+    if isinstance(module, nn.Linear):
+        nn.init.xavier_uniform_(module.weight)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+def all_ids(tokens: TokenBatch) -> Tensor:
+    """``[B, N]``: every token's index."""
+    return torch.arange(tokens.num_tokens, device=tokens.tokens.device).expand(tokens.batch_size, -1)
+
+
+def key_padding_mask(padding: Tensor | None, prefix: int) -> Tensor | None:
+    """Attention mask ``[B, 1, 1, P + N]`` (True = may attend) that hides padded keys, or ``None``."""
+    if padding is None:
+        return None
+    keep = ~padding
+    if prefix:
+        keep = torch.cat([keep.new_ones(keep.shape[0], prefix), keep], dim=1)
+    return keep[:, None, None, :]
+
+
+class Encoder(nn.Module, ABC):
+    """Maps visible tokens to latents ``[B, P + K, embed_dim]`` (``P`` prefix tokens such as a class token).
+
+    Subclasses create everything that depends on the tokenizer in :meth:`build`, which the model calls once with
+    the tokenizer's token size and layout.
+
+    Attributes:
+        embed_dim: width of the latents.
+        num_prefix_tokens: number of extra tokens (class token) in front of the visible ones.
+        num_layers: depth, for layer-wise learning-rate decay when fine-tuning (0: no layers to tell apart).
+        sees_all_tokens: the encoder runs on every token, hidden ones replaced by a mask token (SimMIM), through
+            :meth:`forward_masked`; its latents are then ``[B, P + N, embed_dim]`` and the decoder reads the hidden
+            tokens' own latents.
+    """
+
+    embed_dim: int
+    num_prefix_tokens: int = 0
+    num_layers: int = 0
+    sees_all_tokens: bool = False
+
+    def layer_id(self, name: str) -> int:
+        """Depth of parameter ``name`` for layer-wise lr decay: 0 for embeddings, ``num_layers + 1`` for the top."""
+        return self.num_layers + 1
+
+    def set_drop_path_rate(self, rate: float) -> None:
+        """Stochastic depth for fine-tuning; encoders without it ignore the call."""
+
+    @abstractmethod
+    def build(self, token_dim: int, layout: LayoutSpec) -> None:
+        """Create the input projection for ``token_dim``-sized tokens and the position embedding for ``layout``."""
+
+    @abstractmethod
+    def forward(self, tokens: TokenBatch, ids_keep: Tensor | None = None) -> Tensor:
+        """Encode the tokens at ``ids_keep`` ``[B, K]`` (all tokens when ``None``) -> ``[B, P + K, embed_dim]``."""
+
+    def forward_masked(self, tokens: TokenBatch, mask: Tensor) -> Tensor:
+        """Encode every token, those where ``mask`` ``[B, N]`` is True replaced by a mask token ->
+        ``[B, P + N, embed_dim]`` (encoders with :attr:`sees_all_tokens`)."""
+        raise NotImplementedError(f"{type(self).__name__} encodes visible tokens only")
+
+    def forward_layers(self, tokens: TokenBatch, ids_keep: Tensor | None = None) -> tuple[Tensor, list[Tensor]]:
+        """The latents (as :meth:`forward`) and the layers: the input of the first block and the output of every
+        block ``[B, P + K, embed_dim]`` each (before the final norm), ``num_layers + 1`` tensors; what feature mixing
+        (CrossMAE's ``weight_fm``) and feature targets read."""
+        raise NotImplementedError(f"{type(self).__name__} does not expose its intermediate layers")
+
+    def class_attention(self, tokens: TokenBatch) -> Tensor:
+        """``[B, N]``: how much the class token attends to each token in the last block, averaged over heads, with
+        every token visible (AttMask's score)."""
+        raise NotImplementedError(f"{type(self).__name__} has no class-token attention to read")
+
+
+class ViTEncoder(Encoder):
+    """MAE's ViT encoder on visible tokens.
+
+    Args:
+        embed_dim: token width (ViT-B: 768, ViT-S: 384, ViT-Ti: 192).
+        depth: number of transformer blocks (ViT-B/S/Ti: 12).
+        num_heads: attention heads (ViT-B: 12, ViT-S: 6, ViT-Ti: 3).
+        mlp_ratio: hidden width of each block's MLP relative to ``embed_dim``.
+        qkv_bias: bias on the query/key/value projection (True in MAE).
+        drop_path_rate: stochastic depth, increasing linearly over the blocks (0 for MAE pretraining).
+        class_token: prepend a learned class token (MAE does; its position embedding is zero).
+        pos_embed: position embedding; ``None`` picks fixed sin-cos for grids and a learned MLP for points.
+        norm_eps: LayerNorm epsilon (1e-6 in MAE).
+        grad_checkpointing: recompute each block's activations in the backward pass instead of storing them
+            (activation checkpointing: less memory for large models, about a third more compute).
+        mask_token: SimMIM's encoder: see every token, the hidden ones' embeddings replaced by a learned mask token
+            (initialised as SimMIM's, truncated normal with std 0.02) before the position embedding is added.
+        pos_every_block: add the position embedding to the input of every block instead of once after the token
+            embedding (Point-MAE's encoder: ``x = block(x + pos)``).
+    """
+
+    @validated
+    def __init__(
+        self,
+        embed_dim: PositiveInt = 768,
+        depth: PositiveInt = 12,
+        num_heads: PositiveInt = 12,
+        mlp_ratio: PositiveFloat = 4.0,
+        qkv_bias: bool = True,
+        drop_path_rate: Annotated[float, Field(ge=0, lt=1)] = 0.0,
+        class_token: bool = True,
+        pos_embed: PositionEmbedding | None = None,
+        norm_eps: PositiveFloat = 1e-6,
+        grad_checkpointing: bool = False,
+        mask_token: bool = False,
+        pos_every_block: bool = False,
+    ) -> None:
+        super().__init__()
+        if embed_dim % num_heads:
+            raise ConfigError(f"ViTEncoder.embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
+        self.embed_dim = embed_dim
+        self.num_prefix_tokens = int(class_token)
+        self.num_layers = depth
+        self.pos_embed = pos_embed
+        self.token_embed: nn.Linear | None = None
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if class_token else None
+        rates = torch.linspace(0, drop_path_rate, depth).tolist()
+        self.blocks = nn.ModuleList(
+            transformer_block(embed_dim, num_heads, mlp_ratio, qkv_bias, norm_eps, drop_path=rate) for rate in rates
+        )
+        self.norm = nn.LayerNorm(embed_dim, eps=norm_eps)
+        self.grad_checkpointing = grad_checkpointing
+        self.sees_all_tokens = mask_token
+        self.pos_every_block = pos_every_block
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if mask_token else None
+
+    def layer_id(self, name: str) -> int:
+        """MAE's ``get_layer_id_for_vit``: embeddings and class token 0, block ``i`` ``i + 1``, the rest on top."""
+        if name.startswith(("token_embed", "pos_embed", "cls_token", "mask_token")):
+            return 0
+        if name.startswith("blocks."):
+            return int(name.split(".")[1]) + 1
+        return self.num_layers + 1
+
+    def set_drop_path_rate(self, rate: float) -> None:
+        """Stochastic depth rising linearly to ``rate`` over the blocks (MAE fine-tunes ViT-B with 0.1)."""
+        for block, block_rate in zip(self.blocks, torch.linspace(0, rate, len(self.blocks)).tolist(), strict=True):
+            block.drop_path1 = DropPath(block_rate) if block_rate > 0 else nn.Identity()
+            block.drop_path2 = DropPath(block_rate) if block_rate > 0 else nn.Identity()
+
+    def build(self, token_dim: int, layout: LayoutSpec) -> None:
+        self.token_embed = nn.Linear(token_dim, self.embed_dim)
+        if self.pos_embed is None:
+            self.pos_embed = default_position_embedding(layout)
+        self.pos_embed.build(self.embed_dim, layout)
+        self.apply(init_mae_weights)
+        if self.cls_token is not None:
+            nn.init.normal_(self.cls_token, std=0.02)
+        if self.mask_token is not None:
+            nn.init.trunc_normal_(self.mask_token, std=0.02)
+
+    def embed(self, tokens: TokenBatch, ids_keep: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
+        """The first block's input ``[B, P + K, D]``: token embedding (hidden tokens replaced by the mask token when
+        ``mask`` is given), position embedding (unless it goes to every block), class token."""
+        x = tokens.tokens
+        if ids_keep is None:
+            ids_keep = all_ids(tokens)
+        else:
+            x = gather_tokens(x, ids_keep)
+        x = self.token_embed(x)
+        if mask is not None:
+            x = torch.where(mask[..., None], self.mask_token.to(x.dtype), x)
+        if not self.pos_every_block:
+            x = x + self.pos_embed(tokens, ids_keep).to(x.dtype)  # tables are float32; bf16/fp16 weights stay so
+        if self.cls_token is not None:
+            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1)
+        return x
+
+    def block_positions(self, tokens: TokenBatch, ids_keep: Tensor | None, like: Tensor) -> Tensor | None:
+        """With ``pos_every_block``, the position embedding every block's input gets ``[B, P + K, D]`` (zero for the
+        prefix tokens); otherwise ``None``."""
+        if not self.pos_every_block:
+            return None
+        pos = self.pos_embed(tokens, all_ids(tokens) if ids_keep is None else ids_keep).to(like.dtype)
+        pos = pos.expand(like.shape[0], -1, -1)
+        return torch.cat([pos.new_zeros(pos.shape[0], self.num_prefix_tokens, pos.shape[2]), pos], dim=1)
+
+    def _attn_mask(self, tokens: TokenBatch, ids_keep: Tensor | None) -> Tensor | None:
+        # visible tokens are never padding; with every token in, padded keys are left out of attention
+        return key_padding_mask(tokens.padding_mask if ids_keep is None else None, self.num_prefix_tokens)
+
+    def forward(self, tokens: TokenBatch, ids_keep: Tensor | None = None) -> Tensor:
+        x = self.embed(tokens, ids_keep)
+        pos = self.block_positions(tokens, ids_keep, x)
+        checkpoint = self.grad_checkpointing and self.training
+        return self.norm(run_blocks(self.blocks, x, self._attn_mask(tokens, ids_keep), checkpoint, pos))
+
+    def forward_masked(self, tokens: TokenBatch, mask: Tensor) -> Tensor:
+        if self.mask_token is None:
+            raise ConfigError("ViTEncoder.forward_masked needs mask_token=True")
+        x = self.embed(tokens, None, mask)
+        pos = self.block_positions(tokens, None, x)
+        checkpoint = self.grad_checkpointing and self.training
+        return self.norm(run_blocks(self.blocks, x, self._attn_mask(tokens, None), checkpoint, pos))
+
+    def forward_layers(self, tokens: TokenBatch, ids_keep: Tensor | None = None) -> tuple[Tensor, list[Tensor]]:
+        x = self.embed(tokens, ids_keep)
+        pos = self.block_positions(tokens, ids_keep, x)
+        attn_mask, checkpoint = self._attn_mask(tokens, ids_keep), self.grad_checkpointing and self.training
+        layers = [x]
+        for block in self.blocks:
+            layers.append(run_blocks(nn.ModuleList([block]), layers[-1], attn_mask, checkpoint, pos))
+        return self.norm(layers[-1]), layers
+
+    def class_attention(self, tokens: TokenBatch) -> Tensor:
+        if self.cls_token is None:
+            raise ConfigError("ViTEncoder.class_attention needs class_token=True")
+        attn_mask = self._attn_mask(tokens, None)
+        x = self.embed(tokens)
+        pos = self.block_positions(tokens, None, x)
+        x = run_blocks(self.blocks[:-1], x, attn_mask, False, pos)
+        if pos is not None:
+            x = x + pos
+        last = self.blocks[-1].attn
+        b, n, _ = x.shape
+        qkv = last.qkv(self.blocks[-1].norm1(x)).float().view(b, n, 3, last.num_heads, last.head_dim)
+        q, k = last.q_norm(qkv[:, :1, 0].transpose(1, 2)), last.k_norm(qkv[:, :, 1].transpose(1, 2))
+        logits = (q @ k.transpose(-2, -1)) * last.head_dim**-0.5  # [B, heads, 1, P + N]: one query row, no SDPA
+        if attn_mask is not None:
+            logits = logits.masked_fill(~attn_mask, float("-inf"))
+        return logits.softmax(dim=-1).mean(dim=1)[:, 0, self.num_prefix_tokens :]

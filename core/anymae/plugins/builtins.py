@@ -1,0 +1,88 @@
+"""The core's own components and commands, registered like a plugin's (owner ``anymae``): commands by import path
+and components imported inside their hook, so reading the command table imports neither torch nor Lightning."""
+
+from __future__ import annotations
+
+from .hookspecs import hookimpl
+from .registry import Registry
+
+#: name, help line, and the function that runs it (imported only when the command runs)
+COMMANDS = (
+    ("fit", "pretrain a masked autoencoder from a YAML config (LightningCLI)", "anymae.cli.fit:fit"),
+    ("validate", "validation loss of a model on a data module (LightningCLI)", "anymae.cli.fit:validate"),
+    ("test", "test loop of a model on a data module (LightningCLI)", "anymae.cli.fit:test"),
+    ("predict", "predict loop of a model on a data module (LightningCLI)", "anymae.cli.fit:predict"),
+    ("plugins", "list installed plugins, their components and commands", "anymae.cli.plugins:run"),
+    ("masks", "draw a masker's masks on a token grid to a PNG", "anymae.cli.masks:run"),
+    ("knn", "k-NN accuracy of a pretrained encoder's frozen features", "anymae.cli.evaluate:knn"),
+    ("probe", "linear probe on a pretrained encoder's frozen features", "anymae.cli.evaluate:probe"),
+    ("finetune", "fine-tune a pretrained encoder end to end", "anymae.cli.evaluate:finetune"),
+    ("export", "write a pretrained encoder as safetensors (and other formats)", "anymae.cli.export:run"),
+    ("table", "pretrained vs random-init scores over a suite of data sets", "anymae.cli.table:run"),
+    ("shard", "write a data module's samples as streaming shards (litdata)", "anymae.cli.shard:run"),
+    ("report", "one self-contained HTML page of a run: losses, figures, masks, scores", "anymae.cli.report:run"),
+)
+
+
+@hookimpl
+def anymae_commands(registry: Registry) -> None:
+    for name, help_line, run in COMMANDS:
+        registry.add_command(name, run, help=help_line)
+
+
+@hookimpl
+def anymae_register(registry: Registry) -> None:
+    from ..data.pooled import PooledDataModule
+    from ..data.streaming import StreamingDataModule
+    from ..masking import (
+        AdaptiveMasker,
+        AttentionMasker,
+        BlockMasker,
+        DualMasker,
+        FilteredNoiseMasker,
+        HardPatchesMasker,
+        LargePatchMasker,
+        NearestBlockMasker,
+        RandomMasker,
+        SpectrogramMasker,
+        TubeMasker,
+    )
+    from ..model.decoders import CrossMAEDecoder, LinearDecoder, MAEDecoder, WindowDecoder
+    from ..model.encoder import ViTEncoder
+    from ..model.position import (
+        LearnedPositionEmbedding,
+        MLPPositionEmbedding,
+        SeparablePositionEmbedding,
+        SinCosPositionEmbedding,
+    )
+    from ..model.targets import PatchTarget, ProvidedTarget, WeightedTarget
+    from ..model.teacher import TeacherFeatureTarget
+
+    registry.add(
+        RandomMasker,
+        BlockMasker,
+        LargePatchMasker,
+        TubeMasker,
+        SpectrogramMasker,
+        FilteredNoiseMasker,
+        DualMasker,
+        NearestBlockMasker,
+        AdaptiveMasker,
+        HardPatchesMasker,
+        AttentionMasker,
+        ViTEncoder,
+        MAEDecoder,
+        WindowDecoder,
+        CrossMAEDecoder,
+        LinearDecoder,
+        PatchTarget,
+        ProvidedTarget,
+        WeightedTarget,
+        TeacherFeatureTarget,
+        SinCosPositionEmbedding,
+        MLPPositionEmbedding,
+        LearnedPositionEmbedding,
+        SeparablePositionEmbedding,
+        StreamingDataModule,
+        PooledDataModule,
+    )
