@@ -74,7 +74,7 @@ class NormalsInTheStep(NormalCurvatureTarget):
 
     def forward(self, batch, tokens, mask):
         points = batch["points"].float()
-        groups = tokens.extras["neighborhoods"] + tokens.layout.coords.unsqueeze(2)  # [B, G, k, 3]
+        groups = tokens.provided["neighborhoods"] + tokens.layout.coords.unsqueeze(2)  # [B, G, k, 3]
         query = anymae.gather_tokens(groups.flatten(2), mask.ids_decode).unflatten(-1, (-1, 3))  # [B, M, k, 3]
         normals, variation = estimate_normals(points, query.flatten(1, 2), 16)
         return torch.cat([normals, variation.unsqueeze(-1)], dim=-1).view(*query.shape[:3], 4).flatten(2)

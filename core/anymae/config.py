@@ -10,13 +10,15 @@ field and what is allowed.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import inspect
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, validate_call
 
-__all__ = ["ConfigError", "component_config", "instantiate_component", "validated"]
+__all__ = ["ConfigError", "component_config", "instantiate_component", "upgrade_class_paths", "validated"]
 
 INIT_ARGS_ATTR = "_anymae_init_args"
 
@@ -67,7 +69,30 @@ def validated(init: F) -> F:
 
 
 def _class_path(cls: type) -> str:
+    """The shortest import path of ``cls``: its package's public name (``anymae.ViTEncoder``, as jsonargparse records
+    it) when the package exports it, so a recorded config survives moves inside the package; else its module's."""
+    package = sys.modules.get(cls.__module__.split(".")[0])
+    if package is not None and getattr(package, cls.__name__, None) is cls:
+        return f"{package.__name__}.{cls.__name__}"
     return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def upgrade_class_paths(config: Any) -> Any:
+    """``config`` with the class paths of anymae 0.2's module layout (``anymae.encoders.ViTEncoder``, which configs
+    built in Python recorded) replaced by the public names (``anymae.ViTEncoder``), so old checkpoints still load."""
+    if isinstance(config, dict):
+        upgraded = {key: upgrade_class_paths(value) for key, value in config.items()}
+        path = upgraded.get("class_path")
+        if isinstance(path, str) and path.startswith("anymae.") and path.count(".") > 1:
+            import anymae
+
+            name = path.rsplit(".", 1)[1]
+            if name in anymae.__all__ and importlib.util.find_spec(path.rsplit(".", 1)[0]) is None:
+                upgraded["class_path"] = f"anymae.{name}"
+        return upgraded
+    if isinstance(config, list):
+        return [upgrade_class_paths(item) for item in config]
+    return config
 
 
 def component_config(value: Any) -> Any:

@@ -5,9 +5,14 @@ import pytest
 import torch
 
 import anymae
-from anymae.testing import DecoderContract
+from anymae.testing import DecoderContract, build_context
 
 from .toys import SeriesData, quiet_trainer, series_model, sinusoids
+
+
+def run_decoder(decoder, latent, tokens, mask):
+    """The decoder on the latents of ``mask``'s visible tokens, a class token first."""
+    return decoder(anymae.EncoderOutput(latent, mask.ids_keep, 1), tokens, mask)
 
 
 class TestCrossMAEDecoder(DecoderContract):
@@ -23,7 +28,8 @@ class TestCrossMAEDecoderWithSelfAttention(DecoderContract):
 def decoder_and_inputs(self_attention, n=24, keep=6, padding=None, seed=0):
     torch.manual_seed(seed)
     decoder = anymae.CrossMAEDecoder(embed_dim=16, depth=2, num_heads=2, self_attention=self_attention)
-    decoder.build(12, 5, anymae.LayoutSpec("grid", 1, (n,), variable_length=True))
+    spec = anymae.TokenizerSpec("Series", 1, anymae.LayoutSpec("grid", 1, (n,), variable_length=True))
+    decoder.build(build_context(spec, 5, embed_dim=12))
     decoder.eval()
     tokens = anymae.TokenBatch(torch.randn(2, n, 3), anymae.GridLayout((n,)), padding)
     noise = torch.rand(2, n, generator=torch.Generator().manual_seed(seed))
@@ -44,17 +50,17 @@ def test_without_self_attention_each_query_is_predicted_on_its_own():
     decoder, tokens, mask, latent = decoder_and_inputs(self_attention=False)
     subset = mask.with_decode(mask.ids_decode[:, 3:9])
     with torch.no_grad():
-        full, part = decoder(latent, tokens, mask, 1), decoder(latent, tokens, subset, 1)
+        full, part = run_decoder(decoder, latent, tokens, mask), run_decoder(decoder, latent, tokens, subset)
         torch.testing.assert_close(part, full[:, 3:9])
         shuffled = mask.with_decode(mask.ids_decode.flip(1))  # order in, order out
-        torch.testing.assert_close(decoder(latent, tokens, shuffled, 1), full.flip(1))
+        torch.testing.assert_close(run_decoder(decoder, latent, tokens, shuffled), full.flip(1))
 
 
 def test_with_self_attention_queries_see_each_other():
     decoder, tokens, mask, latent = decoder_and_inputs(self_attention=True)
     subset = mask.with_decode(mask.ids_decode[:, 3:9])
     with torch.no_grad():
-        full, part = decoder(latent, tokens, mask, 1), decoder(latent, tokens, subset, 1)
+        full, part = run_decoder(decoder, latent, tokens, mask), run_decoder(decoder, latent, tokens, subset)
     assert not torch.allclose(part, full[:, 3:9], atol=1e-4)
 
 
@@ -63,7 +69,7 @@ def test_predictions_depend_on_the_visible_latents():
     moved = latent.clone()
     moved[:, 2] += 1.0
     with torch.no_grad():
-        assert not torch.allclose(decoder(latent, tokens, mask, 1), decoder(moved, tokens, mask, 1))
+        assert not torch.allclose(run_decoder(decoder, latent, tokens, mask), run_decoder(decoder, moved, tokens, mask))
 
 
 def test_padded_queries_are_ignored_by_self_attention():
@@ -76,8 +82,8 @@ def test_padded_queries_are_ignored_by_self_attention():
     order = torch.argsort((~real).to(torch.int8), dim=1, stable=True)[:, :count]
     ids = torch.gather(mask.ids_decode, 1, order)
     with torch.no_grad():
-        full = decoder(latent, tokens, mask, 1)
-        part = decoder(latent, tokens, mask.with_decode(ids, padding), 1)
+        full = run_decoder(decoder, latent, tokens, mask)
+        part = run_decoder(decoder, latent, tokens, mask.with_decode(ids, padding))
     torch.testing.assert_close(part[0], torch.gather(full, 1, order[..., None].expand(-1, -1, 5))[0])
 
 
@@ -89,8 +95,9 @@ def test_padded_keys_are_ignored_by_cross_attention():
     moved = latent.clone()
     moved[:, 1:3] = torch.randn(2, 2, 12) * 10  # the latents of the two padded visible tokens
     with torch.no_grad():
-        torch.testing.assert_close(decoder(latent, padded, mask, 1), decoder(moved, padded, mask, 1))
-        assert not torch.allclose(decoder(latent, tokens, mask, 1), decoder(moved, tokens, mask, 1))
+        same = run_decoder(decoder, latent, padded, mask), run_decoder(decoder, moved, padded, mask)
+        torch.testing.assert_close(*same)
+        assert not torch.allclose(run_decoder(decoder, latent, tokens, mask), run_decoder(decoder, moved, tokens, mask))
 
 
 @pytest.mark.parametrize("self_attention", [False, True])

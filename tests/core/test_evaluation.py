@@ -315,7 +315,7 @@ def test_the_last_blocks_averaged_as_a_read_out(checkpoint):
     batch = {"series": sinusoids(4)}
     with torch.no_grad():
         tokens = two.tokenizer(batch)
-        _, hidden = two.encoder.forward_layers(tokens)
+        hidden = two.encoder(tokens, layers=True).layers
         norm = two.encoder.norm
         expected = ((norm(hidden[-1]) + norm(hidden[-2])) / 2)[:, two.encoder.num_prefix_tokens :].mean(dim=1)
         torch.testing.assert_close(two(batch).pooled, expected)

@@ -7,11 +7,20 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from anymae import ConfigError, GridLayout, LayoutSpec, TokenBatch, TokenizerSpec, ViTEncoder
+from anymae import (
+    BuildContext,
+    ConfigError,
+    EncoderOutput,
+    GridLayout,
+    LayoutSpec,
+    Step,
+    TokenBatch,
+    TokenizerSpec,
+    ViTEncoder,
+)
 from anymae.masking import AdaptiveMasker, AttentionMasker, HardPatchesMasker
-from anymae.masking.base import MaskContext, MaskFeedback
 from anymae.masking.learned.hard_patches import ranking_loss, standardised_loss
-from anymae.testing import MaskerContract, fast_dev_run, tiny_model
+from anymae.testing import MaskerContract, build_context, fast_dev_run, tiny_model
 
 from .toys import SeriesTokenizer, sinusoids
 
@@ -27,12 +36,36 @@ def tokens(batch: int = 4, seed: int = 0, padding: Tensor | None = None) -> Toke
 def encoder(class_token: bool = True) -> ViTEncoder:
     torch.manual_seed(0)
     enc = ViTEncoder(embed_dim=16, depth=1, num_heads=2, class_token=class_token)
-    enc.build(DIM, SPEC.layout)
+    enc.build(build_context(SPEC))
     return enc
 
 
-def context(enc: nn.Module, progress: float = 1.0, training: bool = False) -> MaskContext:
-    return MaskContext({}, enc, progress, training)
+class Clock:
+    """The training progress a masker reads (the model's ``progress`` in a real run), set by the tests."""
+
+    value = 1.0
+
+    def __call__(self) -> float:
+        return self.value
+
+
+CLOCK = Clock()
+
+
+@pytest.fixture(autouse=True)
+def _finished_training():
+    CLOCK.value = 1.0
+
+
+def build(masker, enc) -> None:
+    masker.build(BuildContext(SPEC, enc, progress=CLOCK))
+
+
+def step(spec, batch: TokenBatch, token_loss: Tensor, latent: Tensor | None = None) -> Step:
+    """A step as a model hands it to the masker: only the mask, the tokens, the latents and the per-token loss."""
+    latent = torch.zeros(batch.batch_size, 1 + spec.num_visible, 16) if latent is None else latent
+    empty = torch.zeros(batch.batch_size, spec.ids_decode.shape[1], 0)
+    return Step({}, batch, spec, EncoderOutput(latent, spec.ids_keep, 1), empty, empty, token_loss)
 
 
 def seeded(seed: int = 0) -> torch.Generator:
@@ -74,7 +107,7 @@ def test_bad_arguments_are_refused(cls, args):
 def adamae(**kwargs) -> AdaptiveMasker:
     torch.manual_seed(0)
     masker = AdaptiveMasker(**{"mask_ratio": 0.75, **kwargs})
-    masker.build(encoder(), SPEC)
+    build(masker, encoder())
     return masker
 
 
@@ -83,7 +116,7 @@ def test_adamae_builds_a_network_of_the_encoders_width():
     assert masker.embed.out_features == 16 and masker.head.out_features == 1
     assert adamae(dim=24).embed.out_features == 24
     with pytest.raises(ConfigError, match="num_heads"):
-        AdaptiveMasker(num_heads=5).build(encoder(), SPEC)
+        build(AdaptiveMasker(num_heads=5), encoder())
 
 
 def test_adamae_a_token_with_a_huge_logit_is_always_visible():
@@ -146,9 +179,9 @@ def test_adamae_sampling_loss_raises_the_probability_of_hard_hidden_tokens():
     hard = spec.ids_decode[:, 0]  # one hidden token per sample with a high loss, the rest 0
     token_loss = torch.zeros(spec.ids_decode.shape)
     token_loss[:, 0] = 5.0
-    feedback = MaskFeedback(spec, batch, torch.zeros(2, 5, 16), 1, token_loss)
+    feedback = step(spec, batch, token_loss)
     before = masker.log_probs(batch).detach().gather(1, hard[:, None]).sum()
-    terms = masker.auxiliary_loss(feedback)
+    terms = masker.feedback(feedback)
     assert set(terms) == {"sampling"} and terms["sampling"].dim() == 0
     expected = -(masker.log_probs(batch).gather(1, hard[:, None]).sum() * 5.0) / spec.ids_decode.numel()
     assert torch.allclose(terms["sampling"], expected, atol=1e-5)
@@ -157,7 +190,7 @@ def test_adamae_sampling_loss_raises_the_probability_of_hard_hidden_tokens():
     optimizer.step()
     after = masker.log_probs(batch).detach().gather(1, hard[:, None]).sum()
     assert after > before
-    assert masker.auxiliary_loss(feedback) == {}, "the step's log-probabilities are used once"
+    assert masker.feedback(feedback) == {}, "the step's log-probabilities are used once"
 
 
 def test_adamae_loss_weight_scales_the_loss():
@@ -167,7 +200,7 @@ def test_adamae_loss_weight_scales_the_loss():
         masker = adamae(loss_weight=weight)
         spec = masker(batch, generator=seeded(0))
         token_loss = torch.rand(spec.ids_decode.shape, generator=seeded(2))
-        values.append(masker.auxiliary_loss(MaskFeedback(spec, batch, torch.zeros(2, 5, 16), 1, token_loss)))
+        values.append(masker.feedback(step(spec, batch, token_loss)))
     assert torch.allclose(values[1]["sampling"], values[0]["sampling"] * 1e-4)
 
 
@@ -179,7 +212,7 @@ class FixedLossPredictor(nn.Module):
         super().__init__()
         self.values = nn.Parameter(values)
 
-    def forward(self, latent, tokens, mask, num_prefix_tokens):
+    def forward(self, encoded, tokens, mask):
         return self.values[mask.ids_decode][..., None]
 
 
@@ -187,13 +220,13 @@ def hpm(**kwargs) -> tuple[HardPatchesMasker, ViTEncoder]:
     torch.manual_seed(0)
     enc = encoder()
     masker = HardPatchesMasker(**{"mask_ratio": 0.75, "predictor_dim": 12, "predictor_heads": 2, **kwargs})
-    masker.build(enc, SPEC)
+    build(masker, enc)
     return masker, enc
 
 
 def test_hpm_builds_a_loss_predictor_and_frozen_copies():
     masker, enc = hpm()
-    assert masker.predictor.out_dim == 1 and masker.predictor.embed.in_features == enc.embed_dim
+    assert masker.predictor.out_dim == 1 and masker.predictor.stem.embed.in_features == enc.embed_dim
     assert masker.ema_encoder is not None and masker.ema_encoder is not enc
     assert not any(p.requires_grad for p in [*masker.ema_encoder.parameters(), *masker.ema_predictor.parameters()])
     assert all(p.requires_grad for p in masker.predictor.parameters())
@@ -204,12 +237,13 @@ def test_hpm_builds_a_loss_predictor_and_frozen_copies():
 
 
 def test_hpm_hides_the_predicted_hardest_as_training_progresses():
-    masker, enc = hpm(ema=0.0, hard_ratio=0.5)
+    masker, _ = hpm(ema=0.0, hard_ratio=0.5)
     masker.predictor = FixedLossPredictor(torch.arange(N, dtype=torch.float))  # the last tokens are the hardest
     batch = tokens(64)
     hidden = N - 4
     for progress in (1.0, 0.5):
-        spec = masker(batch, generator=seeded(0), context=context(enc, progress))
+        CLOCK.value = progress
+        spec = masker(batch, generator=seeded(0))
         hard = int(hidden * 0.5 * progress)
         assert spec.mask[:, N - hard :].all(), f"the {hard} predicted hardest must be hidden in every sample"
         assert not spec.mask[:, : N - hard].all(dim=0).all()
@@ -217,25 +251,26 @@ def test_hpm_hides_the_predicted_hardest_as_training_progresses():
 
 
 def test_hpm_a_forced_hardest_token_is_always_hidden_only_late():
-    masker, enc = hpm(ema=0.0)
+    masker, _ = hpm(ema=0.0)
     t = 7
     values = torch.zeros(N)
     values[t] = 10.0
     masker.predictor = FixedLossPredictor(values)
     batch = tokens(512)
-    late = masker(batch, generator=seeded(1), context=context(enc, progress=1.0))
+    late = masker(batch, generator=seeded(1))
     assert late.mask[:, t].all()
-    early = masker(batch, generator=seeded(1), context=context(enc, progress=0.0))
+    CLOCK.value = 0.0
+    early = masker(batch, generator=seeded(1))
     rate = early.mask[:, t].float().mean()
     assert abs(rate - 0.75) < 0.08, f"at progress 0 token {t} must be hidden at the random rate, got {rate:.3f}"
 
 
 def test_hpm_padding_is_never_hard_nor_visible():
-    masker, enc = hpm(ema=0.0, hard_ratio=1.0)
+    masker, _ = hpm(ema=0.0, hard_ratio=1.0)
     masker.predictor = FixedLossPredictor(torch.arange(N, dtype=torch.float))  # padding (the end) "hardest"
     lengths = torch.tensor([16, 12, 10, 16])
     padding = torch.arange(N)[None] >= lengths[:, None]
-    spec = masker(tokens(4, padding=padding), generator=seeded(0), context=context(enc))
+    spec = masker(tokens(4, padding=padding), generator=seeded(0))
     keep = int(10 * 0.25)
     assert spec.ids_keep.shape == (4, keep) and not torch.gather(padding, 1, spec.ids_keep).any()
     # every hidden real token of the shortest sample is a hard one: the hardest real tokens of each sample are hidden
@@ -245,10 +280,10 @@ def test_hpm_padding_is_never_hard_nor_visible():
 
 
 def test_hpm_scoring_uses_the_running_copies():
-    masker, enc = hpm(ema=0.9)
+    masker, _ = hpm(ema=0.9)
     masker.ema_predictor = FixedLossPredictor(torch.arange(N, dtype=torch.float)).requires_grad_(False)
     masker.predictor = FixedLossPredictor(-torch.arange(N, dtype=torch.float))  # the online one ranks the other way
-    spec = masker(tokens(8), generator=seeded(0), context=context(enc, progress=1.0))
+    spec = masker(tokens(8), generator=seeded(0))
     assert spec.mask[:, N - 6 :].all()
 
 
@@ -259,19 +294,19 @@ def test_hpm_ema_copy_follows_the_online_weights_only_in_training():
         online.add_(1.0)
     copy = masker.ema_encoder.token_embed.weight
     start = copy.detach().clone()
-    masker(tokens(2), generator=seeded(0), context=context(enc, training=False))
+    masker.eval()(tokens(2), generator=seeded(0))
     assert torch.equal(copy, start), "no update outside training"
-    masker(tokens(2), generator=seeded(0), context=context(enc, training=True))
+    masker.train()(tokens(2), generator=seeded(0))
     assert torch.allclose(copy, 0.5 * start + 0.5 * online.detach())
     predictor_copy = next(masker.ema_predictor.parameters())
     assert torch.allclose(predictor_copy, next(masker.predictor.parameters()))  # equal online and copy stay equal
 
 
 def test_hpm_the_same_seed_and_model_give_the_same_mask():
-    masker, enc = hpm()
+    masker, _ = hpm()
     batch = tokens(8)
-    first = masker(batch, generator=seeded(4), context=context(enc))
-    again = masker(batch, generator=seeded(4), context=context(enc))
+    first = masker.eval()(batch, generator=seeded(4))
+    again = masker(batch, generator=seeded(4))
     assert torch.equal(first.mask, again.mask)
 
 
@@ -299,13 +334,13 @@ def test_standardised_loss_is_zero_for_the_standardised_target():
 def test_hpm_auxiliary_loss_trains_the_predictor_and_the_encoder(relative):
     masker, enc = hpm(relative=relative)
     batch = tokens(4)
-    spec = masker(batch, generator=seeded(0), context=context(enc))
-    latent = enc(batch, spec.ids_keep)
+    spec = masker(batch, generator=seeded(0))
+    latent = enc(batch, spec).latent
     token_loss = torch.rand(spec.ids_decode.shape, generator=seeded(1))
-    terms = masker.auxiliary_loss(MaskFeedback(spec, batch, latent, 1, token_loss))
+    terms = masker.feedback(step(spec, batch, token_loss, latent))
     assert set(terms) == {"predictor"} and torch.isfinite(terms["predictor"])
     terms["predictor"].backward()
-    assert masker.predictor.head.weight.grad is not None and enc.token_embed.weight.grad is not None
+    assert masker.predictor.stem.head.weight.grad is not None and enc.token_embed.weight.grad is not None
     assert all(p.grad is None for p in masker.ema_encoder.parameters())
 
 
@@ -330,7 +365,7 @@ RANKING = torch.randperm(N, generator=seeded(5)).float()  # token i is the RANKI
 def attmask(values: Tensor = RANKING, **kwargs) -> tuple[AttentionMasker, RankEncoder]:
     enc = RankEncoder(values)
     masker = AttentionMasker(**{"mask_ratio": 0.75, "ema": 0.0, **kwargs})
-    masker.build(enc, SPEC)
+    build(masker, enc)
     return masker, enc
 
 
@@ -341,15 +376,15 @@ def most_attended(values: Tensor, count: int) -> Tensor:
 
 
 def test_attmask_high_hides_exactly_the_most_attended():
-    masker, enc = attmask()
-    spec = masker(tokens(8), generator=seeded(0), context=context(enc))
+    masker, _ = attmask()
+    spec = masker(tokens(8), generator=seeded(0))
     assert torch.equal(spec.mask, most_attended(RANKING, N - 4).expand(8, -1))
 
 
 def test_attmask_hints_reveal_some_of_the_most_attended_and_keep_the_count():
-    masker, enc = attmask(mode="hints", show_max=0.5)
+    masker, _ = attmask(mode="hints", show_max=0.5)
     masker.hint_range = (0.25, 0.25)  # int(16 * 0.5 * 0.25) = 2 hints of the 8 most attended
-    spec = masker(tokens(32), generator=seeded(0), context=context(enc))
+    spec = masker(tokens(32), generator=seeded(0))
     top = most_attended(RANKING, 8)
     visible = ~spec.mask
     assert (visible.sum(dim=1) == 4).all()
@@ -361,11 +396,11 @@ def test_attmask_hints_reveal_some_of_the_most_attended_and_keep_the_count():
 
 def test_attmask_hints_share_is_drawn_in_range():
     """With show_max 0.5 the number of hints is int(8 * r), r drawn per batch in [0.1, 0.5): between 0 and 3."""
-    masker, enc = attmask(mode="hints", show_max=0.5)
+    masker, _ = attmask(mode="hints", show_max=0.5)
     order = RANKING.argsort(descending=True)
     seen = set()
     for seed in range(30):
-        spec = masker(tokens(1), generator=seeded(seed), context=context(enc))
+        spec = masker(tokens(1), generator=seeded(seed))
         seen.add(int((~spec.mask[0, order[:8]]).sum()))
     assert seen <= {0, 1, 2, 3} and len(seen) > 1
 
@@ -375,32 +410,32 @@ def test_attmask_uses_the_running_copy_of_the_encoder():
     assert masker.ema_encoder is not enc and not masker.ema_encoder.values.requires_grad
     with torch.no_grad():
         enc.values.copy_(-RANKING)  # the online encoder now attends the other way
-    spec = masker(tokens(4), generator=seeded(0), context=context(enc, training=False))
+    spec = masker.eval()(tokens(4), generator=seeded(0))
     assert torch.equal(spec.mask, most_attended(RANKING, N - 4).expand(4, -1)), "the copy's attention decides"
     assert torch.equal(masker.ema_encoder.values, RANKING)
-    masker(tokens(4), generator=seeded(0), context=context(enc, training=True))
+    masker.train()(tokens(4), generator=seeded(0))
     assert torch.allclose(masker.ema_encoder.values, 0.9 * RANKING - 0.1 * RANKING)
 
 
 def test_attmask_padding_is_never_visible():
-    masker, enc = attmask(values=-torch.arange(N, dtype=torch.float))  # padding (the end) least attended
+    masker, _ = attmask(values=-torch.arange(N, dtype=torch.float))  # padding (the end) least attended
     lengths = torch.tensor([16, 12, 10, 16])
     padding = torch.arange(N)[None] >= lengths[:, None]
-    spec = masker(tokens(4, padding=padding), generator=seeded(0), context=context(enc))
+    spec = masker(tokens(4, padding=padding), generator=seeded(0))
     assert spec.ids_keep.shape == (4, 2) and not torch.gather(padding, 1, spec.ids_keep).any()
 
 
 def test_attmask_needs_a_class_token():
     with pytest.raises(ConfigError, match="AttentionMasker"):
-        AttentionMasker().build(encoder(class_token=False), SPEC)
+        build(AttentionMasker(), encoder(class_token=False))
 
 
 def test_attmask_reads_a_vit_encoders_class_attention():
     enc = encoder()
     masker = AttentionMasker(mask_ratio=0.75, ema=0.0)
-    masker.build(enc, SPEC)
+    build(masker, enc)
     batch = tokens(3)
-    spec = masker(batch, generator=seeded(0), context=context(enc))
+    spec = masker(batch, generator=seeded(0))
     attention = enc.class_attention(batch)
     hidden_attention = (attention * spec.mask).sum(1) / spec.mask.sum(1)
     visible_attention = (attention * ~spec.mask).sum(1) / (~spec.mask).sum(1)

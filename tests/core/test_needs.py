@@ -22,14 +22,14 @@ class StepTokenizer(SeriesTokenizer):
         self.provides = {"steps": (patch, channels), "smooth": None}
         self.computed: list[str] = []
 
-    def forward(self, batch, extras=frozenset()):
+    def forward(self, batch, needs=frozenset()):
         tokens = super().forward(batch)
-        if "steps" not in extras:
+        if "steps" not in needs:
             return tokens
         self.computed.append("steps")
         x = batch["series"]
         steps = torch.diff(x, dim=-1, prepend=x[..., :1]).unflatten(-1, (-1, self.patch)).permute(0, 2, 3, 1)
-        return TokenBatch(tokens.tokens, tokens.layout, tokens.padding_mask, extras={"steps": steps})
+        return TokenBatch(tokens.tokens, tokens.layout, tokens.padding_mask, provided={"steps": steps})
 
 
 def parts(**overrides):
@@ -50,7 +50,7 @@ def test_a_provided_quantity_is_computed_only_when_a_part_asks_for_it():
     assert model.target.dim_per_token == 4 * 2  # from the declared per-token shape
     out = model({"series": sinusoids(4)})
     assert out.target.shape == (4, 4, 8) and model.tokenizer.computed  # the dry run and this call asked
-    steps = out.tokens.extras["steps"]
+    steps = out.tokens.provided["steps"]
     assert steps.shape == (4, 8, 4, 2)
     fast_dev_run(model, [{"series": sinusoids(8)}])
 
@@ -62,14 +62,14 @@ def test_a_need_the_tokenizer_cannot_meet_fails_at_build_naming_both():
         anymae.MaskedAutoencoder(tokenizer=StepTokenizer(), target=anymae.ProvidedTarget("smooth"), **parts())
 
 
-def test_spec_offers_raw_values_and_inverse_from_what_the_tokenizer_has():
-    assert StepTokenizer().spec.offers == {"steps", "smooth", "raw_values", "inverse"}
-    assert PointTokenizer().spec.offers == frozenset()  # learned features, no inverse
+def test_spec_provides_raw_values_and_inverse_from_what_the_tokenizer_has():
+    assert set(StepTokenizer().spec.provides) == {"steps", "smooth", "raw_values", "inverse"}
+    assert set(PointTokenizer().spec.provides) == set()  # learned features, no inverse
     with pytest.raises(
         ConfigError, match=r"^x: Who needs inverse from the tokenizer to draw, which PointTokenizer does"
     ):
-        PointTokenizer().spec.require({"inverse"}, "x", "Who", " to draw")
-    assert StepTokenizer().spec.require({"steps", "smooth", "raw_values"}, "x", "Who") == {"steps"}  # data only
+        PointTokenizer().spec.to_compute({"inverse"}, "x", "Who", " to draw")
+    assert StepTokenizer().spec.to_compute({"steps", "smooth", "raw_values"}, "x", "Who") == {"steps"}  # data only
 
 
 class NarrowTokenizer(SeriesTokenizer):
@@ -184,9 +184,10 @@ def test_tokenizer_spec_is_all_a_target_sees():
     seen = []
 
     class Spy(anymae.PatchTarget):
-        def bind(self, tokens):
+        def build(self, ctx):
+            tokens = ctx.tokens
             seen.append(tokens)
-            super().bind(tokens)
+            super().build(ctx)
 
     anymae.MaskedAutoencoder(tokenizer=StepTokenizer(), target=Spy(), **parts())
     (spec,) = seen
@@ -195,7 +196,7 @@ def test_tokenizer_spec_is_all_a_target_sees():
     assert spec.layout == LayoutSpec("grid", 1, (8,), variable_length=True) and spec.invertible
 
 
-def test_extras_name_what_is_missing():
-    tokens = TokenBatch(torch.zeros(1, 2, 3), GridLayout((2,)), extras={"a": torch.zeros(1, 2)})
-    with pytest.raises(KeyError, match="the tokens carry no 'b' \\(computed: a\\); a part that reads it must list it"):
-        tokens.extras["b"]
+def test_provided_data_names_what_is_missing():
+    tokens = TokenBatch(torch.zeros(1, 2, 3), GridLayout((2,)), provided={"a": torch.zeros(1, 2)})
+    with pytest.raises(KeyError, match="the tokens carry no 'b' \\(provided: a\\); a part that reads it must list it"):
+        tokens.provided["b"]

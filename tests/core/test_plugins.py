@@ -136,8 +136,13 @@ def test_plugin_api_version_is_checked(monkeypatch):
     fake_entry_points(monkeypatch, ("anymae-toys", "tests.core.toy_plugin"))
     assert anymae.load_plugins(strict=True).plugins[0].api == anymae.PLUGIN_API_VERSION
     monkeypatch.setattr("tests.core.toy_plugin.ANYMAE_PLUGIN_API", anymae.PLUGIN_API_VERSION + 1)
-    with pytest.raises(anymae.IncompatiblePluginError, match=r"built for plugin API 3, but this anymae provides"):
+    newer = f"built for plugin API {anymae.PLUGIN_API_VERSION + 1}, but this anymae provides"
+    with pytest.raises(anymae.IncompatiblePluginError, match=newer):
         anymae.load_plugins(strict=True)
+    monkeypatch.setattr("tests.core.toy_plugin.ANYMAE_PLUGIN_API", 2)
+    with pytest.raises(anymae.IncompatiblePluginError) as raised:  # an API-2 plugin is told what changed in 3
+        anymae.load_plugins(strict=True)
+    assert "what changed since API 2: every part builds once from a BuildContext" in str(raised.value)
     monkeypatch.setattr("tests.core.toy_plugin.ANYMAE_PLUGIN_API", 1)
     with pytest.raises(anymae.IncompatiblePluginError) as raised:  # an old plugin is told what changed
         anymae.load_plugins(strict=True)

@@ -4,6 +4,7 @@ and decoder option does the same, and off it changes nothing."""
 import torch
 
 import anymae
+from anymae.testing import build_context
 
 from .toys import SeriesTokenizer, series_model, sinusoids
 
@@ -21,40 +22,40 @@ def manual_encoder(encoder, tokens, ids_keep):
 def test_encoder_adds_positions_before_every_block():
     torch.manual_seed(0)
     encoder = anymae.ViTEncoder(embed_dim=16, depth=3, num_heads=2, pos_every_block=True)
-    encoder.build(8, SeriesTokenizer().layout)
+    encoder.build(build_context(SeriesTokenizer().spec))
     encoder.eval()
     tokens = SeriesTokenizer()({"series": sinusoids(2, 2, 32)})
     ids_keep = torch.tensor([[0, 3, 5], [1, 2, 7]])
-    torch.testing.assert_close(encoder(tokens, ids_keep), manual_encoder(encoder, tokens, ids_keep))
-    latent, layers = encoder.forward_layers(tokens, ids_keep)
-    torch.testing.assert_close(latent, encoder(tokens, ids_keep))
+    mask = anymae.MaskSpec.from_mask(torch.ones(2, 8, dtype=torch.bool).scatter(1, ids_keep, False))
+    latent = encoder(tokens, mask).latent
+    torch.testing.assert_close(latent, manual_encoder(encoder, tokens, ids_keep))
+    layers = encoder(tokens, mask, layers=True).layers
     assert len(layers) == 4 and torch.equal(
         layers[0][:, 1:], encoder.token_embed(anymae.gather_tokens(tokens.tokens, ids_keep))
     )
     once = anymae.ViTEncoder(embed_dim=16, depth=3, num_heads=2)
-    once.build(8, SeriesTokenizer().layout)
+    once.build(build_context(SeriesTokenizer().spec))
     once.load_state_dict(encoder.state_dict())
-    assert not torch.allclose(once.eval()(tokens, ids_keep), encoder(tokens, ids_keep), atol=1e-4)
+    assert not torch.allclose(once.eval()(tokens, mask).latent, latent, atol=1e-4)
 
 
 def test_decoder_adds_positions_before_every_block():
     torch.manual_seed(0)
     decoder = anymae.MAEDecoder(embed_dim=16, depth=2, num_heads=2, pos_every_block=True)
-    layout = SeriesTokenizer().layout
-    decoder.build(12, 5, layout)
+    decoder.build(build_context(SeriesTokenizer().spec, 5, embed_dim=12))
     decoder.eval()
     tokens = SeriesTokenizer()({"series": sinusoids(2, 2, 32)})
     mask = anymae.MaskSpec.from_noise(torch.rand(2, 8, generator=torch.Generator().manual_seed(0)), 3)
     latent = torch.randn(2, 1 + 3, 12)
-    x = decoder.embed(latent)
+    x = decoder.stem.embed(latent)
     ids = torch.cat([mask.ids_keep, mask.ids_decode], 1)
-    body = torch.cat([x[:, 1:], decoder.mask_token.expand(2, mask.ids_decode.shape[1], -1)], 1)
-    pos = torch.cat([torch.zeros(2, 1, 16), decoder.pos_embed(tokens, ids).expand(2, -1, -1)], 1)
+    body = torch.cat([x[:, 1:], decoder.stem.mask_token.expand(2, mask.ids_decode.shape[1], -1)], 1)
+    pos = torch.cat([torch.zeros(2, 1, 16), decoder.stem.pos_embed(tokens, ids).expand(2, -1, -1)], 1)
     x = torch.cat([x[:, :1], body], 1)
     for block in decoder.blocks:
         x = block(x + pos)
-    expected = decoder.head(decoder.norm(x[:, 1 + 3 :]))
-    torch.testing.assert_close(decoder(latent, tokens, mask, 1), expected)
+    expected = decoder.stem.head(decoder.stem.norm(x[:, 1 + 3 :]))
+    torch.testing.assert_close(decoder(anymae.EncoderOutput(latent, mask.ids_keep, 1), tokens, mask), expected)
 
 
 def test_a_model_with_positions_every_block_trains_a_step():

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import anymae
-from anymae.testing import DecoderContract, config_roundtrip
+from anymae.testing import DecoderContract, build_context, config_roundtrip
 
 from .toys import SeriesData, SeriesTokenizer, quiet_trainer, series_model, sinusoids
 
@@ -36,7 +36,7 @@ def test_encoder_with_mask_tokens_never_sees_hidden_values():
 
 def test_hidden_tokens_are_the_mask_token_plus_their_position():
     encoder = anymae.ViTEncoder(embed_dim=8, depth=1, num_heads=2, mask_token=True)
-    encoder.build(8, anymae.LayoutSpec("grid", 1, (8,)))
+    encoder.build(build_context(anymae.TokenizerSpec("Grid", 8, anymae.LayoutSpec("grid", 1, (8,)))))
     tokens = anymae.TokenBatch(torch.randn(1, 8, 8), anymae.GridLayout((8,)))
     mask = torch.zeros(1, 8, dtype=torch.bool)
     mask[0, 3] = True
@@ -90,11 +90,11 @@ def test_mae_decoder_on_every_tokens_latents_is_the_full_token_control():
     dec = model.decoder
     tokens = out.tokens
     ids = torch.arange(8)[None].expand(2, -1)
-    x = dec.embed(out.latent)
-    x = torch.cat([x[:, :1], x[:, 1:] + dec.pos_embed(tokens, ids)], dim=1)
+    x = dec.stem.embed(out.latent)
+    x = torch.cat([x[:, :1], x[:, 1:] + dec.stem.pos_embed(tokens, ids)], dim=1)
     for block in dec.blocks:
         x = block(x)
-    expected = dec.head(dec.norm(anymae.gather_tokens(x[:, 1:], out.mask.ids_decode)))
+    expected = dec.stem.head(dec.stem.norm(anymae.gather_tokens(x[:, 1:], out.mask.ids_decode)))
     torch.testing.assert_close(out.pred, expected)
 
 
@@ -128,10 +128,11 @@ class TestLinearDecoder(DecoderContract):
     init_args = {}
 
     def _setup(self, device):
-        decoder, tokens, mask, latent = super()._setup(device)
+        decoder, tokens, mask, encoded = super()._setup(device)
         # SimMIM's head reads every token's latent: give it one per token (the contract's latent covers the visible)
-        every = torch.randn(latent.shape[0], latent.shape[1] - mask.num_visible + tokens.num_tokens, latent.shape[2])
-        return decoder, tokens, mask, every.to(device)
+        b, _, d = encoded.latent.shape
+        every = torch.randn(b, 1 + tokens.num_tokens, d, device=device)
+        return decoder, tokens, mask, anymae.EncoderOutput(every, tokens.all_ids(), 1, every_token=True)
 
 
 def test_encoder_mask_token_roundtrips_and_defaults_off():

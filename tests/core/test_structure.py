@@ -62,7 +62,9 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
 
 def test_no_import_cycle_in_the_core():
     edges = import_edges()
-    assert "anymae.plugins.loader" in edges and "anymae.plugins.registry" in edges["anymae.plugins.loader"]  # the scan sees imports
+    assert (
+        "anymae.plugins.loader" in edges and "anymae.plugins.registry" in edges["anymae.plugins.loader"]
+    )  # the scan sees imports
     cycle = find_cycle(edges)
     assert cycle is None, " -> ".join(cycle)
 

@@ -6,15 +6,25 @@ import torch
 
 import anymae
 from anymae.model.types import grid_coords
+from anymae.testing import build_context
 
 from .toys import VideoTokenizer, series_model, sinusoids
+
+
+def grid_context(layout, encoder_dim=8, target_dim=4):
+    return build_context(anymae.TokenizerSpec("Grid", 1, layout), target_dim, embed_dim=encoder_dim)
+
+
+def run_decoder(decoder, latent, tokens, mask):
+    """The decoder on the latents of ``mask``'s visible tokens, a class token first."""
+    return decoder(anymae.EncoderOutput(latent, mask.ids_keep, 1), tokens, mask)
 
 
 def decoder_and_inputs(shape, window, shift=True, depth=2, hidden=0.75, seed=0):
     torch.manual_seed(seed)
     layout = anymae.LayoutSpec("grid", len(shape), tuple(shape))
     decoder = anymae.WindowDecoder(window=window, shift=shift, embed_dim=24, depth=depth, num_heads=2)
-    decoder.build(12, 5, layout)
+    decoder.build(grid_context(layout, 12, 5))
     decoder.eval()
     n = int(torch.tensor(shape).prod())
     tokens = anymae.TokenBatch(torch.zeros(2, n, 1), anymae.GridLayout(tuple(shape)))
@@ -28,11 +38,13 @@ def reference(decoder, tokens, mask, latent):
     """The same blocks over the whole grid in row-major order, each with a [N, N] mask allowing attention between
     cells of the same (shifted) window only: what the windowed decoder must equal."""
     shape = tokens.layout.shape
-    x = decoder.embed(latent[:, 1:])
+    x = decoder.stem.embed(latent[:, 1:])
     b, n, d = x.shape[0], tokens.num_tokens, x.shape[-1]
     grid = torch.zeros(b, n, d)
-    grid = grid.scatter(1, mask.ids_keep[..., None].expand(-1, -1, d), x + decoder.pos_embed(tokens, mask.ids_keep))
-    decoded = decoder.mask_token + decoder.pos_embed(tokens, mask.ids_decode)
+    grid = grid.scatter(
+        1, mask.ids_keep[..., None].expand(-1, -1, d), x + decoder.stem.pos_embed(tokens, mask.ids_keep)
+    )
+    decoded = decoder.stem.mask_token + decoder.stem.pos_embed(tokens, mask.ids_decode)
     grid = grid.scatter(1, mask.ids_decode[..., None].expand(-1, -1, d), decoded)
     valid = torch.zeros(b, n, dtype=torch.bool).scatter(1, mask.ids_keep, True).scatter(1, mask.ids_decode, True)
     coords = grid_coords(shape)
@@ -45,7 +57,7 @@ def reference(decoder, tokens, mask, latent):
         grid = block(grid, attn_mask=allowed[:, None])
         grid = torch.where(valid[..., None], grid, 0.0)
     out = torch.gather(grid, 1, mask.ids_decode[..., None].expand(-1, -1, d))
-    return decoder.head(decoder.norm(out))
+    return decoder.stem.head(decoder.stem.norm(out))
 
 
 @pytest.mark.parametrize(
@@ -54,7 +66,7 @@ def reference(decoder, tokens, mask, latent):
 def test_windowed_attention_is_full_attention_under_the_block_mask(shape, window):
     decoder, tokens, mask, latent = decoder_and_inputs(shape, window, depth=3)
     with torch.no_grad():
-        torch.testing.assert_close(decoder(latent, tokens, mask, 1), reference(decoder, tokens, mask, latent))
+        torch.testing.assert_close(run_decoder(decoder, latent, tokens, mask), reference(decoder, tokens, mask, latent))
 
 
 def test_shifts_are_swins():
@@ -77,7 +89,7 @@ def test_shifted_windows_reach_across_window_borders():
         assert pairs, "the mask left no pair across the border"
         a, b = pairs[0]
         latent.requires_grad_(True)
-        out = decoder(latent, tokens, mask, 1)
+        out = run_decoder(decoder, latent, tokens, mask)
         out[0, decode.index(b)].sum().backward()
         reached = bool(latent.grad[0, 1 + keep.index(a)].abs().sum() > 0)
         assert reached == connected
@@ -86,16 +98,16 @@ def test_shifted_windows_reach_across_window_borders():
 def test_window_must_fit_the_grid_rank():
     layout = anymae.LayoutSpec("grid", 2, (8, 8))
     with pytest.raises(anymae.ConfigError, match="3 sizes for a rank-2 grid"):
-        anymae.WindowDecoder(window=(2, 2, 2), embed_dim=16, num_heads=2).build(8, 4, layout)
+        anymae.WindowDecoder(window=(2, 2, 2), embed_dim=16, num_heads=2).build(grid_context(layout))
     with pytest.raises(anymae.ConfigError, match="rank 1 to 3"):
-        anymae.WindowDecoder(embed_dim=16, num_heads=2).build(8, 4, anymae.LayoutSpec("points", 3))
+        anymae.WindowDecoder(embed_dim=16, num_heads=2).build(grid_context(anymae.LayoutSpec("points", 3)))
 
 
 def test_audio_mae_shifts_along_time_only():
     decoder, tokens, mask, latent = decoder_and_inputs((16, 8), 4, shift=(2, 0), depth=3)
     assert decoder.shifts(1, (16, 8)) == (2, 0) and decoder.shifts(2, (16, 8)) == (0, 0)
     with torch.no_grad():
-        torch.testing.assert_close(decoder(latent, tokens, mask, 1), reference(decoder, tokens, mask, latent))
+        torch.testing.assert_close(run_decoder(decoder, latent, tokens, mask), reference(decoder, tokens, mask, latent))
 
 
 def test_in_a_model_with_padding_and_with_decoder_masking():

@@ -38,7 +38,7 @@ class WideTokenizer(anymae.Tokenizer):
     def example_batch(self, batch_size=2):
         return {"series": torch.randn(batch_size, 2, self.length, generator=torch.Generator().manual_seed(0))}
 
-    def forward(self, batch, extras=frozenset()):
+    def forward(self, batch, needs=frozenset()):
         x = batch["series"][:, 0]
         patches = x.unflatten(1, (-1, 4))
         return TokenBatch(torch.cat([patches, patches[..., :1]], dim=-1), GridLayout((x.shape[1] // 4,)))
@@ -53,7 +53,8 @@ class ScalarTarget(anymae.Target):
     def __init__(self) -> None:
         super().__init__()
 
-    def bind(self, tokens):
+    def build(self, ctx):
+        tokens = ctx.tokens
         self.dim_per_token = tokens.token_dim
 
     def forward(self, batch, tokens, mask):
@@ -109,7 +110,7 @@ def install(site: Path, name: str, files: dict[str, str]) -> None:
     (site / package / "parts.py").write_text(files["parts.py"])
     hook = files["plugin.py"]
     (site / package / "plugin.py").write_text(
-        f"import anymae\n\nfrom .parts import *  # noqa\n\nANYMAE_PLUGIN_API = 2\n\n\n"
+        f"import anymae\n\nfrom .parts import *  # noqa\n\nANYMAE_PLUGIN_API = 3\n\n\n"
         f"@anymae.hookimpl\ndef anymae_register(registry):\n    {hook}\n"
     )
     info = site / f"{package}-0.0.1.dist-info"
@@ -233,7 +234,7 @@ def test_plugins_lists_the_broken_beside_the_healthy_and_fails(batch):
     assert result["returncode"] == 1  # listed, but the run says something is wrong
     assert "anymae-broken 0.0.1: BROKEN (failed to register: RuntimeError: boom)" in result["stdout"]
     assert "anymae-noimport 0.0.1: BROKEN (failed to import: ModuleNotFoundError: No module named " in result["stdout"]
-    assert "anymae-image 0.2.0 (plugin API 2)" in result["stdout"] and "tokenizer: WideTokenizer" in result["stdout"]
+    assert "anymae-image 0.2.0 (plugin API 3)" in result["stdout"] and "tokenizer: WideTokenizer" in result["stdout"]
 
 
 def test_a_disabled_plugin_is_blocked_whatever_way_a_config_names_it(site, tmp_path):

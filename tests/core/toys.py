@@ -24,7 +24,7 @@ class SeriesTokenizer(anymae.Tokenizer):
         self.token_dim = patch * channels
         self.layout = LayoutSpec("grid", 1, (length // patch,), variable_length=True)
 
-    def forward(self, batch, extras=frozenset()):
+    def forward(self, batch, needs=frozenset()):
         x = batch["series"]
         b, c, length = x.shape
         tokens = x.reshape(b, c, length // self.patch, self.patch).permute(0, 2, 3, 1).flatten(2)
@@ -57,7 +57,7 @@ class VideoTokenizer(anymae.Tokenizer):
         g = torch.Generator().manual_seed(0)
         return {"video": torch.randn(batch_size, self.channels, self.frames, self.size, self.size, generator=g)}
 
-    def forward(self, batch, extras=frozenset()):
+    def forward(self, batch, needs=frozenset()):
         x = batch["video"]
         b, c, t, h, w = x.shape
         x = x.reshape(b, c, t // self.t, self.t, h // self.p, self.p, w // self.p, self.p)
@@ -78,7 +78,7 @@ class PointTokenizer(anymae.Tokenizer):
     def example_batch(self, batch_size=2):
         return {"points": torch.rand(batch_size, 64, 3, generator=torch.Generator().manual_seed(0))}
 
-    def forward(self, batch, extras=frozenset()):
+    def forward(self, batch, needs=frozenset()):
         points = batch["points"]
         return TokenBatch(self.embed(points), PointLayout(points))
 
@@ -90,7 +90,8 @@ class CoordTarget(anymae.Target):
     def __init__(self) -> None:
         super().__init__()
 
-    def bind(self, tokens):
+    def build(self, ctx):
+        tokens = ctx.tokens
         self.dim_per_token = tokens.layout.rank
 
     def forward(self, batch, tokens, mask):

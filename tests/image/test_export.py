@@ -5,6 +5,7 @@ import torch
 
 import anymae
 from anymae.cli import main
+from anymae.testing import build_context
 from anymae_image import ImagePatchTokenizer, create_timm_vit
 
 from ..core.toys import quiet_trainer
@@ -106,7 +107,7 @@ def test_timm_export_without_a_class_token(tmp_path):
 
     tokenizer = ImagePatchTokenizer(image_size=16, patch_size=4, in_chans=1)
     vit = anymae.ViTEncoder(embed_dim=16, depth=1, num_heads=2, class_token=False)
-    vit.build(tokenizer.token_dim, tokenizer.layout)
+    vit.build(build_context(tokenizer.spec))
     encoder = PretrainedEncoder(tokenizer, vit).eval()
     export_encoder(encoder, tmp_path)
     TimmViTExporter().export(encoder, tmp_path)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import anymae
+from anymae.testing import build_context
 from anymae_image import HOGTarget, ImagePatchTokenizer, hog_cells
 from anymae_image.hog import image_gradients
 
@@ -60,7 +61,7 @@ def test_sobel_gradients_are_scipys_and_feed_the_same_histograms():
 def test_target_on_image_patches_is_maskfeats_108_values():
     tokenizer = ImagePatchTokenizer(image_size=(32, 48), patch_size=16, in_chans=3)
     target = HOGTarget()
-    target.bind(tokenizer.spec)
+    target.build(build_context(tokenizer.spec))
     assert target.dim_per_token == 108
     images = torch.randn(2, 3, 32, 48)
     tokens = tokenizer({"image": images})
@@ -83,7 +84,7 @@ def test_target_on_video_tubelets_takes_each_tubelets_first_frame():
     mask = anymae.MaskSpec.from_mask(torch.tensor([[True, False], [True, False]]))
     for frames, per in (("first", 1), ("all", 2)):
         target = HOGTarget(frames=frames)
-        target.bind(tokenizer.spec)
+        target.build(build_context(tokenizer.spec))
         assert target.dim_per_token == per * 108
         out = target({"video": clips}, tokens, mask)  # token 0: frames 0-1
         chosen = clips[:, :, :per].transpose(1, 2).flatten(0, 1)
@@ -94,8 +95,8 @@ def test_target_on_video_tubelets_takes_each_tubelets_first_frame():
 def test_hog_target_refuses_what_it_cannot_serve():
     target = HOGTarget(cell=5)
     with pytest.raises(anymae.ConfigError, match="must divide"):
-        target.bind(ImagePatchTokenizer(image_size=32, patch_size=16).spec)
+        target.build(build_context(ImagePatchTokenizer(image_size=32, patch_size=16).spec))
     from anymae_timeseries import SeriesPatchTokenizer
 
     with pytest.raises(anymae.ConfigError, match="image patches or video tubelets"):
-        HOGTarget().bind(SeriesPatchTokenizer(channels=1, length=32, patch_len=8).spec)
+        HOGTarget().build(build_context(SeriesPatchTokenizer(channels=1, length=32, patch_len=8).spec))

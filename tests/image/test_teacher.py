@@ -47,9 +47,11 @@ def test_teacher_from_a_checkpoint_and_an_export_gives_the_encoders_features(tea
     assert main(["export", teacher_checkpoint, "--out", str(tmp_path / "exported")]) == 0
     exported = anymae.Teacher(checkpoint=str(tmp_path / "exported"))
     torch.testing.assert_close(exported.features(batch), expected)
-    layers = anymae.load_encoder(teacher_checkpoint).encoder.forward_layers(
-        anymae.load_encoder(teacher_checkpoint).tokenizer(batch)
-    )[1]
+    layers = (
+        anymae.load_encoder(teacher_checkpoint)
+        .encoder(anymae.load_encoder(teacher_checkpoint).tokenizer(batch), layers=True)
+        .layers
+    )
     torch.testing.assert_close(anymae.Teacher(checkpoint=teacher_checkpoint, layer=1).features(batch), layers[1][:, 1:])
 
 

@@ -160,9 +160,9 @@ def test_cached_normals_equal_the_estimate_the_target_made_at_every_step():
     data.setup("fit")
     batch = data.on_before_batch_transfer(next(iter(data.train_dataloader())), 0)
     tokenizer = PointGroupTokenizer(num_groups=32, group_size=16, dim=16)
-    tokens = tokenizer(batch, extras=frozenset({"neighbor_normals"}))
+    tokens = tokenizer(batch, frozenset({"neighbor_normals"}))
     mask = anymae.RandomMasker(mask_ratio=0.6)(tokens, generator=torch.Generator().manual_seed(0))
-    cached = anymae.gather_tokens(tokens.extras["neighbor_normals"], mask.ids_decode)  # [B, M, k, 4]
+    cached = anymae.gather_tokens(tokens.provided["neighbor_normals"], mask.ids_decode)  # [B, M, k, 4]
 
     points = batch["points"]
     index = anymae.gather_tokens(tokenizer.group(points)[2], mask.ids_decode)  # [B, M, k] the decoded groups' points

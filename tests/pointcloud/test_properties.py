@@ -13,7 +13,7 @@ def test_groups_cover_their_neighbourhoods(batch, points, groups, size):
     tokenizer = PointGroupTokenizer(num_groups=groups, group_size=size, dim=8).eval()
     cloud = torch.rand(batch, points, 3)
     tokens = tokenizer({"points": cloud}, frozenset({"neighborhoods"}))
-    neighbourhoods = tokens.extras["neighborhoods"]
+    neighbourhoods = tokens.provided["neighborhoods"]
     assert tokens.tokens.shape == (batch, groups, 8) and neighbourhoods.shape == (batch, groups, size, 3)
     assert torch.isfinite(tokens.tokens).all()
     # every grouped point is a point of the cloud

@@ -70,7 +70,7 @@ def test_a_plugin_made_from_the_template_installs_is_discovered_passes_contracts
 
     listing = run([sys.executable, "-m", "anymae.cli", "plugins"], site, tmp_path)
     assert listing.returncode == 0, listing.stderr
-    assert "anymae-genome 0.1.0 (plugin API 2): anymae_genome.plugin" in listing.stdout
+    assert "anymae-genome 0.1.0 (plugin API 3): anymae_genome.plugin" in listing.stdout
     assert "tokenizer: DNAKmerTokenizer" in listing.stdout and "target: BaseClassTarget" in listing.stdout
 
     contracts = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], site, project)

@@ -27,7 +27,7 @@ def test_padding_and_inverse_on_any_length(patch_len, stride_part, channels, len
     valid = torch.arange(total)[None, :] < torch.tensor(lengths)[:, None]
     series = series * valid[:, None]  # zero past each length, as the collate pads
     tokens = tokenizer({"series": series, "length": torch.tensor(lengths)}, frozenset({"displacements"}))
-    assert torch.isfinite(tokens.tokens).all() and torch.isfinite(tokens.extras["displacements"]).all()
+    assert torch.isfinite(tokens.tokens).all() and torch.isfinite(tokens.provided["displacements"]).all()
     starts = torch.arange(tokens.num_tokens) * stride
     expected = (starts[None, :] >= torch.tensor(lengths)[:, None]).repeat_interleave(tokenizer.streams_per_sample, 0)
     padding = tokens.padding_mask if tokens.padding_mask is not None else torch.zeros_like(expected)

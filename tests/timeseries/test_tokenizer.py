@@ -5,6 +5,7 @@ import torch
 
 import anymae
 from anymae import MaskSpec
+from anymae.testing import build_context
 from anymae_timeseries import ForecastMasker, SeriesPatchTokenizer, TrajectoryTarget
 
 from ..core.toys import series_model
@@ -79,9 +80,9 @@ def test_forecast_masker_hides_the_end_of_each_series():
 def test_trajectory_target_positions_and_displacements():
     tok = SeriesPatchTokenizer(channels=2, length=16, patch_len=4)
     target = TrajectoryTarget(displacement_weight=2.0)
-    target.bind(tok.spec)
+    target.build(build_context(tok.spec))
     tracks = torch.cumsum(torch.ones(1, 2, 16), dim=-1)  # steps of 1 in x and y
-    assert not tok({"series": tracks}).extras  # displacements only when asked for
+    assert not tok({"series": tracks}).provided  # displacements only when asked for
     tokens = tok({"series": tracks}, frozenset({"displacements"}))
     spec = MaskSpec.from_mask(torch.tensor([[False, True, False, True]]))
     values = target({}, tokens, spec)
@@ -89,7 +90,7 @@ def test_trajectory_target_positions_and_displacements():
     assert values[0, 0, 8:].tolist() == [1.0] * 8  # displacements of a hidden segment
     pred = values.clone()
     pred[..., 8:] += 1  # displacements wrong by one
-    assert target.loss(pred, values, spec).item() == pytest.approx(2.0)
+    assert anymae.masked_mean(target.token_loss(pred, values, spec), spec.decode_valid).item() == pytest.approx(2.0)
     with pytest.raises(
         anymae.ConfigError, match="TrajectoryTarget needs displacements from the tokenizer, which Series"
     ):
@@ -104,4 +105,4 @@ def test_a_shorter_series_last_patch_repeats_its_last_value_not_the_batch_paddin
     tokens = tok({"series": series, "length": torch.tensor([36, 27])}, frozenset({"displacements"}))
     assert tokens.padding_mask[1].tolist() == [False] * 5 + [True]  # the patch from step 30 is padding
     assert tokens.tokens[1, 4].tolist() == [25.0, 26.0, 27.0, 27.0, 27.0, 27.0]  # completed, not [.., 0, 0, 0]
-    assert tokens.extras["displacements"][1, 4].tolist() == [1.0, 1.0, 1.0, 0.0, 0.0, 0.0]
+    assert tokens.provided["displacements"][1, 4].tolist() == [1.0, 1.0, 1.0, 0.0, 0.0, 0.0]

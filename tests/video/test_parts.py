@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import anymae
+from anymae.testing import build_context
 from anymae_video import FrameStrips, MotionTarget, VideoPixelTarget, VideoTubeletTokenizer, block_matching_flow
 from anymae_video.targets import frame_offsets
 
@@ -38,7 +39,7 @@ def test_pred_t_dim_predicts_mae_st_frames():
     assert frame_offsets(8, 2, 8)[:, 0].tolist() == [0, 0, 0, 0, 0, 0, 0, 1]
     tokenizer = VideoTubeletTokenizer(num_frames=16, image_size=16, tubelet_size=2, patch_size=8, in_chans=3)
     target = VideoPixelTarget(normalize="none", pred_t_dim=8)
-    target.bind(tokenizer.spec)
+    target.build(build_context(tokenizer.spec))
     assert target.dim_per_token == 8 * 8 * 3
     clips = torch.randn(2, 3, 16, 16, 16)
     tokens = tokenizer({"video": clips})
@@ -50,14 +51,14 @@ def test_pred_t_dim_predicts_mae_st_frames():
     back = target.to_tokens(expected, tokens, mask).unflatten(-1, (2, -1))
     torch.testing.assert_close(back[:, :, 0], back[:, :, 1])
     with pytest.raises(anymae.ConfigError, match="pred_t_dim"):
-        VideoPixelTarget(pred_t_dim=5).bind(tokenizer.spec)
+        VideoPixelTarget(pred_t_dim=5).build(build_context(tokenizer.spec))
 
 
 def test_pixel_target_undoes_the_input_normalisation_videomae_style():
     tokenizer = VideoTubeletTokenizer(num_frames=2, image_size=8, tubelet_size=2, patch_size=4, in_chans=3)
     mean, std = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
     target = anymae.PatchTarget(normalize="none", input_mean=mean, input_std=std)
-    target.bind(tokenizer.spec)
+    target.build(build_context(tokenizer.spec))
     pixels = torch.rand(2, 3, 2, 8, 8)
     normalised = (pixels - torch.tensor(mean).view(3, 1, 1, 1)) / torch.tensor(std).view(3, 1, 1, 1)
     tokens = tokenizer({"video": normalised})
@@ -68,7 +69,7 @@ def test_pixel_target_undoes_the_input_normalisation_videomae_style():
         target.to_tokens(out, tokens, mask), anymae.gather_tokens(tokens.tokens, mask.ids_decode)
     )
     with pytest.raises(anymae.ConfigError, match="2 values"):
-        anymae.PatchTarget(input_mean=(0.5, 0.5), input_std=(0.2, 0.2)).bind(tokenizer.spec)
+        anymae.PatchTarget(input_mean=(0.5, 0.5), input_std=(0.2, 0.2)).build(build_context(tokenizer.spec))
 
 
 def moving_square(shift: tuple[int, int], frames: int = 6, size: int = 32) -> torch.Tensor:
@@ -92,7 +93,7 @@ def test_block_matching_finds_the_motion():
 def test_motion_target_tracks_each_tubelet_points():
     tokenizer = VideoTubeletTokenizer(num_frames=6, image_size=32, tubelet_size=2, patch_size=8, in_chans=1)
     target = MotionTarget(steps=2, cell=4, radius=3, scale=1, block=5)
-    target.bind(tokenizer.spec)
+    target.build(build_context(tokenizer.spec))
     assert target.dim_per_token == 2 * 4 * 2
     clip = moving_square((1, -1))
     tokens = tokenizer({"video": clip})
@@ -105,7 +106,7 @@ def test_motion_target_tracks_each_tubelet_points():
     last = 2 * 16 + 1 * 4 + 1  # the last tubelet: its second step is past the clip's last frame
     assert out[0, last, 1].abs().sum() == 0
     with pytest.raises(anymae.ConfigError, match="must divide"):
-        MotionTarget(cell=3).bind(tokenizer.spec)
+        MotionTarget(cell=3).build(build_context(tokenizer.spec))
 
 
 def test_separable_position_tables_are_time_plus_space_and_resample():

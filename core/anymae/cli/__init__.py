@@ -59,8 +59,8 @@ def _a(noun: str) -> str:
 def format_cli_error(error: BaseException, plugins: Plugins | None = None, refusals: Sequence[str] = ()) -> str:
     """Condense jsonargparse's nested report into one line: ``field: problem (got value)``.
 
-    ``refusals`` are the messages :func:`anymae.plugins.resolution.resolving` raised; one found in the report is the problem
-    (jsonargparse lists it among the other types it tried).
+    ``refusals`` are the messages :func:`anymae.plugins.resolution.resolving` raised; one found in the report is the
+    problem (jsonargparse lists it among the other types it tried).
     """
     text = str(error)
     field = ".".join(k for k in _KEY.findall(text) if k not in {"class_path", "init_args"}).replace(".init_args.", ".")

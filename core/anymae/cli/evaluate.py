@@ -23,8 +23,8 @@ import lightning.pytorch as pl
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_only
 
+from ..evaluation import FineTune, KNNClassifier, LinearProbe
 from ..evaluation.data import CachedFeatures, FewLabels, data_set_name
-from ..evaluation.protocols import FineTune, KNNClassifier, LinearProbe
 
 __all__ = ["PROTOCOLS", "append_row", "evaluate", "finetune", "knn", "probe", "run_protocol"]
 

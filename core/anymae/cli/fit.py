@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import lightning.pytorch as pl
+import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
@@ -44,6 +45,13 @@ class AnymaeCLI(LightningCLI):
         for mid-epoch ones)."""
         parser.add_lightning_class_args(Checkpoints, "checkpoint")
         parser.set_defaults({"checkpoint.save_last": True})
+
+    def instantiate_classes(self) -> None:
+        """As LightningCLI's, and the model records the parsed ``model:`` section as its hyperparameters (the config a
+        checkpoint rebuilds it from; the parts built from it, the optimizer factory among them, are not data)."""
+        super().instantiate_classes()
+        config = yaml.safe_load(self.parser.dump(self.config, skip_link_targets=False, skip_none=False))
+        self.model.save_hyperparameters(config[self.subcommand]["model"] if self.subcommand else config["model"])
 
     def instantiate_trainer(self, **kwargs: Any) -> pl.Trainer:
         extra = [self._get(self.config_init, key) for key in self._parser(self.subcommand).callback_keys]

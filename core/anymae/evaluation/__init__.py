@@ -1,13 +1,17 @@
-"""Downstream evaluation: linear probe, k-NN and fine-tuning of any encoder, few-label data, and the pretrained
-encoder as a plain module."""
+"""Downstream evaluation: linear probe (``probe.py``), k-NN (``knn.py``) and fine-tuning (``finetune.py``) of any
+encoder (what they share: ``protocol.py``), few-label data (``data.py``), and export to other formats
+(``export.py``). The pretrained encoder as a plain module is :mod:`anymae.model.pretrained`."""
 
-from ..model.pretrained import EncoderOutput, EncoderSource, PretrainedEncoder, load_encoder, resolve_checkpoint
+from ..model.pretrained import Features, PretrainedEncoder, load_encoder, resolve_checkpoint
 from .data import FewLabels, dataset_labels, few_label_indices
-from .protocols import FineTune, FineTuneAdamW, KNNClassifier, LinearProbe, ProbeLARS, knn_predict
+from .finetune import FineTune, FineTuneAdamW
+from .knn import KNNClassifier, knn_predict
+from .probe import LinearProbe, ProbeLARS
+from .protocol import EncoderSource
 
 __all__ = [
-    "EncoderOutput",
     "EncoderSource",
+    "Features",
     "FewLabels",
     "FineTune",
     "FineTuneAdamW",

@@ -1,10 +1,10 @@
 """Maskers: which tokens the encoder sees (and, with decoder masking, which the decoder predicts).
 
-One module per masker family; every masker draws per-token scores on the tokens' device and keeps the lowest
+One module per masker family; every masker draws per-token noise on the tokens' device and keeps the lowest
 (see :mod:`anymae.masking.base`).
 """
 
-from .base import MaskContext, Masker, MaskFeedback
+from .base import Masker
 from .block import BlockMasker
 from .dual import DualMasker
 from .filtered_noise import FilteredNoiseMasker
@@ -25,8 +25,6 @@ __all__ = [
     "FilteredNoiseMasker",
     "HardPatchesMasker",
     "LargePatchMasker",
-    "MaskContext",
-    "MaskFeedback",
     "Masker",
     "NearestBlockMasker",
     "RandomMasker",

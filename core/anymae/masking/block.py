@@ -72,7 +72,7 @@ class BlockMasker(Masker):
             raise ConfigError(f"BlockMasker.num_masked ({self.num_masked}) must be less than a sample's {real} tokens")
         return real - self.num_masked
 
-    def scores(self, tokens: TokenBatch, generator: torch.Generator | None) -> Tensor:
+    def noise(self, tokens: TokenBatch, generator: torch.Generator | None) -> Tensor:
         hidden = self.blocks(tokens, generator)
         # Blocks score in [0.5, 1), the rest in [0, 0.5): the lowest stay visible, ties broken at random.
         return (hidden.float() + uniform(hidden.shape, tokens, generator)) / 2

@@ -15,9 +15,9 @@ from pydantic import Field
 from torch import Tensor
 
 from ..config import ConfigError, validated
-from ..model.encoder import Encoder
-from ..model.types import LayoutSpec, MaskSpec, TokenBatch, TokenizerSpec, grid_coords
-from .base import MaskContext, Masker, MaskFeedback, dense_grid_shape, uniform
+from ..model.specs import BuildContext, LayoutSpec
+from ..model.types import MaskSpec, Step, TokenBatch, grid_coords
+from .base import Masker, dense_grid_shape, uniform
 
 __all__ = ["DualMasker"]
 
@@ -63,21 +63,18 @@ class DualMasker(Masker):
             if layout.shape is not None and (layout.shape[-1] % 2 or layout.shape[-2] % 2):
                 raise ConfigError(f"DualMasker's 2 x 2 running cell needs even grid sizes, got {layout.shape}")
 
-    @property
-    def learns(self) -> bool:  # type: ignore[override]
-        return self.masker.learns
+    def build(self, ctx: BuildContext) -> None:
+        self.masker.build(ctx)
+        self.check_layout(ctx.tokens.layout)
 
-    def build(self, encoder: Encoder, tokens: TokenizerSpec) -> None:
-        self.masker.build(encoder, tokens)
-
-    def auxiliary_loss(self, feedback: MaskFeedback) -> dict[str, Tensor]:
-        return self.masker.auxiliary_loss(feedback)
+    def feedback(self, step: Step) -> dict[str, Tensor]:
+        return self.masker.feedback(step)
 
     def num_visible(self, tokens: TokenBatch) -> int:
         return self.masker.num_visible(tokens)
 
-    def scores(self, tokens: TokenBatch, generator: torch.Generator | None) -> Tensor:
-        return self.masker.scores(tokens, generator)
+    def noise(self, tokens: TokenBatch, generator: torch.Generator | None) -> Tensor:
+        return self.masker.noise(tokens, generator)
 
     def decoded(self, tokens: TokenBatch, generator: torch.Generator | None) -> Tensor:
         """``[B, N]`` bool: the positions the decoder predicts."""
@@ -96,13 +93,9 @@ class DualMasker(Masker):
         return (cell + time + start) % 4 >= dropped  # the queue [1]*m + [0]*(4-m), shifted one step per frame
 
     def forward(
-        self,
-        tokens: TokenBatch,
-        generator: torch.Generator | None = None,
-        noise: Tensor | None = None,
-        context: MaskContext | None = None,
+        self, tokens: TokenBatch, generator: torch.Generator | None = None, noise: Tensor | None = None
     ) -> MaskSpec:
-        spec = self.masker(tokens, generator=generator, noise=noise, context=context)
+        spec = self.masker(tokens, generator, noise)
         if not self.decoder_ratio:
             return spec
         decoded = self.decoded(tokens, generator)

@@ -101,7 +101,7 @@ class FilteredNoiseMasker(Masker):
     def num_visible(self, tokens: TokenBatch) -> int:
         return int(real_token_count(tokens) * (1 - self.mask_ratio))
 
-    def scores(self, tokens: TokenBatch, generator: torch.Generator | None) -> Tensor:
+    def noise(self, tokens: TokenBatch, generator: torch.Generator | None) -> Tensor:
         shape = dense_grid_shape(tokens, type(self).__name__)
         bank = self.bank(shape, tokens.tokens.device)
         b, rank = tokens.batch_size, len(shape)

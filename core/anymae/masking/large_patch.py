@@ -10,7 +10,8 @@ from pydantic import Field, PositiveInt
 from torch import Tensor
 
 from ..config import ConfigError, validated
-from ..model.types import LayoutSpec, TokenBatch
+from ..model.specs import LayoutSpec
+from ..model.types import TokenBatch
 from .base import Masker, dense_grid_shape, uniform
 
 __all__ = ["LargePatchMasker"]
@@ -66,7 +67,7 @@ class LargePatchMasker(Masker):
         cells = math.prod(self._coarse(shape))
         return (cells - math.ceil(cells * self.mask_ratio)) * math.prod(self._scales(len(shape)))
 
-    def scores(self, tokens: TokenBatch, generator: torch.Generator | None) -> Tensor:
+    def noise(self, tokens: TokenBatch, generator: torch.Generator | None) -> Tensor:
         if tokens.padding_mask is not None:
             raise ValueError("LargePatchMasker cannot mask padded batches")
         shape = dense_grid_shape(tokens, type(self).__name__)

@@ -32,7 +32,7 @@ class NearestBlockMasker(Masker):
         n = real_token_count(tokens)
         return n - int(self.mask_ratio * n)
 
-    def scores(self, tokens: TokenBatch, generator: torch.Generator | None) -> Tensor:
+    def noise(self, tokens: TokenBatch, generator: torch.Generator | None) -> Tensor:
         b, n = tokens.tokens.shape[:2]
         positions = tokens.positions().float()
         pick = uniform((b, n), tokens, generator)

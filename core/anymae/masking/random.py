@@ -33,5 +33,5 @@ class RandomMasker(Masker):
     def num_visible(self, tokens: TokenBatch) -> int:
         return int(real_token_count(tokens) * (1 - self.mask_ratio))
 
-    def scores(self, tokens: TokenBatch, generator: torch.Generator | None) -> Tensor:
+    def noise(self, tokens: TokenBatch, generator: torch.Generator | None) -> Tensor:
         return uniform(tokens.tokens.shape[:2], tokens, generator)

@@ -13,7 +13,8 @@ from pydantic import Field
 from torch import Tensor
 
 from ..config import ConfigError, validated
-from ..model.types import LayoutSpec, TokenBatch
+from ..model.specs import LayoutSpec
+from ..model.types import TokenBatch
 from .base import Masker, dense_grid_shape, real_token_count, uniform
 
 __all__ = ["SpectrogramMasker"]
@@ -82,7 +83,7 @@ class SpectrogramMasker(Masker):
         rank = noise.argsort(dim=1).argsort(dim=1)
         return rank < keep
 
-    def scores(self, tokens: TokenBatch, generator: torch.Generator | None) -> Tensor:
+    def noise(self, tokens: TokenBatch, generator: torch.Generator | None) -> Tensor:
         b = tokens.batch_size
         if self.mode == "unstructured":
             return uniform((b, tokens.num_tokens), tokens, generator)

@@ -8,7 +8,8 @@ from pydantic import Field, NonNegativeInt
 from torch import Tensor
 
 from ..config import ConfigError, validated
-from ..model.types import LayoutSpec, TokenBatch
+from ..model.specs import LayoutSpec
+from ..model.types import TokenBatch
 from .base import Masker, dense_grid_shape, uniform
 
 __all__ = ["TubeMasker"]
@@ -50,7 +51,7 @@ class TubeMasker(Masker):
         _, length, positions = self._split(tokens)
         return length * (positions - int(self.mask_ratio * positions))
 
-    def scores(self, tokens: TokenBatch, generator: torch.Generator | None) -> Tensor:
+    def noise(self, tokens: TokenBatch, generator: torch.Generator | None) -> Tensor:
         shape, _, _ = self._split(tokens)
         other = shape[: self.axis] + shape[self.axis + 1 :]
         scores = uniform((tokens.batch_size, *other), tokens, generator)

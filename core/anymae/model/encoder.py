@@ -21,52 +21,26 @@ from timm.layers import DropPath
 from torch import Tensor, nn
 
 from ..config import ConfigError, validated
-from .layers import run_blocks, transformer_block
+from .layers import init_mae_weights, key_padding_mask, run_blocks, transformer_block
 from .position import PositionEmbedding, default_position_embedding
-from .types import LayoutSpec, TokenBatch, gather_tokens
+from .specs import BuildContext
+from .types import EncoderOutput, MaskSpec, TokenBatch, gather_tokens
 
-__all__ = ["Encoder", "ViTEncoder", "init_mae_weights"]
-
-
-def init_mae_weights(module: nn.Module) -> None:
-    """MAE's ``_init_weights``: xavier-uniform linear weights, zero biases, unit LayerNorms."""
-    if isinstance(module, nn.Linear):
-        nn.init.xavier_uniform_(module.weight)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.LayerNorm):
-        nn.init.ones_(module.weight)
-        nn.init.zeros_(module.bias)
-
-
-def all_ids(tokens: TokenBatch) -> Tensor:
-    """``[B, N]``: every token's index."""
-    return torch.arange(tokens.num_tokens, device=tokens.tokens.device).expand(tokens.batch_size, -1)
-
-
-def key_padding_mask(padding: Tensor | None, prefix: int) -> Tensor | None:
-    """Attention mask ``[B, 1, 1, P + N]`` (True = may attend) that hides padded keys, or ``None``."""
-    if padding is None:
-        return None
-    keep = ~padding
-    if prefix:
-        keep = torch.cat([keep.new_ones(keep.shape[0], prefix), keep], dim=1)
-    return keep[:, None, None, :]
+__all__ = ["Encoder", "ViTEncoder"]
 
 
 class Encoder(nn.Module, ABC):
-    """Maps visible tokens to latents ``[B, P + K, embed_dim]`` (``P`` prefix tokens such as a class token).
+    """Maps the visible tokens to latents (an :class:`~anymae.model.types.EncoderOutput`).
 
-    Subclasses create everything that depends on the tokenizer in :meth:`build`, which the model calls once with
-    the tokenizer's token size and layout.
+    Its constructor sets the attributes below; :meth:`build` creates what depends on the tokenizer (called once by
+    the model, before the other parts are built).
 
     Attributes:
         embed_dim: width of the latents.
         num_prefix_tokens: number of extra tokens (class token) in front of the visible ones.
-        num_layers: depth, for layer-wise learning-rate decay when fine-tuning (0: no layers to tell apart).
-        sees_all_tokens: the encoder runs on every token, hidden ones replaced by a mask token (SimMIM), through
-            :meth:`forward_masked`; its latents are then ``[B, P + N, embed_dim]`` and the decoder reads the hidden
-            tokens' own latents.
+        num_layers: depth, for layer-wise learning-rate decay and feature mixing (0: no layers to tell apart).
+        sees_all_tokens: the encoder runs on every token, hidden ones replaced by a mask token (SimMIM); its output
+            then covers every token (``every_token``).
     """
 
     embed_dim: int
@@ -74,31 +48,21 @@ class Encoder(nn.Module, ABC):
     num_layers: int = 0
     sees_all_tokens: bool = False
 
+    @abstractmethod
+    def build(self, ctx: BuildContext) -> None:
+        """Create the input projection for the tokenizer's tokens and the position embedding for its layout."""
+
+    @abstractmethod
+    def forward(self, tokens: TokenBatch, mask: MaskSpec | None = None, layers: bool = False) -> EncoderOutput:
+        """Encode the tokens ``mask`` leaves visible (every token when ``mask`` is ``None``); with ``layers``, also
+        return every block's output."""
+
     def layer_id(self, name: str) -> int:
         """Depth of parameter ``name`` for layer-wise lr decay: 0 for embeddings, ``num_layers + 1`` for the top."""
         return self.num_layers + 1
 
     def set_drop_path_rate(self, rate: float) -> None:
         """Stochastic depth for fine-tuning; encoders without it ignore the call."""
-
-    @abstractmethod
-    def build(self, token_dim: int, layout: LayoutSpec) -> None:
-        """Create the input projection for ``token_dim``-sized tokens and the position embedding for ``layout``."""
-
-    @abstractmethod
-    def forward(self, tokens: TokenBatch, ids_keep: Tensor | None = None) -> Tensor:
-        """Encode the tokens at ``ids_keep`` ``[B, K]`` (all tokens when ``None``) -> ``[B, P + K, embed_dim]``."""
-
-    def forward_masked(self, tokens: TokenBatch, mask: Tensor) -> Tensor:
-        """Encode every token, those where ``mask`` ``[B, N]`` is True replaced by a mask token ->
-        ``[B, P + N, embed_dim]`` (encoders with :attr:`sees_all_tokens`)."""
-        raise NotImplementedError(f"{type(self).__name__} encodes visible tokens only")
-
-    def forward_layers(self, tokens: TokenBatch, ids_keep: Tensor | None = None) -> tuple[Tensor, list[Tensor]]:
-        """The latents (as :meth:`forward`) and the layers: the input of the first block and the output of every
-        block ``[B, P + K, embed_dim]`` each (before the final norm), ``num_layers + 1`` tensors; what feature mixing
-        (CrossMAE's ``weight_fm``) and feature targets read."""
-        raise NotImplementedError(f"{type(self).__name__} does not expose its intermediate layers")
 
     def class_attention(self, tokens: TokenBatch) -> Tensor:
         """``[B, N]``: how much the class token attends to each token in the last block, averaged over heads, with
@@ -176,76 +140,63 @@ class ViTEncoder(Encoder):
             block.drop_path1 = DropPath(block_rate) if block_rate > 0 else nn.Identity()
             block.drop_path2 = DropPath(block_rate) if block_rate > 0 else nn.Identity()
 
-    def build(self, token_dim: int, layout: LayoutSpec) -> None:
-        self.token_embed = nn.Linear(token_dim, self.embed_dim)
+    def build(self, ctx: BuildContext) -> None:
+        self.token_embed = nn.Linear(ctx.tokens.token_dim, self.embed_dim)
         if self.pos_embed is None:
-            self.pos_embed = default_position_embedding(layout)
-        self.pos_embed.build(self.embed_dim, layout)
+            self.pos_embed = default_position_embedding(ctx.tokens.layout)
+        self.pos_embed.build(self.embed_dim, ctx.tokens.layout)
         self.apply(init_mae_weights)
         if self.cls_token is not None:
             nn.init.normal_(self.cls_token, std=0.02)
         if self.mask_token is not None:
             nn.init.trunc_normal_(self.mask_token, std=0.02)
 
-    def embed(self, tokens: TokenBatch, ids_keep: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
-        """The first block's input ``[B, P + K, D]``: token embedding (hidden tokens replaced by the mask token when
-        ``mask`` is given), position embedding (unless it goes to every block), class token."""
-        x = tokens.tokens
-        if ids_keep is None:
-            ids_keep = all_ids(tokens)
-        else:
-            x = gather_tokens(x, ids_keep)
+    def forward(self, tokens: TokenBatch, mask: MaskSpec | None = None, layers: bool = False) -> EncoderOutput:
+        every_token = mask is None or self.mask_token is not None
+        ids = tokens.all_ids() if every_token else mask.ids_keep
+        hidden = mask.mask if mask is not None and self.mask_token is not None else None
+        x = self.embed(tokens, None if every_token else ids, hidden)
+        pos = self.block_positions(tokens, ids, x)
+        # visible tokens are never padding; with every token in, padded keys are left out of attention
+        attn_mask = key_padding_mask(tokens.padding_mask if every_token else None, self.num_prefix_tokens)
+        checkpoint = self.grad_checkpointing and self.training
+        if not layers:
+            x = self.norm(run_blocks(self.blocks, x, attn_mask, checkpoint, pos))
+            return EncoderOutput(x, ids, self.num_prefix_tokens, every_token)
+        outputs = [x]
+        for block in self.blocks:
+            outputs.append(run_blocks(nn.ModuleList([block]), outputs[-1], attn_mask, checkpoint, pos))
+        return EncoderOutput(self.norm(outputs[-1]), ids, self.num_prefix_tokens, every_token, tuple(outputs))
+
+    def embed(self, tokens: TokenBatch, ids: Tensor | None = None, hidden: Tensor | None = None) -> Tensor:
+        """The first block's input ``[B, P + K, D]`` for the tokens at ``ids`` (every token when ``None``): token
+        embedding (the ``hidden`` ones replaced by the mask token), position embedding (unless it goes to every
+        block), class token."""
+        x = tokens.tokens if ids is None else gather_tokens(tokens.tokens, ids)
         x = self.token_embed(x)
-        if mask is not None:
-            x = torch.where(mask[..., None], self.mask_token.to(x.dtype), x)
+        if hidden is not None:
+            x = torch.where(hidden[..., None], self.mask_token.to(x.dtype), x)
         if not self.pos_every_block:
-            x = x + self.pos_embed(tokens, ids_keep).to(x.dtype)  # tables are float32; bf16/fp16 weights stay so
+            ids = tokens.all_ids() if ids is None else ids
+            x = x + self.pos_embed(tokens, ids).to(x.dtype)  # tables are float32; bf16/fp16 weights stay so
         if self.cls_token is not None:
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1)
         return x
 
-    def block_positions(self, tokens: TokenBatch, ids_keep: Tensor | None, like: Tensor) -> Tensor | None:
+    def block_positions(self, tokens: TokenBatch, ids: Tensor, like: Tensor) -> Tensor | None:
         """With ``pos_every_block``, the position embedding every block's input gets ``[B, P + K, D]`` (zero for the
         prefix tokens); otherwise ``None``."""
         if not self.pos_every_block:
             return None
-        pos = self.pos_embed(tokens, all_ids(tokens) if ids_keep is None else ids_keep).to(like.dtype)
-        pos = pos.expand(like.shape[0], -1, -1)
+        pos = self.pos_embed(tokens, ids).to(like.dtype).expand(like.shape[0], -1, -1)
         return torch.cat([pos.new_zeros(pos.shape[0], self.num_prefix_tokens, pos.shape[2]), pos], dim=1)
-
-    def _attn_mask(self, tokens: TokenBatch, ids_keep: Tensor | None) -> Tensor | None:
-        # visible tokens are never padding; with every token in, padded keys are left out of attention
-        return key_padding_mask(tokens.padding_mask if ids_keep is None else None, self.num_prefix_tokens)
-
-    def forward(self, tokens: TokenBatch, ids_keep: Tensor | None = None) -> Tensor:
-        x = self.embed(tokens, ids_keep)
-        pos = self.block_positions(tokens, ids_keep, x)
-        checkpoint = self.grad_checkpointing and self.training
-        return self.norm(run_blocks(self.blocks, x, self._attn_mask(tokens, ids_keep), checkpoint, pos))
-
-    def forward_masked(self, tokens: TokenBatch, mask: Tensor) -> Tensor:
-        if self.mask_token is None:
-            raise ConfigError("ViTEncoder.forward_masked needs mask_token=True")
-        x = self.embed(tokens, None, mask)
-        pos = self.block_positions(tokens, None, x)
-        checkpoint = self.grad_checkpointing and self.training
-        return self.norm(run_blocks(self.blocks, x, self._attn_mask(tokens, None), checkpoint, pos))
-
-    def forward_layers(self, tokens: TokenBatch, ids_keep: Tensor | None = None) -> tuple[Tensor, list[Tensor]]:
-        x = self.embed(tokens, ids_keep)
-        pos = self.block_positions(tokens, ids_keep, x)
-        attn_mask, checkpoint = self._attn_mask(tokens, ids_keep), self.grad_checkpointing and self.training
-        layers = [x]
-        for block in self.blocks:
-            layers.append(run_blocks(nn.ModuleList([block]), layers[-1], attn_mask, checkpoint, pos))
-        return self.norm(layers[-1]), layers
 
     def class_attention(self, tokens: TokenBatch) -> Tensor:
         if self.cls_token is None:
             raise ConfigError("ViTEncoder.class_attention needs class_token=True")
-        attn_mask = self._attn_mask(tokens, None)
+        attn_mask = key_padding_mask(tokens.padding_mask, self.num_prefix_tokens)
         x = self.embed(tokens)
-        pos = self.block_positions(tokens, None, x)
+        pos = self.block_positions(tokens, tokens.all_ids(), x)
         x = run_blocks(self.blocks[:-1], x, attn_mask, False, pos)
         if pos is not None:
             x = x + pos

@@ -1,4 +1,5 @@
-"""Transformer building blocks shared by the encoder and the decoder: timm's pre-norm ``Block`` with our attention.
+"""Transformer building blocks shared by the encoder, the decoders and the learned maskers: timm's pre-norm
+``Block`` with our attention, MAE's weight initialisation, and attention masks for padded batches.
 
 :class:`Attention` keeps timm's parameters and names (``qkv``, ``proj``: weights move to and from timm and HF
 unchanged) and always attends through ``torch.nn.functional.scaled_dot_product_attention``. One difference, for
@@ -18,7 +19,7 @@ from timm.layers import Attention as TimmAttention
 from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
-__all__ = ["Attention", "run_blocks", "transformer_block"]
+__all__ = ["Attention", "init_mae_weights", "key_padding_mask", "run_blocks", "transformer_block"]
 
 
 class Attention(TimmAttention):
@@ -71,3 +72,24 @@ def run_blocks(
         else:
             x = block(x, attn_mask=attn_mask)
     return x
+
+
+def init_mae_weights(module: nn.Module) -> None:
+    """MAE's ``_init_weights``: xavier-uniform linear weights, zero biases, unit LayerNorms."""
+    if isinstance(module, nn.Linear):
+        nn.init.xavier_uniform_(module.weight)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+def key_padding_mask(padding: Tensor | None, prefix: int) -> Tensor | None:
+    """Attention mask ``[B, 1, 1, P + N]`` (True = may attend) that hides padded keys, or ``None``."""
+    if padding is None:
+        return None
+    keep = ~padding
+    if prefix:
+        keep = torch.cat([keep.new_ones(keep.shape[0], prefix), keep], dim=1)
+    return keep[:, None, None, :]

@@ -25,7 +25,8 @@ from pydantic import Field, PositiveInt
 from torch import Tensor, nn
 
 from ..config import ConfigError, validated
-from .types import LayoutSpec, TokenBatch, gather_tokens, grid_coords
+from .specs import LayoutSpec
+from .types import TokenBatch, gather_tokens, grid_coords
 
 __all__ = [
     "LearnedPositionEmbedding",

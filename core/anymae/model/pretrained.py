@@ -14,20 +14,20 @@ from typing import Any, Literal
 
 import torch
 import yaml
-from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
 
-from ..config import ConfigError, instantiate_component
+from ..config import ConfigError, instantiate_component, upgrade_class_paths
 from .encoder import Encoder
+from .specs import BuildContext
 from .tokenizer import Tokenizer
 
-__all__ = ["EncoderOutput", "EncoderSource", "PretrainedEncoder", "load_encoder", "resolve_checkpoint"]
+__all__ = ["Features", "Pool", "PretrainedEncoder", "load_encoder", "resolve_checkpoint"]
 
 Pool = Literal["auto", "cls", "mean", "max"]
 
 
 @dataclass(frozen=True)
-class EncoderOutput:
+class Features:
     """``tokens`` ``[S, P + N, D]`` (prefix tokens first; ``S = B * streams_per_sample``), ``pooled`` ``[B, D]``,
     ``padding_mask`` ``[S, N]``."""
 
@@ -48,7 +48,7 @@ class PretrainedEncoder(nn.Module):
         layers: read the average of the last ``layers`` blocks' outputs, each under the encoder's final norm, instead
             of the last block's alone (1). MAE's last-layer features are tuned to reconstruction; an average over
             the last blocks is the read-out of BEiT's and data2vec's linear probes. Needs an encoder with
-            :meth:`~anymae.Encoder.forward_layers`.
+            ``EncoderOutput.layers``.
     """
 
     def __init__(self, tokenizer: Tokenizer, encoder: Encoder, pool: Pool = "auto", layers: int = 1) -> None:
@@ -85,36 +85,19 @@ class PretrainedEncoder(nn.Module):
         keep = (~padding).unsqueeze(-1).to(tokens.dtype)
         return (tokens * keep).sum(dim=1) / keep.sum(dim=1).clamp_min(1)
 
-    def forward(self, batch: Mapping[str, Tensor]) -> EncoderOutput:
+    def forward(self, batch: Mapping[str, Tensor]) -> Features:
         tokens = self.tokenizer(batch)
         if self.layers == 1:
-            features = self.encoder(tokens)
+            features = self.encoder(tokens).latent
         else:
-            _, hidden = self.encoder.forward_layers(tokens)  # before the final norm, which each gets
+            hidden = self.encoder(tokens, layers=True).layers  # before the final norm, which each gets
             norm = getattr(self.encoder, "norm", None) or nn.Identity()
             features = torch.stack([norm(h) for h in hidden[-self.layers :]]).mean(dim=0)
         pooled = self.pooled(features, tokens.padding_mask)
         streams = self.tokenizer.streams_per_sample
         if streams > 1:  # one sequence per channel: a sample's feature is their mean
             pooled = pooled.view(-1, streams, pooled.shape[-1]).mean(dim=1)
-        return EncoderOutput(features, pooled, tokens.padding_mask)
-
-
-class EncoderSource(BaseModel):
-    """Where a protocol's encoder comes from.
-
-    Args:
-        checkpoint: an ``anymae fit`` checkpoint, a folder written by ``anymae export``, or ``"latest"`` (the newest
-            checkpoint under ``./lightning_logs``).
-        random_init: the same shapes with fresh (MAE-initialised) weights instead of the pretrained ones.
-        seed: seed of the fresh weights.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    checkpoint: str
-    random_init: bool = False
-    seed: int = 0
+        return Features(features, pooled, tokens.padding_mask)
 
 
 def _is_pretraining(path: str) -> bool:
@@ -152,7 +135,7 @@ def _read_checkpoint(path: Path, map_location: Any) -> tuple[dict, dict[str, Ten
         from safetensors.torch import load_file
 
         config = yaml.safe_load((path / "config.yaml").read_text())
-        return config, load_file(path / "encoder.safetensors", device=str(map_location))
+        return upgrade_class_paths(config), load_file(path / "encoder.safetensors", device=str(map_location))
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # pickled components: refuse rather than run code from a file
@@ -164,7 +147,7 @@ def _read_checkpoint(path: Path, map_location: Any) -> tuple[dict, dict[str, Ten
     missing = [key for key in ("tokenizer", "encoder") if not isinstance(hparams.get(key), dict)]
     if missing:
         raise ValueError(f"{path} records no configuration for the {' and '.join(missing)}")
-    return hparams, checkpoint["state_dict"]
+    return upgrade_class_paths(hparams), checkpoint["state_dict"]
 
 
 def load_encoder(
@@ -192,7 +175,7 @@ def load_encoder(
         torch.manual_seed(seed)
         tokenizer = instantiate_component(config["tokenizer"], Tokenizer)
         encoder = instantiate_component(config["encoder"], Encoder)
-        encoder.build(tokenizer.token_dim, tokenizer.layout)
+        encoder.build(BuildContext(tokenizer.spec, encoder))
     module = PretrainedEncoder(tokenizer, encoder, pool, layers)
     if not random_init:
         prefixes = ("tokenizer.", "encoder.")

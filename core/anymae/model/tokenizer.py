@@ -1,40 +1,19 @@
 """Tokenizer interface: a raw batch in, a :class:`~anymae.model.types.TokenBatch` out (MAE's ``patchify``).
 
 A tokenizer is the only component that knows a modality's raw format. Plugins subclass :class:`Tokenizer`; the other
-parts see only its :attr:`~Tokenizer.spec` (a :class:`~anymae.model.types.TokenizerSpec`), never its class.
+parts see only its :attr:`~Tokenizer.spec` (a :class:`~anymae.model.specs.TokenizerSpec`), never its class. Grid
+tokenizers cut their raw grids with :func:`~anymae.patchify`.
 """
 
-import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 from torch import Tensor, nn
 
-from .types import LayoutSpec, TokenBatch, TokenizerSpec
+from .specs import INVERSE, RAW_VALUES, LayoutSpec, TokenizerSpec
+from .types import TokenBatch
 
-__all__ = ["Tokenizer", "patchify", "unpatchify"]
-
-
-def patchify(x: Tensor, patch: Sequence[int]) -> Tensor:
-    """Cut ``x`` ``[B, C, *sizes]`` into non-overlapping patches: ``[B, N, prod(patch) * C]``, patches row-major over
-    the grid ``sizes / patch``, each flattened as ``(*patch, C)`` (channel last, as MAE's ``patchify`` and VideoMAE's
-    ``b c (t p0) (h p1) (w p2) -> b (t h w) (p0 p1 p2 c)``). One reshape and one permute, for any rank."""
-    b, c, *sizes = x.shape
-    rank = len(patch)
-    if len(sizes) != rank or any(n % p for n, p in zip(sizes, patch, strict=True)):
-        raise ValueError(f"cannot cut {tuple(x.shape)} into {tuple(patch)} patches (sizes must be divisible)")
-    split = [d for n, p in zip(sizes, patch, strict=True) for d in (n // p, p)]
-    x = x.reshape(b, c, *split)
-    order = [0, *range(2, 2 + 2 * rank, 2), *range(3, 3 + 2 * rank, 2), 1]  # grid axes, patch axes, channel
-    return x.permute(order).reshape(b, math.prod(split[0::2]), math.prod(patch) * c)
-
-
-def unpatchify(tokens: Tensor, grid: Sequence[int], patch: Sequence[int], channels: int) -> Tensor:
-    """The inverse of :func:`patchify`: tokens ``[B, prod(grid), prod(patch) * C]`` -> ``[B, C, *(grid * patch)]``."""
-    b, rank = tokens.shape[0], len(grid)
-    x = tokens.reshape(b, *grid, *patch, channels)
-    order = [0, 1 + 2 * rank, *(d for i in range(rank) for d in (1 + i, 1 + rank + i))]
-    return x.permute(order).reshape(b, channels, *(g * p for g, p in zip(grid, patch, strict=True)))
+__all__ = ["Tokenizer"]
 
 
 class Tokenizer(nn.Module, ABC):
@@ -46,7 +25,7 @@ class Tokenizer(nn.Module, ABC):
 
     Attributes:
         token_dim: size ``D`` of each token vector (required).
-        layout: the static :class:`~anymae.model.types.LayoutSpec` of the output (required).
+        layout: the static :class:`~anymae.model.specs.LayoutSpec` of the output (required).
         channels: when tokens are raw values laid out channel-last (``(..., C)`` flattened, as MAE's ``patchify``),
             the number of channels ``C``; ``None`` when tokens are learned features (e.g. a PointNet embedding).
             Targets that predict the token values themselves need it (they declare ``raw_values``).
@@ -54,10 +33,10 @@ class Tokenizer(nn.Module, ABC):
             channel, folded into the batch dimension). Features pooled per sample average the streams.
         patch: for tokens that are raw-value patches of a dense grid, each patch's extent along every grid axis
             (``(p_h, p_w)`` for images, ``(t, p, p)`` for video tubelets), so that a target can rebuild the raw signal
-            from the tokens with :func:`unpatchify` (HOG, motion); ``None`` otherwise.
+            from the tokens with :func:`~anymae.unpatchify` (HOG, motion); ``None`` otherwise.
         provides: per-token data this tokenizer can compute besides the tokens, by name, with each value's shape
             per token (``{"neighborhoods": (group_size, 3)}``), or ``None`` for a property that carries no data.
-            A target or figure asks for names in its ``needs``; :meth:`forward` computes only those asked for.
+            A target or figure lists the names it needs in its ``needs``; :meth:`forward` computes only those.
     """
 
     token_dim: int
@@ -68,9 +47,9 @@ class Tokenizer(nn.Module, ABC):
     provides: Mapping[str, tuple[int, ...] | None] = {}
 
     @abstractmethod
-    def forward(self, batch: Mapping[str, Tensor], extras: frozenset[str] = frozenset()) -> TokenBatch:
+    def forward(self, batch: Mapping[str, Tensor], needs: frozenset[str] = frozenset()) -> TokenBatch:
         """Tokenize ``batch``: tokens ``[B, N, token_dim]``, their layout and padding mask, and in
-        ``TokenBatch.extras`` the names of ``extras`` (each ``[B, N, *provides[name]]``), and nothing else."""
+        ``TokenBatch.provided`` the names in ``needs`` (each ``[B, N, *provides[name]]``), and nothing else."""
 
     @abstractmethod
     def example_batch(self, batch_size: int = 2) -> dict[str, Tensor]:
@@ -86,13 +65,11 @@ class Tokenizer(nn.Module, ABC):
 
     @property
     def spec(self) -> TokenizerSpec:
-        """What the other parts may know of this tokenizer (see :class:`~anymae.model.types.TokenizerSpec`)."""
-        return TokenizerSpec(
-            name=type(self).__name__,
-            token_dim=self.token_dim,
-            layout=self.layout,
-            channels=self.channels,
-            patch=self.patch,
-            provides=dict(self.provides),
-            invertible=type(self).inverse is not Tokenizer.inverse,
-        )
+        """What the other parts may know of this tokenizer: its ``provides`` plus ``raw_values`` (when ``channels``
+        is set) and ``inverse`` (when it defines one)."""
+        provides = dict(self.provides)
+        if self.channels is not None:
+            provides[RAW_VALUES] = None
+        if type(self).inverse is not Tokenizer.inverse:
+            provides[INVERSE] = None
+        return TokenizerSpec(type(self).__name__, self.token_dim, self.layout, self.channels, provides, self.patch)

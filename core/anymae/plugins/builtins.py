@@ -55,8 +55,7 @@ def anymae_register(registry: Registry) -> None:
         SeparablePositionEmbedding,
         SinCosPositionEmbedding,
     )
-    from ..model.targets import PatchTarget, ProvidedTarget, WeightedTarget
-    from ..model.teacher import TeacherFeatureTarget
+    from ..model.targets import PatchTarget, ProvidedTarget, TeacherFeatureTarget, WeightedTarget
 
     registry.add(
         RandomMasker,

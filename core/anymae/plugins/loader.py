@@ -6,7 +6,8 @@ and the others still load. ``ANYMAE_DISABLE_PLUGINS=name1,name2`` blocks plugins
 ``strict=True``) turns any plugin failure into an error, as our CI runs.
 
 A plugin that failed or is disabled is *blocked*: :meth:`Plugins.blocking` tells the plugin a module belongs to, and
-the CLI refuses any class path into its packages (:mod:`anymae.plugins.resolution`), whichever way a config names the class.
+the CLI refuses any class path into its packages (:mod:`anymae.plugins.resolution`), whichever way a config names
+the class.
 """
 
 from __future__ import annotations
@@ -38,9 +39,9 @@ __all__ = [
 
 ENTRY_POINT_GROUP = "anymae"
 #: The plugin API this core provides. A plugin module declares the one it was written for as
-#: ``ANYMAE_PLUGIN_API = 2``; the core refuses a plugin built for another. Raised only on incompatible changes to
+#: ``ANYMAE_PLUGIN_API = 3``; the core refuses a plugin built for another. Raised only on incompatible changes to
 #: the hooks, the registry or the component interfaces.
-PLUGIN_API_VERSION = 2
+PLUGIN_API_VERSION = 3
 #: What changed at each plugin API version, told to the author of a plugin written for an older one.
 API_CHANGES: dict[int, str] = {
     2: (
@@ -48,6 +49,19 @@ API_CHANGES: dict[int, str] = {
         "`provides`; targets bind(TokenizerSpec) and declare `needs` (no isinstance checks on tokenizers); "
         "TokenBatch.aux is TokenBatch.extras; register with registry.add(*classes); file data modules build on "
         "anymae.DataModule / anymae.FolderDataModule (see docs/writing-a-plugin.md)"
+    ),
+    3: (
+        "every part builds once from a BuildContext: Target.bind(spec) and Target.build(encoder_dim) are "
+        "Target.build(ctx) (ctx.tokens is the tokenizer's spec, ctx.encoder.embed_dim the encoder's width), as are "
+        "Encoder/Decoder/Masker.build(ctx) (Masker.check_layout is called by its build) / "
+        "tokenizers: forward(batch, needs), TokenBatch(provided=...) and tokens.provided (were extras); "
+        "TokenizerSpec.offers is TokenizerSpec.provides and TokenizerSpec.require is to_compute / "
+        "maskers: scores() is noise(), forward(tokens, generator, noise) takes no context (the encoder and the "
+        "training progress come with build(ctx)), auxiliary_loss(MaskFeedback) is feedback(step), `learns` is gone / "
+        "targets: score(batch, tokens, mask, pred, target, visible) is loss(step) (an anymae.Step), scores = "
+        "'visible' is predicted_by = 'encoder' / encoders: forward(tokens, mask=None, layers=False) returns an "
+        "anymae.EncoderOutput (forward_masked and forward_layers are gone); decoders: forward(encoded, tokens, mask) "
+        "/ figures call module(batch, needs=...) (see docs/writing-a-plugin.md, 'Porting from API 2')"
     ),
 }
 API_ATTRIBUTE = "ANYMAE_PLUGIN_API"

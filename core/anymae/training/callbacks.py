@@ -55,7 +55,7 @@ class PeriodicFigure(pl.Callback):
         drawings: what the figure can draw: for each kind of prediction (a target's ``predicts``), the names the
             tokenizer must offer (``{"raw_values": {"inverse"}}`` for a figure that shows reconstructions through
             the tokenizer's inverse). The names it needs that the tokenizer computes are passed to the model's
-            forward when drawing (:attr:`extras`).
+            forward when drawing (:attr:`needs`).
 
     Args:
         every_n_epochs: period in epochs (0: only at the end of fit).
@@ -72,13 +72,13 @@ class PeriodicFigure(pl.Callback):
         self.every_n_epochs, self.count, self.seed = every_n_epochs, count, seed
         self._batch: dict[str, Tensor] | None = None
         self.last_path: Path | None = None
-        self.extras: frozenset[str] = frozenset()
+        self.needs: frozenset[str] = frozenset()
 
     @abstractmethod
     def draw(
         self, module: MaskedAutoencoder, batch: Mapping[str, Tensor], generator: torch.Generator, path: Path
     ) -> Path:
-        """Run ``module`` on ``batch`` (in eval mode, masking from ``generator``; pass ``extras=self.extras``) and
+        """Run ``module`` on ``batch`` (in eval mode, masking from ``generator``; pass ``needs=self.needs``) and
         save the figure to ``path``."""
 
     def check(self, module: MaskedAutoencoder) -> None:
@@ -91,7 +91,7 @@ class PeriodicFigure(pl.Callback):
                 f"trainer.callbacks: {name} draws predictions of {', '.join(sorted(self.drawings))}; "
                 f"{type(target).__name__} predicts {predicts or 'nothing a figure can draw'}"
             )
-        self.extras = spec.require(self.drawings[predicts], "trainer.callbacks", name, f" to draw {predicts}")
+        self.needs = spec.to_compute(self.drawings[predicts], "trainer.callbacks", name, f" to draw {predicts}")
 
     def setup(self, trainer: pl.Trainer, pl_module: MaskedAutoencoder, stage: str) -> None:
         self.check(pl_module)

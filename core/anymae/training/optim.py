@@ -14,12 +14,13 @@ from collections.abc import Iterable
 from functools import partial
 from typing import Annotated, Any
 
+import lightning.pytorch as pl
 import torch
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt
 
 from ..config import ConfigError
 
-__all__ = ["MAEAdamW", "WarmupCosine", "fusable"]
+__all__ = ["MAEAdamW", "WarmupCosine", "configure_mae_optimizer", "decay_groups", "fusable"]
 
 LOW_PRECISION = (torch.bfloat16, torch.float16)
 
@@ -151,3 +152,36 @@ class WarmupCosine(BaseModel):
         bases = [group["lr"] / group.get("lr_scale", 1.0) for group in optimizer.param_groups]
         lambdas = [partial(self.factor, warmup_steps=warmup, total_steps=total_steps, base_lr=b) for b in bases]
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
+
+
+def decay_groups(named_parameters: Iterable[tuple[str, torch.nn.Parameter]]) -> list[dict[str, Any]]:
+    """MAE's rule (timm's ``add_weight_decay``): no decay on 1-D parameters (norms) and biases. The other group takes
+    the optimizer's own ``weight_decay``, so the YAML value stays the one that counts (timm's
+    ``param_groups_weight_decay`` would hard-code the value into the group)."""
+    decay, no_decay = [], []
+    for name, param in named_parameters:
+        if param.requires_grad:
+            (no_decay if param.ndim <= 1 or name.endswith(".bias") else decay).append(param)
+    return [{"params": no_decay, "weight_decay": 0.0}, {"params": decay}]
+
+
+def configure_mae_optimizer(
+    module: pl.LightningModule, optimizer: torch.optim.Optimizer, schedule: WarmupCosine, blr: float | None
+) -> dict[str, Any]:
+    """``configure_optimizers``' answer for MAE's recipe: with ``blr``, MAE's linear scaling rule ``lr = blr x
+    effective batch / 256`` (ranks x batch per rank x gradient accumulation), and the per-step warm-up + cosine
+    ``schedule``."""
+    trainer = module.trainer
+    total = int(trainer.estimated_stepping_batches)  # also sets up the data, so the loader below is known
+    if blr is not None:
+        loader = trainer.train_dataloader
+        batch = getattr(loader, "batch_size", None) or getattr(getattr(loader, "batch_sampler", None), "batch_size", 1)
+        effective = trainer.world_size * int(batch) * trainer.accumulate_grad_batches
+        for group in optimizer.param_groups:
+            group["lr"] = blr * effective / 256
+        if trainer.is_global_zero:
+            print(f"lr = blr {blr:g} x effective batch {effective} / 256 = {blr * effective / 256:g}")
+    batches = trainer.num_training_batches
+    steps_per_epoch = batches / trainer.accumulate_grad_batches if math.isfinite(batches) else None
+    scheduler = schedule.scheduler(optimizer, total, steps_per_epoch)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

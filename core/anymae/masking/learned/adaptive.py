@@ -11,15 +11,10 @@ from pydantic import Field, PositiveInt
 from torch import Tensor, nn
 
 from ...config import ConfigError, validated
-from ...model.encoder import Encoder, all_ids, init_mae_weights, key_padding_mask
-from ...model.layers import transformer_block
+from ...model.layers import init_mae_weights, key_padding_mask, transformer_block
 from ...model.position import default_position_embedding
-from ...model.types import MaskSpec, TokenBatch, TokenizerSpec
-from ..base import (
-    MaskContext,
-    MaskFeedback,
-    counted_tokens,
-)
+from ...model.specs import BuildContext
+from ...model.types import MaskSpec, Step, TokenBatch
 from ..random import RandomMasker
 
 __all__ = ["AdaptiveMasker"]
@@ -39,8 +34,8 @@ class AdaptiveMasker(RandomMasker):
 
     Differences from AdaMAE: the sampling network has its own token embedding (AdaMAE shares the encoder's patch
     embedding) and takes the layout's default position embedding (fixed sin-cos on grids; AdaMAE learns a
-    zero-initialised table), so it serves any layout. Once built, the mask comes from the network with or without a
-    :class:`~anymae.masking.base.MaskContext` (it needs only the tokens); before :meth:`build` it is uniform random.
+    zero-initialised table), so it serves any layout. Once built, the mask comes from the network (it needs only the
+    tokens); before :meth:`build` it is uniform random.
     With ``noise`` given, the noise chooses the visible tokens (the network's log-probabilities still feed the
     sampling loss).
 
@@ -51,8 +46,6 @@ class AdaptiveMasker(RandomMasker):
         num_heads: attention heads of its block (8 in AdaMAE); must divide ``dim``.
         loss_weight: weight of the sampling loss (AdaMAE's lambda: 1e-4).
     """
-
-    learns = True
 
     @validated
     def __init__(
@@ -71,10 +64,11 @@ class AdaptiveMasker(RandomMasker):
         self.pos_embed: nn.Module | None = None
         self.block: nn.Module | None = None
         self.head: nn.Linear | None = None
-        self._log_probs: Tensor | None = None  # this step's log-probabilities, for auxiliary_loss
+        self._log_probs: Tensor | None = None  # this step's log-probabilities, for feedback
 
-    def build(self, encoder: Encoder, tokens: TokenizerSpec) -> None:
-        dim = self.dim or encoder.embed_dim
+    def build(self, ctx: BuildContext) -> None:
+        super().build(ctx)
+        tokens, dim = ctx.tokens, self.dim or ctx.encoder.embed_dim
         if dim % self.num_heads:
             raise ConfigError(
                 f"AdaptiveMasker: the sampling network's width {dim} (the encoder's embed_dim unless dim is set) must "
@@ -91,7 +85,7 @@ class AdaptiveMasker(RandomMasker):
     def log_probs(self, tokens: TokenBatch) -> Tensor:
         """``[B, N]`` float32 log-probabilities of the sampling network (``-inf`` at padding)."""
         x = self.embed(tokens.tokens)
-        x = x + self.pos_embed(tokens, all_ids(tokens)).to(x.dtype)
+        x = x + self.pos_embed(tokens, tokens.all_ids()).to(x.dtype)
         x = self.block(x, attn_mask=key_padding_mask(tokens.padding_mask, 0))
         logits = torch.nan_to_num(self.head(x).squeeze(-1).float())  # AdaMAE's nan_to_num
         if tokens.padding_mask is not None:
@@ -99,11 +93,7 @@ class AdaptiveMasker(RandomMasker):
         return logits.log_softmax(dim=-1)
 
     def forward(
-        self,
-        tokens: TokenBatch,
-        generator: torch.Generator | None = None,
-        noise: Tensor | None = None,
-        context: MaskContext | None = None,
+        self, tokens: TokenBatch, generator: torch.Generator | None = None, noise: Tensor | None = None
     ) -> MaskSpec:
         self._log_probs = None
         if self.head is None:  # not built: no network yet
@@ -123,13 +113,13 @@ class AdaptiveMasker(RandomMasker):
         order = torch.argsort(hidden, dim=1, stable=True)
         return MaskSpec.from_order(order, keep, tokens.padding_mask)
 
-    def auxiliary_loss(self, feedback: MaskFeedback) -> dict[str, Tensor]:
+    def feedback(self, step: Step) -> dict[str, Tensor]:
         log_probs, self._log_probs = self._log_probs, None
         if log_probs is None:
             return {}
-        mask = feedback.mask
-        counted = counted_tokens(mask).float()
+        mask = step.mask
+        counted = mask.counted.float()
         chosen = torch.gather(log_probs, 1, mask.ids_decode).masked_fill(counted == 0, 0.0)
-        reward = feedback.token_loss.detach().float()
+        reward = step.token_loss.detach().float()
         loss = -(chosen * reward * counted).sum() / counted.sum().clamp(min=1)
         return {"sampling": loss * self.loss_weight}

@@ -10,16 +10,12 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from ...config import ConfigError, validated
-from ...model.encoder import Encoder, all_ids
-from ...model.types import MaskSpec, TokenBatch, TokenizerSpec
-from ..base import (
-    MaskContext,
-    ema_update,
-    frozen_copy,
-    real_token_count,
-    uniform,
-)
+from ...model.encoder import Encoder
+from ...model.specs import BuildContext
+from ...model.types import MaskSpec, TokenBatch
+from ..base import real_token_count, uniform
 from ..random import RandomMasker
+from .ema import ema_update, frozen_copy
 
 __all__ = ["AttentionMasker"]
 
@@ -34,9 +30,8 @@ class AttentionMasker(RandomMasker):
 
     Differences from AttMask: AttMask (on iBOT) draws the mask ratio per batch from U(0.1, 0.5) and masks only half of
     the images; here every sample hides ``mask_ratio`` of its tokens, the same count in every sample, as every masker
-    of the library. The encoder needs a class token (refused at build otherwise). Without a
-    :class:`~anymae.masking.base.MaskContext`, or before :meth:`build`, it masks uniformly at random. Nothing is
-    learned from feedback.
+    of the library. The encoder needs a class token (refused at build otherwise). Before :meth:`build` it masks
+    uniformly at random. Nothing is learned from feedback.
 
     Args:
         mask_ratio: fraction of tokens hidden (0.75, MAE's).
@@ -60,9 +55,11 @@ class AttentionMasker(RandomMasker):
         super().__init__(mask_ratio)
         self.mask_ratio, self.mode, self.show_max, self.ema = mask_ratio, mode, show_max, ema
         self.ema_encoder: nn.Module | None = None
-        self.built = False
+        self.online: Encoder | None = None  # the model's encoder, once built
 
-    def build(self, encoder: Encoder, tokens: TokenizerSpec) -> None:
+    def build(self, ctx: BuildContext) -> None:
+        super().build(ctx)
+        encoder = ctx.encoder
         if encoder.num_prefix_tokens == 0:
             raise ConfigError(
                 f"AttentionMasker reads the class token's attention, but {type(encoder).__name__} has no class token "
@@ -70,7 +67,7 @@ class AttentionMasker(RandomMasker):
             )
         if self.ema > 0:
             self.ema_encoder = frozen_copy(encoder)
-        self.built = True
+        self.__dict__["online"] = encoder  # the model's own: not a submodule of the masker (not in its state)
 
     def train(self, mode: bool = True) -> "AttentionMasker":
         super().train(mode)
@@ -79,30 +76,26 @@ class AttentionMasker(RandomMasker):
         return self
 
     @torch.no_grad()
-    def attention(self, tokens: TokenBatch, context: MaskContext) -> Tensor:
+    def attention(self, tokens: TokenBatch) -> Tensor:
         """``[B, N]`` float32 class-token attention of the scoring encoder, ``-inf`` at padding."""
-        encoder = self.ema_encoder if self.ema > 0 else context.encoder
+        encoder = self.ema_encoder if self.ema > 0 else self.online
         attention = encoder.class_attention(tokens).float()
         if tokens.padding_mask is not None:
             attention = attention.masked_fill(tokens.padding_mask, float("-inf"))
         return attention
 
     def forward(
-        self,
-        tokens: TokenBatch,
-        generator: torch.Generator | None = None,
-        noise: Tensor | None = None,
-        context: MaskContext | None = None,
+        self, tokens: TokenBatch, generator: torch.Generator | None = None, noise: Tensor | None = None
     ) -> MaskSpec:
-        if context is None or not self.built or noise is not None:
+        if self.online is None or noise is not None:
             return super().forward(tokens, generator, noise)
-        if context.training and self.ema > 0:
-            ema_update(self.ema_encoder, context.encoder, self.ema)
-        attention = self.attention(tokens, context)
+        if self.training and torch.is_grad_enabled() and self.ema > 0:
+            ema_update(self.ema_encoder, self.online, self.ema)
+        attention = self.attention(tokens)
         b, n = attention.shape
         # rank 0 for the most attended: the lowest scores (the least attended) stay visible
         order = attention.argsort(dim=1, descending=True)
-        rank = torch.empty_like(order).scatter_(1, order, all_ids(tokens).contiguous())
+        rank = torch.empty_like(order).scatter_(1, order, tokens.all_ids().contiguous())
         scores = 1 - (rank.float() + 1) / n  # in [0, 1): the most attended highest
         if self.mode == "hints":
             real = real_token_count(tokens)

@@ -3,6 +3,7 @@ tokens the model finds hard, and a growing share of the hidden tokens (easy to h
 the library's masking rules (:mod:`anymae.masking.base`); without a model it masks uniformly at random.
 """
 
+from dataclasses import replace
 from typing import Annotated
 
 import torch
@@ -12,18 +13,11 @@ from torch import Tensor, nn
 
 from ...config import ConfigError, validated
 from ...model.decoders import MAEDecoder
-from ...model.encoder import Encoder, all_ids
-from ...model.types import MaskSpec, TokenBatch, TokenizerSpec
-from ..base import (
-    MaskContext,
-    MaskFeedback,
-    counted_tokens,
-    ema_update,
-    frozen_copy,
-    real_token_count,
-    uniform,
-)
+from ...model.specs import BuildContext
+from ...model.types import MaskSpec, Step, TokenBatch
+from ..base import real_token_count, uniform
 from ..random import RandomMasker
+from .ema import ema_update, frozen_copy
 
 __all__ = ["HardPatchesMasker", "ranking_loss", "standardised_loss"]
 
@@ -31,7 +25,7 @@ __all__ = ["HardPatchesMasker", "ranking_loss", "standardised_loss"]
 def decode_everything(tokens: TokenBatch) -> MaskSpec:
     """A :class:`MaskSpec` that decodes every token, for a decoder run in its full mode on latents of every token
     (only ``ids_decode`` is read there). It hides everything, so it is not a mask the encoder could be run with."""
-    ids = all_ids(tokens)
+    ids = tokens.all_ids()
     hidden = torch.ones(ids.shape, dtype=torch.bool, device=ids.device)
     valid = None if tokens.padding_mask is None else ~tokens.padding_mask
     return MaskSpec(ids[:, :0], ids, ids, hidden, ids, valid)
@@ -84,7 +78,7 @@ class HardPatchesMasker(RandomMasker):
     hidden tokens rise from none to ``hard_ratio`` over training (HPM's easy-to-hard schedule, ``(epoch + 1) / E *
     0.5``). Padding is never counted as hard and never visible.
 
-    Without a :class:`~anymae.masking.base.MaskContext`, or before :meth:`build`, it masks uniformly at random.
+    Before :meth:`build` it masks uniformly at random.
 
     Args:
         mask_ratio: fraction of tokens hidden (MAE's 0.75, as HPM).
@@ -97,8 +91,6 @@ class HardPatchesMasker(RandomMasker):
         relative: train the predictor on the order of the losses within each sample (pairwise BCE, HPM's default);
             else on the losses standardised per sample (squared error).
     """
-
-    learns = True
 
     @validated
     def __init__(
@@ -123,10 +115,14 @@ class HardPatchesMasker(RandomMasker):
         self.predictor: nn.Module | None = None
         self.ema_encoder: nn.Module | None = None
         self.ema_predictor: nn.Module | None = None
+        self.ctx: BuildContext | None = None  # the model's encoder and training progress, once built
 
-    def build(self, encoder: Encoder, tokens: TokenizerSpec) -> None:
+    def build(self, ctx: BuildContext) -> None:
+        super().build(ctx)
+        encoder = ctx.encoder
         self.predictor = MAEDecoder(self.predictor_dim, self.predictor_depth, self.predictor_heads)
-        self.predictor.build(encoder.embed_dim, 1, tokens.layout)
+        self.predictor.build(replace(ctx, target_dim=1))
+        self.ctx = ctx
         if self.ema > 0:
             self.ema_encoder = frozen_copy(encoder)
             self.ema_predictor = frozen_copy(self.predictor)
@@ -139,45 +135,38 @@ class HardPatchesMasker(RandomMasker):
         return self
 
     @torch.no_grad()
-    def predicted_loss(self, tokens: TokenBatch, context: MaskContext) -> Tensor:
+    def predicted_loss(self, tokens: TokenBatch) -> Tensor:
         """``[B, N]`` float32: each token's loss as the scoring copies predict it with every token visible, ``-inf``
         at padding."""
-        encoder = self.ema_encoder if self.ema > 0 else context.encoder
+        encoder = self.ema_encoder if self.ema > 0 else self.ctx.encoder
         predictor = self.ema_predictor if self.ema > 0 else self.predictor
-        latent = encoder(tokens)  # every token visible
-        pred = predictor(latent, tokens, decode_everything(tokens), encoder.num_prefix_tokens)
+        pred = predictor(encoder(tokens), tokens, decode_everything(tokens))  # every token visible
         pred = pred.squeeze(-1).float()
         if tokens.padding_mask is not None:
             pred = pred.masked_fill(tokens.padding_mask, float("-inf"))
         return pred
 
     def forward(
-        self,
-        tokens: TokenBatch,
-        generator: torch.Generator | None = None,
-        noise: Tensor | None = None,
-        context: MaskContext | None = None,
+        self, tokens: TokenBatch, generator: torch.Generator | None = None, noise: Tensor | None = None
     ) -> MaskSpec:
-        if context is None or self.predictor is None or noise is not None:
+        if self.ctx is None or noise is not None:
             return super().forward(tokens, generator, noise)
-        if context.training and self.ema > 0:
-            ema_update(self.ema_encoder, context.encoder, self.ema)
+        if self.training and torch.is_grad_enabled() and self.ema > 0:
+            ema_update(self.ema_encoder, self.ctx.encoder, self.ema)
             ema_update(self.ema_predictor, self.predictor, self.ema)
         keep = self.num_visible(tokens)
         hidden = real_token_count(tokens) - keep
-        num_hard = int(hidden * self.hard_ratio * context.progress)
+        num_hard = int(hidden * self.hard_ratio * self.ctx.progress())
         scores = uniform(tokens.tokens.shape[:2], tokens, generator)
         if num_hard > 0:
-            hardest = self.predicted_loss(tokens, context).topk(num_hard, dim=1).indices
+            hardest = self.predicted_loss(tokens).topk(num_hard, dim=1).indices
             # the hardest score in [1, 2): after every other real token, so they are hidden
             scores = scores.scatter_add(1, hardest, torch.ones_like(hardest, dtype=scores.dtype))
         return super().forward(tokens, generator, scores)
 
-    def auxiliary_loss(self, feedback: MaskFeedback) -> dict[str, Tensor]:
+    def feedback(self, step: Step) -> dict[str, Tensor]:
         if self.predictor is None:
             return {}
-        mask = feedback.mask
-        pred = self.predictor(feedback.latent, feedback.tokens, mask, feedback.num_prefix_tokens).squeeze(-1)
-        counted = counted_tokens(mask)
+        pred = self.predictor(step.encoded, step.tokens, step.mask).squeeze(-1)
         loss_fn = ranking_loss if self.relative else standardised_loss
-        return {"predictor": loss_fn(pred, feedback.token_loss, counted)}
+        return {"predictor": loss_fn(pred, step.token_loss, step.mask.counted)}

@@ -2,7 +2,7 @@
 
 import anymae
 
-ANYMAE_PLUGIN_API = 2  # the anymae plugin API this plugin is written for
+ANYMAE_PLUGIN_API = 3  # the anymae plugin API this plugin is written for
 
 
 @anymae.hookimpl

@@ -19,7 +19,8 @@ class BaseClassTarget(anymae.Target):
         super().__init__()
         self.bases = 4
 
-    def bind(self, tokens: anymae.TokenizerSpec) -> None:
+    def build(self, ctx: anymae.BuildContext) -> None:
+        tokens = ctx.tokens
         if tokens.channels != self.bases:
             raise anymae.ConfigError(
                 f"BaseClassTarget needs one-hot bases (4 channels); {tokens.name} has {tokens.channels}"

@@ -26,10 +26,10 @@ class DNAKmerTokenizer(anymae.Tokenizer):
             raise anymae.ConfigError(f"DNAKmerTokenizer.length {length} is not a multiple of k={k}")
         self.length, self.k = length, k
         self.token_dim = k * BASES
-        self.channels = BASES  # tokens are raw values, channel (base) last: offers "raw_values"
+        self.channels = BASES  # tokens are raw values, channel (base) last: provides "raw_values"
         self.layout = anymae.LayoutSpec(kind="grid", rank=1, shape=(length // k,))
 
-    def forward(self, batch: Mapping[str, Tensor], extras: frozenset[str] = frozenset()) -> anymae.TokenBatch:
+    def forward(self, batch: Mapping[str, Tensor], needs: frozenset[str] = frozenset()) -> anymae.TokenBatch:
         sequence = batch["sequence"]
         b, length = sequence.shape
         one_hot = torch.nn.functional.one_hot(sequence.long(), BASES).float()  # [B, L, 4]

@@ -65,7 +65,7 @@ class SpectrogramPatchTokenizer(Tokenizer):
         p, s = self.patch_size, self.stride
         return ((size[0] - p) // s + 1, (size[1] - p) // s + 1)
 
-    def forward(self, batch: Mapping[str, Tensor], extras: frozenset[str] = frozenset()) -> TokenBatch:
+    def forward(self, batch: Mapping[str, Tensor], needs: frozenset[str] = frozenset()) -> TokenBatch:
         x = batch[self.key]
         if x.dim() != 4 or x.shape[1] != 1:
             raise ValueError(f"expected fbank [B, 1, T, F] under {self.key!r}, got {tuple(x.shape)}")

@@ -24,11 +24,11 @@ from torch import Tensor
 
 from anymae import (
     RAW_VALUES,
+    BuildContext,
     ConfigError,
     MaskSpec,
     Target,
     TokenBatch,
-    TokenizerSpec,
     gather_tokens,
     unpatchify,
     validated,
@@ -103,7 +103,8 @@ class HOGTarget(Target):
         self.patch: tuple[int, ...] = ()
         self.channels = 0
 
-    def bind(self, tokens: TokenizerSpec) -> None:
+    def build(self, ctx: BuildContext) -> None:
+        tokens = ctx.tokens
         patch = tokens.patch
         if patch is None or len(patch) not in (2, 3) or tokens.layout.rank != len(patch):
             raise ConfigError(

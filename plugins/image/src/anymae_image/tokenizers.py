@@ -11,7 +11,7 @@ import torch
 from pydantic import PositiveInt
 from torch import Tensor
 
-from anymae import ConfigError, GridLayout, LayoutSpec, TokenBatch, Tokenizer, validated
+from anymae import ConfigError, GridLayout, LayoutSpec, TokenBatch, Tokenizer, patchify, unpatchify, validated
 
 __all__ = ["ImagePatchTokenizer"]
 
@@ -55,22 +55,14 @@ class ImagePatchTokenizer(Tokenizer):
         self.token_dim = ph * pw * in_chans
         self.layout = LayoutSpec(kind="grid", rank=2, shape=(h // ph, w // pw))
 
-    def patchify(self, images: Tensor) -> Tensor:
-        """``[B, C, H, W]`` -> ``[B, (H/p_h) * (W/p_w), p_h * p_w * C]``, patches row-major."""
+    def forward(self, batch: Mapping[str, Tensor], needs: frozenset[str] = frozenset()) -> TokenBatch:
+        images = batch[self.key]
         if images.dim() != 4 or images.shape[1] != self.in_chans:
             raise ValueError(f"expected images [B, {self.in_chans}, H, W], got {tuple(images.shape)}")
-        b, c, h, w = images.shape
-        ph, pw = self.patch_size
+        (ph, pw), (h, w) = self.patch_size, images.shape[-2:]
         if h % ph or w % pw:
             raise ValueError(f"image size {h}x{w} is not divisible by the patch size {ph}x{pw}")
-        x = images.reshape(b, c, h // ph, ph, w // pw, pw)
-        return x.permute(0, 2, 4, 3, 5, 1).reshape(b, (h // ph) * (w // pw), ph * pw * c)
-
-    def forward(self, batch: Mapping[str, Tensor], extras: frozenset[str] = frozenset()) -> TokenBatch:
-        images = batch[self.key]
-        ph, pw = self.patch_size
-        grid = (images.shape[-2] // ph, images.shape[-1] // pw)
-        return TokenBatch(self.patchify(images), GridLayout(grid))
+        return TokenBatch(patchify(images, self.patch_size), GridLayout((h // ph, w // pw)))
 
     def example_batch(self, batch_size: int = 2) -> dict[str, Tensor]:
         """Random images of the nominal size."""
@@ -79,8 +71,4 @@ class ImagePatchTokenizer(Tokenizer):
 
     def inverse(self, tokens: TokenBatch) -> Tensor:
         """Tokens ``[B, N, p_h * p_w * C]`` on a ``(gh, gw)`` grid -> images ``[B, C, gh * p_h, gw * p_w]``."""
-        gh, gw = tokens.layout.shape
-        ph, pw = self.patch_size
-        b = tokens.tokens.shape[0]
-        x = tokens.tokens.reshape(b, gh, gw, ph, pw, self.in_chans)
-        return x.permute(0, 5, 1, 3, 2, 4).reshape(b, self.in_chans, gh * ph, gw * pw)
+        return unpatchify(tokens.tokens, tokens.layout.shape, self.patch_size, self.in_chans)

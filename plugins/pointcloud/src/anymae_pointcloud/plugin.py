@@ -3,7 +3,7 @@ imported only when data is read."""
 
 import anymae
 
-ANYMAE_PLUGIN_API = 2  # the anymae plugin API this module is written for
+ANYMAE_PLUGIN_API = 3  # the anymae plugin API this module is written for
 
 
 @anymae.hookimpl

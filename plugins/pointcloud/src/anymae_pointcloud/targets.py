@@ -20,11 +20,11 @@ from torch import Tensor
 
 from anymae import (
     RAW_VALUES,
+    BuildContext,
     MaskSpec,
     ProvidedTarget,
     Target,
     TokenBatch,
-    TokenizerSpec,
     gather_tokens,
     validated,
 )
@@ -103,9 +103,9 @@ class OccupancyTarget(Target):
         self.needs = frozenset({RAW_VALUES, "counts"} if mode == "counts" else {RAW_VALUES})
         self.counts_in = False
 
-    def bind(self, tokens: TokenizerSpec) -> None:
-        self.counts_in = "counts" in tokens.provides
-        self.dim_per_token = tokens.token_dim
+    def build(self, ctx: BuildContext) -> None:
+        self.counts_in = "counts" in ctx.tokens.provides
+        self.dim_per_token = ctx.tokens.token_dim
 
     def forward(self, batch: Mapping[str, Tensor], tokens: TokenBatch, mask: MaskSpec) -> Tensor:
         values = gather_tokens(tokens.tokens, mask.ids_decode)

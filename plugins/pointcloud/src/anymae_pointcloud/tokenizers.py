@@ -102,13 +102,13 @@ class PointGroupTokenizer(Tokenizer):
         neighbourhoods = gather_points(points, index) - centres.unsqueeze(2)
         return centres, neighbourhoods, index
 
-    def forward(self, batch: Mapping[str, Tensor], extras: frozenset[str] = frozenset()) -> TokenBatch:
+    def forward(self, batch: Mapping[str, Tensor], needs: frozenset[str] = frozenset()) -> TokenBatch:
         points = batch[self.key].float()
         centres, neighbourhoods, index = self.group(points)
         computed = {}
-        if "neighborhoods" in extras:
+        if "neighborhoods" in needs:
             computed["neighborhoods"] = neighbourhoods
-        if "neighbor_normals" in extras:
+        if "neighbor_normals" in needs:
             if self.normals_key not in batch:
                 raise ConfigError(
                     f"PointGroupTokenizer: neighbor_normals needs the batch entry {self.normals_key!r} [B, N, 4] "
@@ -116,7 +116,7 @@ class PointGroupTokenizer(Tokenizer):
                     "(ShapesDataModule or PointCloudFolderDataModule: normals: true)"
                 )
             computed["neighbor_normals"] = gather_points(batch[self.normals_key].float(), index)
-        return TokenBatch(self.embed(neighbourhoods), PointLayout(centres), extras=computed)
+        return TokenBatch(self.embed(neighbourhoods), PointLayout(centres), provided=computed)
 
 
 class VoxelPatchTokenizer(Tokenizer):
@@ -171,14 +171,14 @@ class VoxelPatchTokenizer(Tokenizer):
         x = x.movedim((-6, -4, -2), (-4, -3, -2))  # [..., s, s, s, p, p, p, C]
         return x.reshape(*lead, s**3, p**3, grid.shape[-1])
 
-    def forward(self, batch: Mapping[str, Tensor], extras: frozenset[str] = frozenset()) -> TokenBatch:
+    def forward(self, batch: Mapping[str, Tensor], needs: frozenset[str] = frozenset()) -> TokenBatch:
         grid = self.voxelize(batch[self.key])
         values = grid.log1p() if self.counts else (grid > 0).float()
         tokens = self._patches(values.unsqueeze(-1)).squeeze(-1)
         computed = {}
-        if "voxel_centers" in extras:
+        if "voxel_centers" in needs:
             axis = (torch.arange(self.grid_size, device=tokens.device) + 0.5) / self.grid_size * 2 - 1
             centres = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1)  # [S, S, S, 3]
             computed["voxel_centers"] = self._patches(centres).expand(tokens.shape[0], -1, -1, -1)
         s = self.grid_size // self.patch_size
-        return TokenBatch(tokens, GridLayout((s, s, s)), extras=computed)
+        return TokenBatch(tokens, GridLayout((s, s, s)), provided=computed)

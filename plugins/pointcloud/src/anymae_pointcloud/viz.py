@@ -62,14 +62,14 @@ class PointCloudGrid(PeriodicFigure):
     def rows(
         self, module: MaskedAutoencoder, batch: dict[str, Tensor], generator: torch.Generator
     ) -> list[dict[str, Tensor]]:
-        out = module(batch, generator=generator, extras=self.extras)
+        out = module(batch, generator=generator, needs=self.needs)
         if module.target.predicts == "neighborhoods":
             return self._group_rows(out)
         return self._voxel_rows(module, out)
 
     @staticmethod
     def _group_rows(out: MAEOutput) -> list[dict[str, Tensor]]:
-        centres, groups = out.tokens.layout.coords, out.tokens.extras["neighborhoods"]
+        centres, groups = out.tokens.layout.coords, out.tokens.provided["neighborhoods"]
         absolute = groups + centres.unsqueeze(2)  # [B, G, k, 3]
         visible = gather_tokens(absolute.flatten(2), out.mask.ids_keep).unflatten(-1, (-1, 3))
         hidden_centres = gather_tokens(centres, out.mask.ids_decode)
@@ -88,7 +88,7 @@ class PointCloudGrid(PeriodicFigure):
     def _voxel_rows(module: MaskedAutoencoder, out: MAEOutput) -> list[dict[str, Tensor]]:
         """Centres of the occupied voxels: of the input, of the visible patches, and predicted in hidden ones."""
         tokens, spec = out.tokens, out.mask
-        values, centres = tokens.tokens, tokens.extras["voxel_centers"]  # [B, N, V], [B, N, V, 3]
+        values, centres = tokens.tokens, tokens.provided["voxel_centers"]  # [B, N, V], [B, N, V, 3]
         occupied_value = values[values > 0].min() if bool((values > 0).any()) else values.new_tensor(1.0)
         predicted = module.target.to_tokens(out.pred, tokens, spec).float()
         decoded = torch.zeros_like(values, dtype=torch.bool).scatter(

@@ -45,7 +45,7 @@ class ForecastMasker(Masker):
             raise ValueError(f"ForecastMasker: a series has {shortest + self.horizon} patches, not more than horizon")
         return shortest if self.context is None else min(self.context, shortest)
 
-    def scores(self, tokens: TokenBatch, generator: torch.Generator | None) -> Tensor:
+    def noise(self, tokens: TokenBatch, generator: torch.Generator | None) -> Tensor:
         """0 for the latest context patch, rising into the past; the horizon above every context patch."""
         lengths = self._lengths(tokens)[:, None]
         position = torch.arange(tokens.num_tokens, device=tokens.tokens.device)[None, :]

@@ -9,7 +9,7 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from anymae import RAW_VALUES, MaskSpec, Target, TokenBatch, TokenizerSpec, gather_tokens, validated
+from anymae import RAW_VALUES, BuildContext, MaskSpec, Target, TokenBatch, gather_tokens, validated
 
 __all__ = ["TrajectoryTarget"]
 
@@ -35,12 +35,12 @@ class TrajectoryTarget(Target):
         super().__init__()
         self.displacement_weight = displacement_weight
 
-    def bind(self, tokens: TokenizerSpec) -> None:
-        self.dim_per_token = 2 * tokens.token_dim  # positions, then displacements
+    def build(self, ctx: BuildContext) -> None:
+        self.dim_per_token = 2 * ctx.tokens.token_dim  # positions, then displacements
 
     def forward(self, batch: Mapping[str, Tensor], tokens: TokenBatch, mask: MaskSpec) -> Tensor:
         positions = gather_tokens(tokens.tokens, mask.ids_decode)
-        displacements = gather_tokens(tokens.extras["displacements"], mask.ids_decode)
+        displacements = gather_tokens(tokens.provided["displacements"], mask.ids_decode)
         return torch.cat([positions, displacements], dim=-1)
 
     def token_loss(self, pred: Tensor, target: Tensor, mask: MaskSpec) -> Tensor:

@@ -97,7 +97,7 @@ class SeriesPatchTokenizer(Tokenizer):
         var = (torch.where(valid, series - mean, 0.0).pow(2)).sum(dim=-1, keepdim=True) / count
         return (series - mean) / (var + 1e-5).sqrt()
 
-    def forward(self, batch: Mapping[str, Tensor], extras: frozenset[str] = frozenset()) -> TokenBatch:
+    def forward(self, batch: Mapping[str, Tensor], needs: frozenset[str] = frozenset()) -> TokenBatch:
         series = batch[self.key].float()
         b, c, total = series.shape
         if c != self.in_channels:
@@ -123,8 +123,8 @@ class SeriesPatchTokenizer(Tokenizer):
         else:
             tokens = patches.reshape(b * c, n, self.patch_len)
             padding = beyond.repeat_interleave(c, dim=0) | missing.reshape(b * c, n)
-        computed = {"displacements": self._displacements(series, n)} if "displacements" in extras else {}
-        return TokenBatch(tokens, GridLayout((n,)), padding if bool(padding.any()) else None, extras=computed)
+        computed = {"displacements": self._displacements(series, n)} if "displacements" in needs else {}
+        return TokenBatch(tokens, GridLayout((n,)), padding if bool(padding.any()) else None, provided=computed)
 
     def _displacements(self, series: Tensor, n: int) -> Tensor:
         """Per-step differences ``x_t - x_{t-1}`` (0 at the first step), patched like the tokens."""

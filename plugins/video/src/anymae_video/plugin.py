@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import anymae
 
-ANYMAE_PLUGIN_API = 2  # the anymae plugin API this module is written for
+ANYMAE_PLUGIN_API = 3  # the anymae plugin API this module is written for
 
 
 @anymae.hookimpl

@@ -16,6 +16,7 @@ from torch import Tensor
 
 from anymae import (
     RAW_VALUES,
+    BuildContext,
     ConfigError,
     MaskSpec,
     PatchTarget,
@@ -84,8 +85,9 @@ class VideoPixelTarget(PatchTarget):
         self.pred_t_dim = pred_t_dim
         self.tubelet = 1
 
-    def bind(self, tokens: TokenizerSpec) -> None:
-        super().bind(tokens)
+    def build(self, ctx: BuildContext) -> None:
+        super().build(ctx)
+        tokens = ctx.tokens
         if self.pred_t_dim is None:
             return
         t, ph, pw = _tubelets(tokens, "VideoPixelTarget(pred_t_dim)")
@@ -180,7 +182,8 @@ class MotionTarget(Target):
         self.patch: tuple[int, int, int] = (1, 1, 1)
         self.channels = 0
 
-    def bind(self, tokens: TokenizerSpec) -> None:
+    def build(self, ctx: BuildContext) -> None:
+        tokens = ctx.tokens
         t, ph, pw = _tubelets(tokens, "MotionTarget")
         if ph % self.cell or pw % self.cell or self.cell % self.scale:
             raise ConfigError(

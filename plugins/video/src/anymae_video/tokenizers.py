@@ -61,7 +61,7 @@ class VideoTubeletTokenizer(Tokenizer):
         self.token_dim = tubelet_size * ph * pw * in_chans
         self.layout = LayoutSpec(kind="grid", rank=3, shape=(num_frames // tubelet_size, h // ph, w // pw))
 
-    def forward(self, batch: Mapping[str, Tensor], extras: frozenset[str] = frozenset()) -> TokenBatch:
+    def forward(self, batch: Mapping[str, Tensor], needs: frozenset[str] = frozenset()) -> TokenBatch:
         clips = batch[self.key]
         if clips.dim() != 5 or clips.shape[1] != self.in_chans:
             raise ValueError(

@@ -20,9 +20,10 @@ import torch.nn.functional as F
 from pydantic import NonNegativeInt
 from torch import Tensor, nn
 
-from ..config import ConfigError, validated
-from .targets import Target
-from .types import MaskSpec, TokenBatch, TokenizerSpec, gather_tokens
+from ...config import ConfigError, validated
+from ..specs import BuildContext
+from ..types import MaskSpec, Step, TokenBatch, gather_tokens
+from .base import Target
 
 __all__ = ["Teacher", "TeacherFeatureTarget"]
 
@@ -63,7 +64,7 @@ class Teacher(nn.Module):
         # Held outside the module tree (not in state_dict, not in the optimiser); _apply moves it with the model.
         net: nn.Module
         if checkpoint is not None:
-            from .pretrained import load_encoder
+            from ..pretrained import load_encoder
 
             net = load_encoder(checkpoint)
             self.dim = net.encoder.embed_dim
@@ -101,9 +102,9 @@ class Teacher(nn.Module):
             tokens = self.net.tokenizer(batch)
             tokens = tokens.with_tokens(tokens.tokens.to(dtype))
             if self.layer is None:
-                x = self.net.encoder(tokens)
+                x = self.net.encoder(tokens).latent
             else:
-                x = self.net.encoder.forward_layers(tokens)[1][self.layer]
+                x = self.net.encoder(tokens, layers=True).layers[self.layer]
         else:
             images = batch[self.input_key].to(dtype)
             if self.layer is None:
@@ -176,15 +177,13 @@ class TeacherFeatureTarget(Target):
         super().__init__()
         self.teacher = teacher
         self.at, self.normalize, self.loss_kind = at, normalize, loss
-        self.scores = "visible" if at == "visible" else "decoded"
+        self.predicted_by = "encoder" if at == "visible" else "decoder"
         self.head: nn.Linear | None = None
 
-    def bind(self, tokens: TokenizerSpec) -> None:
+    def build(self, ctx: BuildContext) -> None:
         self.dim_per_token = self.teacher.dim if self.at == "hidden" else 0
-
-    def build(self, encoder_dim: int) -> None:
         if self.at == "visible":
-            self.head = nn.Linear(encoder_dim, self.teacher.dim)
+            self.head = nn.Linear(ctx.encoder.embed_dim, self.teacher.dim)
             nn.init.xavier_uniform_(self.head.weight)
             nn.init.zeros_(self.head.bias)
 
@@ -210,17 +209,9 @@ class TeacherFeatureTarget(Target):
             return F.smooth_l1_loss(pred, target, reduction="none", beta=1.0).mean(dim=-1)
         return 1 - F.cosine_similarity(pred, target, dim=-1, eps=1e-6)
 
-    def score(
-        self,
-        batch: Mapping[str, Tensor],
-        tokens: TokenBatch,
-        mask: MaskSpec,
-        pred: Tensor,
-        target: Tensor,
-        visible: Tensor,
-    ) -> tuple[Tensor, dict[str, Tensor]]:
+    def loss(self, step: Step) -> tuple[Tensor, dict[str, Tensor]]:
         if self.at == "hidden":
-            return super().score(batch, tokens, mask, pred, target, visible)
-        mimic = self.head(visible)
-        wanted = self.forward(batch, tokens, mask).to(mimic.dtype)
-        return self.token_loss(mimic, wanted, mask).mean(), {}
+            return super().loss(step)
+        mimic = self.head(step.encoded.visible(step.mask))
+        wanted = self.forward(step.batch, step.tokens, step.mask).to(mimic.dtype)
+        return self.token_loss(mimic, wanted, step.mask).mean(), {}
