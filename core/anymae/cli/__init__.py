@@ -21,8 +21,8 @@ from typing import TypeVar
 from ..config import ConfigError
 from ..errors import TrainingDiverged
 from ..plugins.loader import Plugins, get_plugins
-from ..plugins.registry import KINDS, Command, PluginError
-from ..plugins.resolution import ComponentImportError, resolving
+from ..plugins.registry import Command, PluginError
+from ..plugins.resolution import explain, resolving
 
 T = TypeVar("T")
 
@@ -43,61 +43,62 @@ def print_help(table: dict[str, Command], file=None) -> None:
 
 _KEY = re.compile(r'(?:Parser key|Key) "([^"]+)"')
 _VALUE = re.compile(r"(?:Got|Given) value: (\S+?)\.?(?:\s|$)")
-_EXPECTED = re.compile(r"Expected an? (?:<class '([^']+)'>|(.+?))\.?(?: Got value: .*)?$", re.M)
-_LITERAL = re.compile(r"^(?:typing\.)?Literal\[(.*)\]$")
-_UNKNOWN_CLASS = re.compile(r"Expected a dot import path string: (\S+)|Import path (\S+) does not correspond")
+_NOT_A_CLASS = re.compile(r"Expected a dot import path string: (\S+)|Import path (\S+) does not correspond")
 _NOISE = re.compile(
-    r"^\d+ validation errors? for|errors\.pydantic\.dev|^Problem with given class_path|^Expected a path|^Given value"
+    r"^$|validation errors? for|errors\.pydantic\.dev|^Problem with given class_path|^Expected a path|^Given value"
     r"|^Subtypes:|^Errors$|^Does not validate against"
 )
 
 
+def format_cli_error(error: BaseException, plugins: Plugins | None = None) -> str:
+    """jsonargparse's nested report in one line, ``field: problem``: the keys of the nested parsers make the field;
+    a refused or missing class path is said our way (:func:`anymae.plugins.resolution.explain`), a class that is no
+    component of the field's kind by the registry, anything else by the innermost problem."""
+    text = str(error)
+    field = ".".join(key for key in _KEY.findall(text) if key not in ("class_path", "init_args"))
+    not_a_class = _NOT_A_CLASS.search(text)
+    if plugins is not None and (explained := explain(text, plugins)):
+        message = explained
+    elif not_a_class and field:
+        message = _unknown_component(not_a_class[1] or not_a_class[2], field, plugins)
+    else:
+        message = _innermost(text)
+    return f"{field}: {message}" if field else message
+
+
+def _innermost(text: str) -> str:
+    """What the report ends with, and the value it was given: pydantic's message for a constrained type, a Literal's
+    choices, the expected types, or else the last line that is not jsonargparse's framing."""
+    lines = [line.strip(" -:") for line in _KEY.sub("", _VALUE.sub("", text)).splitlines()]
+    literal = re.search(r"Expected an? (?:typing\.)?Literal\[(.*)\]", text)
+    expected = [t for t in re.findall(r"Expected an? <class '([^']+)'>", text) if t != "NoneType"]
+    pydantic = [line.split(" [type=")[0] for line in lines if " [type=" in line]
+    if pydantic:
+        message = pydantic[0]
+    elif literal:
+        message = f"allowed: {literal[1]}"
+    elif expected:
+        message = "expected " + " or ".join(dict.fromkeys(expected))
+    else:
+        message = next((line for line in reversed(lines) if not _NOISE.search(line)), text.strip())
+    value = _VALUE.search(text)
+    return f"{message} (got {value[1]})" if value else message
+
+
+def _unknown_component(name: str, field: str, plugins: Plugins | None) -> str:
+    """A class that is no component of the field's kind: the kind the registry holds it as, or the names it holds."""
+    kind = field.rsplit(".", 1)[-1]
+    kind = {"data": "datamodule", "callbacks": "callback"}.get(kind, kind)
+    registry, short = (plugins.registry if plugins is not None else None), name.rsplit(".", 1)[-1]
+    if registry is not None and short in registry and registry.get(short).kind != kind:
+        return f"{name} is registered as {_a(registry.get(short).kind)}, not as {_a(kind)}"
+    known = sorted(c.name for c in registry.of_kind(kind)) if registry is not None else []
+    allowed = f"registered: {', '.join(known)}, or a full class path" if known else "give a full class path"
+    return f"unknown component {name!r}; {allowed}; a plugin's component needs its plugin installed (`anymae plugins`)"
+
+
 def _a(noun: str) -> str:
     return f"an {noun}" if noun[0] in "aeiou" else f"a {noun}"
-
-
-def format_cli_error(error: BaseException, plugins: Plugins | None = None, refusals: Sequence[str] = ()) -> str:
-    """Condense jsonargparse's nested report into one line: ``field: problem (got value)``.
-
-    ``refusals`` are the messages :func:`anymae.plugins.resolution.resolving` raised; one found in the report is the problem
-    (jsonargparse lists it among the other types it tried).
-    """
-    text = str(error)
-    field = ".".join(k for k in _KEY.findall(text) if k not in {"class_path", "init_args"}).replace(".init_args.", ".")
-    refusal = next((r for r in refusals if r in text), None)
-    if refusal is not None:
-        return f"{field}: {refusal}" if field else refusal
-    unknown = _UNKNOWN_CLASS.search(text)
-    if unknown and field:
-        name = unknown.group(1) or unknown.group(2)
-        kind = field.rsplit(".", 1)[-1]
-        kind = {"data": "datamodule", "callbacks": "callback"}.get(kind, kind)
-        registry = plugins.registry if plugins is not None else None
-        short = name.rsplit(".", 1)[-1]
-        if registry is not None and short in registry and registry.get(short).kind != kind:
-            return f"{field}: {name} is registered as {_a(registry.get(short).kind)}, not as {_a(kind)}"
-        known = sorted(c.name for c in registry.of_kind(kind)) if registry is not None and kind in KINDS else []
-        allowed = f"registered: {', '.join(known)}, or a full class path" if known else "give a full class path"
-        allowed += "; a plugin's component needs its plugin installed (`anymae plugins` lists what is)"
-        return f"{field}: unknown component {name!r}; {allowed}"
-    values = _VALUE.findall(text)
-    value = values[0].strip() if values else None
-    lines = [line.strip(" :-") for line in _VALUE.sub("", _KEY.sub("", text)).splitlines()]
-    lines = [line for line in lines if line and not _NOISE.search(line)]
-    pydantic_lines = [line for line in lines if "[type=" in line]
-    expected = [a or b for a, b in _EXPECTED.findall(text) if (a or b) != "NoneType"]
-    if pydantic_lines:  # a constrained type: pydantic says what is allowed
-        message = re.sub(r"\s*\[type=[^\]]*\]", "", pydantic_lines[0])
-    elif expected:
-        choices = [(_LITERAL.match(e) or [None, None])[1] for e in expected]
-        if all(choices):
-            message = "allowed: " + ", ".join(choices)
-        else:
-            message = "expected " + " or ".join(dict.fromkeys(expected))
-    else:
-        message = lines[-1] if lines else text.strip()
-    suffix = f" (got {value})" if value else ""
-    return f"{field}: {message}{suffix}" if field else message + suffix
 
 
 def _quiet() -> None:
@@ -152,15 +153,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if name not in table:
         return _error(f"unknown command {name!r}; commands: {', '.join(table)}")
     _quiet()
-    refusals: list[str] = []
     try:
-        with resolving(plugins) as refusals:
+        with resolving(plugins):
             return table[name].load()(rest)
-    except (argparse.ArgumentError, ConfigError, ComponentImportError, FileNotFoundError) as error:
+    except (argparse.ArgumentError, ConfigError, FileNotFoundError) as error:
         if os.environ.get("ANYMAE_TRACEBACK"):
             traceback.print_exc()
         if isinstance(error, argparse.ArgumentError):
-            return _error(format_cli_error(error, plugins, refusals))
+            return _error(format_cli_error(error, plugins))
         return _error(" ".join(str(error).split()))
     except TrainingDiverged as error:  # not a configuration error: exit 1, and say where to resume from
         print(f"anymae: error: {error}", file=sys.stderr)
