@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import lightning.pytorch as pl
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from ..config import ConfigError
@@ -42,15 +41,19 @@ class AnymaeCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         """``--checkpoint.*``: the run's checkpoints (``last.ckpt`` always; ``--checkpoint.every_n_train_steps N``
         for mid-epoch ones)."""
-        parser.add_lightning_class_args(Checkpoints, "checkpoint")
+        parser.add_class_arguments(Checkpoints, "checkpoint", fail_untyped=False, sub_configs=True)
         parser.set_defaults({"checkpoint.save_last": True})
 
     def instantiate_trainer(self, **kwargs: Any) -> pl.Trainer:
-        extra = [self._get(self.config_init, key) for key in self._parser(self.subcommand).callback_keys]
-        config = {**self._get(self.config_init, "trainer", default={}), **kwargs}
-        if config.get("enable_checkpointing") is False:  # Lightning refuses a ModelCheckpoint then
-            extra = [callback for callback in extra if not isinstance(callback, ModelCheckpoint)]
-        return self._instantiate_trainer(config, extra)
+        """The trainer, given the ``--checkpoint`` callback unless ``trainer.enable_checkpointing`` is false (Lightning
+        refuses a ``ModelCheckpoint`` then): the callback is added here, not as a Lightning callback argument,
+        which LightningCLI would always pass."""
+        config = self.config_init.get(str(self.subcommand), self.config_init)
+        trainer = {**config.get("trainer", {}), **kwargs}
+        if trainer.get("enable_checkpointing") is not False:
+            callbacks = trainer.get("callbacks") or []
+            kwargs["callbacks"] = [*(callbacks if isinstance(callbacks, list) else [callbacks]), config["checkpoint"]]
+        return super().instantiate_trainer(**kwargs)
 
     def fit(
         self, model: pl.LightningModule, datamodule: Any = None, ckpt_path: str | None = None, **kwargs: Any
