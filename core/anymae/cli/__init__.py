@@ -15,16 +15,13 @@ import re
 import sys
 import traceback
 import warnings
-from collections.abc import Callable, Sequence
-from typing import TypeVar
+from collections.abc import Sequence
 
 from ..config import ConfigError
 from ..errors import TrainingDiverged
 from ..plugins.loader import Plugins, get_plugins
 from ..plugins.registry import Command, PluginError
 from ..plugins.resolution import explain, resolving
-
-T = TypeVar("T")
 
 __all__ = ["format_cli_error", "main"]
 
@@ -121,27 +118,16 @@ def _error(message: str) -> int:
     return 2
 
 
-def _load(what: Callable[[], T]) -> T:
-    """``what()``, with the plugins' own failure warnings held back (the CLI reports them as one line each) and
-    any other warning passed on as it came."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", RuntimeWarning)
-        result = what()
-    for warning in caught:
-        if not str(warning.message).startswith("anymae plugin "):
-            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
-    return result
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     name, rest = (args[0], args[1:]) if args else (None, [])
     try:
-        plugins = _load(get_plugins)
-        table = _load(lambda: plugins.commands)  # the core's, then the plugins' own: no component imported yet
-        if name not in (None, "-h", "--help"):  # a command runs: now each plugin's components (torch, Lightning)
-            _load(lambda: plugins.registry)
-            table = plugins.commands
+        with warnings.catch_warnings():  # a failed plugin is reported below, in one line
+            warnings.filterwarnings("ignore", "anymae plugin ", RuntimeWarning)
+            plugins = get_plugins()
+            if name not in (None, "-h", "--help"):  # a command runs: now each plugin's components (torch, Lightning)
+                plugins.registry  # noqa: B018
+            table = plugins.commands  # the core's, then the plugins' own: for --help, no component imported
     except PluginError as error:  # strict mode (ANYMAE_STRICT_PLUGINS=1)
         return _error(str(error))
     if name != "plugins":  # which lists them itself
@@ -165,7 +151,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrainingDiverged as error:  # not a configuration error: exit 1, and say where to resume from
         print(f"anymae: error: {error}", file=sys.stderr)
         return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -7,6 +7,7 @@ the model's dry run), and only then trains.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -80,17 +81,4 @@ def _run(subcommand: str, argv: Sequence[str]) -> int:
     return 0
 
 
-def fit(argv: Sequence[str]) -> int:
-    return _run("fit", argv)
-
-
-def validate(argv: Sequence[str]) -> int:
-    return _run("validate", argv)
-
-
-def test(argv: Sequence[str]) -> int:
-    return _run("test", argv)
-
-
-def predict(argv: Sequence[str]) -> int:
-    return _run("predict", argv)
+fit, validate, test, predict = (functools.partial(_run, subcommand) for subcommand in SUBCOMMANDS)

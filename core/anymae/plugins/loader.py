@@ -22,7 +22,6 @@ from .registry import CORE_NAME, Command, PluginError, Registry
 
 __all__ = [
     "API_CHANGES",
-    "ENTRY_POINT_GROUP",
     "PLUGIN_API_VERSION",
     "IncompatiblePluginError",
     "PluginInfo",

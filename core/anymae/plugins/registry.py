@@ -11,34 +11,36 @@ import functools
 import importlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["CORE_NAME", "KINDS", "Command", "Component", "DuplicateComponentError", "PluginError", "Registry"]
+__all__ = ["BASES", "CORE_NAME", "KINDS", "Command", "Component", "DuplicateComponentError", "PluginError", "Registry"]
 
 CORE_NAME = "anymae"
-#: The kinds of component that can be registered, in the order their base classes are checked.
-KINDS = (
-    "tokenizer",
-    "masker",
-    "encoder",
-    "decoder",
-    "target",
-    "position_embedding",
-    "datamodule",
-    "callback",
-    "exporter",
-)
+#: Each kind of component and its base class, in the order they are checked (``Command.load``'s import-path syntax:
+#: the classes are imported on first use, so the command table, ``anymae --help``, needs no torch).
+BASES = {
+    "tokenizer": "anymae:Tokenizer",
+    "masker": "anymae:Masker",
+    "encoder": "anymae:Encoder",
+    "decoder": "anymae:Decoder",
+    "target": "anymae:Target",
+    "position_embedding": "anymae:PositionEmbedding",
+    "datamodule": "lightning.pytorch:LightningDataModule",
+    "callback": "lightning.pytorch:Callback",
+    "exporter": "anymae:Exporter",
+}
+KINDS = tuple(BASES)
 
 
 @functools.cache
 def kind_bases() -> dict[str, type]:
-    """Each kind's base class, imported on first use: the command table (``anymae --help``) needs no torch."""
-    import lightning.pytorch as pl
+    """Each kind's base class, imported now."""
+    return {kind: _import(path) for kind, path in BASES.items()}
 
-    import anymae
 
-    names = ("Tokenizer", "Masker", "Encoder", "Decoder", "Target", "PositionEmbedding")
-    bases = (*(getattr(anymae, name) for name in names), pl.LightningDataModule, pl.Callback, anymae.Exporter)
-    return dict(zip(KINDS, bases, strict=True))
+def _import(path: str) -> Any:
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def kind_of(cls: object) -> str | None:
@@ -79,10 +81,7 @@ class Command:
     owner: str = CORE_NAME
 
     def load(self) -> Callable[[list[str]], int]:
-        if not isinstance(self.run, str):
-            return self.run
-        module, _, function = self.run.partition(":")
-        return getattr(importlib.import_module(module), function)
+        return _import(self.run) if isinstance(self.run, str) else self.run
 
 
 class Registry:
