@@ -43,7 +43,7 @@ _VALUE = re.compile(r"(?:Got|Given) value: (\S+?)\.?(?:\s|$)")
 _NOT_A_CLASS = re.compile(r"Expected a dot import path string: (\S+)|Import path (\S+) does not correspond")
 _NOISE = re.compile(
     r"^$|validation errors? for|errors\.pydantic\.dev|^Problem with given class_path|^Expected a path|^Given value"
-    r"|^Subtypes:|^Errors$|^Does not validate against"
+    r"|^Subtypes:|^Errors$|^Does not validate against|^Expected a <class 'NoneType'>"
 )
 
 
@@ -67,15 +67,16 @@ def _innermost(text: str) -> str:
     """What the report ends with, and the value it was given: pydantic's message for a constrained type, a Literal's
     choices, the expected types, or else the last line that is not jsonargparse's framing."""
     lines = [line.strip(" -:") for line in _KEY.sub("", _VALUE.sub("", text)).splitlines()]
-    literal = re.search(r"Expected an? (?:typing\.)?Literal\[(.*)\]", text)
-    expected = [t for t in re.findall(r"Expected an? <class '([^']+)'>", text) if t != "NoneType"]
+    expected = re.findall(r"Expected an? (?:<class '([^']+)'>|(?:typing\.)?Literal\[(.*)\])", text)
+    types = list(dict.fromkeys(t for t, _ in expected if t and t != "NoneType"))
+    choices = [c for _, c in expected if c]
     pydantic = [line.split(" [type=")[0] for line in lines if " [type=" in line]
     if pydantic:
         message = pydantic[0]
-    elif literal:
-        message = f"allowed: {literal[1]}"
-    elif expected:
-        message = "expected " + " or ".join(dict.fromkeys(expected))
+    elif choices and not types:
+        message = f"allowed: {', '.join(choices)}"
+    elif types or choices:
+        message = "expected " + " or ".join([*types, *([f"one of {', '.join(choices)}"] if choices else [])])
     else:
         message = next((line for line in reversed(lines) if not _NOISE.search(line)), text.strip())
     value = _VALUE.search(text)
