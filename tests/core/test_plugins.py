@@ -1,7 +1,6 @@
 """Plugin loading: in-process plugins, isolation of broken ones, duplicates, blocking, strict mode."""
 
 import importlib.metadata
-import re
 import types
 
 import pytest
@@ -111,7 +110,7 @@ def test_plugins_command_lists_plugins_and_components(monkeypatch, capsys):
     assert "anymae-toys" in out and "tokenizer: SeriesTokenizer" in out
     assert "SeriesTokenizer(patch=4, channels=2, length=32)" in out
     assert "anymae-missing: BROKEN" in out
-    assert re.search(r"\n  masker: .*\bRandomMasker\b", out)  # the core's own, listed like a plugin's
+    assert "masker: RandomMasker" in out
     monkeypatch.setattr(plugin_loading, "_loaded", None)
     monkeypatch.setenv("ANYMAE_STRICT_PLUGINS", "1")
     assert main(["plugins"]) == 2

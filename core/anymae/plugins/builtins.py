@@ -24,6 +24,11 @@ COMMANDS = (
 )
 
 
+#: Registered, and listed by ``anymae plugins``, first and in this order; the rest of each kind follow by name. The
+#: original MAE's parts and the decoder variant the README introduces next (not every component: those are derived).
+FIRST = ("RandomMasker", "ViTEncoder", "MAEDecoder", "WindowDecoder", "PatchTarget", "SinCosPositionEmbedding")
+
+
 @hookimpl
 def anymae_commands(registry: Registry) -> None:
     for name, help_line, run in COMMANDS:
@@ -41,5 +46,6 @@ def anymae_register(registry: Registry) -> None:
     """Every concrete component class anymae exports: a new one is registered by exporting it."""
     import anymae
 
-    exported = (getattr(anymae, name) for name in anymae.__all__)
+    order = sorted(anymae.__all__, key=lambda name: (FIRST.index(name) if name in FIRST else len(FIRST), name))
+    exported = [getattr(anymae, name) for name in order]
     registry.add(*(obj for obj in exported if kind_of(obj) is not None and _concrete(obj)))
