@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 import sys
 import traceback
 import warnings
@@ -19,9 +18,10 @@ from collections.abc import Sequence
 
 from ..config import ConfigError
 from ..errors import TrainingDiverged
-from ..plugins.loader import Plugins, get_plugins
+from ..plugins.loader import get_plugins
 from ..plugins.registry import Command, PluginError
-from ..plugins.resolution import explain, resolving
+from ..plugins.resolution import resolving
+from .errors import format_cli_error
 
 __all__ = ["format_cli_error", "main"]
 
@@ -36,67 +36,6 @@ def print_help(table: dict[str, Command], file=None) -> None:
     for command in table.values():
         owner = f" ({command.owner})" if command.owner != "anymae" else ""
         print(f"  {command.name:<{width}}  {command.help}{owner}", file=file)
-
-
-_KEY = re.compile(r'(?:Parser key|Key) "([^"]+)"')
-_VALUE = re.compile(r"(?:Got|Given) value: (\S+?)\.?(?:\s|$)")
-_NOT_A_CLASS = re.compile(r"Expected a dot import path string: (\S+)|Import path (\S+) does not correspond")
-_NOISE = re.compile(
-    r"^$|validation errors? for|errors\.pydantic\.dev|^Problem with given class_path|^Expected a path|^Given value"
-    r"|^Subtypes:|^Errors$|^Does not validate against|^Expected a <class 'NoneType'>"
-)
-
-
-def format_cli_error(error: BaseException, plugins: Plugins | None = None) -> str:
-    """jsonargparse's nested report in one line, ``field: problem``: the keys of the nested parsers make the field;
-    a refused or missing class path is said our way (:func:`anymae.plugins.resolution.explain`), a class that is no
-    component of the field's kind by the registry, anything else by the innermost problem."""
-    text = str(error)
-    field = ".".join(key for key in _KEY.findall(text) if key not in ("class_path", "init_args"))
-    not_a_class = _NOT_A_CLASS.search(text)
-    if plugins is not None and (explained := explain(text, plugins)):
-        message = explained
-    elif not_a_class and field:
-        message = _unknown_component(not_a_class[1] or not_a_class[2], field, plugins)
-    else:
-        message = _innermost(text)
-    return f"{field}: {message}" if field else message
-
-
-def _innermost(text: str) -> str:
-    """What the report ends with, and the value it was given: pydantic's message for a constrained type, a Literal's
-    choices, the expected types, or else the last line that is not jsonargparse's framing."""
-    lines = [line.strip(" -:") for line in _KEY.sub("", _VALUE.sub("", text)).splitlines()]
-    expected = re.findall(r"Expected an? (?:<class '([^']+)'>|(?:typing\.)?Literal\[(.*)\])", text)
-    types = list(dict.fromkeys(t for t, _ in expected if t and t != "NoneType"))
-    choices = [c for _, c in expected if c]
-    pydantic = [line.split(" [type=")[0] for line in lines if " [type=" in line]
-    if pydantic:
-        message = pydantic[0]
-    elif choices and not types:
-        message = f"allowed: {', '.join(choices)}"
-    elif types or choices:
-        message = "expected " + " or ".join([*types, *([f"one of {', '.join(choices)}"] if choices else [])])
-    else:
-        message = next((line for line in reversed(lines) if not _NOISE.search(line)), text.strip())
-    value = _VALUE.search(text)
-    return f"{message} (got {value[1]})" if value else message
-
-
-def _unknown_component(name: str, field: str, plugins: Plugins | None) -> str:
-    """A class that is no component of the field's kind: the kind the registry holds it as, or the names it holds."""
-    kind = field.rsplit(".", 1)[-1]
-    kind = {"data": "datamodule", "callbacks": "callback"}.get(kind, kind)
-    registry, short = (plugins.registry if plugins is not None else None), name.rsplit(".", 1)[-1]
-    if registry is not None and short in registry and registry.get(short).kind != kind:
-        return f"{name} is registered as {_a(registry.get(short).kind)}, not as {_a(kind)}"
-    known = sorted(c.name for c in registry.of_kind(kind)) if registry is not None else []
-    allowed = f"registered: {', '.join(known)}, or a full class path" if known else "give a full class path"
-    return f"unknown component {name!r}; {allowed}; a plugin's component needs its plugin installed (`anymae plugins`)"
-
-
-def _a(noun: str) -> str:
-    return f"an {noun}" if noun[0] in "aeiou" else f"a {noun}"
 
 
 def _quiet() -> None:

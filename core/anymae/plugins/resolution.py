@@ -4,8 +4,8 @@ jsonargparse (under LightningCLI) imports a full class path and looks a short na
 of the expected base. Within :func:`resolving`, through its public ``set_parsing_settings``, a class path is refused
 before anything is imported when it points into a plugin that failed to load or is disabled, or, with
 ``ANYMAE_ALLOWED_MODULES=pkg1,pkg2`` set (for configs from others: naming a module imports it), when it is outside
-those packages, anymae, its healthy plugins, torch and Lightning. :func:`explain` turns jsonargparse's refusal and
-missing-module reports into messages that name the plugin, the variable or the distribution to install.
+those packages, anymae, its healthy plugins, torch and Lightning. :mod:`anymae.cli.errors` words jsonargparse's
+refusals for the user (the plugin and why, the variable, the distribution to install).
 
 jsonargparse has no public hook for short names: a plugin's class that the registry rejected as a duplicate would make
 the core's short name ambiguous. The one shim, swapped in only within the block, makes a registered short name mean
@@ -17,18 +17,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from collections.abc import Iterator
 
 from ..config import ConfigError
 from .loader import Plugins
 
-__all__ = ["ALLOWED_ENV", "allowed_modules", "explain", "resolving"]
+__all__ = ["ALLOWED_ENV", "allowed_modules", "resolving"]
 
 ALLOWED_ENV = "ANYMAE_ALLOWED_MODULES"
 ALWAYS_ALLOWED = ("anymae", "torch", "lightning", "pytorch_lightning")
-_DENIED = re.compile(r"Importing '([\w.]+)' is not allowed, denied by the '([\w.*]+)' entry")
-_MISSING = re.compile(r"class_path '([\w.]+)':\s+No module named '([\w.]+)'")
 
 
 def allowed_modules(plugins: Plugins) -> list[str] | None:
@@ -71,21 +68,3 @@ def resolving(plugins: Plugins) -> Iterator[None]:
     finally:
         _typehints.resolve_class_path_by_name = original
         _common.parsing_settings.update(saved)
-
-
-def explain(report: str, plugins: Plugins) -> str | None:
-    """Our message for a class path jsonargparse refused (``report`` is its error) or could not import, if any."""
-    if denied := _DENIED.search(report):
-        path, entry = denied.groups()
-        blocked, allowed = plugins.blocking(entry), ", ".join(allowed_modules(plugins) or ())
-        if entry == "*":
-            return f"{path} is outside {ALLOWED_ENV} ({allowed}); add its package to run it"
-        if blocked is not None:
-            return f"{path} belongs to the plugin {blocked.name}, which is {blocked.status}"
-        return f"{path} is not allowed in a config (jsonargparse denies {entry!r})"
-    if missing := _MISSING.search(report):
-        path, module = missing.groups()
-        dist = module.split(".")[0].replace("_", "-")
-        hint = f"it comes from the plugin {dist}: pip install {dist}" if dist.startswith("anymae-") else ""
-        return f"{path}: no module named {module!r}; {hint or 'install the package that provides it'}"
-    return None
