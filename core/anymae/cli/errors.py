@@ -46,7 +46,8 @@ def _refusal(report: str, plugins: Plugins) -> str | None:
     """Our message for a class path jsonargparse refused (``report`` is its error) or could not import, if any."""
     if denied := _DENIED.search(report):
         path, entry = denied.groups()
-        blocked, allowed = plugins.blocking(entry), ", ".join(allowed_modules(plugins) or ())
+        blocked = next((info for info in plugins.plugins if not info.ok and entry in info.packages), None)
+        allowed = ", ".join(allowed_modules(plugins) or ())
         if entry == "*":
             return f"{path} is outside {ALLOWED_ENV} ({allowed}); add its package to run it"
         if blocked is not None:

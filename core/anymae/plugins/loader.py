@@ -94,11 +94,6 @@ class Plugins:
     def failed(self) -> list[PluginInfo]:
         return [p for p in self.plugins if p.error is not None]
 
-    def blocking(self, module: str) -> PluginInfo | None:
-        """The failed or disabled plugin that ``module`` (a dotted path) belongs to, if any."""
-        prefixes = [(info, p) for info in self.plugins if not info.ok for p in info.packages]
-        return next((info for info, p in prefixes if module == p or module.startswith(f"{p}.")), None)
-
     @property
     def commands(self) -> dict[str, Command]:
         """``anymae``'s commands by name, the core's first: before :attr:`registry` is used, those of the

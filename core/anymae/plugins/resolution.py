@@ -33,8 +33,14 @@ def allowed_modules(plugins: Plugins) -> list[str] | None:
     listed = os.environ.get(ALLOWED_ENV)
     if listed is None:
         return None
-    healthy = [package for info in plugins.plugins if info.ok for package in info.packages]
-    return list(dict.fromkeys([*ALWAYS_ALLOWED, *healthy, *filter(None, map(str.strip, listed.split(",")))]))
+    listed_packages = filter(None, map(str.strip, listed.split(",")))
+    return list(dict.fromkeys([*ALWAYS_ALLOWED, *_packages(plugins, ok=True), *listed_packages]))
+
+
+def _packages(plugins: Plugins, ok: bool) -> list[str]:
+    """The packages of the healthy (or of the failed and disabled) plugins, those an import path can name."""
+    packages = (package for info in plugins.plugins if info.ok is ok for package in info.packages)
+    return [package for package in packages if all(part.isidentifier() for part in package.split("."))]
 
 
 @contextlib.contextmanager
@@ -44,7 +50,7 @@ def resolving(plugins: Plugins) -> Iterator[None]:
     import jsonargparse
     from jsonargparse import _common, _typehints  # the shim's two internals
 
-    blocked = [package for info in plugins.plugins if not info.ok for package in info.packages]
+    blocked = _packages(plugins, ok=False)
     allowed = allowed_modules(plugins)
     saved, original = dict(_common.parsing_settings), _typehints.resolve_class_path_by_name
 
