@@ -113,8 +113,10 @@ class Plugins:
         """Run ``hooks`` plugin by plugin (the core first), each into a registry of its own that is merged only if
         every hook of the plugin succeeded: a plugin that fails leaves nothing half-registered."""
         registry, infos = Registry(), {info.name: info for info in self.plugins}
+        if self.manager is None:
+            return registry
         impls = {h: {i.plugin_name: i.function for i in getattr(self.manager.hook, h).get_hookimpls()} for h in hooks}
-        for name, _ in self.manager.list_name_plugin() if self.manager else ():
+        for name, _ in self.manager.list_name_plugin():
             info = infos.get(name) or PluginInfo(name)
             if info.error is not None:  # failed already (reported then)
                 continue

@@ -34,7 +34,7 @@ KINDS = tuple(BASES)
 
 @functools.cache
 def kind_bases() -> dict[str, type]:
-    """Each kind's base class, imported now."""
+    """Each kind's base class, imported on the first call and kept (every ``registry.add`` asks)."""
     return {kind: _import(path) for kind, path in BASES.items()}
 
 
