@@ -67,6 +67,7 @@ def test_fit_from_yaml_writes_checkpoint_and_config(toy_config, tmp_path, capsys
         (["--model.decoder.out_dim", "3"], "MAEDecoder.out_dim is 3 but the target predicts 8 values per token"),
         (["--model.encoder.num_heads", "3"], "ViTEncoder.embed_dim (16) must be divisible by num_heads (3)"),
         (["--trainer.max_epochs", "many"], "trainer.max_epochs: expected int (got many)"),
+        (["--data", "tests.core.toys.Nope"], "data: module 'tests.core.toys' has no attribute 'Nope'"),
         (
             ["--model.masker", "anymae.ViTEncoder"],
             "model.masker: anymae.ViTEncoder is registered as an encoder, not as a masker",

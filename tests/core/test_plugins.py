@@ -262,3 +262,58 @@ def test_lazy_exports_import_on_first_use():
     assert DigitsDataModule is defined and vars(anymae_image)["DigitsDataModule"] is defined  # kept once imported
     with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
         anymae_image.Nope  # noqa: B018
+
+
+DUPLICATE = """
+from tests.core import toys
+
+
+class SeriesTokenizer(toys.SeriesTokenizer):  # the short name of tests.core.toys.SeriesTokenizer, on another class
+    pass
+"""
+
+
+def test_the_jsonargparse_shim_holds(tmp_path, monkeypatch):
+    """anymae.plugins.resolution leans on two internals of jsonargparse 4.53 (pinned in pyproject.toml): short names
+    go through `_typehints.resolve_class_path_by_name`, and `set_parsing_settings` keeps the import-path verdicts in
+    `_common.parsing_settings`. If either moves, this fails here, not in a user's config: a rejected duplicate would
+    make a short name ambiguous, or one command's refusals would outlive it."""
+    import argparse
+
+    import jsonargparse
+    from jsonargparse import _common
+
+    from anymae.cli import format_cli_error
+    from anymae.plugins.resolution import resolving
+
+    (tmp_path / "dupe_pkg").mkdir()
+    (tmp_path / "dupe_pkg" / "__init__.py").write_text(DUPLICATE)
+    monkeypatch.syspath_prepend(tmp_path)
+    dupe = importlib.import_module("dupe_pkg")
+    clash = [("a", plugin("a", registers(SeriesTokenizer))), ("b", plugin("b", registers(dupe.SeriesTokenizer)))]
+    with pytest.warns(RuntimeWarning, match="registered twice"):
+        loaded = anymae.load_plugins(autoload=False, strict=False, extra=clash)
+    parser = jsonargparse.ArgumentParser(exit_on_error=False)
+    parser.add_argument("--tokenizer", type=anymae.Tokenizer)
+    with pytest.raises(argparse.ArgumentError, match="Multiple subclasses with name SeriesTokenizer"):  # the need
+        parser.parse_args(["--tokenizer", "SeriesTokenizer"])
+    before = dict(_common.parsing_settings)
+    monkeypatch.setenv("ANYMAE_ALLOWED_MODULES", "tests")
+    with resolving(loaded):
+        parsed = parser.parse_args(["--tokenizer", "SeriesTokenizer"])
+        assert parsed.tokenizer.class_path == "tests.core.toys.SeriesTokenizer"  # the registry's, first registered
+        with pytest.raises(argparse.ArgumentError) as refused:
+            parser.parse_args(["--tokenizer", "dupe_pkg.SeriesTokenizer"])
+        assert format_cli_error(refused.value, loaded) == (
+            "tokenizer: dupe_pkg.SeriesTokenizer belongs to the plugin b, which is BROKEN (failed to register: "
+            "DuplicateComponentError: component name 'SeriesTokenizer' is registered twice: by a "
+            "(tests.core.toys.SeriesTokenizer) and by b (dupe_pkg.SeriesTokenizer); rename one class)"
+        )
+        with pytest.raises(argparse.ArgumentError) as refused:
+            parser.parse_args(["--tokenizer", "collections.OrderedDict"])
+        outside = format_cli_error(refused.value, loaded)
+        assert outside.startswith("tokenizer: collections.OrderedDict is outside ANYMAE_ALLOWED_MODULES (anymae, ")
+    assert _common.parsing_settings == before  # restored: nothing leaks into the next command (or test)
+    with pytest.raises(argparse.ArgumentError, match="does not correspond to a subclass"):  # no longer refused
+        parser.parse_args(["--tokenizer", "collections.OrderedDict"])
+    assert parser.parse_args(["--tokenizer", "dupe_pkg.SeriesTokenizer"]).tokenizer.class_path.startswith("dupe_pkg")

@@ -102,6 +102,11 @@ CONFIG = {
 }
 
 
+def pythonpath(site: Path) -> str:
+    """The installed plugins, this checkout, then the caller's path: the command runs the anymae under test."""
+    return os.pathsep.join([str(site), str(ROOT), os.environ.get("PYTHONPATH", "")])
+
+
 def install(site: Path, name: str, files: dict[str, str]) -> None:
     """A distribution as pip leaves it: the package, and a dist-info with metadata, entry points and top level."""
     package = name.replace("-", "_")
@@ -134,7 +139,7 @@ def anymae(site: Path, tmp_path: Path, *args: str, disable: str = "") -> subproc
     config.write_text(yaml.safe_dump(CONFIG))
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)]),
+        "PYTHONPATH": pythonpath(site),
         "ANYMAE_STRICT_PLUGINS": "0",  # broken plugins are reported, the others work
         "ANYMAE_DISABLE_PLUGINS": disable,
     }
@@ -203,7 +208,7 @@ def batch(site, tmp_path_factory) -> dict[str, dict]:
     cases["no-shadow"] = [*base, "--trainer.fast_dev_run", "true"]
     cases["listing"] = ["plugins"]
     (root / "cases.json").write_text(json.dumps(list(cases.values())))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)]), "ANYMAE_STRICT_PLUGINS": "0"}
+    env = {**os.environ, "PYTHONPATH": pythonpath(site), "ANYMAE_STRICT_PLUGINS": "0"}
     driver = [sys.executable, str(ROOT / "tests" / "core" / "cli_batch.py"), "cases.json", "results.json"]
     subprocess.run(driver, cwd=root, env=env, check=True, timeout=600)
     results = json.loads((root / "results.json").read_text())
@@ -254,7 +259,7 @@ def test_the_allow_list_refuses_a_module_before_importing_it(site, tmp_path):
     config.write_text(yaml.safe_dump(CONFIG))
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)]),
+        "PYTHONPATH": pythonpath(site),
         "ANYMAE_ALLOWED_MODULES": "tests",
         "ANYMAE_STRICT_PLUGINS": "0",
     }

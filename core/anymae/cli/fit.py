@@ -7,12 +7,12 @@ the model's dry run), and only then trains.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
 import lightning.pytorch as pl
 import yaml
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from ..config import ConfigError
@@ -43,7 +43,7 @@ class AnymaeCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         """``--checkpoint.*``: the run's checkpoints (``last.ckpt`` always; ``--checkpoint.every_n_train_steps N``
         for mid-epoch ones)."""
-        parser.add_lightning_class_args(Checkpoints, "checkpoint")
+        parser.add_class_arguments(Checkpoints, "checkpoint", fail_untyped=False, sub_configs=True)
         parser.set_defaults({"checkpoint.save_last": True})
 
     def instantiate_classes(self) -> None:
@@ -54,11 +54,15 @@ class AnymaeCLI(LightningCLI):
         self.model.save_hyperparameters(config[self.subcommand]["model"] if self.subcommand else config["model"])
 
     def instantiate_trainer(self, **kwargs: Any) -> pl.Trainer:
-        extra = [self._get(self.config_init, key) for key in self._parser(self.subcommand).callback_keys]
-        config = {**self._get(self.config_init, "trainer", default={}), **kwargs}
-        if config.get("enable_checkpointing") is False:  # Lightning refuses a ModelCheckpoint then
-            extra = [callback for callback in extra if not isinstance(callback, ModelCheckpoint)]
-        return self._instantiate_trainer(config, extra)
+        """The trainer, given the ``--checkpoint`` callback unless ``trainer.enable_checkpointing`` is false (Lightning
+        refuses a ``ModelCheckpoint`` then): the callback is added here, not as a Lightning callback argument,
+        which LightningCLI would always pass."""
+        config = self.config_init.get(str(self.subcommand), self.config_init)
+        trainer = {**config.get("trainer", {}), **kwargs}
+        if trainer.get("enable_checkpointing") is not False:
+            callbacks = trainer.get("callbacks") or []
+            kwargs["callbacks"] = [*(callbacks if isinstance(callbacks, list) else [callbacks]), config["checkpoint"]]
+        return super().instantiate_trainer(**kwargs)
 
     def fit(
         self, model: pl.LightningModule, datamodule: Any = None, ckpt_path: str | None = None, **kwargs: Any
@@ -85,17 +89,4 @@ def _run(subcommand: str, argv: Sequence[str]) -> int:
     return 0
 
 
-def fit(argv: Sequence[str]) -> int:
-    return _run("fit", argv)
-
-
-def validate(argv: Sequence[str]) -> int:
-    return _run("validate", argv)
-
-
-def test(argv: Sequence[str]) -> int:
-    return _run("test", argv)
-
-
-def predict(argv: Sequence[str]) -> int:
-    return _run("predict", argv)
+fit, validate, test, predict = (functools.partial(_run, subcommand) for subcommand in SUBCOMMANDS)

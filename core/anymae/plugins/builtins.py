@@ -4,7 +4,7 @@ and components imported inside their hook, so reading the command table imports 
 from __future__ import annotations
 
 from .hookspecs import hookimpl
-from .registry import Registry
+from .registry import Registry, kind_of
 
 #: name, help line, and the function that runs it (imported only when the command runs)
 COMMANDS = (
@@ -24,64 +24,28 @@ COMMANDS = (
 )
 
 
+#: Registered, and listed by ``anymae plugins``, first and in this order; the rest of each kind follow by name. The
+#: original MAE's parts and the decoder variant the README introduces next (not every component: those are derived).
+FIRST = ("RandomMasker", "ViTEncoder", "MAEDecoder", "WindowDecoder", "PatchTarget", "SinCosPositionEmbedding")
+
+
 @hookimpl
 def anymae_commands(registry: Registry) -> None:
     for name, help_line, run in COMMANDS:
         registry.add_command(name, run, help=help_line)
 
 
+def _concrete(cls: type) -> bool:
+    """No abstract method left (also on classes without ``ABCMeta``, as Lightning's callbacks): bases that plugins
+    and users subclass (``Masker``, ``FolderDataModule``, ``PeriodicFigure``) are not components to name."""
+    return not any(getattr(getattr(cls, name, None), "__isabstractmethod__", False) for name in dir(cls))
+
+
 @hookimpl
 def anymae_register(registry: Registry) -> None:
-    from ..data.pooled import PooledDataModule
-    from ..data.streaming import StreamingDataModule
-    from ..masking import (
-        AdaptiveMasker,
-        AttentionMasker,
-        BlockMasker,
-        DualMasker,
-        FilteredNoiseMasker,
-        HardPatchesMasker,
-        LargePatchMasker,
-        NearestBlockMasker,
-        RandomMasker,
-        SpectrogramMasker,
-        TubeMasker,
-    )
-    from ..model.decoders import CrossMAEDecoder, LinearDecoder, MAEDecoder, WindowDecoder
-    from ..model.encoder import ViTEncoder
-    from ..model.position import (
-        LearnedPositionEmbedding,
-        MLPPositionEmbedding,
-        SeparablePositionEmbedding,
-        SinCosPositionEmbedding,
-    )
-    from ..model.targets import PatchTarget, ProvidedTarget, TeacherFeatureTarget, WeightedTarget
+    """Every concrete component class anymae exports: a new one is registered by exporting it."""
+    import anymae
 
-    registry.add(
-        RandomMasker,
-        BlockMasker,
-        LargePatchMasker,
-        TubeMasker,
-        SpectrogramMasker,
-        FilteredNoiseMasker,
-        DualMasker,
-        NearestBlockMasker,
-        AdaptiveMasker,
-        HardPatchesMasker,
-        AttentionMasker,
-        ViTEncoder,
-        MAEDecoder,
-        WindowDecoder,
-        CrossMAEDecoder,
-        LinearDecoder,
-        PatchTarget,
-        ProvidedTarget,
-        WeightedTarget,
-        TeacherFeatureTarget,
-        SinCosPositionEmbedding,
-        MLPPositionEmbedding,
-        LearnedPositionEmbedding,
-        SeparablePositionEmbedding,
-        StreamingDataModule,
-        PooledDataModule,
-    )
+    order = sorted(anymae.__all__, key=lambda name: (FIRST.index(name) if name in FIRST else len(FIRST), name))
+    exported = [getattr(anymae, name) for name in order]
+    registry.add(*(obj for obj in exported if kind_of(obj) is not None and _concrete(obj)))
