@@ -89,7 +89,7 @@ _EXPORTS: dict[str, list[str]] = {
     ".lazy": ["lazy_exports", "require"],
 }
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"  # the core distribution's one version source (pyproject.toml reads it)
 
 __all__ = sorted({name for names in _EXPORTS.values() for name in names} | {"__version__"})
 

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_plugins_command_lists_the_audio_plugin(plugins_listing):
     result = plugins_listing
     assert result.returncode == 0, result.stderr
-    assert "anymae-audio 0.2.0 (plugin API 3): anymae_audio.plugin" in result.stdout
+    assert "anymae-audio 0.3.0 (plugin API 3): anymae_audio.plugin" in result.stdout
     for line in (
         "tokenizer: SpectrogramPatchTokenizer",
         "datamodule: AudioFolderDataModule, SynthSoundsDataModule",

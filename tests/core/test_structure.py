@@ -83,3 +83,29 @@ def test_masker_files_are_named_after_their_classes():
         classes = re.findall(r"^class (\w+)\(", path.read_text(), re.M)
         snake = {re.sub(r"(?<!^)(?=[A-Z])", "_", c).lower().removesuffix("_masker") for c in classes}
         assert path.stem in snake, f"{path.name} holds {classes}"
+
+
+def test_one_version_source_per_distribution_and_the_plugins_released_with_the_core():
+    """Each distribution reads its version from its package's ``__version__`` (pyproject's ``dynamic``); the plugins
+    of this repository are released with the core, pinned to it."""
+    import importlib
+    import importlib.metadata
+
+    import tomllib
+
+    import anymae
+
+    root = CORE.parents[1]
+    assert 'dynamic = ["version"]' in (root / "pyproject.toml").read_text()
+    assert importlib.metadata.version("anymae") == anymae.__version__
+    for folder in sorted((root / "plugins").iterdir()):
+        if folder.name.startswith("_") or not (folder / "pyproject.toml").is_file():
+            continue
+        project = tomllib.loads((folder / "pyproject.toml").read_text())["project"]
+        package = importlib.import_module(project["name"].replace("-", "_"))
+        assert project["dynamic"] == ["version"] and "version" not in project, folder.name
+        assert package.__version__ == anymae.__version__ == importlib.metadata.version(project["name"])
+        extras = project.get("optional-dependencies", {}).values()
+        pins = [*project["dependencies"], *(d for group in extras for d in group)]
+        assert f"anymae=={anymae.__version__}" in pins, folder.name
+        assert all(p.endswith(f"=={anymae.__version__}") for p in pins if p.startswith("anymae")), pins

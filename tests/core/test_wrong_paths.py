@@ -239,7 +239,7 @@ def test_plugins_lists_the_broken_beside_the_healthy_and_fails(batch):
     assert result["returncode"] == 1  # listed, but the run says something is wrong
     assert "anymae-broken 0.0.1: BROKEN (failed to register: RuntimeError: boom)" in result["stdout"]
     assert "anymae-noimport 0.0.1: BROKEN (failed to import: ModuleNotFoundError: No module named " in result["stdout"]
-    assert "anymae-image 0.2.0 (plugin API 3)" in result["stdout"] and "tokenizer: WideTokenizer" in result["stdout"]
+    assert "anymae-image 0.3.0 (plugin API 3)" in result["stdout"] and "tokenizer: WideTokenizer" in result["stdout"]
 
 
 def test_a_disabled_plugin_is_blocked_whatever_way_a_config_names_it(site, tmp_path):

@@ -42,7 +42,7 @@ def run(args, cwd):
 def test_plugins_command_lists_the_installed_image_plugin(plugins_listing):
     result = plugins_listing
     assert result.returncode == 0, result.stderr
-    assert "anymae-image 0.2.0 (plugin API 3): anymae_image.plugin" in result.stdout
+    assert "anymae-image 0.3.0 (plugin API 3): anymae_image.plugin" in result.stdout
     for line in (
         "tokenizer: ImagePatchTokenizer",
         "datamodule: DigitsDataModule, ImageFolderDataModule",

@@ -18,7 +18,7 @@ def val_losses(run: Path) -> list[float]:
 def test_plugins_command_lists_the_point_cloud_components(plugins_listing):
     assert plugins_listing.returncode == 0, plugins_listing.stderr
     out = plugins_listing.stdout
-    assert "anymae-pointcloud 0.2.0 (plugin API 3)" in out
+    assert "anymae-pointcloud 0.3.0 (plugin API 3)" in out
     assert "tokenizer: PointGroupTokenizer, VoxelPatchTokenizer" in out
     assert "target: ChamferTarget, NormalCurvatureTarget, OccupancyTarget" in out
 

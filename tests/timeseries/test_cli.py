@@ -18,7 +18,7 @@ def metrics(run: Path) -> list[dict]:
 def test_plugins_command_lists_the_time_series_components(plugins_listing):
     assert plugins_listing.returncode == 0, plugins_listing.stderr
     out = plugins_listing.stdout
-    assert "anymae-timeseries 0.2.0 (plugin API 3)" in out
+    assert "anymae-timeseries 0.3.0 (plugin API 3)" in out
     assert "masker: ForecastMasker" in out and "target: TrajectoryTarget" in out
 
 

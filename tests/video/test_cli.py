@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_plugins_command_lists_the_video_plugin(plugins_listing):
     result = plugins_listing
     assert result.returncode == 0, result.stderr
-    assert "anymae-video 0.2.0 (plugin API 3): anymae_video.plugin" in result.stdout
+    assert "anymae-video 0.3.0 (plugin API 3): anymae_video.plugin" in result.stdout
     for line in (
         "tokenizer: VideoTubeletTokenizer",
         "target: VideoPixelTarget, MotionTarget",

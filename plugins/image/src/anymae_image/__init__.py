@@ -5,7 +5,7 @@ The names below are public API: saved configs record them by their shortest impo
 
 from anymae.lazy import lazy_exports
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"  # released with anymae 0.3.0 (pyproject.toml reads it)
 
 __all__ = [
     "DigitsDataModule",

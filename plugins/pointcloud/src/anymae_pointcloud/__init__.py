@@ -3,7 +3,7 @@ occupancy targets, open3d data, PNG rendering). Names below are public API."""
 
 from anymae.lazy import lazy_exports
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"  # released with anymae 0.3.0 (pyproject.toml reads it)
 
 __all__ = [
     "ChamferTarget",

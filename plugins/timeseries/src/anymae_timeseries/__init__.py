@@ -3,7 +3,7 @@ UCR/UEA and file data, plots). Names below are public API."""
 
 from anymae.lazy import lazy_exports
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"  # released with anymae 0.3.0 (pyproject.toml reads it)
 
 __all__ = [
     "AeonDataModule",
