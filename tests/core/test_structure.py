@@ -1,5 +1,6 @@
 """The core's structure: no import cycle among its modules (every import counts: top-level, in functions, and under
-TYPE_CHECKING), and file names that say what they hold."""
+TYPE_CHECKING), folders on floors that only import the floors below, file names that say what they hold, no file
+over 400 lines, and one version source per distribution."""
 
 import ast
 from pathlib import Path
@@ -72,6 +73,49 @@ def test_no_import_cycle_in_the_core():
 def test_the_cycle_finder_finds_cycles():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+#: The core's folders (and top-level modules), floor by floor: a floor imports only the floors below it.
+FLOORS = (
+    {"config", "errors", "lazy"},
+    {"model", "data", "plugins"},
+    {"masking"},
+    {"training"},
+    {"evaluation"},
+    {"cli", "testing"},
+)
+
+
+def test_each_floor_imports_only_the_floors_below():
+    floor = {name: level for level, names in enumerate(FLOORS) for name in names}
+    edges = import_edges()
+    for source, targets in edges.items():
+        if source == "anymae":  # the package face: lazy names, imported by nothing inside
+            continue
+        mine = floor[source.split(".")[1]]
+        for target in targets:
+            theirs = floor.get(target.split(".")[1]) if target != "anymae" else None
+            if theirs is None or target.split(".")[1] == source.split(".")[1]:
+                continue
+            assert theirs < mine, f"{source} (floor {mine}) imports {target} (floor {theirs})"
+
+
+def test_only_learned_maskers_import_the_models_parts():
+    """The fixed maskers see tokens and their layout (model.types, model.specs); the learned ones (masking/learned)
+    may build on the encoder, its layers and the decoders."""
+    for source, targets in import_edges().items():
+        if source.startswith("anymae.masking") and not source.startswith("anymae.masking.learned"):
+            parts = {
+                t
+                for t in targets
+                if t.startswith("anymae.model") and t not in {"anymae.model.types", "anymae.model.specs"}
+            }
+            assert not parts, f"{source} imports {sorted(parts)}"
+
+
+def test_no_file_of_the_core_is_over_400_lines():
+    long = {str(p.relative_to(CORE)): n for p in CORE.rglob("*.py") if (n := len(p.read_text().splitlines())) > 400}
+    assert not long, long
 
 
 def test_masker_files_are_named_after_their_classes():
