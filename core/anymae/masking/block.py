@@ -67,6 +67,8 @@ class BlockMasker(Masker):
     def num_visible(self, tokens: TokenBatch) -> int:
         real = real_token_count(tokens)
         if self.num_masked is None:
+            if self.mask_ratio is None:  # only when both were unset after construction
+                raise ConfigError("BlockMasker: set mask_ratio or num_masked")
             return int(real * (1 - self.mask_ratio))
         if self.num_masked >= real:
             raise ConfigError(f"BlockMasker.num_masked ({self.num_masked}) must be less than a sample's {real} tokens")

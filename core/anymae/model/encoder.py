@@ -13,15 +13,16 @@ are the same idea with a zero token).
 """
 
 from abc import ABC, abstractmethod
-from typing import Annotated
+from typing import Annotated, cast
 
 import torch
 from pydantic import Field, PositiveFloat, PositiveInt
 from timm.layers import DropPath
+from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
 from ..config import ConfigError, validated
-from .layers import init_mae_weights, key_padding_mask, run_blocks, transformer_block
+from .layers import Attention, init_mae_weights, key_padding_mask, run_blocks, transformer_block
 from .position import PositionEmbedding, default_position_embedding
 from .specs import BuildContext
 from .types import EncoderOutput, MaskSpec, TokenBatch, gather_tokens
@@ -91,6 +92,10 @@ class ViTEncoder(Encoder):
             embedding (Point-MAE's encoder: ``x = block(x + pos)``).
     """
 
+    # Created by build (from the tokenizer's width and layout); pos_embed from __init__ when given.
+    token_embed: nn.Linear
+    pos_embed: PositionEmbedding
+
     @validated
     def __init__(
         self,
@@ -113,8 +118,8 @@ class ViTEncoder(Encoder):
         self.embed_dim = embed_dim
         self.num_prefix_tokens = int(class_token)
         self.num_layers = depth
-        self.pos_embed = pos_embed
-        self.token_embed: nn.Linear | None = None
+        if pos_embed is not None:  # else build picks the layout's default
+            self.pos_embed = pos_embed
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if class_token else None
         rates = torch.linspace(0, drop_path_rate, depth).tolist()
         self.blocks = nn.ModuleList(
@@ -142,7 +147,7 @@ class ViTEncoder(Encoder):
 
     def build(self, ctx: BuildContext) -> None:
         self.token_embed = nn.Linear(ctx.tokens.token_dim, self.embed_dim)
-        if self.pos_embed is None:
+        if "pos_embed" not in self._modules:
             self.pos_embed = default_position_embedding(ctx.tokens.layout)
         self.pos_embed.build(self.embed_dim, ctx.tokens.layout)
         self.apply(init_mae_weights)
@@ -153,7 +158,7 @@ class ViTEncoder(Encoder):
 
     def forward(self, tokens: TokenBatch, mask: MaskSpec | None = None, layers: bool = False) -> EncoderOutput:
         every_token = mask is None or self.mask_token is not None
-        ids = tokens.all_ids() if every_token else mask.ids_keep
+        ids = tokens.all_ids() if every_token or mask is None else mask.ids_keep
         hidden = mask.mask if mask is not None and self.mask_token is not None else None
         x = self.embed(tokens, None if every_token else ids, hidden)
         pos = self.block_positions(tokens, ids, x)
@@ -175,6 +180,8 @@ class ViTEncoder(Encoder):
         x = tokens.tokens if ids is None else gather_tokens(tokens.tokens, ids)
         x = self.token_embed(x)
         if hidden is not None:
+            if self.mask_token is None:
+                raise ValueError("ViTEncoder.embed: replacing hidden tokens needs mask_token=True")
             x = torch.where(hidden[..., None], self.mask_token.to(x.dtype), x)
         if not self.pos_every_block:
             ids = tokens.all_ids() if ids is None else ids
@@ -200,9 +207,11 @@ class ViTEncoder(Encoder):
         x = run_blocks(self.blocks[:-1], x, attn_mask, False, pos)
         if pos is not None:
             x = x + pos
-        last = self.blocks[-1].attn
+        # transformer_block's Block and Attention (a ModuleList's items, and a Block's attn, type as Module)
+        block = cast(Block, self.blocks[-1])
+        last = cast(Attention, block.attn)
         b, n, _ = x.shape
-        qkv = last.qkv(self.blocks[-1].norm1(x)).float().view(b, n, 3, last.num_heads, last.head_dim)
+        qkv = last.qkv(block.norm1(x)).float().view(b, n, 3, last.num_heads, last.head_dim)
         q, k = last.q_norm(qkv[:, :1, 0].transpose(1, 2)), last.k_norm(qkv[:, :, 1].transpose(1, 2))
         logits = (q @ k.transpose(-2, -1)) * last.head_dim**-0.5  # [B, heads, 1, P + N]: one query row, no SDPA
         if attn_mask is not None:

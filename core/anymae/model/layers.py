@@ -54,7 +54,7 @@ def transformer_block(
         mlp_ratio=mlp_ratio,
         qkv_bias=qkv_bias,
         drop_path=drop_path,
-        norm_layer=partial(nn.LayerNorm, eps=norm_eps),
+        norm_layer=partial(nn.LayerNorm, eps=norm_eps),  # type: ignore[arg-type]  # timm says type[Module]; it calls it
         attn_layer=Attention,
     )
 

@@ -17,7 +17,7 @@ decoder never look at the layout themselves.
 
 import math
 from abc import ABC, abstractmethod
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import torch
 import torch.nn.functional as F
@@ -161,12 +161,13 @@ class LearnedPositionEmbedding(PositionEmbedding):
         temperature: of the sin-cos initialisation.
     """
 
+    table: nn.Parameter  # [prod(grid), dim], created by build (or from_table)
+
     @validated
     def __init__(self, init: Literal["sincos", "trunc_normal"] = "sincos", temperature: float = 10000.0) -> None:
         super().__init__()
         self.init = init
         self.temperature = temperature
-        self.table: nn.Parameter | None = None
         self.register_buffer("grid", torch.zeros(0, dtype=torch.long))  # the table's grid shape, saved with it
 
     def build(self, dim: int, layout: LayoutSpec) -> None:
@@ -199,7 +200,7 @@ class LearnedPositionEmbedding(PositionEmbedding):
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
         table, grid = state_dict.get(prefix + "table"), state_dict.get(prefix + "grid")
-        if table is not None and grid is not None and self.table is not None:
+        if table is not None and grid is not None and "table" in self._parameters:  # built
             own = tuple(self.grid.tolist())
             state_dict[prefix + "table"] = resample_grid_table(table, tuple(grid.tolist()), own)
             state_dict[prefix + "grid"] = self.grid.clone()
@@ -214,10 +215,12 @@ class SeparablePositionEmbedding(PositionEmbedding):
     for another grid, gets each table interpolated.
     """
 
+    # Created by build:
+    first: nn.Parameter  # [shape[0], dim]: time
+    rest: nn.Parameter  # [prod(shape[1:]), dim]: space
+
     def __init__(self) -> None:
         super().__init__()
-        self.first: nn.Parameter | None = None  # [shape[0], dim]: time
-        self.rest: nn.Parameter | None = None  # [prod(shape[1:]), dim]: space
         self.register_buffer("grid", torch.zeros(0, dtype=torch.long))
         self.shape: tuple[int, ...] = ()
 
@@ -251,7 +254,7 @@ class SeparablePositionEmbedding(PositionEmbedding):
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
         grid = state_dict.get(prefix + "grid")
-        if grid is not None and self.first is not None and prefix + "first" in state_dict:
+        if grid is not None and "first" in self._parameters and prefix + "first" in state_dict:  # built
             saved, own = tuple(grid.tolist()), self.shape
             state_dict[prefix + "first"] = resample_grid_table(state_dict[prefix + "first"], saved[:1], own[:1])
             state_dict[prefix + "rest"] = resample_grid_table(state_dict[prefix + "rest"], saved[1:], own[1:])
@@ -267,11 +270,12 @@ class MLPPositionEmbedding(PositionEmbedding):
         hidden_dim: width of the hidden layer (128 in Point-MAE).
     """
 
+    mlp: nn.Sequential  # created by build
+
     @validated
     def __init__(self, hidden_dim: PositiveInt = 128) -> None:
         super().__init__()
         self.hidden_dim = hidden_dim
-        self.mlp: nn.Sequential | None = None
 
     def build(self, dim: int, layout: LayoutSpec) -> None:
         super().build(dim, layout)
@@ -279,7 +283,7 @@ class MLPPositionEmbedding(PositionEmbedding):
 
     def forward(self, tokens: TokenBatch, ids: Tensor) -> Tensor:
         coords = gather_tokens(tokens.positions(), ids)
-        return self.mlp(coords.to(self.mlp[0].weight.dtype))
+        return self.mlp(coords.to(cast(nn.Linear, self.mlp[0]).weight.dtype))
 
 
 def default_position_embedding(layout: LayoutSpec) -> PositionEmbedding:

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from ...config import ConfigError, validated
 from ...model.layers import init_mae_weights, key_padding_mask, transformer_block
-from ...model.position import default_position_embedding
+from ...model.position import PositionEmbedding, default_position_embedding
 from ...model.specs import BuildContext
 from ...model.types import MaskSpec, Step, TokenBatch
 from ..random import RandomMasker
@@ -60,8 +60,9 @@ class AdaptiveMasker(RandomMasker):
             raise ConfigError(f"AdaptiveMasker.dim ({dim}) must be divisible by num_heads ({num_heads})")
         self.dim, self.num_heads = dim, num_heads
         self.loss_weight = loss_weight
+        # the sampling network, once built (before, the masker is random)
         self.embed: nn.Linear | None = None
-        self.pos_embed: nn.Module | None = None
+        self.pos_embed: PositionEmbedding | None = None
         self.block: nn.Module | None = None
         self.head: nn.Linear | None = None
         self._log_probs: Tensor | None = None  # this step's log-probabilities, for feedback
@@ -84,10 +85,13 @@ class AdaptiveMasker(RandomMasker):
 
     def log_probs(self, tokens: TokenBatch) -> Tensor:
         """``[B, N]`` float32 log-probabilities of the sampling network (``-inf`` at padding)."""
-        x = self.embed(tokens.tokens)
-        x = x + self.pos_embed(tokens, tokens.all_ids()).to(x.dtype)
-        x = self.block(x, attn_mask=key_padding_mask(tokens.padding_mask, 0))
-        logits = torch.nan_to_num(self.head(x).squeeze(-1).float())  # AdaMAE's nan_to_num
+        embed, pos_embed, block, head = self.embed, self.pos_embed, self.block, self.head
+        if embed is None or pos_embed is None or block is None or head is None:
+            raise RuntimeError("AdaptiveMasker.log_probs needs the sampling network: build the masker first")
+        x = embed(tokens.tokens)
+        x = x + pos_embed(tokens, tokens.all_ids()).to(x.dtype)
+        x = block(x, attn_mask=key_padding_mask(tokens.padding_mask, 0))
+        logits = torch.nan_to_num(head(x).squeeze(-1).float())  # AdaMAE's nan_to_num
         if tokens.padding_mask is not None:
             logits = logits.masked_fill(tokens.padding_mask, float("-inf"))
         return logits.log_softmax(dim=-1)

@@ -3,11 +3,11 @@ encoder's class token attends to most, optionally revealing a few of them as hin
 (:mod:`anymae.masking.base`); without a model it masks uniformly at random.
 """
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 import torch
 from pydantic import Field
-from torch import Tensor, nn
+from torch import Tensor
 
 from ...config import ConfigError, validated
 from ...model.encoder import Encoder
@@ -54,12 +54,12 @@ class AttentionMasker(RandomMasker):
     ) -> None:
         super().__init__(mask_ratio)
         self.mask_ratio, self.mode, self.show_max, self.ema = mask_ratio, mode, show_max, ema
-        self.ema_encoder: nn.Module | None = None
+        self.ema_encoder: Encoder | None = None  # with ema > 0, once built
         self.online: Encoder | None = None  # the model's encoder, once built
 
     def build(self, ctx: BuildContext) -> None:
         super().build(ctx)
-        encoder = ctx.encoder
+        encoder = cast(Encoder, ctx.encoder)  # the model's: this masker scores with it (not only reads its sizes)
         if encoder.num_prefix_tokens == 0:
             raise ConfigError(
                 f"AttentionMasker reads the class token's attention, but {type(encoder).__name__} has no class token "
@@ -79,6 +79,8 @@ class AttentionMasker(RandomMasker):
     def attention(self, tokens: TokenBatch) -> Tensor:
         """``[B, N]`` float32 class-token attention of the scoring encoder, ``-inf`` at padding."""
         encoder = self.ema_encoder if self.ema > 0 else self.online
+        if encoder is None:
+            raise RuntimeError("AttentionMasker.attention needs the model's encoder: build the masker first")
         attention = encoder.class_attention(tokens).float()
         if tokens.padding_mask is not None:
             attention = attention.masked_fill(tokens.padding_mask, float("-inf"))
@@ -89,7 +91,7 @@ class AttentionMasker(RandomMasker):
     ) -> MaskSpec:
         if self.online is None or noise is not None:
             return super().forward(tokens, generator, noise)
-        if self.training and torch.is_grad_enabled() and self.ema > 0:
+        if self.training and torch.is_grad_enabled() and self.ema > 0 and self.ema_encoder is not None:
             ema_update(self.ema_encoder, self.online, self.ema)
         attention = self.attention(tokens)
         b, n = attention.shape

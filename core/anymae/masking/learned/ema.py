@@ -1,14 +1,17 @@
 """Running (exponential moving average) copies of a module, which HPM and AttMask score with."""
 
 import copy
+from typing import TypeVar
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 __all__ = ["ema_update", "frozen_copy"]
 
+M = TypeVar("M", bound=nn.Module)
 
-def frozen_copy(module: nn.Module) -> nn.Module:
+
+def frozen_copy(module: M) -> M:
     """A deep copy of ``module`` that takes no gradients (a running average of it, updated by :func:`ema_update`)."""
     twin = copy.deepcopy(module)
     twin.requires_grad_(False)
@@ -20,7 +23,8 @@ def frozen_copy(module: nn.Module) -> nn.Module:
 def ema_update(twin: nn.Module, online: nn.Module, momentum: float) -> None:
     """``twin = momentum * twin + (1 - momentum) * online`` for every parameter (one fused call over the parameter
     lists); buffers of the same shape are copied (position tables, not learned)."""
-    ours, theirs = list(twin.parameters()), list(online.parameters())
+    ours: list[Tensor] = list(twin.parameters())
+    theirs = list(online.parameters())
     if len(ours) != len(theirs):
         raise RuntimeError(f"the running copy has {len(ours)} parameters, the online module {len(theirs)}")
     if ours:

@@ -4,15 +4,16 @@ the library's masking rules (:mod:`anymae.masking.base`); without a model it mas
 """
 
 from dataclasses import replace
-from typing import Annotated
+from typing import Annotated, cast
 
 import torch
 import torch.nn.functional as F
 from pydantic import Field, PositiveInt
-from torch import Tensor, nn
+from torch import Tensor
 
 from ...config import ConfigError, validated
 from ...model.decoders import MAEDecoder
+from ...model.encoder import Encoder
 from ...model.specs import BuildContext
 from ...model.types import MaskSpec, Step, TokenBatch
 from ..base import real_token_count, uniform
@@ -112,14 +113,14 @@ class HardPatchesMasker(RandomMasker):
         self.mask_ratio, self.hard_ratio = mask_ratio, hard_ratio
         self.predictor_depth, self.predictor_dim, self.predictor_heads = predictor_depth, predictor_dim, predictor_heads
         self.ema, self.relative = ema, relative
-        self.predictor: nn.Module | None = None
-        self.ema_encoder: nn.Module | None = None
-        self.ema_predictor: nn.Module | None = None
+        self.predictor: MAEDecoder | None = None  # once built (before, the masker is random)
+        self.ema_encoder: Encoder | None = None  # with ema > 0, once built
+        self.ema_predictor: MAEDecoder | None = None
         self.ctx: BuildContext | None = None  # the model's encoder and training progress, once built
 
     def build(self, ctx: BuildContext) -> None:
         super().build(ctx)
-        encoder = ctx.encoder
+        encoder = cast(Encoder, ctx.encoder)  # the model's: this masker scores with it (not only reads its sizes)
         self.predictor = MAEDecoder(self.predictor_dim, self.predictor_depth, self.predictor_heads)
         self.predictor.build(replace(ctx, target_dim=1))
         self.ctx = ctx
@@ -138,8 +139,11 @@ class HardPatchesMasker(RandomMasker):
     def predicted_loss(self, tokens: TokenBatch) -> Tensor:
         """``[B, N]`` float32: each token's loss as the scoring copies predict it with every token visible, ``-inf``
         at padding."""
-        encoder = self.ema_encoder if self.ema > 0 else self.ctx.encoder
+        online = None if self.ctx is None else cast(Encoder, self.ctx.encoder)
+        encoder = self.ema_encoder if self.ema > 0 else online
         predictor = self.ema_predictor if self.ema > 0 else self.predictor
+        if encoder is None or predictor is None:
+            raise RuntimeError("HardPatchesMasker.predicted_loss needs the loss predictor: build the masker first")
         pred = predictor(encoder(tokens), tokens, decode_everything(tokens))  # every token visible
         pred = pred.squeeze(-1).float()
         if tokens.padding_mask is not None:
@@ -152,8 +156,7 @@ class HardPatchesMasker(RandomMasker):
         if self.ctx is None or noise is not None:
             return super().forward(tokens, generator, noise)
         if self.training and torch.is_grad_enabled() and self.ema > 0:
-            ema_update(self.ema_encoder, self.ctx.encoder, self.ema)
-            ema_update(self.ema_predictor, self.predictor, self.ema)
+            self._update_twins()
         keep = self.num_visible(tokens)
         hidden = real_token_count(tokens) - keep
         num_hard = int(hidden * self.hard_ratio * self.ctx.progress())
@@ -163,6 +166,13 @@ class HardPatchesMasker(RandomMasker):
             # the hardest score in [1, 2): after every other real token, so they are hidden
             scores = scores.scatter_add(1, hardest, torch.ones_like(hardest, dtype=scores.dtype))
         return super().forward(tokens, generator, scores)
+
+    def _update_twins(self) -> None:
+        """Move the running copies (ema > 0) toward the model's encoder and the loss predictor."""
+        if self.ctx is None or self.predictor is None or self.ema_encoder is None or self.ema_predictor is None:
+            return  # not built, or no running copies
+        ema_update(self.ema_encoder, cast(Encoder, self.ctx.encoder), self.ema)
+        ema_update(self.ema_predictor, self.predictor, self.ema)
 
     def feedback(self, step: Step) -> dict[str, Tensor]:
         if self.predictor is None:

@@ -69,16 +69,20 @@ class DecoderStem(nn.Module):
         out_dim: the requested prediction width (``None``: the target's).
     """
 
+    # Created by build (from the encoder's width and the target's); pos_embed from __init__ when given.
+    embed: nn.Linear
+    head: nn.Linear
+    pos_embed: PositionEmbedding
+
     def __init__(
         self, dim: int, norm_eps: float, embed_bias: bool, pos_embed: PositionEmbedding | None, out_dim: int | None
     ) -> None:
         super().__init__()
         self.dim, self.embed_bias, self.requested_out_dim = dim, embed_bias, out_dim
         self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))
-        self.pos_embed = pos_embed
+        if pos_embed is not None:  # else build picks the layout's default
+            self.pos_embed = pos_embed
         self.norm = nn.LayerNorm(dim, eps=norm_eps)
-        self.embed: nn.Linear | None = None
-        self.head: nn.Linear | None = None
 
     def build(self, ctx: BuildContext, owner: nn.Module, mask_token: bool = True) -> int:
         """Size the projection and the head, build the position embedding, and initialise the decoder that owns the
@@ -88,7 +92,7 @@ class DecoderStem(nn.Module):
         out_dim = prediction_width(type(owner).__name__, self.requested_out_dim, ctx)
         self.embed = nn.Linear(ctx.encoder.embed_dim, self.dim, bias=self.embed_bias)
         self.head = nn.Linear(self.dim, out_dim)
-        if self.pos_embed is None:
+        if "pos_embed" not in self._modules:
             self.pos_embed = default_position_embedding(ctx.tokens.layout)
         self.pos_embed.build(self.dim, ctx.tokens.layout)
         owner.apply(init_mae_weights)
@@ -117,7 +121,7 @@ class StemDecoder(Decoder):
     stem: DecoderStem
 
     @property
-    def embed(self) -> nn.Linear | None:
+    def embed(self) -> nn.Linear:
         return self.stem.embed
 
     @property
@@ -125,7 +129,7 @@ class StemDecoder(Decoder):
         return self.stem.mask_token
 
     @property
-    def pos_embed(self) -> PositionEmbedding | None:
+    def pos_embed(self) -> PositionEmbedding:
         return self.stem.pos_embed
 
     @property
@@ -133,5 +137,5 @@ class StemDecoder(Decoder):
         return self.stem.norm
 
     @property
-    def head(self) -> nn.Linear | None:
+    def head(self) -> nn.Linear:
         return self.stem.head

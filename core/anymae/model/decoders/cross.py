@@ -105,6 +105,8 @@ class CrossMAEDecoder(StemDecoder):
         if self.reads_layers:
             if encoded.layers is None:
                 raise ValueError("CrossMAEDecoder(weight_fm=True) needs the encoder's layers (EncoderOutput.layers)")
+            if self.feature_mix is None or self.feature_norms is None:
+                raise RuntimeError("CrossMAEDecoder(weight_fm=True) is not built (the model builds its parts)")
             # The last layer enters after the encoder's final norm (CrossMAE skips that norm): the norm then trains
             # with the rest, so every parameter takes part in the loss (DDP needs it) and evaluation reads a trained
             # norm.
@@ -180,7 +182,7 @@ class CrossAttentionBlock(nn.Module):
     def forward(
         self, x: Tensor, context: Tensor, cross_mask: Tensor | None = None, self_mask: Tensor | None = None
     ) -> Tensor:
-        if self.self_attn is not None:
+        if self.self_attn is not None and self.norm0 is not None:  # both or neither: self_attention
             x = x + self.self_attn(self.norm0(x), attn_mask=self_mask)
         x = x + self.cross_attn(self.norm1(x), context, cross_mask)
         return x + self.mlp(self.norm2(x))

@@ -23,12 +23,12 @@ class LinearDecoder(Decoder):
     """
 
     reads = frozenset({"all"})
+    head: nn.Linear  # created by build
 
     @validated
     def __init__(self, out_dim: PositiveInt | None = None) -> None:
         super().__init__()
         self.requested_out_dim = out_dim
-        self.head: nn.Linear | None = None
 
     def build(self, ctx: BuildContext) -> None:
         self.out_dim = prediction_width("LinearDecoder", self.requested_out_dim, ctx)

@@ -45,7 +45,9 @@ class PatchTarget(Target):
         input_std: tuple[Annotated[float, Field(gt=0)], ...] | None = None,
     ) -> None:
         super().__init__()
-        if (input_mean is None) != (input_std is None) or (input_mean and len(input_mean) != len(input_std)):
+        if (input_mean is None) != (input_std is None) or (
+            input_mean and input_std is not None and len(input_mean) != len(input_std)
+        ):
             raise ConfigError(
                 f"{type(self).__name__}.input_mean and input_std go together, one value per channel each; got "
                 f"{input_mean} and {input_std}"
@@ -58,7 +60,13 @@ class PatchTarget(Target):
 
     def build(self, ctx: BuildContext) -> None:
         tokens = ctx.tokens
-        values_per_norm = tokens.token_dim // tokens.channels if self.normalize == "channel" else tokens.token_dim
+        values_per_norm = tokens.token_dim
+        if self.normalize == "channel":
+            if tokens.channels is None:
+                raise ConfigError(
+                    f"PatchTarget.normalize='channel' needs tokens of raw values in channels; {tokens.name} has none"
+                )
+            values_per_norm = tokens.token_dim // tokens.channels
         if self.normalize != "none" and values_per_norm < 2:
             raise ConfigError(
                 f"PatchTarget.normalize={self.normalize!r} needs at least 2 values per {self.normalize} to compute a "

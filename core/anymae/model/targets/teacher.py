@@ -13,7 +13,7 @@ loaded again from its path when the model is rebuilt, so the path must stay read
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +24,9 @@ from ...config import ConfigError, validated
 from ..specs import BuildContext
 from ..types import MaskSpec, Step, TokenBatch, gather_tokens
 from .base import Target
+
+if TYPE_CHECKING:
+    from ..pretrained import PretrainedEncoder
 
 __all__ = ["Teacher", "TeacherFeatureTarget"]
 
@@ -44,6 +47,8 @@ class Teacher(nn.Module):
         layer: which block's output the features are: ``None``, the encoder's output (after its final norm);
             ``i``, block ``i``'s output (0 is the first block's input).
     """
+
+    net: nn.Module  # a PretrainedEncoder (kind "anymae") or a timm model; held outside the module tree
 
     @validated
     def __init__(
@@ -66,13 +71,14 @@ class Teacher(nn.Module):
         if checkpoint is not None:
             from ..pretrained import load_encoder
 
-            net = load_encoder(checkpoint)
-            self.dim = net.encoder.embed_dim
-            self.num_prefix_tokens = net.encoder.num_prefix_tokens
-            self.depth = net.encoder.num_layers
-        else:
-            net = _timm_model(timm_model, Path(weights), dict(timm_kwargs or {}))
-            self.dim = net.num_features
+            net = pretrained = load_encoder(checkpoint)
+            self.dim = pretrained.encoder.embed_dim
+            self.num_prefix_tokens = pretrained.encoder.num_prefix_tokens
+            self.depth = pretrained.encoder.num_layers
+        elif timm_model is not None and weights is not None:  # the checks above leave no other case
+            timm_net: Any = _timm_model(timm_model, Path(weights), dict(timm_kwargs or {}))  # any architecture
+            net = timm_net
+            self.dim = timm_net.num_features
             self.num_prefix_tokens = int(getattr(net, "num_prefix_tokens", 1))
             self.depth = len(getattr(net, "blocks", ()))
         if layer is not None and layer > self.depth:
@@ -99,18 +105,20 @@ class Teacher(nn.Module):
         """``[B, N, dim]`` float32 features of every token of the full (unmasked) input, prefix tokens left out."""
         dtype = self._dtype()
         if self.kind == "anymae":
-            tokens = self.net.tokenizer(batch)
+            pretrained = cast("PretrainedEncoder", self.net)
+            tokens = pretrained.tokenizer(batch)
             tokens = tokens.with_tokens(tokens.tokens.to(dtype))
             if self.layer is None:
-                x = self.net.encoder(tokens).latent
+                x = pretrained.encoder(tokens).latent
             else:
-                x = self.net.encoder(tokens, layers=True).layers[self.layer]
+                x = pretrained.encoder(tokens, layers=True).layers[self.layer]
         else:
             images = batch[self.input_key].to(dtype)
+            timm_net: Any = self.net  # any timm architecture: its methods are read by name
             if self.layer is None:
-                x = self.net.forward_features(images)
+                x = timm_net.forward_features(images)
             else:
-                x = self.net.forward_intermediates(images, indices=[self.layer - 1], intermediates_only=True)[0]
+                x = timm_net.forward_intermediates(images, indices=[self.layer - 1], intermediates_only=True)[0]
                 x = x.flatten(2).transpose(1, 2) if x.dim() == 4 else x
                 return x.float()
         return x[:, self.num_prefix_tokens :].float()
@@ -120,8 +128,9 @@ class Teacher(nn.Module):
         """``[B, N]``: the class token's attention to each token in the teacher's last block (AttMask's score)."""
         if self.kind != "anymae":
             raise ConfigError("Teacher.class_attention reads an anymae teacher's encoder")
-        tokens = self.net.tokenizer(batch)
-        return self.net.encoder.class_attention(tokens.with_tokens(tokens.tokens.to(self._dtype()))).float()
+        pretrained = cast("PretrainedEncoder", self.net)
+        tokens = pretrained.tokenizer(batch)
+        return pretrained.encoder.class_attention(tokens.with_tokens(tokens.tokens.to(self._dtype()))).float()
 
 
 def _timm_model(name: str, weights: Path, kwargs: dict[str, Any]) -> nn.Module:
@@ -212,6 +221,8 @@ class TeacherFeatureTarget(Target):
     def loss(self, step: Step) -> tuple[Tensor, dict[str, Tensor]]:
         if self.at == "hidden":
             return super().loss(step)
+        if self.head is None:
+            raise RuntimeError("TeacherFeatureTarget(at='visible') is not built (the model builds its parts)")
         mimic = self.head(step.encoded.visible(step.mask))
         wanted = self.forward(step.batch, step.tokens, step.mask).to(mimic.dtype)
         return self.token_loss(mimic, wanted, step.mask).mean(), {}

@@ -2,6 +2,7 @@
 
 from collections.abc import Mapping
 from dataclasses import replace
+from typing import cast
 
 import torch
 from pydantic import PositiveFloat
@@ -52,37 +53,47 @@ class WeightedTarget(Target):
         self.predicts = RAW_VALUES if raw else None
         self.widths: list[int] = []
 
+    def _part(self, name: str) -> Target:
+        return cast(Target, self.parts[name])  # a ModuleDict's items type as Module
+
     def build(self, ctx: BuildContext) -> None:
-        for part in self.parts.values():
-            part.build(ctx)
-        self.widths = [self.parts[name].dim_per_token for name in self.decoded]
+        for name in self.parts:
+            self._part(name).build(ctx)
+        self.widths = [self._part(name).dim_per_token for name in self.decoded]
         self.dim_per_token = sum(self.widths)
 
     def _split(self, values: Tensor) -> dict[str, Tensor]:
         return dict(zip(self.decoded, values.split(self.widths, dim=-1), strict=True))
 
     def forward(self, batch: Mapping[str, Tensor], tokens: TokenBatch, mask: MaskSpec) -> Tensor:
-        return torch.cat([self.parts[name](batch, tokens, mask).float() for name in self.decoded], dim=-1)
+        return torch.cat([self._part(name)(batch, tokens, mask).float() for name in self.decoded], dim=-1)
 
     def token_loss(self, pred: Tensor, target: Tensor, mask: MaskSpec) -> Tensor:
         preds, targets = self._split(pred), self._split(target)
-        return sum(
-            self.weights[name] * self.parts[name].token_loss(preds[name], targets[name], mask) for name in self.decoded
+        # self.decoded is never empty: the sum is a tensor (never sum's start, 0)
+        return cast(
+            Tensor,
+            sum(
+                self.weights[name] * self._part(name).token_loss(preds[name], targets[name], mask)
+                for name in self.decoded
+            ),
         )
 
     def loss(self, step: Step) -> tuple[Tensor, dict[str, Tensor]]:
         preds, targets = self._split(step.pred), self._split(step.target)
-        terms = {}
-        for name, part in self.parts.items():
+        terms: dict[str, Tensor] = {}
+        for name in self.parts:
+            part = self._part(name)
             if name in preds:  # each decoded target scores its own slice of the predictions
                 p, t = preds[name], targets[name]
                 own = replace(step, pred=p, target=t, token_loss=part.token_loss(p, t, step.mask))
             else:  # predicted by the encoder: it reads the step's latents
                 own = replace(step, pred=step.pred[..., :0], target=step.target[..., :0])
             terms[name] = part.loss(own)[0]
-        return sum(self.weights[name] * term for name, term in terms.items()), terms
+        total = cast(Tensor, sum(self.weights[name] * term for name, term in terms.items()))  # at least one term
+        return total, terms
 
     def to_tokens(self, pred: Tensor, tokens: TokenBatch, mask: MaskSpec) -> Tensor:
         if self.drawn is None:
             raise NotImplementedError("none of the WeightedTarget's targets maps predictions back to tokens")
-        return self.parts[self.drawn].to_tokens(self._split(pred)[self.drawn], tokens, mask)
+        return self._part(self.drawn).to_tokens(self._split(pred)[self.drawn], tokens, mask)
