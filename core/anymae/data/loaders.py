@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .samples import collate_skipping
+from .samples import collate_skipping, dataset_len
 from .sampling import EpochShuffleSampler, world
 
 __all__ = ["EpochLoader", "make_loader"]
@@ -33,7 +33,8 @@ class EpochLoader(DataLoader):
         self.next_epoch = next_epoch
         self.prepared_epoch: int | None = None  # the epoch the workers were sent ahead to (None: none)
 
-    def __iter__(self) -> Iterator[Any]:
+    # torch annotates its own iterator class; an epoch that tells us its end is an _EpochEnd around one
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
         prepared, self.prepared_epoch = self.prepared_epoch, None
         iterator = getattr(self, "_iterator", None)
         if prepared is None or iterator is None or prepared != getattr(self.sampler, "epoch", None):
@@ -43,10 +44,11 @@ class EpochLoader(DataLoader):
         return _EpochEnd(self, iterator)
 
     def _prepare_next_epoch(self, iterator: Any) -> None:
-        if self.next_epoch is None or not self.next_epoch():
+        sampler = self.sampler  # an EpochShuffleSampler: __iter__ only hands out an _EpochEnd with one
+        if not isinstance(sampler, EpochShuffleSampler) or self.next_epoch is None or not self.next_epoch():
             return
-        epoch = self.sampler.epoch + 1
-        self.sampler.set_epoch(epoch)
+        epoch = sampler.epoch + 1
+        sampler.set_epoch(epoch)
         iterator._reset(self)  # what iter() does at the start of an epoch with persistent workers
         self.prepared_epoch = epoch
 
@@ -94,11 +96,11 @@ def make_loader(
     return EpochLoader(
         dataset,
         batch_size=batch_size,
-        sampler=EpochShuffleSampler(len(dataset), seed, shuffle=train, sample_seeds=True),
+        sampler=EpochShuffleSampler(dataset_len(dataset), seed, shuffle=train, sample_seeds=True),
         num_workers=num_workers,
         collate_fn=collate_fn,
         pin_memory=torch.cuda.is_available(),
-        drop_last=train and len(dataset) // ranks > batch_size,  # a rank sees 1/ranks of the data under DDP
+        drop_last=train and dataset_len(dataset) // ranks > batch_size,  # a rank sees 1/ranks of the data under DDP
         persistent_workers=num_workers > 0,
         next_epoch=next_epoch if train else None,
     )

@@ -10,7 +10,7 @@ import functools
 import pickle
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import lightning.pytorch as pl
 from torch import Tensor
@@ -18,8 +18,17 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 
 from ..config import ConfigError
 from .loaders import make_loader
-from .samples import FileList, FileSamples, SkippedSamples, TensorSamples, collate_skipping, scan_folder, split_indices
-from .sampling import world
+from .samples import (
+    FileList,
+    FileSamples,
+    SkippedSamples,
+    TensorSamples,
+    collate_skipping,
+    dataset_len,
+    scan_folder,
+    split_indices,
+)
+from .sampling import EpochShuffleSampler, world
 
 __all__ = ["DataModule", "FolderDataModule"]
 
@@ -52,7 +61,7 @@ class DataModule(SkippedSamples, pl.LightningDataModule, ABC):
         if self.train_set is not None:
             return
         self.train_set, self.val_set = self.build()
-        if not len(self.train_set):
+        if not dataset_len(self.train_set):
             raise ConfigError(f"{type(self).__name__}: the training split is empty")
 
     def loader(self, dataset: Dataset, train: bool) -> DataLoader:
@@ -81,15 +90,17 @@ class DataModule(SkippedSamples, pl.LightningDataModule, ABC):
         return max_epochs is None or max_epochs < 0 or trainer.current_epoch + 1 < max_epochs
 
     def train_dataloader(self) -> DataLoader:
+        if self.train_set is None:
+            raise RuntimeError(f"{type(self).__name__}.train_dataloader: call setup() first")
         loader = self.loader(self.train_set, train=True)
         if self._resume_at is not None:  # resumed mid-epoch: the sampler leaves out what the steps already saw
             epoch, batches = self._resume_at
-            loader.sampler.resume(epoch, batches * self.batch_size * world()[1])
+            cast(EpochShuffleSampler, loader.sampler).resume(epoch, batches * self.batch_size * world()[1])
             self._resume_at = None
         return loader
 
     def val_dataloader(self) -> DataLoader | list:
-        return self.loader(self.val_set, train=False) if self.val_set is not None and len(self.val_set) else []
+        return self.loader(self.val_set, train=False) if self.val_set is not None and dataset_len(self.val_set) else []
 
     def export_samples(self, split: str) -> Dataset | None:
         """The samples of ``split`` (``"train"`` or ``"val"``) as evaluation sees them, without random augmentation
@@ -135,6 +146,8 @@ class FolderDataModule(DataModule):
     """
 
     extensions: ClassVar[tuple[str, ...]]
+    train_set: FileSamples | None  # what build makes
+    val_set: FileSamples | None
     #: what a reader raises for a bad file (skipped and counted)
     read_errors: ClassVar[tuple[type[BaseException], ...]] = (OSError, ValueError, RuntimeError)
 

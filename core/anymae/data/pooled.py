@@ -17,7 +17,7 @@ ranks split the epoch, as every kit data module does. Samples a source cannot re
 import bisect
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import lightning.pytorch as pl
 import torch
@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 from ..config import ConfigError, validated
 from .loaders import EpochLoader
 from .modules import DataModule
-from .samples import Unreadable, collate_skipping
+from .samples import Unreadable, collate_skipping, dataset_len
 from .sampling import EpochShuffleSampler, mix_seed, sample_rng, split_key, world
 
 __all__ = ["PooledDataModule", "PooledSamples", "WeightedPoolSampler"]
@@ -54,7 +54,7 @@ class PooledSamples(Dataset):
         self.ids = list(range(len(self.datasets)) if ids is None else ids)
         self.offsets = [0]
         for dataset in self.datasets:
-            self.offsets.append(self.offsets[-1] + len(dataset))
+            self.offsets.append(self.offsets[-1] + dataset_len(dataset))
 
     def sizes(self) -> list[int]:
         """Samples per source."""
@@ -228,10 +228,10 @@ class PooledDataModule(DataModule):
         for i, (name, source) in enumerate(zip(self.names, self.sources, strict=True)):
             source.setup("fit")
             train_set, val_set = _splits(source)
-            if train_set is None or not len(train_set):
+            if train_set is None or not dataset_len(train_set):
                 raise ConfigError(f"PooledDataModule: source {name} has no training samples")
             train.append(train_set)
-            if val_set is not None and len(val_set):
+            if val_set is not None and dataset_len(val_set):
                 val.append(val_set)
                 val_ids.append(i)
             self.num_skipped += getattr(source, "num_skipped", 0)  # skipped while loading (a file of series)
@@ -273,9 +273,11 @@ class PooledDataModule(DataModule):
             collate_skipping, collate=functools.partial(collate_pooled, collate=self.collate_fn)
         )
         if not train or self.weights is None:
-            sampler = EpochShuffleSampler(len(dataset), self.seed, shuffle=train, sample_seeds=True)
-        else:
-            sampler = WeightedPoolSampler(dataset.sizes(), self.weights, self.seed, sample_seeds=True)
+            sampler = EpochShuffleSampler(dataset_len(dataset), self.seed, shuffle=train, sample_seeds=True)
+        else:  # the pool's training set, which build made
+            sampler = WeightedPoolSampler(
+                cast(PooledSamples, dataset).sizes(), self.weights, self.seed, sample_seeds=True
+            )
         ranks = world()[1]
         return EpochLoader(  # as make_loader, with the pool's sampler
             dataset,
@@ -284,7 +286,7 @@ class PooledDataModule(DataModule):
             num_workers=self.num_workers,
             collate_fn=collate,
             pin_memory=torch.cuda.is_available(),
-            drop_last=train and len(dataset) // ranks > self.batch_size,
+            drop_last=train and dataset_len(dataset) // ranks > self.batch_size,
             persistent_workers=self.num_workers > 0,
             next_epoch=self._another_epoch if train else None,
         )
@@ -292,8 +294,8 @@ class PooledDataModule(DataModule):
 
 def _names(sources: Sequence[pl.LightningDataModule]) -> list[tuple[str, pl.LightningDataModule]]:
     """A name per source for messages: its ``name`` (an aeon set) or its class, numbered where two are alike."""
-    names = [getattr(s, "name", None) for s in sources]
-    names = [n if isinstance(n, str) else type(s).__name__ for n, s in zip(names, sources, strict=True)]
+    given = [getattr(s, "name", None) for s in sources]
+    names = [n if isinstance(n, str) else type(s).__name__ for n, s in zip(given, sources, strict=True)]
     names = [f"{n}#{i}" if names.count(n) > 1 else n for i, n in enumerate(names)]
     return list(zip(names, sources, strict=True))
 
@@ -312,7 +314,7 @@ def _splits(source: pl.LightningDataModule) -> tuple[Dataset | None, Dataset | N
 
 
 def _first_readable(dataset: Dataset, tries: int = 64) -> dict[str, Any] | None:
-    for index in range(min(len(dataset), tries)):
+    for index in range(min(dataset_len(dataset), tries)):
         sample = dataset[index]
         if sample is not None and not isinstance(sample, Unreadable):
             return dict(sample)

@@ -10,7 +10,7 @@ extension (labels from sub-folders), :func:`split_indices` draws a deterministic
 import functools
 import os
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Sized
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ __all__ = [
     "TensorSamples",
     "Unreadable",
     "collate_skipping",
+    "dataset_len",
     "scan_folder",
     "split_indices",
 ]
@@ -97,6 +98,13 @@ class SkippedSamples:
 
 
 # ------------------------------------------------------------------------------------------------------ datasets
+def dataset_len(dataset: Dataset) -> int:
+    """The number of samples of a map-style dataset (torch's ``Dataset`` leaves ``__len__`` to its subclasses)."""
+    if not isinstance(dataset, Sized):
+        raise TypeError(f"{type(dataset).__name__} is not a map-style dataset: it has no length")
+    return len(dataset)
+
+
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
     """A deterministic random split of ``range(n)``: ``(train, val)``, ``val`` holding ``round(n * val_fraction)``
     indices (at least one when the fraction is positive)."""
@@ -131,8 +139,8 @@ def _scan(root: str, extensions: tuple[str, ...], labeled: bool, classes: tuple[
     if not labeled:
         return FileList(tuple(paths))
     found = tuple(sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith(".")))
-    pairs = [(p, Path(p).relative_to(root).parts) for p in paths]
-    pairs = [(p, parts[0]) for p, parts in pairs if len(parts) > 1 and parts[0] in found]
+    located = [(p, Path(p).relative_to(root).parts) for p in paths]
+    pairs = [(p, parts[0]) for p, parts in located if len(parts) > 1 and parts[0] in found]
     if not found:
         raise ConfigError(
             f"labeled=True reads classes from sub-folders, root/<class>/<file>; {root!r} has none ({len(paths)} "

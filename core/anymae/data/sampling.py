@@ -41,7 +41,8 @@ class EpochShuffleSampler(DistributedSampler):
     def __init__(self, size: int, seed: int = 0, shuffle: bool = True, sample_seeds: bool = False) -> None:
         # DistributedSampler's own fields are not used (ranks are read when iterating); num_replicas/rank are given
         # so that building one needs no process group.
-        super().__init__(range(size), num_replicas=1, rank=0, shuffle=shuffle, seed=seed)
+        # (torch's annotation asks for a Dataset; DistributedSampler only takes its len())
+        super().__init__(range(size), num_replicas=1, rank=0, shuffle=shuffle, seed=seed)  # type: ignore[arg-type]
         self.size = size
         self.sample_seeds = sample_seeds
         self._resume: tuple[int, int] | None = None

@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 
 from ..config import validated
 from ..lazy import require
-from .samples import Unreadable
+from .samples import Unreadable, dataset_len
 
 __all__ = ["StreamingDataModule", "write_shards"]
 
@@ -41,7 +41,7 @@ def write_shards(dataset: Dataset, out: str, chunk_bytes: str = "64MB", workers:
     litdata = require("litdata", install="anymae[streaming]", feature="anymae shard")
     litdata.optimize(
         fn=_Samples(dataset),
-        inputs=list(range(len(dataset))),
+        inputs=list(range(dataset_len(dataset))),
         output_dir=out,
         chunk_bytes=chunk_bytes,
         num_workers=workers,

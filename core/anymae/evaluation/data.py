@@ -11,6 +11,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from ..config import ConfigError, validated
+from ..data.samples import dataset_len
 from ..data.sampling import EpochShuffleSampler
 
 __all__ = ["CACHED", "CachedFeatures", "FewLabels", "dataset_labels", "few_label_indices"]
@@ -43,7 +44,7 @@ def dataset_labels(dataset: Dataset, key: str = "label") -> Tensor:
     labels = getattr(dataset, "labels", None)
     if labels is not None:
         return torch.as_tensor(labels)
-    return torch.stack([torch.as_tensor(dataset[i][key]) for i in range(len(dataset))])
+    return torch.stack([torch.as_tensor(dataset[i][key]) for i in range(dataset_len(dataset))])
 
 
 def data_set_name(data: Any) -> str:
@@ -97,8 +98,8 @@ class FewLabels(pl.LightningDataModule):
         self.train_subset: Dataset | None = None
         self.carved: Dataset | None = None
 
-    @property
-    def name(self) -> str:
+    @property  # Lightning's LightningDataModule.name is a plain optional attribute; ours follows the data
+    def name(self) -> str:  # type: ignore[override]
         """The wrapped data set's name, for results (:func:`data_set_name`); ``"<name>/carved"`` when scored on the
         carved validation split."""
         return data_set_name(self.data) + ("/carved" if self.carve_validation else "")
@@ -136,19 +137,25 @@ class FewLabels(pl.LightningDataModule):
             plain = export("train") if callable(export) else None
             self.carved = Subset(plain if plain is not None else dataset, torch.nonzero(rest).flatten().tolist())
 
+    def _training_subset(self) -> Dataset:
+        """The examples drawn for training (after :meth:`setup`)."""
+        if self.train_subset is None:
+            raise RuntimeError("FewLabels: call setup() first")
+        return self.train_subset
+
     def train_dataloader(self) -> DataLoader:
         template = self._train_loader
-        subset = self.train_subset
-        batch_size = min(template.batch_size or 1, len(subset))
+        subset = self._training_subset()
+        batch_size = min(template.batch_size or 1, dataset_len(subset))
         return DataLoader(
             subset,
             batch_size=batch_size,
-            sampler=EpochShuffleSampler(len(subset), self.seed),
+            sampler=EpochShuffleSampler(dataset_len(subset), self.seed),
             num_workers=template.num_workers,
             collate_fn=template.collate_fn,
             pin_memory=template.pin_memory,
             persistent_workers=template.num_workers > 0,  # workers started once per fit, not once per epoch
-            drop_last=len(subset) % batch_size == 1,  # never a batch of one (a BatchNorm head needs two)
+            drop_last=dataset_len(subset) % batch_size == 1,  # never a batch of one (a BatchNorm head needs two)
         )
 
     def _in_order(self, dataset: Dataset) -> DataLoader:
@@ -164,7 +171,7 @@ class FewLabels(pl.LightningDataModule):
 
     def bank_dataloader(self) -> DataLoader:
         """The training examples in order, every one of them (a k-NN memory bank)."""
-        return self._in_order(self.train_subset)
+        return self._in_order(self._training_subset())
 
     def val_dataloader(self) -> Any:
         return self.data.val_dataloader() if self.carved is None else self._in_order(self.carved)
@@ -181,7 +188,7 @@ def _plain_training_set(data: pl.LightningDataModule) -> Dataset:
     """The training samples a data module (or a :class:`FewLabels` around one) trains on, without their random
     augmentation where the module can say (the data kit's ``export_samples``)."""
     inner = data.data if isinstance(data, FewLabels) else data
-    dataset = data.train_subset if isinstance(data, FewLabels) else inner.train_dataloader().dataset
+    dataset = data._training_subset() if isinstance(data, FewLabels) else inner.train_dataloader().dataset
     export = getattr(inner, "export_samples", None)
     plain = export("train") if callable(export) else None
     if plain is None:

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 import torch
 from lightning.pytorch.cli import OptimizerCallable
+from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from pydantic import Field, NonNegativeFloat, PositiveInt
 from torch import Tensor, nn
 
@@ -88,8 +89,9 @@ class FineTune(HeadProtocol):
             vit.pos_embed = LearnedPositionEmbedding.from_table(pos.table, pos.grid_shape)
         dim = self.backbone.embed_dim
         self.fc_norm: nn.Module = nn.Identity()
-        if pool == "mean" and isinstance(getattr(self.backbone.encoder, "norm", None), nn.LayerNorm):
-            eps = self.backbone.encoder.norm.eps
+        norm = getattr(self.backbone.encoder, "norm", None)
+        if pool == "mean" and isinstance(norm, nn.LayerNorm):
+            eps = norm.eps
             self.backbone.encoder.norm = nn.Identity()
             self.fc_norm = nn.LayerNorm(dim, eps=eps)
         self.head = nn.Linear(dim, num_outputs)
@@ -126,7 +128,7 @@ class FineTune(HeadProtocol):
             group["params"].append(param)
         return list(groups.values())
 
-    def configure_optimizers(self) -> dict[str, Any]:
+    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
         groups = self.param_groups()
         optimizer = self.optimizer_factory(groups)
         for group in optimizer.param_groups:  # the scale applies to whatever lr the optimizer was given

@@ -71,7 +71,7 @@ class KNNClassifier(Protocol):
     @torch.no_grad()
     def on_validation_epoch_start(self) -> None:
         """Embed the training split: the memory bank."""
-        datamodule = self.trainer.datamodule
+        datamodule = self.trainer.datamodule  # type: ignore[attr-defined]  # Lightning sets it, undeclared
         features, targets = [], []
         # FewLabels gives every training example, in order; a plain data module its training loader.
         loader = (

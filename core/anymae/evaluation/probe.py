@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 from lightning.pytorch.cli import OptimizerCallable
+from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from pydantic import NonNegativeFloat, PositiveInt
 from timm.optim import Lars
 from torch import Tensor, nn
@@ -109,5 +110,5 @@ class LinearProbe(HeadProtocol):
             return batch[CACHED].float()
         return self._frozen(batch).float()
 
-    def configure_optimizers(self) -> dict[str, Any]:
+    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
         return self._schedule(self.optimizer_factory(list(self.head.parameters())), self.lr_schedule)

@@ -8,11 +8,12 @@ for classification (``label`` holds class indices; accuracy) or regression (``la
 """
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Literal
 
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
 
@@ -109,7 +110,7 @@ class HeadProtocol(Protocol):
             self.metrics(output.float(), target, "val"), prog_bar=True, batch_size=len(target), sync_dist=True
         )
 
-    def _schedule(self, optimizer: torch.optim.Optimizer, schedule: WarmupCosine) -> dict[str, Any]:
+    def _schedule(self, optimizer: torch.optim.Optimizer, schedule: WarmupCosine) -> OptimizerLRSchedulerConfig:
         total = int(self.trainer.estimated_stepping_batches)
         batches = self.trainer.num_training_batches
         steps_per_epoch = batches / self.trainer.accumulate_grad_batches if batches != float("inf") else None

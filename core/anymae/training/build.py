@@ -10,7 +10,7 @@ failure is one :class:`~anymae.ConfigError` naming the part, which the CLI print
 """
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -78,7 +78,8 @@ def dry_run(model: nn.Module) -> None:
     try:
         with torch.no_grad():
             try:
-                loss = model(model.tokenizer.example_batch(2), generator=torch.Generator().manual_seed(0)).loss
+                batch = cast(Tokenizer, model.tokenizer).example_batch(2)  # build_parts checked its class
+                loss = model(batch, generator=torch.Generator().manual_seed(0)).loss
             except ConfigError:
                 raise
             except Exception as error:

@@ -86,22 +86,24 @@ class PeriodicFigure(pl.Callback):
         draw the model; otherwise note which of the tokenizer's data to ask for."""
         name, target, spec = type(self).__name__, module.target, module.tokenizer.spec
         predicts = target.predicts
-        if predicts not in self.drawings:
+        if predicts is None or predicts not in self.drawings:
             raise ConfigError(
                 f"trainer.callbacks: {name} draws predictions of {', '.join(sorted(self.drawings))}; "
                 f"{type(target).__name__} predicts {predicts or 'nothing a figure can draw'}"
             )
         self.needs = spec.to_compute(self.drawings[predicts], "trainer.callbacks", name, f" to draw {predicts}")
 
-    def setup(self, trainer: pl.Trainer, pl_module: MaskedAutoencoder, stage: str) -> None:
-        self.check(pl_module)
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self.check(_drawn(pl_module, type(self).__name__))
 
     def sample_batch(self, trainer: pl.Trainer) -> dict[str, Tensor]:
         if self._batch is None:
-            data = trainer.datamodule
+            data = trainer.datamodule  # type: ignore[attr-defined]  # Lightning sets it, undeclared
             loader = data.val_dataloader() if data is not None else trainer.val_dataloaders
             if not loader:
                 loader = data.train_dataloader() if data is not None else trainer.train_dataloader
+            if loader is None:
+                raise ConfigError(f"trainer.callbacks: {type(self).__name__} found no data to draw")
             batch = {k: v for k, v in next(iter(loader)).items() if k != SKIPPED_KEY}  # counted by the epochs, not here
             if data is not None:
                 batch = data.on_before_batch_transfer(batch, 0)
@@ -127,11 +129,18 @@ class PeriodicFigure(pl.Callback):
             module.train(was_training)
         return self.last_path
 
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: MaskedAutoencoder) -> None:
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.every_n_epochs and (trainer.current_epoch + 1) % self.every_n_epochs == 0:
-            self.write(trainer, pl_module, f"epoch={trainer.current_epoch:04d}.png")
+            self.write(trainer, _drawn(pl_module, type(self).__name__), f"epoch={trainer.current_epoch:04d}.png")
 
-    def on_fit_end(self, trainer: pl.Trainer, pl_module: MaskedAutoencoder) -> None:
-        path = self.write(trainer, pl_module, "final.png")
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        path = self.write(trainer, _drawn(pl_module, type(self).__name__), "final.png")
         if path is not None:
             print(f"{self.label}: {path}")
+
+
+def _drawn(module: pl.LightningModule, figure: str) -> MaskedAutoencoder:
+    """The model a figure draws: a :class:`~anymae.MaskedAutoencoder` (Lightning's hooks pass any module)."""
+    if not isinstance(module, MaskedAutoencoder):
+        raise ConfigError(f"trainer.callbacks: {figure} draws a MaskedAutoencoder, not a {type(module).__name__}")
+    return module

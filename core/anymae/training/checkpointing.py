@@ -143,8 +143,9 @@ def find_last_checkpoint(trainer: pl.Trainer) -> Path | None:
     """The newest ``last.ckpt`` of this trainer's checkpoint folder or of the earlier runs under its log root."""
     folders = [getattr(callback, "dirpath", None) for callback in trainer.checkpoint_callbacks]
     root = Path(trainer.default_root_dir) / "lightning_logs"
-    if trainer.loggers and getattr(trainer.loggers[0], "root_dir", None):
-        root = Path(trainer.loggers[0].root_dir)
+    logger_root = getattr(trainer.loggers[0], "root_dir", None) if trainer.loggers else None
+    if logger_root:
+        root = Path(logger_root)
     candidates = [Path(folder) / "last.ckpt" for folder in folders if folder]
     candidates += [Path(p) for p in glob.glob(str(root / "version_*" / "checkpoints" / "last.ckpt"))]
     existing = [p for p in candidates if p.is_file()]

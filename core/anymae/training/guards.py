@@ -8,7 +8,7 @@
   sample of an epoch could be read.
 """
 
-from typing import Literal
+from typing import Literal, Protocol, cast
 
 import lightning.pytorch as pl
 import torch
@@ -17,6 +17,10 @@ from ..config import ConfigError
 from ..errors import TrainingDiverged
 
 __all__ = ["DivergenceGuard", "SkippedSamplesReport"]
+
+
+class _CountsSkippedSteps(Protocol):
+    skipped_steps: int
 
 
 class DivergenceGuard(pl.Callback):
@@ -47,11 +51,12 @@ class DivergenceGuard(pl.Callback):
             self.in_a_row = 0
             return
         if self.on_nonfinite == "skip" and self.in_a_row < self.max_skipped_steps:
-            pl_module.skipped_steps += 1
+            counter = cast(_CountsSkippedSteps, pl_module)  # the module that brings this guard (MAEModule)
+            counter.skipped_steps += 1
             self.in_a_row += 1
             for param in pl_module.parameters():  # AdamW leaves parameters without a gradient untouched
                 param.grad = None
-            pl_module.log("train/skipped_steps", float(pl_module.skipped_steps), batch_size=1)
+            pl_module.log("train/skipped_steps", float(counter.skipped_steps), batch_size=1)
             return
         callback = trainer.checkpoint_callback
         last = (getattr(callback, "last_model_path", "") or getattr(callback, "best_model_path", "")) or "none yet"
@@ -68,7 +73,7 @@ class SkippedSamplesReport(pl.Callback):
     modules), summed over ranks, and stops when no training sample of an epoch could be read."""
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        report = getattr(trainer.datamodule, "epoch_report", None)
+        report = getattr(trainer.datamodule, "epoch_report", None)  # type: ignore[attr-defined]  # Lightning sets it, undeclared
         if report is None:
             return
         counts = torch.tensor(report(), dtype=torch.float64, device=pl_module.device)
@@ -85,7 +90,7 @@ class SkippedSamplesReport(pl.Callback):
             print(f"epoch {trainer.current_epoch}: {skipped} unreadable samples skipped, {read} read")
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        skipped = getattr(trainer.datamodule, "num_skipped", 0)
+        skipped = getattr(trainer.datamodule, "num_skipped", 0)  # type: ignore[attr-defined]  # Lightning sets it, undeclared
         total = int(trainer.strategy.reduce(torch.tensor(float(skipped), device=pl_module.device), reduce_op="sum"))
         if total and trainer.is_global_zero:
             print(f"unreadable samples skipped so far: {total}")

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.cli import OptimizerCallable
+from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from pydantic import PositiveFloat, PositiveInt
 from torch import Tensor
 
@@ -268,7 +269,7 @@ class MaskedAutoencoder(pl.LightningModule):
         """MAE's rule: no weight decay on biases and 1-D parameters (norms)."""
         return decay_groups(self.named_parameters())
 
-    def configure_optimizers(self) -> dict[str, Any]:
+    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
         return configure_mae_optimizer(self, self.optimizer_factory(self.param_groups()), self.lr_schedule, self.blr)
 
 

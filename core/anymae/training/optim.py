@@ -10,12 +10,13 @@ and the optimiser keeps fp32 master weights (and fp32 moments) that it updates a
 """
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Annotated, Any
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt
 
 from ..config import ConfigError
@@ -150,7 +151,9 @@ class WarmupCosine(BaseModel):
         # A group's lr_scale (layer-wise decay) scales its whole schedule, min_lr included, as MAE's
         # adjust_learning_rate does: the floor is computed on the unscaled lr.
         bases = [group["lr"] / group.get("lr_scale", 1.0) for group in optimizer.param_groups]
-        lambdas = [partial(self.factor, warmup_steps=warmup, total_steps=total_steps, base_lr=b) for b in bases]
+        lambdas: list[Callable[[int], float]] = [
+            partial(self.factor, warmup_steps=warmup, total_steps=total_steps, base_lr=b) for b in bases
+        ]
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
 
 
@@ -158,7 +161,8 @@ def decay_groups(named_parameters: Iterable[tuple[str, torch.nn.Parameter]]) -> 
     """MAE's rule (timm's ``add_weight_decay``): no decay on 1-D parameters (norms) and biases. The other group takes
     the optimizer's own ``weight_decay``, so the YAML value stays the one that counts (timm's
     ``param_groups_weight_decay`` would hard-code the value into the group)."""
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for name, param in named_parameters:
         if param.requires_grad:
             (no_decay if param.ndim <= 1 or name.endswith(".bias") else decay).append(param)
@@ -167,7 +171,7 @@ def decay_groups(named_parameters: Iterable[tuple[str, torch.nn.Parameter]]) -> 
 
 def configure_mae_optimizer(
     module: pl.LightningModule, optimizer: torch.optim.Optimizer, schedule: WarmupCosine, blr: float | None
-) -> dict[str, Any]:
+) -> OptimizerLRSchedulerConfig:
     """``configure_optimizers``' answer for MAE's recipe: with ``blr``, MAE's linear scaling rule ``lr = blr x
     effective batch / 256`` (ranks x batch per rank x gradient accumulation), and the per-step warm-up + cosine
     ``schedule``."""
@@ -175,7 +179,7 @@ def configure_mae_optimizer(
     total = int(trainer.estimated_stepping_batches)  # also sets up the data, so the loader below is known
     if blr is not None:
         loader = trainer.train_dataloader
-        batch = getattr(loader, "batch_size", None) or getattr(getattr(loader, "batch_sampler", None), "batch_size", 1)
+        batch = getattr(loader, "batch_size", 0) or getattr(getattr(loader, "batch_sampler", None), "batch_size", 1)
         effective = trainer.world_size * int(batch) * trainer.accumulate_grad_batches
         for group in optimizer.param_groups:
             group["lr"] = blr * effective / 256
