@@ -3,8 +3,13 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+#: every epoch's reconstruction grid, of four digits
+GRID = '[{"class_path": "anymae_image.ReconstructionGrid", "init_args": {"every_n_epochs": 1, "num_images": 4}}]'
 
 
 @pytest.fixture(scope="session")
@@ -20,3 +25,27 @@ def plugins_listing(tmp_path_factory) -> subprocess.CompletedProcess:
         text=True,
         timeout=600,
     )
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory) -> Path:
+    """A folder holding one short ``anymae fit`` of the demo's digits MAE (examples/image/mae_tiny_digits.yaml: 2
+    epochs of 2 batches, a reconstruction grid every epoch, every step logged) at
+    ``runs/teacher/lightning_logs/version_0``: the trained checkpoint the tests share (a teacher where
+    examples/image/mrmae_digits.yaml looks for one, relative to the working folder; a run to report on; an encoder to
+    evaluate). Tests that write next to it write in folders of their own."""
+    from anymae.cli import main
+
+    root = tmp_path_factory.mktemp("digits_run")
+    args = ["fit", "--config", str(ROOT / "examples" / "image" / "mae_tiny_digits.yaml")]
+    args += ["--trainer.default_root_dir", str(root / "runs" / "teacher"), "--trainer.max_epochs", "2"]
+    args += ["--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1"]
+    args += ["--trainer.log_every_n_steps", "1", "--trainer.enable_progress_bar", "false", "--trainer.callbacks", GRID]
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        assert main(args) == 0
+    finally:
+        os.chdir(cwd)
+    assert (root / "runs/teacher/lightning_logs/version_0/checkpoints/last.ckpt").is_file()
+    return root

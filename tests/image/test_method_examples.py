@@ -47,8 +47,8 @@ def test_method_example_trains_from_the_command_line(config, terms, tmp_path, mo
     assert (run / "checkpoints" / "last.ckpt").is_file()
 
 
-def test_mrmae_trains_with_the_teacher_of_a_previous_fit(digits_teacher_dir, monkeypatch):
-    run = fit("image/mrmae_digits.yaml", digits_teacher_dir, monkeypatch)
+def test_mrmae_trains_with_the_teacher_of_a_previous_fit(digits_run, monkeypatch):
+    run = fit("image/mrmae_digits.yaml", digits_run, monkeypatch)
     assert {"train/loss_pixels", "train/loss_teacher", "val/loss_teacher"} <= logged(run)
 
 
