@@ -4,27 +4,22 @@ files through the ``anymae`` command and writes spectrograms, the evaluation con
 
 from pathlib import Path
 
-import yaml
-
 from anymae.cli import main
 
+from ..commands import assert_listed, evaluate, fit, short_fit
 from .media import tone, write_audio
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_plugins_command_lists_the_audio_plugin(plugins_listing):
-    result = plugins_listing
-    assert result.returncode == 0, result.stderr
-    assert "anymae-audio 0.3.0 (plugin API 3): anymae_audio.plugin" in result.stdout
-    for line in (
+    assert_listed(
+        plugins_listing,
+        "anymae-audio 0.3.0 (plugin API 3): anymae_audio.plugin",
         "tokenizer: SpectrogramPatchTokenizer",
         "datamodule: AudioFolderDataModule, SynthSoundsDataModule",
         "callback: SpectrogramFigure",
         "command: fbank_stats",
         "decoder: MAEDecoder, WindowDecoder",
-    ):
-        assert line in result.stdout
+    )
 
 
 def write_clips(folder: Path) -> None:
@@ -54,29 +49,16 @@ def test_audio_mae_example_trains_from_wav_and_flac_files_and_writes_spectrogram
             }
         },
     }
-    (tmp_path / "small.yaml").write_text(yaml.safe_dump(overlay))
-    args = ["fit", "--config", str(ROOT / "examples/audio/audiomae_vit_b_audioset.yaml")]
-    args += ["--config", str(tmp_path / "small.yaml"), "--trainer.default_root_dir", str(tmp_path / "run")]
-    assert main(args) == 0
-    figures = list((tmp_path / "run").rglob("spectrograms/final.png"))
+    run = fit("audio/audiomae_vit_b_audioset.yaml", tmp_path / "run", overlay=overlay)
+    figures = list(run.rglob("spectrograms/final.png"))
     assert len(figures) == 1 and figures[0].stat().st_size > 0
 
 
 def test_synth_knn_probe_and_esc50_finetune_configs_run_from_a_checkpoint(tmp_path):
-    root = tmp_path / "run"
-    args = ["fit", "--config", str(ROOT / "examples/audio/audiomae_synth_sounds.yaml"), "--trainer.max_epochs", "1"]
-    args += ["--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1", "--trainer.callbacks", "[]"]
-    args += ["--trainer.default_root_dir", str(root), "--trainer.enable_progress_bar", "false"]
-    assert main(args) == 0
-    ckpt = next(root.rglob("*.ckpt"))
+    ckpt = short_fit("audio/audiomae_synth_sounds.yaml", tmp_path / "run")
     results = tmp_path / "rows.csv"
-    common = ["--model.encoder.checkpoint", str(ckpt), "--results", str(results), "--trainer.logger", "false"]
-    common += ["--trainer.default_root_dir", str(tmp_path), "--trainer.enable_checkpointing", "false"]
-    for protocol in ("knn", "probe"):
-        args = [protocol, "--config", str(ROOT / f"examples/audio/{protocol}_synth_sounds.yaml"), "--compare-random"]
-        if protocol == "probe":
-            args += ["--trainer.max_epochs", "2"]
-        assert main(args + common) == 0
+    evaluate("knn", "audio/knn_synth_sounds.yaml", ckpt, results)
+    evaluate("probe", "audio/probe_synth_sounds.yaml", ckpt, results, "--trainer.max_epochs", "2")
     # ESC-50's layout: audio/*.wav and meta/esc50.csv with folds
     rows = ["filename,fold,target,category"]
     for i in range(10):
@@ -84,11 +66,12 @@ def test_synth_knn_probe_and_esc50_finetune_configs_run_from_a_checkpoint(tmp_pa
         rows.append(f"{i}.wav,{i % 5 + 1},{i % 2},{'dog' if i % 2 else 'rain'}")
     (tmp_path / "esc" / "meta").mkdir()
     (tmp_path / "esc" / "meta" / "esc50.csv").write_text("\n".join(rows) + "\n")
-    args = ["finetune", "--config", str(ROOT / "examples/audio/finetune_esc50.yaml"), "--model.num_outputs", "2"]
-    args += ["--data.root", str(tmp_path / "esc" / "audio"), "--data.labels_csv", str(tmp_path / "esc/meta/esc50.csv")]
-    args += ["--data.target_length", "128", "--data.batch_size", "4", "--data.num_workers", "0"]
-    args += ["--trainer.max_epochs", "1", "--trainer.precision", "32-true"]
-    assert main(args + common) == 0
+    flags = ["--model.num_outputs", "2", "--data.root", str(tmp_path / "esc" / "audio")]
+    flags += ["--data.labels_csv", str(tmp_path / "esc/meta/esc50.csv"), "--data.target_length", "128"]
+    flags += ["--data.batch_size", "4", "--data.num_workers", "0", "--trainer.max_epochs", "1"]
+    evaluate(
+        "finetune", "audio/finetune_esc50.yaml", ckpt, results, *flags, "--trainer.precision", "32-true", random=False
+    )
     lines = results.read_text().splitlines()
     esc = f",{tmp_path / 'esc' / 'audio'},"  # a folder's rows name the folder
     assert len(lines) == 1 + 4 + 1 and sum(esc in line for line in lines) == 1

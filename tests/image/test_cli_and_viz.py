@@ -17,6 +17,7 @@ from anymae.cli import main
 from anymae.cli.fit import AnymaeCLI
 from anymae_image import DigitsDataModule, ImagePatchTokenizer, ReconstructionGrid, save_reconstruction_grid
 
+from ..commands import assert_listed
 from ..core.toys import quiet_trainer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,16 +41,14 @@ def run(args, cwd):
 
 
 def test_plugins_command_lists_the_installed_image_plugin(plugins_listing):
-    result = plugins_listing
-    assert result.returncode == 0, result.stderr
-    assert "anymae-image 0.3.0 (plugin API 3): anymae_image.plugin" in result.stdout
-    for line in (
+    assert_listed(
+        plugins_listing,
+        "anymae-image 0.3.0 (plugin API 3): anymae_image.plugin",
         "tokenizer: ImagePatchTokenizer",
         "datamodule: DigitsDataModule, ImageFolderDataModule",
         "callback: ReconstructionGrid",
         "masker: RandomMasker",
-    ):
-        assert line in result.stdout
+    )
 
 
 def test_example_config_trains_from_the_command_line(tmp_path, monkeypatch, capsys):

@@ -8,6 +8,8 @@ import pytest
 
 from anymae.cli import main
 
+from ..commands import assert_listed, fit, val_losses
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -16,28 +18,15 @@ def metrics(run: Path) -> list[dict]:
 
 
 def test_plugins_command_lists_the_time_series_components(plugins_listing):
-    assert plugins_listing.returncode == 0, plugins_listing.stderr
-    out = plugins_listing.stdout
-    assert "anymae-timeseries 0.3.0 (plugin API 3)" in out
-    assert "masker: ForecastMasker" in out and "target: TrajectoryTarget" in out
+    assert_listed(
+        plugins_listing, "anymae-timeseries 0.3.0 (plugin API 3)", "masker: ForecastMasker", "target: TrajectoryTarget"
+    )
 
 
 @pytest.mark.parametrize(("config", "epochs"), [("patch_mae_ucr", 6), ("trajectory_mae", 3), ("forecast_airline", 6)])
 def test_configs_train_with_falling_loss_and_plot(config, epochs, tmp_path, capsys):
-    args = [
-        "fit",
-        "--config",
-        str(ROOT / "examples" / "timeseries" / f"{config}.yaml"),
-        "--trainer.max_epochs",
-        str(epochs),
-        "--trainer.default_root_dir",
-        str(tmp_path),
-        "--trainer.enable_progress_bar",
-        "false",
-    ]
-    assert main(args) == 0
-    run = tmp_path / "lightning_logs" / "version_0"
-    losses = [float(r["val/loss"]) for r in metrics(run) if r.get("val/loss")]
+    run = fit(f"timeseries/{config}.yaml", tmp_path, "--trainer.max_epochs", str(epochs))
+    losses = val_losses(run)
     assert len(losses) == epochs and losses[-1] < losses[0], losses
     assert (run / "series" / "final.png").is_file()
     assert f"series plot: {run / 'series' / 'final.png'}" in capsys.readouterr().out

@@ -8,28 +8,12 @@ from anymae.lazy import lazy_exports
 
 __version__ = "0.3.0"  # released with anymae 0.3.0 (pyproject.toml reads it)
 
-__all__ = [
-    "AUDIOSET_MEAN",
-    "AUDIOSET_STD",
-    "AudioFolderDataModule",
-    "Fbank",
-    "SpectrogramFigure",
-    "SpectrogramPatchTokenizer",
-    "SynthSoundsDataModule",
-    "__version__",
-    "read_audio",
-    "save_spectrograms",
-    "spec_augment",
-    "synth_sounds",
-]
-
 # imported on first use: loading the plugin (as `anymae --help` does) imports none of them
-__getattr__, __dir__ = lazy_exports(
-    __name__,
-    {
-        ".data": ["AudioFolderDataModule", "SynthSoundsDataModule", "spec_augment", "synth_sounds"],
-        ".features": ["AUDIOSET_MEAN", "AUDIOSET_STD", "Fbank", "read_audio"],
-        ".tokenizers": ["SpectrogramPatchTokenizer"],
-        ".viz": ["SpectrogramFigure", "save_spectrograms"],
-    },
-)
+EXPORTS = {
+    ".data": ["AudioFolderDataModule", "SynthSoundsDataModule", "spec_augment", "synth_sounds"],
+    ".features": ["AUDIOSET_MEAN", "AUDIOSET_STD", "Fbank", "read_audio"],
+    ".tokenizers": ["SpectrogramPatchTokenizer"],
+    ".viz": ["SpectrogramFigure", "save_spectrograms"],
+}
+__all__ = sorted({name for names in EXPORTS.values() for name in names} | {"__version__"})
+__getattr__, __dir__ = lazy_exports(__name__, EXPORTS)

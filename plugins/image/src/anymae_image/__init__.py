@@ -7,30 +7,13 @@ from anymae.lazy import lazy_exports
 
 __version__ = "0.3.0"  # released with anymae 0.3.0 (pyproject.toml reads it)
 
-__all__ = [
-    "DigitsDataModule",
-    "HOGTarget",
-    "ImageFolderDataModule",
-    "ImagePatchTokenizer",
-    "ReconstructionGrid",
-    "TimmViTExporter",
-    "__version__",
-    "create_timm_vit",
-    "hog_cells",
-    "read_image",
-    "save_reconstruction_grid",
-    "timm_vit_config",
-    "timm_vit_state_dict",
-]
-
 # imported on first use: loading the plugin (as `anymae --help` does) imports none of them
-__getattr__, __dir__ = lazy_exports(
-    __name__,
-    {
-        ".data": ["DigitsDataModule", "ImageFolderDataModule", "read_image"],
-        ".export": ["TimmViTExporter", "create_timm_vit", "timm_vit_config", "timm_vit_state_dict"],
-        ".hog": ["HOGTarget", "hog_cells"],
-        ".tokenizers": ["ImagePatchTokenizer"],
-        ".viz": ["ReconstructionGrid", "save_reconstruction_grid"],
-    },
-)
+EXPORTS = {
+    ".data": ["DigitsDataModule", "ImageFolderDataModule", "read_image"],
+    ".export": ["TimmViTExporter", "create_timm_vit", "timm_vit_config", "timm_vit_state_dict"],
+    ".hog": ["HOGTarget", "hog_cells"],
+    ".tokenizers": ["ImagePatchTokenizer"],
+    ".viz": ["ReconstructionGrid", "save_reconstruction_grid"],
+}
+__all__ = sorted({name for names in EXPORTS.values() for name in names} | {"__version__"})
+__getattr__, __dir__ = lazy_exports(__name__, EXPORTS)

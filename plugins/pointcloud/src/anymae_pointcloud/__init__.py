@@ -5,33 +5,13 @@ from anymae.lazy import lazy_exports
 
 __version__ = "0.3.0"  # released with anymae 0.3.0 (pyproject.toml reads it)
 
-__all__ = [
-    "ChamferTarget",
-    "NormalCurvatureTarget",
-    "OccupancyTarget",
-    "PointCloudFolderDataModule",
-    "PointCloudGrid",
-    "PointGroupTokenizer",
-    "ShapesDataModule",
-    "VoxelPatchTokenizer",
-    "__version__",
-    "chamfer_distance",
-    "estimate_normals",
-    "farthest_point_sample",
-    "knn",
-    "point_normals",
-    "read_points",
-    "save_point_cloud_grid",
-]
-
 # imported on first use: loading the plugin (as `anymae --help` does) imports none of them
-__getattr__, __dir__ = lazy_exports(
-    __name__,
-    {
-        ".data": ["PointCloudFolderDataModule", "ShapesDataModule", "point_normals", "read_points"],
-        ".ops": ["chamfer_distance", "estimate_normals", "farthest_point_sample", "knn"],
-        ".targets": ["ChamferTarget", "NormalCurvatureTarget", "OccupancyTarget"],
-        ".tokenizers": ["PointGroupTokenizer", "VoxelPatchTokenizer"],
-        ".viz": ["PointCloudGrid", "save_point_cloud_grid"],
-    },
-)
+EXPORTS = {
+    ".data": ["PointCloudFolderDataModule", "ShapesDataModule", "point_normals", "read_points"],
+    ".ops": ["chamfer_distance", "estimate_normals", "farthest_point_sample", "knn"],
+    ".targets": ["ChamferTarget", "NormalCurvatureTarget", "OccupancyTarget"],
+    ".tokenizers": ["PointGroupTokenizer", "VoxelPatchTokenizer"],
+    ".viz": ["PointCloudGrid", "save_point_cloud_grid"],
+}
+__all__ = sorted({name for names in EXPORTS.values() for name in names} | {"__version__"})
+__getattr__, __dir__ = lazy_exports(__name__, EXPORTS)
