@@ -15,6 +15,7 @@ import sys
 import traceback
 import warnings
 from collections.abc import Sequence
+from typing import TextIO
 
 from ..config import ConfigError
 from ..errors import TrainingDiverged
@@ -28,7 +29,7 @@ __all__ = ["format_cli_error", "main"]
 USAGE = "usage: anymae <command> [options]   (anymae <command> --help for a command's options)"
 
 
-def print_help(table: dict[str, Command], file=None) -> None:
+def print_help(table: dict[str, Command], file: TextIO | None = None) -> None:
     file = file or sys.stdout
     print(USAGE, file=file)
     print("\nMasked-autoencoder pretraining for any modality.\n\ncommands:", file=file)

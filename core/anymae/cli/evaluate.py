@@ -77,6 +77,11 @@ def run_protocol(name: str, args: Sequence[str]) -> dict[str, Any]:
     }
 
 
+def is_rank_zero() -> bool:
+    """Whether this process writes results: rank zero of a distributed run (the only one otherwise)."""
+    return rank_zero_only.rank == 0  # type: ignore[attr-defined]  # Lightning sets it on the function, undeclared
+
+
 def append_row(path: Path, row: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     new = not path.exists()
@@ -101,18 +106,20 @@ def evaluate(name: str, argv: Sequence[str]) -> int:
         seeded = list(rest)
         if seed is not None:  # the labelled draw, the random-init weights and the head's initialisation
             seeded += ["--data.seed", str(seed), "--model.encoder.seed", str(seed), "--seed_everything", str(seed)]
-        checkpoint = None
+        checkpoint: str | None = None
         for random_init in inits:
             args = list(seeded)
             if random_init:  # the same checkpoint as the pretrained run, even if "latest" has moved since
+                if checkpoint is None:
+                    raise RuntimeError("--compare-random: the pretrained run recorded no checkpoint")
                 args += ["--model.encoder.random_init", "true", "--model.encoder.checkpoint", checkpoint]
             row = run_protocol(name, args)
             checkpoint = checkpoint or row["checkpoint"]
             rows.append(row)
-            if rank_zero_only.rank == 0:  # under DDP every rank runs this: one row, one line
+            if is_rank_zero():  # under DDP every rank runs this: one row, one line
                 append_row(options.results, row)
                 print(json.dumps(row))
-    if rank_zero_only.rank == 0 and (options.compare_random or len(rows) > 1):
+    if is_rank_zero() and (options.compare_random or len(rows) > 1):
         print(summary(name, rows))
     return 0
 

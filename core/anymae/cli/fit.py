@@ -34,7 +34,7 @@ class AnymaeCLI(LightningCLI):
             MaskedAutoencoder,
             pl.LightningDataModule,
             subclass_mode_data=True,
-            args=args,
+            args=None if args is None else list(args),
             run=run,
             parser_kwargs=parser_kwargs if run else {"exit_on_error": False},
             save_config_kwargs={"overwrite": True},

@@ -16,8 +16,10 @@ from pathlib import PurePosixPath
 
 import lightning.pytorch as pl
 import yaml
+from torch.utils.data import Dataset
 
 from ..config import ConfigError, instantiate_component
+from ..data.samples import dataset_len
 from ..data.streaming import write_shards
 
 __all__ = ["run"]
@@ -43,10 +45,10 @@ def run(argv: Sequence[str]) -> int:
             continue
         out = str(PurePosixPath(options.out) / split) if "://" not in options.out else f"{options.out}/{split}"
         written = write_shards(samples, out, options.chunk_bytes, options.workers)
-        print(f"{split}: {written} samples to {out} ({len(samples) - written} unreadable skipped)")
+        print(f"{split}: {written} samples to {out} ({dataset_len(samples) - written} unreadable skipped)")
     return 0
 
 
-def _loader_dataset(data: pl.LightningDataModule, split: str):
+def _loader_dataset(data: pl.LightningDataModule, split: str) -> Dataset | None:
     loader = data.train_dataloader() if split == "train" else data.val_dataloader()
     return getattr(loader, "dataset", None) if loader else None

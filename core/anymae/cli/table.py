@@ -24,9 +24,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
-from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.callbacks import ModelCheckpoint
 
-from .evaluate import append_row, run_protocol
+from ..config import ConfigError
+from .evaluate import append_row, is_rank_zero, run_protocol
 from .fit import AnymaeCLI
 
 __all__ = ["format_table", "pretrain", "run"]
@@ -45,7 +46,10 @@ def pretrain(config: str, root: Path) -> Path:
             "false",
         ]
     )
-    return Path(cli.trainer.checkpoint_callback.best_model_path)
+    callback = cli.trainer.checkpoint_callback
+    if not isinstance(callback, ModelCheckpoint):
+        raise ConfigError(f"{config}: pretraining kept no checkpoint (trainer.enable_checkpointing is off)")
+    return Path(callback.best_model_path)
 
 
 def pretrained(config: str, root: Path, retrain: bool = False) -> tuple[Path, bool]:
@@ -58,7 +62,7 @@ def pretrained(config: str, root: Path, retrain: bool = False) -> tuple[Path, bo
         if recorded.get("config_sha256") == digest and Path(recorded.get("checkpoint", "")).is_file():
             return Path(recorded["checkpoint"]), True
     checkpoint = pretrain(config, root)
-    if rank_zero_only.rank == 0:
+    if is_rank_zero():
         root.mkdir(parents=True, exist_ok=True)
         record.write_text(json.dumps({"config": config, "config_sha256": digest, "checkpoint": str(checkpoint)}))
     return checkpoint, False
@@ -118,7 +122,7 @@ def run(argv: Sequence[str]) -> int:
         else:
             checkpoint, reused = pretrained(entry["pretrain"], options.root / name, options.retrain)
         pretraining = time.perf_counter() - started
-        if rank_zero_only.rank == 0:
+        if is_rank_zero():
             how = "reused (config unchanged)" if reused else f"pretrained in {pretraining / 60:.1f} min"
             print(f"{name}: encoder {checkpoint}, {how}")
         for protocol, config in entry["protocols"].items():
@@ -150,7 +154,7 @@ def run(argv: Sequence[str]) -> int:
                             "false",
                         ]
                         row = {"suite": name, **run_protocol(protocol, args)}
-                        if rank_zero_only.rank == 0:  # under DDP every rank runs the suite: one row each
+                        if is_rank_zero():  # under DDP every rank runs the suite: one row each
                             append_row(options.results, {k: v for k, v in row.items() if k != "suite"})
                         rows.append(row)
         evaluating = time.perf_counter() - started - pretraining
@@ -158,7 +162,7 @@ def run(argv: Sequence[str]) -> int:
             f"{name}: pretraining {'reused' if reused else f'{pretraining / 60:.1f} min'}, "
             f"evaluation {evaluating / 60:.1f} min"
         )
-    if rank_zero_only.rank == 0:
+    if is_rank_zero():
         table = format_table(rows) + "\n\n" + "\n".join(f"* {line}" for line in timings)
         (options.root / "table.md").parent.mkdir(parents=True, exist_ok=True)
         (options.root / "table.md").write_text(table + "\n")

@@ -112,9 +112,10 @@ class Plugins:
     def commands(self) -> dict[str, Command]:
         """``anymae``'s commands by name, the core's first: before :attr:`registry` is used, those of the
         ``anymae_commands`` hooks (no component imported); after, also any a plugin added in ``anymae_register``."""
-        if self._registry is None and self._commands is None:
-            self._commands = self._collect("anymae_commands")
-        return (self._registry if self._registry is not None else self._commands).commands
+        source = self._registry if self._registry is not None else self._commands
+        if source is None:
+            source = self._commands = self._collect("anymae_commands")
+        return source.commands
 
     @property
     def registry(self) -> Registry:
@@ -219,7 +220,7 @@ def load_plugins(
     loaded = Plugins(manager=manager, strict=strict)
     entry_points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP) if autoload else []
     candidates = [
-        (PluginInfo(ep.name, ep.dist and ep.dist.version, ep.value, packages=_packages(ep)), ep.load, True)
+        (PluginInfo(ep.name, ep.dist.version if ep.dist else None, ep.value, packages=_packages(ep)), ep.load, True)
         for ep in sorted(entry_points, key=lambda ep: ep.name)
     ] + [(PluginInfo(name, module=getattr(p, "__name__", type(p).__name__)), lambda p=p: p, False) for name, p in extra]
     for info, load, installed in candidates:

@@ -62,7 +62,7 @@ class Component:
 
     name: str
     kind: str
-    cls: type
+    cls: type[Any]
     owner: str
 
     @property

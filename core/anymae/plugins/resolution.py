@@ -59,7 +59,7 @@ def resolving(plugins: Plugins) -> Iterator[None]:
         bases = cls if isinstance(cls, tuple) else (cls,)
         if component is not None and any(isinstance(b, type) and issubclass(component.cls, b) for b in bases):
             return component.class_path
-        return original(cls, name)
+        return original(cls, name)  # type: ignore[arg-type]  # jsonargparse says tuple[type]; it takes any tuple
 
     try:
         try:  # a blocked package stays refused even when the allow-list names it

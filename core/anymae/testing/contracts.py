@@ -185,9 +185,11 @@ class MaskerContract(_Contract):
         tokens = self.make_tokens("grid", self.batch_size, "cpu", padded=True)
         spec = masker(tokens, generator=torch.Generator().manual_seed(0))
         check_spec(spec, tokens, "cpu")
-        assert not torch.gather(tokens.padding_mask, 1, spec.ids_keep).any(), "a padding token is visible"
+        padding = tokens.padding_mask
+        assert padding is not None, "make_tokens(padded=True) gave no padding mask"
+        assert not torch.gather(padding, 1, spec.ids_keep).any(), "a padding token is visible"
         if spec.decode_valid is not None:
-            assert torch.equal(spec.decode_valid, ~torch.gather(tokens.padding_mask, 1, spec.ids_decode))
+            assert torch.equal(spec.decode_valid, ~torch.gather(padding, 1, spec.ids_decode))
 
     def test_reproducible_and_different_across_draws(self) -> None:
         masker = self.make()

@@ -93,10 +93,13 @@ class _Batches(pl.LightningDataModule):
         self.batches = batches
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.batches, batch_size=None)
+        return self._loader()
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.batches, batch_size=None)
+        return self._loader()
+
+    def _loader(self) -> DataLoader:
+        return DataLoader(self.batches, batch_size=None)  # type: ignore[arg-type]  # a list serves as a Dataset
 
 
 def fast_dev_run(model: MaskedAutoencoder, data: pl.LightningDataModule | list[Mapping[str, Tensor]]) -> pl.Trainer:
