@@ -33,6 +33,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	ANYMAE_STRICT_PLUGINS=1 $(BIN)/python -m pytest
 
 table: $(STAMP)
