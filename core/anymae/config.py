@@ -65,7 +65,7 @@ def validated(init: F) -> F:
             setattr(self, INIT_ARGS_ATTR, dict(list(bound.arguments.items())[1:]))
         return result
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper  # type: ignore[return-value]  # functools.wraps' type is not F; the signature is init's
 
 
 def _class_path(cls: type) -> str:

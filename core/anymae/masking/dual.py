@@ -50,7 +50,7 @@ class DualMasker(Masker):
         self.decoder_ratio = decoder_ratio
         self.strategy = strategy
 
-    @property
+    @property  # the base's is a class constant; a wrapper's follows the masker it wraps
     def supported_layouts(self) -> frozenset[str]:  # type: ignore[override]
         inner = self.masker.supported_layouts
         return inner & {"grid"} if self.strategy == "running_cell" and self.decoder_ratio else inner

@@ -106,7 +106,7 @@ class MaskedAutoencoder(pl.LightningModule):
         model.save_hyperparameters(dict(config))
         return model
 
-    @classmethod
+    @classmethod  # not Lightning's signature: rebuilt from the recorded config (no hparams_file), overrides by name
     def load_from_checkpoint(  # type: ignore[override]
         cls, checkpoint_path: Any, map_location: Any = "cpu", strict: bool = True, **overrides: Any
     ) -> "MaskedAutoencoder":
