@@ -5,6 +5,7 @@ import itertools
 import lightning.pytorch as pl
 import pytest
 import torch
+import yaml
 
 import anymae
 
@@ -102,6 +103,13 @@ def test_checkpoint_rebuilds_from_recorded_config(tmp_path):
     assert any(name.startswith("decoder.") for name in state)  # the decoder is kept, for resuming and showing
     for name, value in model.state_dict().items():
         assert torch.equal(value, state[name]), name
+    # Lightning's arguments: a YAML file of hyperparameters in place of the recorded ones, keyword overrides on top
+    hparams = {**checkpoint["hyper_parameters"], "masker": {"class_path": "anymae.RandomMasker"}}
+    (tmp_path / "hparams.yaml").write_text(yaml.safe_dump(hparams))
+    loaded = anymae.MaskedAutoencoder.load_from_checkpoint(
+        path, map_location=None, hparams_file=tmp_path / "hparams.yaml", strict=True, weights_only=True, seed=3
+    )
+    assert (loaded.masker.mask_ratio, loaded.seed) == (0.75, 3)
 
 
 def test_bf16_autocast_trains_on_cpu():

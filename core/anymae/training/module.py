@@ -11,10 +11,12 @@ import contextlib
 import inspect
 import math
 from collections.abc import Iterator, Mapping
-from typing import Any, Literal
+from pathlib import Path
+from typing import IO, Any, Literal
 
 import lightning.pytorch as pl
 import torch
+import yaml
 from lightning.pytorch.cli import OptimizerCallable
 from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from pydantic import PositiveFloat, PositiveInt
@@ -79,13 +81,8 @@ class MaskedAutoencoder(pl.LightningModule):
         # rebuilds the parts (the anymae commands record the parsed config instead, where the optimizer is a factory).
         arguments = locals()
         self.save_hyperparameters({name: component_config(arguments[name]) for name in _ARGUMENTS})
-        self.tokenizer, self.masker, self.encoder, self.decoder, self.target = (
-            tokenizer,
-            masker,
-            encoder,
-            decoder,
-            target,
-        )
+        self.tokenizer, self.masker, self.encoder = tokenizer, masker, encoder
+        self.decoder, self.target = decoder, target
         self.optimizer_factory, self.lr_schedule, self.blr = optimizer, lr_schedule, blr
         self.seed, self.on_nonfinite, self.max_skipped_steps = seed, on_nonfinite, max_skipped_steps
         self.skipped_steps = 0  # steps skipped for non-finite gradients, this run
@@ -106,15 +103,28 @@ class MaskedAutoencoder(pl.LightningModule):
         model.save_hyperparameters(dict(config))
         return model
 
-    @classmethod  # not Lightning's signature: rebuilt from the recorded config (no hparams_file), overrides by name
-    def load_from_checkpoint(  # type: ignore[override]
-        cls, checkpoint_path: Any, map_location: Any = "cpu", strict: bool = True, **overrides: Any
+    @classmethod
+    def load_from_checkpoint(
+        cls,
+        checkpoint_path: str | Path | IO[bytes],
+        map_location: Any = None,
+        hparams_file: str | Path | None = None,
+        strict: bool | None = None,
+        weights_only: bool | None = None,
+        **kwargs: Any,
     ) -> "MaskedAutoencoder":
-        """Rebuild the model from a checkpoint's recorded configuration (``overrides`` replace its entries) and load
-        its weights; the file is read with ``weights_only=True``."""
-        checkpoint = torch.load(checkpoint_path, map_location=map_location, weights_only=True)
-        model = cls.from_config({**checkpoint["hyper_parameters"], **overrides})
-        model.load_state_dict(checkpoint["state_dict"], strict=strict)
+        """Lightning's arguments: rebuild the model from the checkpoint's recorded configuration (or ``hparams_file``'s)
+        with ``kwargs`` replacing its entries, and load its weights; by default onto the CPU, strict, weights only."""
+        checkpoint = torch.load(
+            checkpoint_path,
+            map_location="cpu" if map_location is None else map_location,
+            weights_only=True if weights_only is None else weights_only,
+        )
+        config = checkpoint["hyper_parameters"]
+        if hparams_file is not None:
+            config = yaml.safe_load(Path(hparams_file).read_text())
+        model = cls.from_config({**config, **kwargs})
+        model.load_state_dict(checkpoint["state_dict"], strict=True if strict is None else strict)
         return model
 
     # --------------------------------------------------------------------------------------------------- the step
