@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, validate_call
 __all__ = ["ConfigError", "component_config", "instantiate_component", "upgrade_class_paths", "validated"]
 
 INIT_ARGS_ATTR = "_anymae_init_args"
+_FORWARDED_ATTR = "_anymae_forwarded_args"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -50,6 +51,7 @@ def validated(init: F) -> F:
     """
     checked = validate_call(config=ConfigDict(arbitrary_types_allowed=True))(init)
     signature = inspect.signature(init)
+    forwards = next((p.name for p in signature.parameters.values() if p.kind is p.VAR_KEYWORD), None)
 
     @functools.wraps(init)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -57,15 +59,36 @@ def validated(init: F) -> F:
             result = checked(self, *args, **kwargs)
         except ValidationError as error:
             raise ConfigError(format_validation_error(type(self).__name__, error)) from None
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        arguments = dict(list(bound.arguments.items())[1:])
         # Record only for the class whose own constructor this is: a subclass with a constructor of its own would
-        # otherwise be described by its parent's arguments. (Its own @validated wrapper, which runs last, records.)
-        if type(self).__init__ is wrapper:
-            bound = signature.bind(self, *args, **kwargs)
-            bound.apply_defaults()
-            setattr(self, INIT_ARGS_ATTR, dict(list(bound.arguments.items())[1:]))
+        # otherwise be described by its parent's arguments. A parent's constructor that runs under a subclass's
+        # leaves its arguments for the subclass, which records those it forwarded through **kwargs.
+        if type(self).__init__ is not wrapper:
+            vars(self)[_FORWARDED_ATTR] = arguments
+            return result
+        if forwards is not None:
+            arguments.pop(forwards)
+            arguments.update({k: v for k, v in vars(self).pop(_FORWARDED_ATTR, {}).items() if k not in arguments})
+        setattr(self, INIT_ARGS_ATTR, arguments)
         return result
 
     return wrapper  # type: ignore[return-value]  # functools.wraps' type is not F; the signature is init's
+
+
+def init_parameters(cls: type) -> list[inspect.Parameter]:
+    """The parameters ``cls(...)`` takes, by name: its constructor's, and where it forwards ``**kwargs`` to its
+    parent's constructor (as LightningCLI reads them), the parent's that it does not name itself."""
+    own = list(inspect.signature(cls).parameters.values())
+    named = [p for p in own if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if not any(p.kind is p.VAR_KEYWORD for p in own):
+        return named
+    parent = next((base for base in cls.__mro__[1:] if "__init__" in vars(base)), object)
+    if parent is object:
+        return named
+    names = {p.name for p in named}
+    return named + [p for p in init_parameters(parent) if p.name not in names]
 
 
 def _class_path(cls: type) -> str:

@@ -26,12 +26,17 @@ __all__ = ["lazy_exports", "require"]
 
 
 def lazy_exports(
-    package: str, exports: Mapping[str, Iterable[str]]
+    package: str, exports: Mapping[str, str | Iterable[str]]
 ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
     """``__getattr__`` and ``__dir__`` for the module ``package`` (pass ``__name__``) that import each exported name
-    from its module (``exports``: module path, relative to ``package`` when it starts with a dot, -> names) on
-    first access, and keep it in the package's namespace so the next access is a plain attribute lookup."""
-    where = {name: module for module, names in exports.items() for name in names}
+    from its module (``exports``: module path, relative to ``package`` when it starts with a dot, -> names, as a list
+    or one space-separated string) on first access, and keep it in the package's namespace so the next access is a
+    plain attribute lookup."""
+    where = {
+        name: module
+        for module, names in exports.items()
+        for name in (names.split() if isinstance(names, str) else names)
+    }
 
     def __getattr__(name: str) -> Any:
         module = where.get(name)

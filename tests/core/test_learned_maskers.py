@@ -8,17 +8,19 @@ import torch
 from torch import Tensor, nn
 
 from anymae import (
+    AdaptiveMasker,
+    AttentionMasker,
     BuildContext,
     ConfigError,
     EncoderOutput,
     GridLayout,
+    HardPatchesMasker,
     LayoutSpec,
     Step,
     TokenBatch,
     TokenizerSpec,
     ViTEncoder,
 )
-from anymae.masking import AdaptiveMasker, AttentionMasker, HardPatchesMasker
 from anymae.masking.learned.hard_patches import ranking_loss, standardised_loss
 from anymae.testing import MaskerContract, build_context, fast_dev_run, tiny_model
 

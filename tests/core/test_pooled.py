@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 
 import anymae
-from anymae.data import FileList, FileSamples, TensorSamples
+from anymae import FileList, FileSamples, TensorSamples
 from anymae.data.pooled import PooledDataModule, WeightedPoolSampler
 from anymae.testing import fast_dev_run, tiny_model
 

@@ -153,3 +153,21 @@ def test_one_version_source_per_distribution_and_the_plugins_released_with_the_c
         pins = [*project["dependencies"], *(d for group in extras for d in group)]
         assert f"anymae=={anymae.__version__}" in pins, folder.name
         assert all(p.endswith(f"=={anymae.__version__}") for p in pins if p.startswith("anymae")), pins
+
+
+def test_each_public_name_is_exported_by_the_module_the_index_names():
+    """`anymae`'s lazy index (module -> names) and the modules' own `__all__` agree, and the index names each
+    public name once: `from anymae import X` and `from anymae.<module> import X` give the same object."""
+    import importlib
+
+    import anymae
+
+    seen: set[str] = set()
+    for module, names in anymae._EXPORTS.items():
+        leaf = importlib.import_module(module, "anymae")
+        for name in names.split():
+            assert name not in seen, f"{name} is indexed twice"
+            seen.add(name)
+            assert name in leaf.__all__, f"{name} is indexed under {module}, whose __all__ does not list it"
+            assert getattr(anymae, name) is getattr(leaf, name)
+    assert sorted(seen | {"__version__"}) == anymae.__all__

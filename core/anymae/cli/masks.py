@@ -23,7 +23,7 @@ import yaml
 from torch import Tensor
 
 from ..config import instantiate_component
-from ..masking import Masker
+from ..masking.base import Masker
 from ..model.types import GridLayout, MaskSpec, TokenBatch
 from ..plugins.loader import get_plugins
 

@@ -7,6 +7,7 @@ import importlib.metadata
 import inspect
 from collections.abc import Sequence
 
+from ..config import init_parameters
 from ..plugins.loader import PLUGIN_API_VERSION, Plugins, get_plugins
 from ..plugins.registry import CORE_NAME, KINDS
 
@@ -46,11 +47,9 @@ def _print_components(plugins: Plugins, owner: str, verbose: bool) -> None:
         print(f"  {kind}: {', '.join(c.name for c in components)}")
         if verbose:
             for component in components:
-                params = list(inspect.signature(component.cls.__init__).parameters.values())[1:]
                 fields = ", ".join(
                     p.name + ("" if p.default is inspect.Parameter.empty else f"={p.default!r}")
-                    for p in params
-                    if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+                    for p in init_parameters(component.cls)
                 )
                 print(f"    {component.name}({fields})")
     commands = [c.name for c in plugins.registry.commands.values() if c.owner == owner]

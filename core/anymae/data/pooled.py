@@ -9,7 +9,7 @@ pretrains on ImageNet and transfers (https://arxiv.org/abs/2111.06377).
 (different sets' label spaces do not mix) and adds a ``source`` index to each sample. It is modality-free: the
 sources are any ``LightningDataModule``s whose samples agree in keys and shapes (series resampled to one length,
 images to one size). An epoch visits every pooled sample once in an order drawn from ``(seed, epoch)``
-(:class:`~anymae.data.EpochShuffleSampler`), or, with ``weights``, draws as many samples as the pool holds with each
+(:class:`~anymae.EpochShuffleSampler`), or, with ``weights``, draws as many samples as the pool holds with each
 source's share set by its weight (:class:`WeightedPoolSampler`); either way a resumed run continues exactly and DDP
 ranks split the epoch, as every kit data module does. Samples a source cannot read are skipped and counted as theirs.
 """
@@ -43,10 +43,10 @@ class PooledSamples(Dataset):
     (an int64 scalar tensor: ``ids[i]`` for dataset ``i``, by default ``i``) and without ``"label"`` unless
     ``keep_labels``.
 
-    A key may carry a per-sample seed (an :class:`~anymae.data.EpochShuffleSampler`'s ``(index, seed)``): the
-    source's sample is then read under it (:func:`~anymae.data.sample_rng`), so a source's random augmentation is
+    A key may carry a per-sample seed (an :class:`~anymae.EpochShuffleSampler`'s ``(index, seed)``): the
+    source's sample is then read under it (:func:`~anymae.sample_rng`), so a source's random augmentation is
     repeated exactly in a resumed run whatever the dataset class. An unreadable sample (``None`` or
-    :class:`~anymae.data.Unreadable`) is passed on as it is, for the collate to drop and count.
+    :class:`~anymae.Unreadable`) is passed on as it is, for the collate to drop and count.
     """
 
     def __init__(self, datasets: Sequence[Dataset], keep_labels: bool = False, ids: Sequence[int] | None = None):
@@ -96,13 +96,13 @@ class WeightedPoolSampler(EpochShuffleSampler):
     Within a source the samples are taken without replacement, a fresh random permutation each time the source is
     used up (a source weighted up repeats every sample about equally; one weighted down shows a different random
     subset each epoch); the sources' draws are then shuffled together. Ranks, mid-epoch resume and per-sample seeds
-    work as in :class:`~anymae.data.EpochShuffleSampler`.
+    work as in :class:`~anymae.EpochShuffleSampler`.
 
     Args:
         sizes: samples per source (the pool lists the sources one after the other).
         weights: one positive weight per source.
         seed: base seed.
-        sample_seeds: yield ``(index, seed)`` pairs (see :class:`~anymae.data.EpochShuffleSampler`).
+        sample_seeds: yield ``(index, seed)`` pairs (see :class:`~anymae.EpochShuffleSampler`).
     """
 
     def __init__(self, sizes: Sequence[int], weights: Sequence[float], seed: int = 0, sample_seeds: bool = False):

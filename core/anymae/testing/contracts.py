@@ -29,10 +29,11 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from ..config import ConfigError
-from ..masking import Masker
-from ..model.decoders import Decoder
+from ..masking.base import Masker
+from ..model.decoders.base import Decoder
 from ..model.specs import LayoutSpec, TokenizerSpec
-from ..model.targets import PatchTarget, Target, masked_mean
+from ..model.targets.base import Target, masked_mean
+from ..model.targets.patch import PatchTarget
 from ..model.tokenizer import Tokenizer
 from ..model.types import EncoderOutput, GridLayout, MaskSpec, PointLayout, TokenBatch
 from .tools import (

@@ -13,11 +13,14 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from ..config import component_config, instantiate_component
-from ..masking import Masker, RandomMasker
-from ..model.decoders import Decoder, MAEDecoder
+from ..masking.base import Masker
+from ..masking.random import RandomMasker
+from ..model.decoders.base import Decoder
+from ..model.decoders.mae import MAEDecoder
 from ..model.encoder import ViTEncoder
 from ..model.specs import BuildContext, LayoutSpec, TokenizerSpec
-from ..model.targets import PatchTarget, Target
+from ..model.targets.base import Target
+from ..model.targets.patch import PatchTarget
 from ..model.tokenizer import Tokenizer
 from ..model.types import GridLayout, MaskSpec, PointLayout, TokenBatch
 from ..training.module import MaskedAutoencoder
@@ -185,9 +188,12 @@ CORE_PARTS = ("AdaptiveMasker", "HardPatchesMasker", "AttentionMasker", "CrossMA
 
 def paired_model(part: str, tokenizer: Tokenizer, make_target: Any) -> MaskedAutoencoder:
     """A tiny model around ``tokenizer`` with one of :data:`CORE_PARTS` in it (half the tokens hidden)."""
-    from ..masking import AdaptiveMasker, AttentionMasker, HardPatchesMasker
-    from ..model.decoders import CrossMAEDecoder, LinearDecoder
-    from ..model.targets import WeightedTarget
+    from ..masking.learned.adaptive import AdaptiveMasker
+    from ..masking.learned.attention import AttentionMasker
+    from ..masking.learned.hard_patches import HardPatchesMasker
+    from ..model.decoders.cross import CrossMAEDecoder
+    from ..model.decoders.linear import LinearDecoder
+    from ..model.targets.weighted import WeightedTarget
 
     encoder = ViTEncoder(embed_dim=24, depth=1, num_heads=2, mask_token=part == "SimMIM")
     parts: dict[str, Any] = {

@@ -17,10 +17,10 @@ from torch import Tensor, nn
 
 from ..config import ConfigError
 from ..masking.base import Masker
-from ..model.decoders import Decoder
+from ..model.decoders.base import Decoder
 from ..model.encoder import Encoder
 from ..model.specs import BuildContext, TokenizerSpec
-from ..model.targets import Target
+from ..model.targets.base import Target
 from ..model.tokenizer import Tokenizer
 from ..model.types import MaskSpec, TokenBatch
 

@@ -24,10 +24,10 @@ from torch import Tensor
 
 from ..config import ConfigError, component_config, upgrade_class_paths
 from ..masking.base import Masker
-from ..model.decoders import Decoder
+from ..model.decoders.base import Decoder
 from ..model.encoder import Encoder
 from ..model.specs import RAW_VALUES
-from ..model.targets import Target
+from ..model.targets.base import Target
 from ..model.tokenizer import Tokenizer
 from ..model.types import MAEOutput, MaskSpec, Step, TokenBatch
 from .build import PARTS, build_parts, check_prediction, check_tokens, dry_run

@@ -12,7 +12,7 @@ from pydantic import Field, PositiveInt
 from torch import Tensor
 
 from ...config import ConfigError, validated
-from ...model.decoders import MAEDecoder
+from ...model.decoders.mae import MAEDecoder
 from ...model.encoder import Encoder
 from ...model.specs import BuildContext
 from ...model.types import MaskSpec, Step, TokenBatch
@@ -121,7 +121,8 @@ class HardPatchesMasker(RandomMasker):
     def build(self, ctx: BuildContext) -> None:
         super().build(ctx)
         encoder = cast(Encoder, ctx.encoder)  # the model's: this masker scores with it (not only reads its sizes)
-        self.predictor = MAEDecoder(self.predictor_dim, self.predictor_depth, self.predictor_heads)
+        dim, depth, heads = self.predictor_dim, self.predictor_depth, self.predictor_heads
+        self.predictor = MAEDecoder(embed_dim=dim, depth=depth, num_heads=heads)
         self.predictor.build(replace(ctx, target_dim=1))
         self.ctx = ctx
         if self.ema > 0:

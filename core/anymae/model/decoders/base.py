@@ -11,10 +11,11 @@ from abc import ABC, abstractmethod
 from typing import ClassVar
 
 import torch
+from pydantic import PositiveFloat, PositiveInt
 from torch import Tensor, nn
 
-from ...config import ConfigError
-from ..layers import init_mae_weights
+from ...config import ConfigError, validated
+from ..layers import init_mae_weights, transformer_block
 from ..position import PositionEmbedding, default_position_embedding
 from ..specs import BuildContext
 from ..types import EncoderOutput, MaskSpec, TokenBatch
@@ -116,9 +117,52 @@ class DecoderStem(nn.Module):
 
 
 class StemDecoder(Decoder):
-    """A decoder around a :class:`DecoderStem` (its ``stem``), whose parts keep the names MAE's decoder gives them."""
+    """A transformer decoder: its blocks around a :class:`DecoderStem` (its ``stem``, whose parts keep the names MAE's
+    decoder gives them). Subclasses take these arguments through ``**kwargs`` and add their own.
+
+    Args:
+        embed_dim: decoder width (512 in MAE).
+        depth: number of blocks (8 in MAE).
+        num_heads: attention heads (16 in MAE).
+        mlp_ratio: hidden width of each block's MLP relative to ``embed_dim``.
+        qkv_bias: bias on the query/key/value projection.
+        out_dim: size of each prediction; ``None`` takes the target's. When given, it must equal the target's.
+        pos_embed: position embedding; ``None`` picks fixed sin-cos for grids and a learned MLP for points.
+        norm_eps: LayerNorm epsilon (1e-6 in MAE).
+        grad_checkpointing: recompute each block's activations in the backward pass instead of storing them
+            (activation checkpointing: less memory for large models, about a third more compute).
+        embed_bias: a bias on the projection from the encoder's width to the decoder's (MAE's ``decoder_embed`` has
+            one; VideoMAE's ``encoder_to_decoder`` has none).
+    """
 
     stem: DecoderStem
+
+    @validated
+    def __init__(
+        self,
+        embed_dim: PositiveInt = 512,
+        depth: PositiveInt = 8,
+        num_heads: PositiveInt = 16,
+        mlp_ratio: PositiveFloat = 4.0,
+        qkv_bias: bool = True,
+        out_dim: PositiveInt | None = None,
+        pos_embed: PositionEmbedding | None = None,
+        norm_eps: PositiveFloat = 1e-6,
+        grad_checkpointing: bool = False,
+        embed_bias: bool = True,
+    ) -> None:
+        super().__init__()
+        if embed_dim % num_heads:
+            name = type(self).__name__
+            raise ConfigError(f"{name}.embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
+        self.embed_dim, self.grad_checkpointing = embed_dim, grad_checkpointing
+        blocks = (self.block(embed_dim, num_heads, mlp_ratio, qkv_bias, norm_eps) for _ in range(depth))
+        self.blocks = nn.ModuleList(blocks)
+        self.stem = DecoderStem(embed_dim, norm_eps, embed_bias, pos_embed, out_dim)
+
+    def block(self, dim: int, num_heads: int, mlp_ratio: float, qkv_bias: bool, norm_eps: float) -> nn.Module:
+        """One of the decoder's blocks: a ViT block (pre-norm self-attention and MLP)."""
+        return transformer_block(dim, num_heads, mlp_ratio, qkv_bias, norm_eps)
 
     @property
     def embed(self) -> nn.Linear:

@@ -3,20 +3,19 @@ encoder's tokens, so each hidden token is predicted on its own."""
 
 from contextlib import nullcontext
 from functools import partial
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 import torch.utils.checkpoint
-from pydantic import PositiveFloat, PositiveInt
 from timm.layers import Mlp
 from torch import Tensor, nn
 
 from ...config import ConfigError, validated
 from ..layers import Attention, key_padding_mask
-from ..position import PositionEmbedding
 from ..specs import BuildContext
 from ..types import EncoderOutput, MaskSpec, TokenBatch
-from .base import DecoderStem, StemDecoder
+from .base import StemDecoder
 
 __all__ = ["CrossAttention", "CrossAttentionBlock", "CrossMAEDecoder"]
 
@@ -46,45 +45,24 @@ class CrossMAEDecoder(StemDecoder):
     parameter takes part in the loss, as DDP requires.
 
     Args:
-        embed_dim: decoder width (512 in CrossMAE's ViT-B setting).
-        depth: number of blocks (8).
-        num_heads: attention heads (16).
-        mlp_ratio: hidden width of each block's MLP relative to ``embed_dim``.
         self_attention: self-attention among the queries before each cross-attention (off in CrossMAE, where a
             hidden token's prediction depends on the visible tokens only).
         weight_fm: feature mixing (above); needs an encoder that exposes its layers (``ViTEncoder``).
-        qkv_bias, out_dim, pos_embed, norm_eps, grad_checkpointing, embed_bias: as :class:`~anymae.MAEDecoder`.
+        embed_dim, depth, num_heads, mlp_ratio, qkv_bias, out_dim, pos_embed, norm_eps, grad_checkpointing,
+            embed_bias: the transformer decoder's (:class:`~anymae.model.decoders.base.StemDecoder`); CrossMAE's
+            ViT-B setting is its defaults (width 512, 8 blocks, 16 heads).
     """
 
     @validated
-    def __init__(
-        self,
-        embed_dim: PositiveInt = 512,
-        depth: PositiveInt = 8,
-        num_heads: PositiveInt = 16,
-        mlp_ratio: PositiveFloat = 4.0,
-        self_attention: bool = False,
-        weight_fm: bool = False,
-        qkv_bias: bool = True,
-        out_dim: PositiveInt | None = None,
-        pos_embed: PositionEmbedding | None = None,
-        norm_eps: PositiveFloat = 1e-6,
-        grad_checkpointing: bool = False,
-        embed_bias: bool = True,
-    ) -> None:
-        super().__init__()
-        if embed_dim % num_heads:
-            raise ConfigError(f"CrossMAEDecoder.embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
-        self.embed_dim, self.self_attention, self.grad_checkpointing = embed_dim, self_attention, grad_checkpointing
-        self.blocks = nn.ModuleList(
-            CrossAttentionBlock(embed_dim, num_heads, mlp_ratio, qkv_bias, norm_eps, self_attention)
-            for _ in range(depth)
-        )
-        self.stem = DecoderStem(embed_dim, norm_eps, embed_bias, pos_embed, out_dim)
+    def __init__(self, self_attention: bool = False, weight_fm: bool = False, **kwargs: Any) -> None:
+        self.self_attention = self_attention  # before the blocks are made (block() reads it)
+        super().__init__(**kwargs)
         self.reads_layers = weight_fm
-        self.norm_eps = norm_eps
         self.feature_mix: nn.Linear | None = None
         self.feature_norms: nn.ModuleList | None = None
+
+    def block(self, dim: int, num_heads: int, mlp_ratio: float, qkv_bias: bool, norm_eps: float) -> nn.Module:
+        return CrossAttentionBlock(dim, num_heads, mlp_ratio, qkv_bias, norm_eps, self.self_attention)
 
     def build(self, ctx: BuildContext) -> None:
         self.out_dim = self.stem.build(ctx, self)
@@ -98,7 +76,8 @@ class CrossMAEDecoder(StemDecoder):
         depth = len(self.blocks)
         self.feature_mix = nn.Linear(encoder.num_layers + 1, depth, bias=False)
         nn.init.xavier_uniform_(self.feature_mix.weight)  # what CrossMAE's weights end up with (its _init_weights)
-        self.feature_norms = nn.ModuleList(nn.LayerNorm(encoder.embed_dim, eps=self.norm_eps) for _ in range(depth))
+        eps = self.stem.norm.eps
+        self.feature_norms = nn.ModuleList(nn.LayerNorm(encoder.embed_dim, eps=eps) for _ in range(depth))
 
     def forward(self, encoded: EncoderOutput, tokens: TokenBatch, mask: MaskSpec) -> Tensor:
         stem, ids, p = self.stem, encoded.ids, encoded.num_prefix

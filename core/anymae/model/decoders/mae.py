@@ -8,16 +8,16 @@ equivariant once every token carries its position embedding, so ``[class | visib
 outputs, costs no gather, and lets decoder masking (VideoMAE V2) decode only a subset of the hidden tokens.
 """
 
-import torch
-from pydantic import PositiveFloat, PositiveInt
-from torch import Tensor, nn
+from typing import Any
 
-from ...config import ConfigError, validated
-from ..layers import key_padding_mask, run_blocks, transformer_block
-from ..position import PositionEmbedding
+import torch
+from torch import Tensor
+
+from ...config import validated
+from ..layers import key_padding_mask, run_blocks
 from ..specs import BuildContext
 from ..types import EncoderOutput, MaskSpec, TokenBatch, gather_tokens
-from .base import DecoderStem, StemDecoder
+from .base import StemDecoder
 
 __all__ = ["MAEDecoder"]
 
@@ -29,45 +29,16 @@ class MAEDecoder(StemDecoder):
     and reads out the decoded ones.
 
     Args:
-        embed_dim: decoder width (512 in MAE).
-        depth: number of transformer blocks (8 in MAE).
-        num_heads: attention heads (16 in MAE).
-        mlp_ratio: hidden width of each block's MLP relative to ``embed_dim``.
-        qkv_bias: bias on the query/key/value projection.
-        out_dim: size of each prediction; ``None`` takes the target's size. When given, it must equal the target's.
-        pos_embed: position embedding; ``None`` picks fixed sin-cos for grids and a learned MLP for points.
-        norm_eps: LayerNorm epsilon (1e-6 in MAE).
-        grad_checkpointing: recompute each block's activations in the backward pass instead of storing them
-            (activation checkpointing: less memory for large models, about a third more compute).
-        embed_bias: a bias on the projection from the encoder's width to the decoder's (MAE's ``decoder_embed`` has
-            one; VideoMAE's ``encoder_to_decoder`` has none).
         pos_every_block: add the position embedding to every block's input instead of once (Point-MAE's decoder:
             ``x = block(x + pos)``).
+        embed_dim, depth, num_heads, mlp_ratio, qkv_bias, out_dim, pos_embed, norm_eps, grad_checkpointing,
+            embed_bias: the transformer decoder's (:class:`~anymae.model.decoders.base.StemDecoder`); MAE's defaults.
     """
 
     @validated
-    def __init__(
-        self,
-        embed_dim: PositiveInt = 512,
-        depth: PositiveInt = 8,
-        num_heads: PositiveInt = 16,
-        mlp_ratio: PositiveFloat = 4.0,
-        qkv_bias: bool = True,
-        out_dim: PositiveInt | None = None,
-        pos_embed: PositionEmbedding | None = None,
-        norm_eps: PositiveFloat = 1e-6,
-        grad_checkpointing: bool = False,
-        embed_bias: bool = True,
-        pos_every_block: bool = False,
-    ) -> None:
-        super().__init__()
-        if embed_dim % num_heads:
-            raise ConfigError(f"MAEDecoder.embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
-        self.embed_dim, self.grad_checkpointing, self.pos_every_block = embed_dim, grad_checkpointing, pos_every_block
-        self.blocks = nn.ModuleList(
-            transformer_block(embed_dim, num_heads, mlp_ratio, qkv_bias, norm_eps) for _ in range(depth)
-        )
-        self.stem = DecoderStem(embed_dim, norm_eps, embed_bias, pos_embed, out_dim)
+    def __init__(self, pos_every_block: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.pos_every_block = pos_every_block
 
     def build(self, ctx: BuildContext) -> None:
         self.out_dim = self.stem.build(ctx, self, mask_token=not ctx.encoder.sees_all_tokens)

@@ -1,18 +1,18 @@
 """A decoder whose blocks attend within local windows of the token grid (Swin-style), as Audio-MAE's local decoder."""
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from pydantic import NonNegativeInt, PositiveFloat, PositiveInt
+from pydantic import NonNegativeInt, PositiveInt
 from torch import Tensor, nn
 
 from ...config import ConfigError, validated
-from ..layers import run_blocks, transformer_block
-from ..position import PositionEmbedding
+from ..layers import run_blocks
 from ..specs import BuildContext
 from ..types import EncoderOutput, MaskSpec, TokenBatch
-from .base import DecoderStem, StemDecoder
+from .base import StemDecoder
 
 __all__ = ["WindowDecoder", "window_merge", "window_partition"]
 
@@ -34,7 +34,7 @@ class WindowDecoder(StemDecoder):
         shift: how far every other block's windows are shifted: ``True``, half a window along every axis (Swin);
             cells per axis (Audio-MAE shifts ``(2, 0)``: along time only); ``False``, never.
         embed_dim, depth, num_heads, mlp_ratio, qkv_bias, out_dim, pos_embed, norm_eps, grad_checkpointing,
-            embed_bias: as :class:`~anymae.MAEDecoder`.
+            embed_bias: the transformer decoder's (:class:`~anymae.model.decoders.base.StemDecoder`).
     """
 
     @validated
@@ -42,25 +42,9 @@ class WindowDecoder(StemDecoder):
         self,
         window: PositiveInt | tuple[PositiveInt, ...] = 4,
         shift: bool | tuple[NonNegativeInt, ...] = True,
-        embed_dim: PositiveInt = 512,
-        depth: PositiveInt = 8,
-        num_heads: PositiveInt = 16,
-        mlp_ratio: PositiveFloat = 4.0,
-        qkv_bias: bool = True,
-        out_dim: PositiveInt | None = None,
-        pos_embed: PositionEmbedding | None = None,
-        norm_eps: PositiveFloat = 1e-6,
-        grad_checkpointing: bool = False,
-        embed_bias: bool = True,
+        **kwargs: Any,
     ) -> None:
-        super().__init__()
-        if embed_dim % num_heads:
-            raise ConfigError(f"WindowDecoder.embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
-        self.embed_dim, self.grad_checkpointing = embed_dim, grad_checkpointing
-        self.blocks = nn.ModuleList(
-            transformer_block(embed_dim, num_heads, mlp_ratio, qkv_bias, norm_eps) for _ in range(depth)
-        )
-        self.stem = DecoderStem(embed_dim, norm_eps, embed_bias, pos_embed, out_dim)
+        super().__init__(**kwargs)
         self.window_arg, self.shift = window, shift
         self.window: tuple[int, ...] = ()
 
