@@ -124,3 +124,20 @@ def test_in_a_model_with_padding_and_with_decoder_masking():
     )
     out = video(video.tokenizer.example_batch(2))
     assert torch.isfinite(out.loss) and out.pred.shape[1] == 16  # half of the 2 x 4 x 4 grid is decoded
+
+
+def test_the_shared_decoder_arguments_are_forwarded_recorded_and_listed():
+    """WindowDecoder declares window and shift; the transformer's arguments come from StemDecoder through **kwargs,
+    and every reader of a constructor sees them all: pydantic's checks, the recorded config and the parameter list."""
+    from anymae.config import component_config, init_parameters, instantiate_component
+
+    decoder = anymae.WindowDecoder(window=2, embed_dim=32, num_heads=4)
+    config = component_config(decoder)
+    assert config["init_args"]["window"] == 2 and config["init_args"]["embed_dim"] == 32
+    assert config["init_args"]["depth"] == 8  # the parent's default, recorded too
+    rebuilt = instantiate_component(config, anymae.Decoder)
+    assert isinstance(rebuilt, anymae.WindowDecoder) and component_config(rebuilt) == config
+    names = [p.name for p in init_parameters(anymae.WindowDecoder)]
+    assert names[:2] == ["window", "shift"] and {"embed_dim", "depth", "norm_eps"} <= set(names)
+    with pytest.raises(anymae.ConfigError, match=r"WindowDecoder\.num_heads: Input should be greater than 0"):
+        anymae.WindowDecoder(num_heads=0)
