@@ -11,11 +11,29 @@ import yaml
 from lightning.pytorch.strategies import FSDPStrategy, Strategy
 from timm.models.vision_transformer import Block
 
+import anymae
 from anymae.config import instantiate_component
-
-from .ddp_reference import build_model, first_digits
+from anymae_image import DigitsDataModule, ImagePatchTokenizer
 
 CONFIG = Path(__file__).resolve().parents[2] / "examples" / "image" / "mae_vit_base_fsdp.yaml"
+
+
+def build_model() -> anymae.MaskedAutoencoder:
+    """The tiny digits MAE of examples/image/mae_tiny_digits.yaml."""
+    torch.manual_seed(0)
+    return anymae.MaskedAutoencoder(
+        tokenizer=ImagePatchTokenizer(image_size=32, patch_size=4, in_chans=1),
+        masker=anymae.RandomMasker(mask_ratio=0.75),
+        encoder=anymae.ViTEncoder(embed_dim=96, depth=4, num_heads=3),
+        decoder=anymae.MAEDecoder(embed_dim=64, depth=2, num_heads=4),
+        target=anymae.PatchTarget(normalize="patch"),
+    )
+
+
+def first_digits(count: int = 8) -> dict[str, torch.Tensor]:
+    data = DigitsDataModule(image_size=32, batch_size=count)
+    data.setup("fit")
+    return {"image": data.train_set.tensors["image"][:count]}
 
 
 def test_the_fsdp_example_wraps_each_transformer_block_in_bf16():
