@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 import anymae
-from anymae_video import ClipTransform, VideoFolderDataModule, clip_indices, read_frames, read_video_file
+from anymae_video import ClipTransform, VideoFolderDataModule, clip_indices, read_video
 
 from .media import CODECS, frame_levels, numbered_frames, write_video
 
@@ -17,7 +17,7 @@ from .media import CODECS, frame_levels, numbered_frames, write_video
 @pytest.mark.parametrize("suffix", sorted(CODECS))
 def test_every_container_decodes_the_frames_asked_for(tmp_path, suffix):
     path = write_video(tmp_path / f"clip{suffix}", numbered_frames(20))
-    clip = read_video_file(str(path), num_frames=4, sampling_rate=3, train=False)  # span 10 of 20: start 5
+    clip = read_video(str(path), num_frames=4, sampling_rate=3, train=False)  # span 10 of 20: start 5
     assert clip.shape == (4, 32, 32, 3) and clip.dtype == torch.uint8
     assert frame_levels(clip) == [5, 8, 11, 14]
 
@@ -41,10 +41,10 @@ def test_segment_sampling_takes_one_frame_per_segment():
 def test_a_late_clip_in_a_long_file_seeks_and_gets_the_same_frames(tmp_path):
     path = write_video(tmp_path / "long.mp4", numbered_frames(200))
     torch.manual_seed(3)
-    clip = read_video_file(str(path), num_frames=4, sampling_rate=5, train=True)
+    clip = read_video(str(path), num_frames=4, sampling_rate=5, train=True)
     levels = frame_levels(clip)
     assert [b - a for a, b in itertools.pairwise(levels)] == [5, 5, 5]
-    late = read_video_file(str(path), num_frames=3, sampling_rate=2, train=False)  # middle: 97, 99, 101
+    late = read_video(str(path), num_frames=3, sampling_rate=2, train=False)  # middle: 97, 99, 101
     assert [(x * 8 + 8) % 240 for x in frame_levels(late)] == [(8 + 8 * i) % 240 for i in (97, 99, 101)]
 
 
@@ -52,7 +52,7 @@ def test_folders_of_frames(tmp_path):
     frames = numbered_frames(12)
     for i, frame in enumerate(frames):
         Image.fromarray(frame).save(tmp_path / f"img_{i:05d}.jpg", quality=100)
-    clip = read_frames(str(tmp_path), num_frames=3, sampling_rate=2, train=False)
+    clip = read_video(str(tmp_path), num_frames=3, sampling_rate=2, train=False)
     assert frame_levels(clip) == [3, 5, 7]
 
 
@@ -150,7 +150,7 @@ def test_frame_folder_videos_labelled_by_folder(tmp_path):
 def test_several_clips_of_one_video_come_from_one_decode(tmp_path, suffix):
     path = write_video(tmp_path / f"long{suffix}", numbered_frames(120))
     torch.manual_seed(1)
-    clips = read_video_file(str(path), num_frames=4, sampling_rate=3, train=True, clips=3)
+    clips = read_video(str(path), num_frames=4, sampling_rate=3, train=True, clips=3)
     assert clips.shape == (3, 4, 32, 32, 3)
     windows = [frame_levels(clip) for clip in clips]
     assert all([(b - a) % 30 for a, b in itertools.pairwise(w)] == [3, 3, 3] for w in windows)  # levels wrap at 30

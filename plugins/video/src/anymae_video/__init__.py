@@ -11,7 +11,7 @@ __version__ = "0.3.0"  # released with anymae 0.3.0 (pyproject.toml reads it)
 # imported on first use: loading the plugin (as `anymae --help` does) imports none of them
 EXPORTS = {
     ".data": ["MovingDigitsDataModule", "VideoFolderDataModule", "read_clip"],
-    ".io": ["clip_indices", "read_frames", "read_video_file"],
+    ".io": ["clip_indices", "read_video"],
     ".targets": ["MotionTarget", "VideoPixelTarget", "block_matching_flow"],
     ".tokenizers": ["VideoTubeletTokenizer"],
     ".transforms": ["ClipTransform"],

@@ -24,7 +24,7 @@ from torch.utils.data import default_collate
 
 from anymae import ConfigError, DataModule, FileList, FolderDataModule, TensorSamples, require, split_indices, validated
 
-from .io import FRAME_EXTENSIONS, VIDEO_EXTENSIONS, Sampling, read_frames, read_video_file
+from .io import FRAME_EXTENSIONS, VIDEO_EXTENSIONS, Sampling, read_video
 from .transforms import KINETICS_MEAN, KINETICS_STD, ClipTransform
 
 __all__ = ["MovingDigitsDataModule", "VideoFolderDataModule", "read_clip", "repeat_collate"]
@@ -44,8 +44,7 @@ def read_clip(
     """``repeats`` clips of one video (a file, or a folder of frames), each its own frames and crop, decoded in one
     pass: ``{"video": [C, T, H, W]}``, or ``[repeats, C, T, H, W]`` when ``repeats > 1`` (MAE-ST's repeated
     augmentation: 4 clips per decoded video)."""
-    read = read_frames if os.path.isdir(path) else read_video_file
-    frames = read(path, num_frames, sampling_rate, sampling, train, clips=repeats)
+    frames = read_video(path, num_frames, sampling_rate, sampling, train, clips=repeats)
     if repeats == 1:
         return {"video": transform(frames)}
     return {"video": torch.stack([transform(clip) for clip in frames])}  # a few clips of one video, each cropped

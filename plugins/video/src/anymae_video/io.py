@@ -23,7 +23,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-__all__ = ["FRAME_EXTENSIONS", "VIDEO_EXTENSIONS", "clip_indices", "read_frames", "read_video_file"]
+__all__ = ["FRAME_EXTENSIONS", "VIDEO_EXTENSIONS", "clip_indices", "read_video"]
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".gif", ".mpg", ".mpeg", ".ogv", ".flv")
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -117,7 +117,7 @@ def _complete(frames: dict[int, Tensor], indices: Sequence[int], path: str) -> l
     return [frames[i] if i in frames else frames[max((k for k in known if k <= i), default=known[0])] for i in indices]
 
 
-def read_video_file(
+def read_video(
     path: str,
     num_frames: int,
     sampling_rate: int,
@@ -125,36 +125,30 @@ def read_video_file(
     train: bool = True,
     clips: int = 1,
 ) -> Tensor:
-    """A clip of a video file, ``[T, H, W, 3]`` uint8 RGB; with ``clips > 1``, ``[clips, T, H, W, 3]``: that many
-    clips, each its own draw of frames, from one pass of the decoder (MAE-ST's repeated augmentation). A file FFmpeg
-    cannot read raises ``ValueError``."""
-    import av
+    """A clip of a video file, or of a folder of frames (image files, in name order): ``[T, H, W, 3]`` uint8 RGB;
+    with ``clips > 1``, ``[clips, T, H, W, 3]``: that many clips, each its own draw of frames, from one pass of the
+    decoder (MAE-ST's repeated augmentation). A file FFmpeg or PIL cannot read raises ``ValueError``."""
 
-    try:
-        total = _frame_count(path)
-        indices = [i for _ in range(clips) for i in clip_indices(total, num_frames, sampling_rate, sampling, train)]
-        frames = torch.stack(_decode(path, indices))
-    except av.FFmpegError as error:
-        raise ValueError(f"{type(error).__name__}: {error}") from None
+    def draw(total: int) -> list[int]:
+        return [i for _ in range(clips) for i in clip_indices(total, num_frames, sampling_rate, sampling, train)]
+
+    if os.path.isdir(path):
+        names = sorted(n for n in os.listdir(path) if n.lower().endswith(FRAME_EXTENSIONS) and not n.startswith("."))
+        frames = _read_frames(path, names, draw(len(names)))
+    else:
+        import av
+
+        try:
+            frames = torch.stack(_decode(path, draw(_frame_count(path))))
+        except av.FFmpegError as error:
+            raise ValueError(f"{type(error).__name__}: {error}") from None
     return frames if clips == 1 else frames.unflatten(0, (clips, num_frames))
 
 
-def read_frames(
-    folder: str,
-    num_frames: int,
-    sampling_rate: int,
-    sampling: Sampling = "dense",
-    train: bool = True,
-    clips: int = 1,
-) -> Tensor:
-    """A clip of a folder of frames (image files, in name order): ``[T, H, W, 3]`` uint8 RGB, or
-    ``[clips, T, H, W, 3]`` (see :func:`read_video_file`). A frame PIL cannot read raises ``ValueError``."""
+def _read_frames(folder: str, names: list[str], indices: list[int]) -> Tensor:
     import numpy as np
     from PIL import Image
 
-    names = sorted(n for n in os.listdir(folder) if n.lower().endswith(FRAME_EXTENSIONS) and not n.startswith("."))
-    total = len(names)
-    indices = [i for _ in range(clips) for i in clip_indices(total, num_frames, sampling_rate, sampling, train)]
     frames = {}
     for i in sorted(set(indices)):  # a clip's frames, not a batch: PIL reads one file at a time
         try:
@@ -164,5 +158,4 @@ def read_frames(
             raise ValueError(f"{names[i]}: {type(error).__name__}: {error}") from None
     if len({tuple(f.shape) for f in frames.values()}) > 1:
         raise ValueError(f"the frames of {folder} differ in size")
-    stacked = torch.stack([frames[i] for i in indices])
-    return stacked if clips == 1 else stacked.unflatten(0, (clips, num_frames))
+    return torch.stack([frames[i] for i in indices])
