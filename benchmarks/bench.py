@@ -32,7 +32,6 @@ extraction beside it. Everything also goes to a JSON file.
 import argparse
 import contextlib
 import ctypes
-import json
 import os
 import platform
 import resource
@@ -48,7 +47,7 @@ import anymae
 
 sys.path.insert(0, str(Path(__file__).parent))
 from maskers import GRIDS, MASKERS, time_masker
-from steps import SIZES, build, inputs, mae_gflop, matmul_ceiling, step_fn, sync
+from steps import SIZES, build, inputs, mae_gflop, matmul_ceiling, step_fn, sync, write_results
 
 
 def reset_peak(device: torch.device) -> None:
@@ -155,9 +154,7 @@ def main() -> None:
         audio_rows = audio_case(device, ceiling, options)
         mark("audio")
     if options.only in ("video", "audio"):
-        options.json.parent.mkdir(parents=True, exist_ok=True)
-        summary = {"torch": torch.__version__, "device": str(device), "video": video_rows, "audio": audio_rows}
-        options.json.write_text(json.dumps(summary))
+        write_results(options.json, device, video=video_rows, audio=audio_rows)
         return
     header = (
         f"{'case':<26}{'impl':<7}{'median s':>9}{'min':>7}{'max':>7}{'img/s':>8}{'GFLOP':>8}{'MFU':>7}"
@@ -243,27 +240,20 @@ def main() -> None:
     method_rows = methods.speed(steps=2 if options.quick else 6, warmup=1 if options.quick else 2)
     mark("methods")
     print_targets(rows, profile, epoch_rows, probes, tokenizers)
-    options.json.parent.mkdir(parents=True, exist_ok=True)
-    options.json.write_text(
-        json.dumps(
-            {
-                "torch": torch.__version__,
-                "device": str(device),
-                "threads": torch.get_num_threads(),
-                "ceiling": ceiling,
-                "steps": rows,
-                "maskers": masks,
-                "tokenizers": tokenizers,
-                "loaders": loaders,
-                "video": video_rows,
-                "audio": audio_rows,
-                "profile": profile,
-                "epochs": epoch_rows,
-                "probe": probes,
-                "methods": method_rows,
-            },
-            indent=2,
-        )
+    write_results(
+        options.json,
+        device,
+        ceiling=ceiling,
+        steps=rows,
+        maskers=masks,
+        tokenizers=tokenizers,
+        loaders=loaders,
+        video=video_rows,
+        audio=audio_rows,
+        profile=profile,
+        epochs=epoch_rows,
+        probe=probes,
+        methods=method_rows,
     )
     print(
         f"\nresults: {options.json}; took {time.perf_counter() - started:.0f} s: "
@@ -299,36 +289,39 @@ def audio_case(device: torch.device, ceiling: dict[str, float], options: argpars
     return [*rows, audio.features(local, batch=batch)]
 
 
+def tokenizer_rate(tokenizer, batch: dict, device: torch.device, repeats: int) -> float:
+    """Samples per second through ``tokenizer`` (after one warm-up call), without autograd."""
+    with torch.no_grad():
+        tokenizer(batch)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            tokenizer(batch)
+        sync(device)
+    return repeats * len(next(iter(batch.values()))) / (time.perf_counter() - start)
+
+
 def tokenizer_throughput(device: torch.device) -> list[dict]:
     """Samples/s of each installed plugin's tokenizer on its usual input."""
     from anymae_image import ImagePatchTokenizer
 
     print("\ntokenizer throughput")
     out = []
-    tokenizer = ImagePatchTokenizer(image_size=224, patch_size=16)
-    batch = {"image": torch.randn(256, 3, 224, 224, device=device)}
-    tokenizer(batch)
-    start = time.perf_counter()
-    for _ in range(5):
-        tokenizer(batch)
-    sync(device)
-    rate = 5 * 256 / (time.perf_counter() - start)
-    print(f"  ImagePatchTokenizer 224x224/16: {rate:,.0f} images/s")
-    out.append({"tokenizer": "ImagePatchTokenizer", "samples_per_s": rate})
+
+    def record(name: str, label: str, rate: float, unit: str) -> None:
+        print(f"  {label}: {rate:,.0f} {unit}/s")
+        out.append({"tokenizer": name, "samples_per_s": rate})
+
+    images = {"image": torch.randn(256, 3, 224, 224, device=device)}
+    rate = tokenizer_rate(ImagePatchTokenizer(image_size=224, patch_size=16), images, device, 5)
+    record("ImagePatchTokenizer", "ImagePatchTokenizer 224x224/16", rate, "images")
     try:
         from anymae_timeseries import SeriesPatchTokenizer
 
         series = {"series": torch.randn(256, 6, 512, device=device)}
         for mode in ("mixed", "independent"):
             tokenizer = SeriesPatchTokenizer(channels=6, length=512, patch_len=16, mode=mode, revin=True)
-            tokenizer(series)
-            start = time.perf_counter()
-            for _ in range(5):
-                tokenizer(series)
-            sync(device)
-            rate = 5 * 256 / (time.perf_counter() - start)
-            print(f"  SeriesPatchTokenizer 6 x 512, {mode}: {rate:,.0f} series/s")
-            out.append({"tokenizer": f"SeriesPatchTokenizer/{mode}", "samples_per_s": rate})
+            rate = tokenizer_rate(tokenizer, series, device, 5)
+            record(f"SeriesPatchTokenizer/{mode}", f"SeriesPatchTokenizer 6 x 512, {mode}", rate, "series")
     except ImportError:
         pass
     try:
@@ -339,16 +332,8 @@ def tokenizer_throughput(device: torch.device) -> list[dict]:
 
     clouds = {"points": torch.rand(32, 1024, 3, device=device) * 2 - 1}
     for tokenizer in (PointGroupTokenizer().to(device), VoxelPatchTokenizer()):
-        with torch.no_grad():
-            tokenizer(clouds)
-            start = time.perf_counter()
-            for _ in range(3):
-                tokenizer(clouds)
-            sync(device)
-        rate = 3 * 32 / (time.perf_counter() - start)
         name = type(tokenizer).__name__
-        print(f"  {name} (1,024 points, defaults): {rate:,.0f} clouds/s")
-        out.append({"tokenizer": name, "samples_per_s": rate})
+        record(name, f"{name} (1,024 points, defaults)", tokenizer_rate(tokenizer, clouds, device, 3), "clouds")
     print("  point grouping beside open3d's FPS, batch 32:")
     out.append({"grouping": pointcloud.run(32, str(device))})
     return out

@@ -9,7 +9,6 @@ step's batch size. The issue's bar: masking under 2% of a training step.
 """
 
 import argparse
-import json
 import math
 import platform
 import statistics
@@ -17,6 +16,7 @@ import time
 from pathlib import Path
 
 import torch
+from steps import write_results
 
 import anymae
 from anymae import GridLayout, TokenBatch
@@ -126,20 +126,13 @@ def main() -> None:
         share = seconds / step
         shares.append({"masker": name, "seconds": seconds, "share_of_step": share})
         print(f"{name:<22}{seconds * 1e3:>20.2f}{share:>19.3%}" + ("" if share < 0.02 else "  OVER 2%"))
-    options.json.parent.mkdir(parents=True, exist_ok=True)
-    options.json.write_text(
-        json.dumps(
-            {
-                "torch": torch.__version__,
-                "device": str(device),
-                "threads": torch.get_num_threads(),
-                "throughput": rows,
-                "vit_b_step_seconds": step,
-                "step_batch": options.step_batch,
-                "step_share": shares,
-            },
-            indent=2,
-        )
+    write_results(
+        options.json,
+        device,
+        throughput=rows,
+        vit_b_step_seconds=step,
+        step_batch=options.step_batch,
+        step_share=shares,
     )
     print(f"\nresults: {options.json}")
 

@@ -2,8 +2,10 @@
 HF's plain AdamW, or trained in bf16 throughout), HF's ``ViTMAEForPreTraining``, and the full-token control; their
 analytic FLOP and the matmul ceiling MFU is measured against."""
 
+import json
 import time
 from contextlib import nullcontext
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -15,6 +17,13 @@ SIZES = {  # encoder (dim, depth, heads), decoder (dim, depth, heads)
     "ViT-S/16": ((384, 12, 6), (256, 4, 8)),
     "ViT-B/16": ((768, 12, 12), (512, 8, 16)),
 }
+
+
+def write_results(path: Path, device: torch.device, **results: Any) -> None:
+    """A benchmark's results as JSON, with the torch version, device and thread count they were measured with."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = {"torch": torch.__version__, "device": str(device), "threads": torch.get_num_threads()}
+    path.write_text(json.dumps({**header, **results}, indent=2))
 
 
 def sync(device: torch.device) -> None:
