@@ -92,3 +92,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrainingDiverged as error:  # not a configuration error: exit 1, and say where to resume from
         print(f"anymae: error: {error}", file=sys.stderr)
         return 1
+    finally:
+        _leave_process_group()
+
+
+def _leave_process_group() -> None:
+    """End a DDP run's process group before the interpreter exits: Lightning leaves it open, and a gloo group torn
+    down at exit can abort the process ("terminate called without an active exception") after the work is done."""
+    distributed = sys.modules.get("torch.distributed")  # never imported for a command that did not use it
+    if distributed is not None and distributed.is_available() and distributed.is_initialized():
+        distributed.destroy_process_group()  # no barrier: a rank that failed must not keep the others waiting
