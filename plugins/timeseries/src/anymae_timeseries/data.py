@@ -119,25 +119,45 @@ class Windows(Dataset):
 
 
 class _SeriesDataModule(DataModule):
-    """Shared plumbing: missing values, windows, splits (loaders from the kit). Subclasses implement :meth:`load`."""
+    """Shared plumbing: missing values, windows, splits, augmentation (loaders from the kit). Subclasses implement
+    :meth:`load`, and take these arguments through ``**kwargs``.
+
+    Args:
+        window: window length in steps (unset: whole series).
+        stride: steps between windows (unset: ``window``).
+        nan_policy: missing values (see the module docstring).
+        val_fraction: the share of windows kept for validation when the source has no split of its own (the last
+            ones, in time order, for forecasting).
+        jitter: training augmentation: Gaussian noise, in units of each series' standard deviation (0: none).
+        scaling: training augmentation: each channel scaled by ``1 + scaling * N(0, 1)`` (0: none).
+        crop: training augmentation: a random window of at least ``1 - crop`` of the series, stretched back to
+            its length (window slicing; 0: none).
+        batch_size: samples per batch.
+        num_workers: loader processes.
+        seed: shuffling seed.
+    """
 
     collate = staticmethod(collate_series)
 
+    @validated
     def __init__(
         self,
-        window: int | None,
-        stride: int | None,
-        nan_policy: NanPolicy,
-        val_fraction: float,
-        batch_size: int,
-        num_workers: int,
-        seed: int,
+        window: PositiveInt | None = None,
+        stride: PositiveInt | None = None,
+        nan_policy: NanPolicy = "interpolate",
+        val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2,
+        jitter: Annotated[float, Field(ge=0)] = 0.0,
+        scaling: Annotated[float, Field(ge=0)] = 0.0,
+        crop: Annotated[float, Field(ge=0, lt=1)] = 0.0,
+        batch_size: PositiveInt = 32,
+        num_workers: NonNegativeInt = 0,
+        seed: int = 0,
     ) -> None:
         super().__init__(batch_size, num_workers, seed)
         self.window, self.stride, self.nan_policy = window, stride or window, nan_policy
         self.val_fraction = val_fraction
         self.classes: list[str] = []
-        self.augment: dict[str, float] = {}
+        self.augment = {k: v for k, v in {"jitter": jitter, "scaling": scaling, "crop": crop}.items() if v}
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Training batches are augmented (:func:`~anymae_timeseries.augment_series`) on their device, batched."""
@@ -206,20 +226,11 @@ class AeonDataModule(_SeriesDataModule):
     Args:
         name: GunPoint, ItalyPowerDemand, BasicMotions (6 channels), ArrowHead, OSULeaf, ACSF1, JapaneseVowels (12
             channels, variable length), PickupGestureWiimoteZ (variable length) or Airline.
-        window: window length in steps (unset: whole series).
-        stride: steps between windows (unset: ``window``).
-        nan_policy: missing values (see the module docstring).
-        val_fraction: for Airline, the share of windows kept for validation.
         normalize: z-normalise each series (UCR convention) -- Airline's level grows over time.
         length: resample every series to this many steps (linear interpolation, after missing values are filled),
             e.g. 150 to pool ItalyPowerDemand (24 steps) or ArrowHead (251) with GunPoint; unset: as shipped.
-        jitter: training augmentation: Gaussian noise, in units of each series' standard deviation (0: none).
-        scaling: training augmentation: each channel scaled by ``1 + scaling * N(0, 1)`` (0: none).
-        crop: training augmentation: a random window of at least ``1 - crop`` of the series, stretched back to
-            its length (window slicing; 0: none).
-        batch_size: samples per batch.
-        num_workers: loader processes.
-        seed: shuffling seed.
+        window, stride, nan_policy, val_fraction, jitter, scaling, crop, batch_size, num_workers, seed: the windows,
+            split, augmentation and loading every series data module shares (``val_fraction``: Airline's).
     """
 
     @validated
@@ -236,22 +247,12 @@ class AeonDataModule(_SeriesDataModule):
             "PickupGestureWiimoteZ",
             "Airline",
         ] = "GunPoint",
-        window: PositiveInt | None = None,
-        stride: PositiveInt | None = None,
-        nan_policy: NanPolicy = "interpolate",
-        val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2,
         normalize: bool = False,
         length: PositiveInt | None = None,
-        jitter: Annotated[float, Field(ge=0)] = 0.0,
-        scaling: Annotated[float, Field(ge=0)] = 0.0,
-        crop: Annotated[float, Field(ge=0, lt=1)] = 0.0,
-        batch_size: PositiveInt = 32,
-        num_workers: NonNegativeInt = 0,
-        seed: int = 0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(window, stride, nan_policy, val_fraction, batch_size, num_workers, seed)
+        super().__init__(**kwargs)
         self.name, self.normalize, self.length = name, normalize, length
-        self.augment = {k: v for k, v in {"jitter": jitter, "scaling": scaling, "crop": crop}.items() if v}
 
     def _prepare(self, series: list[Tensor]) -> list[Tensor]:
         series = super()._prepare(series)
@@ -342,17 +343,8 @@ class SeriesFileDataModule(_SeriesDataModule):
         time_column: long layout: the time stamp or step.
         value_column: long layout: the value.
         label_column: long layout: a per-series label (optional).
-        window: window length (unset: whole series).
-        stride: steps between windows (unset: ``window``).
-        nan_policy: missing values.
-        val_fraction: validation share when ``val_path`` is unset.
-        jitter: training augmentation: Gaussian noise, in units of each series' standard deviation (0: none).
-        scaling: training augmentation: each channel scaled by ``1 + scaling * N(0, 1)`` (0: none).
-        crop: training augmentation: a random window of at least ``1 - crop`` of the series, stretched back to
-            its length (window slicing; 0: none).
-        batch_size: samples per batch.
-        num_workers: loader processes.
-        seed: shuffling seed.
+        window, stride, nan_policy, val_fraction, jitter, scaling, crop, batch_size, num_workers, seed: the windows,
+            split, augmentation and loading every series data module shares.
     """
 
     @validated
@@ -366,20 +358,10 @@ class SeriesFileDataModule(_SeriesDataModule):
         time_column: str = "time",
         value_column: str = "value",
         label_column: str | None = None,
-        window: PositiveInt | None = None,
-        stride: PositiveInt | None = None,
-        nan_policy: NanPolicy = "interpolate",
-        val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2,
-        jitter: Annotated[float, Field(ge=0)] = 0.0,
-        scaling: Annotated[float, Field(ge=0)] = 0.0,
-        crop: Annotated[float, Field(ge=0, lt=1)] = 0.0,
-        batch_size: PositiveInt = 32,
-        num_workers: NonNegativeInt = 0,
-        seed: int = 0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(window, stride, nan_policy, val_fraction, batch_size, num_workers, seed)
+        super().__init__(**kwargs)
         self.path, self.val_path, self.layout, self.columns = path, val_path, layout, columns
-        self.augment = {k: v for k, v in {"jitter": jitter, "scaling": scaling, "crop": crop}.items() if v}
         self.id_column, self.time_column, self.value_column = id_column, time_column, value_column
         self.label_column = label_column
 
@@ -472,7 +454,7 @@ class TrajectoryDataModule(_SeriesDataModule):
         num_workers: NonNegativeInt = 0,
         seed: int = 0,
     ) -> None:
-        super().__init__(None, None, "interpolate", val_fraction, batch_size, num_workers, seed)
+        super().__init__(val_fraction=val_fraction, batch_size=batch_size, num_workers=num_workers, seed=seed)
         self.count, self.length, self.dims, self.noise = count, length, dims, noise
 
     def load(self):
