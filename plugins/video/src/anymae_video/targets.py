@@ -7,11 +7,11 @@ The pixel target of VideoMAE and of MAE-ST without ``pred_t_dim`` is the core's 
 
 import functools
 from collections.abc import Mapping
-from typing import Annotated, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, PositiveInt
+from pydantic import PositiveInt
 from torch import Tensor
 
 from anymae import (
@@ -67,21 +67,13 @@ class VideoPixelTarget(PatchTarget):
     decoder's head is ``u / t`` as wide. Frames and tubelet come from the tokenizer, never from this config.
 
     Args:
-        normalize, eps, loss, input_mean, input_std: as :class:`anymae.PatchTarget`.
         pred_t_dim: frames of the clip to predict; unset: every frame (VideoMAE, MAE).
+        normalize, eps, loss, input_mean, input_std: as :class:`anymae.PatchTarget`.
     """
 
     @validated
-    def __init__(
-        self,
-        normalize: Literal["none", "patch", "channel"] = "patch",
-        eps: Annotated[float, Field(gt=0)] = 1e-6,
-        loss: Literal["mse", "l1"] = "mse",
-        input_mean: tuple[float, ...] | None = None,
-        input_std: tuple[Annotated[float, Field(gt=0)], ...] | None = None,
-        pred_t_dim: PositiveInt | None = None,
-    ) -> None:
-        super().__init__(normalize, eps, loss, input_mean, input_std)
+    def __init__(self, pred_t_dim: PositiveInt | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.pred_t_dim = pred_t_dim
         self.tubelet = 1
 
