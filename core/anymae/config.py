@@ -68,9 +68,10 @@ def validated(init: F) -> F:
         if type(self).__init__ is not wrapper:
             vars(self)[_FORWARDED_ATTR] = arguments
             return result
+        forwarded = vars(self).pop(_FORWARDED_ATTR, {})
         if forwards is not None:
             arguments.pop(forwards)
-            arguments.update({k: v for k, v in vars(self).pop(_FORWARDED_ATTR, {}).items() if k not in arguments})
+            arguments.update({k: v for k, v in forwarded.items() if k not in arguments})
         setattr(self, INIT_ARGS_ATTR, arguments)
         return result
 
