@@ -169,6 +169,7 @@ class LearnedPositionEmbedding(PositionEmbedding):
         self.init = init
         self.temperature = temperature
         self.register_buffer("grid", torch.zeros(0, dtype=torch.long))  # the table's grid shape, saved with it
+        self.shape: tuple[int, ...] = ()  # the same on the host: forward reads it without a device sync
 
     def build(self, dim: int, layout: LayoutSpec) -> None:
         super().build(dim, layout)
@@ -180,7 +181,7 @@ class LearnedPositionEmbedding(PositionEmbedding):
         else:
             table = nn.init.trunc_normal_(torch.empty(math.prod(shape), dim), std=0.02)
         self.table = nn.Parameter(table)
-        self.grid = torch.tensor(shape)
+        self.grid, self.shape = torch.tensor(shape), shape
 
     @classmethod
     def from_table(cls, table: Tensor, shape: tuple[int, ...]) -> "LearnedPositionEmbedding":
@@ -188,21 +189,20 @@ class LearnedPositionEmbedding(PositionEmbedding):
         embed = cls()
         embed.dim = table.shape[1]
         embed.table = nn.Parameter(table.detach().clone())
-        embed.grid = torch.tensor(shape)
+        embed.grid, embed.shape = torch.tensor(shape), tuple(shape)
         return embed
 
     def forward(self, tokens: TokenBatch, ids: Tensor) -> Tensor:
         layout = tokens.layout
         if layout.kind != "grid" or layout.coords is not None:
             raise ValueError("LearnedPositionEmbedding needs tokens on a dense grid")
-        table = resample_grid_table(self.table, tuple(self.grid.tolist()), tuple(layout.shape))
+        table = resample_grid_table(self.table, self.shape, tuple(layout.shape))
         return table[ids]
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
         table, grid = state_dict.get(prefix + "table"), state_dict.get(prefix + "grid")
         if table is not None and grid is not None and "table" in self._parameters:  # built
-            own = tuple(self.grid.tolist())
-            state_dict[prefix + "table"] = resample_grid_table(table, tuple(grid.tolist()), own)
+            state_dict[prefix + "table"] = resample_grid_table(table, tuple(grid.tolist()), self.shape)
             state_dict[prefix + "grid"] = self.grid.clone()
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
