@@ -13,7 +13,7 @@ from .lazy import lazy_exports
 # that the two agree)
 _EXPORTS: dict[str, str] = {
     ".config": "ConfigError validated",
-    ".errors": "TrainingDiverged",
+    ".errors": "CheckpointNotSaved RunStopped TrainingDiverged",
     ".lazy": "lazy_exports require",
     # the model's parts, and what flows between them
     ".model.types": "EncoderOutput GridLayout MAEOutput MaskSpec PointLayout Step TokenBatch gather_tokens grid_coords "
@@ -52,7 +52,7 @@ _EXPORTS: dict[str, str] = {
     ".data.samples": "FileList FileSamples SkippedSamples TensorSamples Unreadable collate_skipping scan_folder "
     "split_indices",
     ".data.sampling": "EpochShuffleSampler sample_rng split_key",
-    ".data.loaders": "EpochLoader make_loader",
+    ".data.loaders": "EpochLoader ResumableLoader make_loader",
     ".data.pooled": "PooledDataModule PooledSamples WeightedPoolSampler",
     ".data.streaming": "StreamingDataModule",
     # training, evaluation, plugins

@@ -1,5 +1,6 @@
 """Reliability of a real `anymae fit`: killed with SIGKILL mid-epoch and resumed with `--ckpt_path last`, it reaches
-the same weights and validation loss as an uninterrupted run; `last` with nothing to resume from is one line."""
+the same weights and validation loss as an uninterrupted run, says where it resumed from, does not call its data
+unresumable and removes the partial file a killed save left; `last` with nothing to resume from is one line."""
 
 import csv
 import os
@@ -67,9 +68,14 @@ def test_sigkill_mid_epoch_then_resume_from_last_is_exact(tmp_path):
     first = crashed / "lightning_logs" / "version_0" / "checkpoints"
     assert sorted(p.name for p in first.iterdir()) == ["epoch=1-step=30.ckpt", "last.ckpt"]
     assert torch.load(first / "last.ckpt", weights_only=True)["global_step"] == 30
+    partial = first / ".last.ckpt.partial"  # what a run killed in the middle of its next save would have left
+    partial.write_bytes(b"PK" + bytes(1000))
 
     resumed = fit(crashed, "--ckpt_path", "last")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resumed from {first / 'last.ckpt'} at epoch 1, step 30" in resumed.stdout
+    assert "not resumable" not in resumed.stderr  # Lightning's warning: the kit's loaders resume exactly
+    assert not partial.exists()  # the resumed run writes to version_1: the clean-up looks where it resumed from too
     done = weights(crashed / "lightning_logs" / "version_1" / "checkpoints" / "last.ckpt")
     reference = weights(straight / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt")
     assert done.keys() == reference.keys()

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from ..config import ConfigError
-from ..errors import TrainingDiverged
+from ..errors import RunStopped
 from ..plugins.loader import get_plugins
 from ..plugins.registry import Command, PluginError
 from ..plugins.resolution import resolving
@@ -87,10 +87,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("ANYMAE_TRACEBACK"):
             traceback.print_exc()
         if isinstance(error, argparse.ArgumentError):
-            return _error(format_cli_error(error, plugins))
+            return _error(format_cli_error(error, plugins, rest))
         return _error(" ".join(str(error).split()))
-    except TrainingDiverged as error:  # not a configuration error: exit 1, and say where to resume from
-        print(f"anymae: error: {error}", file=sys.stderr)
+    except RunStopped as error:  # not a configuration error: exit 1, and say where to resume from
+        if os.environ.get("ANYMAE_TRACEBACK"):
+            traceback.print_exc()
+        print(f"anymae: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 1
     finally:
         _leave_process_group()

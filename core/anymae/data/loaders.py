@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 from .samples import collate_skipping, dataset_len
 from .sampling import EpochShuffleSampler, world
 
-__all__ = ["EpochLoader", "make_loader"]
+__all__ = ["EpochLoader", "ResumableLoader", "make_loader"]
 
 
 # ------------------------------------------------------------------------------------------------------ loaders
@@ -53,6 +53,19 @@ class EpochLoader(DataLoader):
         self.prepared_epoch = epoch
 
 
+class ResumableLoader(EpochLoader):
+    """The training loader of a data module that records where the epoch stands and restores it on resume
+    (:class:`~anymae.DataModule`'s ``state_dict``: the batches consumed, from which the sampler skips ahead).
+    ``state_dict``/``load_state_dict`` hold nothing themselves: they tell Lightning the loader resumes exactly, so it
+    does not warn that a mid-epoch resume is unreliable."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        pass
+
+
 class _EpochEnd:
     """An epoch's iterator that tells its :class:`EpochLoader` when the epoch's last batch has been handed out."""
 
@@ -86,14 +99,16 @@ def make_loader(
     num_workers: int = 0,
     collate_fn: Callable[[list], Any] | None = collate_skipping,
     next_epoch: Callable[[], bool] | None = None,
+    resumable: bool = False,
 ) -> DataLoader:
     """The loader of a kit data module: shuffled per epoch from ``seed`` when ``train``, in order otherwise, each
     sample drawn with its own seed (random augmentation, or a random subset of a file's points, that a resumed run
     repeats); the last partial training batch dropped (as MAE) when each rank still gets a whole one; workers kept
     between epochs, and a training loader's workers start on the next epoch's batches when this one's are all
-    handed out when ``next_epoch()`` says one follows (:class:`EpochLoader`)."""
+    handed out when ``next_epoch()`` says one follows (:class:`EpochLoader`). ``resumable``: the caller records and
+    restores the loader's position (:class:`ResumableLoader`)."""
     ranks = world()[1]
-    return EpochLoader(
+    return (ResumableLoader if resumable else EpochLoader)(
         dataset,
         batch_size=batch_size,
         sampler=EpochShuffleSampler(dataset_len(dataset), seed, shuffle=train, sample_seeds=True),

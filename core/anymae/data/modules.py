@@ -74,6 +74,7 @@ class DataModule(SkippedSamples, pl.LightningDataModule, ABC):
             num_workers=self.num_workers,
             collate_fn=collate,
             next_epoch=self._another_epoch,
+            resumable=train,  # the position is in state_dict below
         )
 
     def _another_epoch(self) -> bool:
@@ -123,10 +124,12 @@ class DataModule(SkippedSamples, pl.LightningDataModule, ABC):
 
     def state_dict(self) -> dict[str, Any]:
         epoch, batches = self._position
-        return {"epoch": epoch, "batches": batches, "num_skipped": self.num_skipped}
+        unreadable = sorted(self.unreadable_sources)
+        return {"epoch": epoch, "batches": batches, "num_skipped": self.num_skipped, "unreadable": unreadable}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.num_skipped = state_dict.get("num_skipped", 0)
+        self.unreadable_sources.update(state_dict.get("unreadable", ()))
         self._resume_at = (state_dict["epoch"], state_dict["batches"]) if "epoch" in state_dict else None
         self._position = self._resume_at or (0, 0)
 

@@ -26,7 +26,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from ..config import ConfigError, validated
-from .loaders import EpochLoader
+from .loaders import EpochLoader, ResumableLoader
 from .modules import DataModule
 from .samples import Unreadable, collate_skipping, dataset_len
 from .sampling import EpochShuffleSampler, mix_seed, sample_rng, split_key, world
@@ -279,7 +279,7 @@ class PooledDataModule(DataModule):
                 cast(PooledSamples, dataset).sizes(), self.weights, self.seed, sample_seeds=True
             )
         ranks = world()[1]
-        return EpochLoader(  # as make_loader, with the pool's sampler
+        return (ResumableLoader if train else EpochLoader)(  # as make_loader, with the pool's sampler
             dataset,
             batch_size=self.batch_size,
             sampler=sampler,

@@ -68,15 +68,23 @@ def collate_skipping(
 class SkippedSamples:
     """Mixin for a ``LightningDataModule`` whose loaders use :func:`collate_skipping`: takes the skip records out of
     each batch before it reaches the model, warns once per unreadable file (one line, in the main process), and
-    counts: :attr:`num_skipped` in all, and per epoch for the model's report (:meth:`epoch_report`)."""
+    counts: :attr:`num_skipped` reads in all (a file is read again each epoch and each validation), the files in
+    :attr:`unreadable_sources`, and per epoch for the model's report (:meth:`epoch_report`)."""
 
     num_skipped: int = 0
+
+    @property
+    def unreadable_sources(self) -> set[str]:
+        """The unreadable files (each :class:`Unreadable`'s ``source``) met so far; a sample returned as ``None``
+        names none."""
+        sources: set[str] = self.__dict__.setdefault("_reported", set())
+        return sources
 
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         if isinstance(batch, dict) and SKIPPED_KEY in batch:
             skipped = batch.pop(SKIPPED_KEY)
             count = int(skipped.sum()) if isinstance(skipped, Tensor) else int(skipped)
-            seen = self.__dict__.setdefault("_reported", set())
+            seen = self.unreadable_sources
             for record in batch.pop(UNREADABLE_KEY, []):
                 if record.source not in seen:
                     seen.add(record.source)

@@ -7,7 +7,10 @@ atomically, and ``--ckpt_path last`` found across runs.
   would (``DataModule.state_dict`` records the batches consumed).
 * :class:`AtomicCheckpointIO` writes a checkpoint beside its destination and renames it into place, so a run killed
   mid-save leaves the previous checkpoint intact and no partial file in ``$TMPDIR`` (Lightning's own writer goes
-  through a temporary file there); a partial file left by a killed save is removed when the next run starts.
+  through a temporary file there); a partial file left by a killed save is removed when the next run starts, in its
+  own folder and in the folder of the checkpoint it resumes from. A disk too full for the next checkpoint stops the
+  run with :class:`~anymae.CheckpointNotSaved` (exit 1): the previous checkpoint intact, the partial file removed,
+  the space the checkpoint needs said.
 * With ``save_last=True`` the epoch's (or step's) top-k checkpoint and ``last.ckpt`` hold the same state, so it is
   serialised once: ``last.ckpt`` is written (atomically, as ever), then the top-k file is made a hard link to it
   (atomically too). A run killed at any point still finds a complete ``last.ckpt``.
@@ -16,6 +19,7 @@ atomically, and ``--ckpt_path last`` found across runs.
 """
 
 import contextlib
+import errno
 import glob
 import os
 import shutil
@@ -28,6 +32,8 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy
+
+from ..errors import CheckpointNotSaved
 
 __all__ = ["AtomicCheckpointIO", "Checkpoints", "find_last_checkpoint"]
 
@@ -45,11 +51,81 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(f".{target.name}{PARTIAL_SUFFIX}")
-        with open(partial, "wb") as handle:
-            torch.save(checkpoint, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
+        # at least its tensors' bytes; about the previous file's size when it replaces one
+        needed = max(tensor_bytes(checkpoint), target.stat().st_size if target.is_file() else 0)
+        if shutil.disk_usage(target.parent).free < needed:  # it cannot fit: do not fill the disk trying
+            raise disk_full(target, needed)
+        try:
+            with open(partial, "wb") as handle:
+                torch.save(checkpoint, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except (OSError, RuntimeError) as error:
+            # torch's zip writer reports a full disk as "unexpected pos ..." (RuntimeError): judge by the space left
+            full = _out_of_space(error) or shutil.disk_usage(target.parent).free < 1 << 20
+            written = partial.stat().st_size if partial.is_file() else 0
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(partial)  # frees the space for the logs' last rows
+            if full:
+                raise disk_full(target, max(needed, written), more=written >= needed) from error
+            raise
         os.replace(partial, target)
+
+
+def remove_partials(folder: str | os.PathLike) -> None:
+    """Remove the partial files that killed saves left in ``folder``."""
+    for stale in glob.glob(os.path.join(glob.escape(str(folder)), f".*{PARTIAL_SUFFIX}")):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(stale)
+
+
+def tensor_bytes(obj: Any) -> int:
+    """The bytes of the tensors in a (nested) checkpoint, each storage counted once: a lower bound of its file's
+    size."""
+    seen: set[tuple[str, int]] = set()
+    total, stack = 0, [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, torch.Tensor):
+            storage = item.untyped_storage()
+            key = (str(item.device), storage.data_ptr())
+            if key not in seen or not storage.data_ptr():
+                seen.add(key)
+                total += storage.nbytes()
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return total
+
+
+def _out_of_space(error: BaseException | None) -> bool:
+    while error is not None:
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def disk_full(target: Path, needed: int, more: bool = False) -> CheckpointNotSaved:
+    """The error of a checkpoint that did not fit: where, how much it needs (``more``: more than ``needed``, all a
+    failed write could tell), which checkpoint is still good."""
+    free = shutil.disk_usage(target.parent).free
+    saved = [p for p in target.parent.glob("*.ckpt") if p.is_file()]
+    last = max(saved, key=lambda p: p.stat().st_mtime) if saved else None
+    kept = (
+        f"the last good checkpoint is {last}, intact: free some space and resume with --ckpt_path last"
+        if last
+        else "no checkpoint was saved yet: free some space and run again"
+    )
+    return CheckpointNotSaved(
+        f"checkpoint {target} not saved: no space left on the device ({_size(free)} free in {target.parent}; the "
+        f"checkpoint needs {'more than' if more else 'at least'} {_size(needed)}); {kept}"
+    )
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 2**10:.0f} KB"
 
 
 class Checkpoints(ModelCheckpoint):
@@ -70,9 +146,18 @@ class Checkpoints(ModelCheckpoint):
         super().setup(trainer, pl_module, stage)
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # the default: not one a user chose
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
-        if trainer.is_global_zero and self.dirpath and os.path.isdir(self.dirpath):
-            for stale in glob.glob(os.path.join(self.dirpath, f".*{PARTIAL_SUFFIX}")):
-                os.remove(stale)
+        if trainer.is_global_zero and self.dirpath:
+            remove_partials(self.dirpath)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Say which checkpoint a resumed run started from (restored by now), and remove the partial files a killed
+        save left beside it (a resumed run writes to a new folder: its own clean-up would miss them)."""
+        super().on_train_start(trainer, pl_module)
+        resumed = trainer.ckpt_path
+        if resumed and trainer.is_global_zero:
+            if "://" not in str(resumed):
+                remove_partials(os.path.dirname(os.path.abspath(resumed)))
+            print(f"resumed from {resumed} at epoch {trainer.current_epoch}, step {trainer.global_step}")
 
     def _shares_last(self, trainer: pl.Trainer, filepath: str) -> bool:
         """Whether the top-k checkpoint ``filepath`` can be a link to ``last.ckpt``: one local file per checkpoint

@@ -90,7 +90,17 @@ class SkippedSamplesReport(pl.Callback):
             print(f"epoch {trainer.current_epoch}: {skipped} unreadable samples skipped, {read} read")
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        skipped = getattr(trainer.datamodule, "num_skipped", 0)  # type: ignore[attr-defined]  # Lightning sets it, undeclared
+        """The run's total: the unreadable files (over every rank), and how many reads skipped them."""
+        module = trainer.datamodule  # type: ignore[attr-defined]  # Lightning sets it, undeclared
+        skipped = getattr(module, "num_skipped", 0)
         total = int(trainer.strategy.reduce(torch.tensor(float(skipped), device=pl_module.device), reduce_op="sum"))
-        if total and trainer.is_global_zero:
-            print(f"unreadable samples skipped so far: {total}")
+        if not total:
+            return
+        sources = set(getattr(module, "unreadable_sources", ()))
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            gathered: list[set[str] | None] = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(gathered, sources)
+            sources = set().union(*(s for s in gathered if s))
+        if trainer.is_global_zero:
+            files = f"{len(sources)} unreadable file{'s' * (len(sources) != 1)}" if sources else "unreadable samples"
+            print(f"{files} skipped in all ({total} reads: each epoch and each validation reads a file again)")
