@@ -16,7 +16,10 @@ A file that cannot be read is skipped, counted in ``num_skipped`` and reported, 
 import glob
 import math
 import os
+import re
+import tempfile
 import warnings
+from collections import Counter
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -288,13 +291,15 @@ def read_series(
 
     A bad row costs that row, not the file: a CSV row with another number of fields than the header is skipped, and
     in the long layout a row missing its id, time or value is skipped; in the wide layout (a row per time step) a
-    missing value stays missing, for ``nan_policy``. Each such finding is appended to ``problems``."""
+    missing value stays missing, for ``nan_policy``. A ``.ts`` case (a data line) that aeon cannot read -- a value
+    that is not a number, a channel shorter than the others, a missing label, another number of channels or (with
+    ``@equalLength`` not false) another length than the file's other cases -- is skipped with its labels kept aligned,
+    and named by its number (1-based, counting the cases after ``@data``) and its line. Each such finding is appended
+    to ``problems``; a ``.ts`` file with no readable case raises ``ValueError``."""
     suffix = Path(path).suffix.lower()
+    problems = [] if problems is None else problems
     if suffix == ".ts":
-        from aeon.datasets import load_from_ts_file
-
-        x, y = load_from_ts_file(path)
-        return [np.asarray(s, dtype=np.float32) for s in x], None if y is None else list(y)
+        return _read_ts(path, problems)
     if suffix in (".npy", ".npz"):
         data = np.load(path, allow_pickle=False)
         x, y = (data["X"], data.get("y")) if suffix == ".npz" else (data, None)
@@ -305,7 +310,6 @@ def read_series(
         raise ValueError(f"unknown series file type {suffix!r}")
     import pandas as pd
 
-    problems = [] if problems is None else problems
     malformed: list[list[str]] = []
     if suffix == ".csv":  # the python engine hands malformed rows to a callable: skip them, count them
         frame = pd.read_csv(path, on_bad_lines=malformed.append, engine="python", skip_blank_lines=False)
@@ -328,6 +332,93 @@ def read_series(
         if label_column:
             labels.append(group[label_column].iloc[0])
     return series, labels if label_column else None
+
+
+def _read_ts(path: str, problems: list[str]) -> tuple[list[np.ndarray], list[Any] | None]:
+    """A ``.ts`` file through aeon: the whole file at once; if aeon refuses it, its cases in halves until each bad
+    case stands alone (a part aeon reads holds good cases only), so a few bad cases cost a few reads, not one per
+    case."""
+    from aeon.datasets import load_from_ts_file
+
+    try:  # the common case: aeon reads the whole file
+        x, y, meta = load_from_ts_file(path, return_meta_data=True)
+    except Exception as error:  # aeon raises OSError, ValueError ...: find the bad cases
+        failure = error
+    else:
+        if not len(x):
+            raise ValueError(f"{path}: no cases (no lines after an @data line)")
+        labelled = meta["classlabel"] or meta["targetlabel"]
+        return [np.asarray(s, dtype=np.float32) for s in x], list(y) if labelled else None
+    lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+    end = next((i for i, line in enumerate(lines) if re.match(r"@data\b", line.strip(), re.IGNORECASE)), None)
+    if end is None:
+        raise ValueError(f"{path}: no @data line ({failure})") from failure
+    header = lines[: end + 1]
+    data = [
+        (number, text) for number, text in enumerate(lines[end + 1 :], end + 2) if text.strip()[:1] not in ("", "#")
+    ]
+    cases = [(i, number, text) for i, (number, text) in enumerate(data, 1)]  # blank and comment lines are no cases
+    if not cases:
+        raise ValueError(f"{path}: no cases after @data ({failure})") from failure
+    with tempfile.TemporaryDirectory() as folder:
+        part = Path(folder) / "cases.ts"
+
+        def read(texts: list[str]) -> tuple[Any, Any, dict]:
+            part.write_text("\n".join(header + texts) + "\n", encoding="utf-8")
+            return load_from_ts_file(str(part), return_meta_data=True)
+
+        try:
+            meta = read([])[2]
+        except Exception as error:
+            raise ValueError(f"{path}: unreadable header: {error}") from error
+        labelled = meta["classlabel"] or meta["targetlabel"]
+        good: list[tuple[tuple[int, int, str], np.ndarray, Any]] = []
+        bad: dict[int, tuple[int, str]] = {}  # case number -> (line number, reason)
+        pending = [cases]
+        while pending:  # halves of a part aeon refuses; a part aeon reads holds cases each as aeon reads it alone
+            chunk = pending.pop()
+            try:
+                x, y, _ = read([text for _, _, text in chunk])
+            except Exception as error:
+                if len(chunk) == 1:
+                    bad[chunk[0][0]] = (chunk[0][1], _aeon_reason(error))
+                else:
+                    pending += [chunk[len(chunk) // 2 :], chunk[: len(chunk) // 2]]
+                continue
+            good += [
+                (case, np.asarray(s, dtype=np.float32), y[j] if labelled else None)
+                for j, (case, s) in enumerate(zip(chunk, x, strict=True))
+            ]
+    # what aeon checks across cases, which a case read alone escapes: channels, and lengths if equal length
+    channels = Counter(s.shape[0] for _, s, _ in good if s.shape[0])
+    expected = 1 if meta["univariate"] else channels.most_common(1)[0][0] if channels else 1
+    for case, s, _ in good:
+        if s.shape[0] != expected:
+            hint = " (a missing label?)" if labelled and s.shape[0] == expected - 1 else ""
+            bad[case[0]] = (case[1], f"{s.shape[0]} channels, expected {expected}{hint}")
+    good = [g for g in good if g[0][0] not in bad]
+    if meta["equallength"] and good:
+        length = Counter(s.shape[-1] for _, s, _ in good).most_common(1)[0][0]
+        for case, s, _ in good:
+            if s.shape[-1] != length:
+                reason = f"{s.shape[-1]} observations where the other cases have {length} (@equalLength is not false)"
+                bad[case[0]] = (case[1], reason)
+        good = [g for g in good if g[0][0] not in bad]
+    named = "; ".join(f"case {i}, line {line}: {reason}" for i, (line, reason) in sorted(bad.items())[:5])
+    named += f"; and {len(bad) - 5} more" if len(bad) > 5 else ""
+    if not good:
+        raise ValueError(f"{path}: no readable case ({named})")
+    if bad:
+        problems.append(f"{len(bad)} malformed case{'s' * (len(bad) > 1)} skipped ({named})")
+    good.sort(key=lambda g: g[0][0])
+    return [s for _, s, _ in good], [label for _, _, label in good] if labelled else None
+
+
+def _aeon_reason(error: Exception) -> str:
+    """aeon's message for one case read alone, less the temporary file's name, its case number and its boilerplate."""
+    reason = re.sub(r"^Error loading .*?>\.\s*", "", str(error))
+    reason = re.sub(r"\.?\s*The metadata specifies.*", "", reason, flags=re.DOTALL)
+    return re.sub(r" in case \d+", "", reason).strip()
 
 
 class SeriesFileDataModule(_SeriesDataModule):
