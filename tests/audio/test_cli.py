@@ -29,14 +29,15 @@ def write_clips(folder: Path) -> None:
 
 
 def test_audio_mae_example_trains_from_wav_and_flac_files_and_writes_spectrograms(tmp_path):
-    """The paper-size Audio-MAE config, shrunk by an overlay to 64 frames x 32 bins and a tiny ViT."""
+    """The paper-size Audio-MAE config, shrunk by an overlay to 64 frames x 32 bins (a 4 x 2 grid, so 2 x 2 windows)
+    and a tiny ViT."""
     write_clips(tmp_path / "clips")
     overlay = {
         "trainer": {"max_epochs": 2, "precision": "32-true", "enable_progress_bar": False},
         "model": {
             "tokenizer": {"init_args": {"target_length": 64, "num_mel_bins": 32}},
             "encoder": {"init_args": {"embed_dim": 32, "depth": 1, "num_heads": 2}},
-            "decoder": {"init_args": {"embed_dim": 16, "depth": 2, "num_heads": 2}},
+            "decoder": {"init_args": {"embed_dim": 16, "depth": 2, "num_heads": 2, "window": [2, 2], "shift": [1, 0]}},
         },
         "data": {
             "init_args": {

@@ -61,7 +61,8 @@ def test_fit_from_yaml_writes_checkpoint_and_config(toy_config, tmp_path, capsys
         (["--model.masker.mask_ratio", "1.5"], "model.masker.mask_ratio: Input should be less than 1 (got 1.5)"),
         (
             ["--model.masker", "NoSuchMasker"],
-            "model.masker: unknown component 'NoSuchMasker'; registered: AdaptiveMasker, AttentionMasker, BlockMasker",
+            "model.masker: unknown component 'NoSuchMasker': no installed plugin registers it (plugins installed: "
+            "anymae-audio",
         ),
         (["--model.target.normalize", "pixels"], "model.target.normalize: allowed: 'none', 'patch', 'channel'"),
         (["--model.decoder.out_dim", "3"], "MAEDecoder.out_dim is 3 but the target predicts 8 values per token"),

@@ -49,7 +49,7 @@ def run_protocol(name: str, args: Sequence[str]) -> dict[str, Any]:
         subclass_mode_data=True,
         args=list(args),
         run=False,
-        parser_kwargs={"exit_on_error": False},
+        parser_kwargs={"exit_on_error": False, "allow_abbrev": False},  # whole option names only
         save_config_callback=_SaveConfigToLogger,
         save_config_kwargs={"overwrite": True},
         trainer_defaults={"enable_checkpointing": name == "finetune", "logger": name != "knn"},
@@ -93,7 +93,7 @@ def append_row(path: Path, row: dict[str, Any]) -> None:
 
 
 def evaluate(name: str, argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog=f"anymae {name}", add_help=False)
+    parser = argparse.ArgumentParser(prog=f"anymae {name}", add_help=False, allow_abbrev=False)
     parser.add_argument("--results", type=Path, default=Path("anymae-results.csv"))
     parser.add_argument("--compare-random", action="store_true")
     parser.add_argument("--seeds", type=int, nargs="+")

@@ -20,7 +20,9 @@ __all__ = ["run"]
 
 
 def run(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="anymae export", description=__doc__.split("\n\n")[0].replace("``", ""))
+    parser = argparse.ArgumentParser(
+        allow_abbrev=False, prog="anymae export", description=__doc__.split("\n\n")[0].replace("``", "")
+    )
     parser.add_argument("checkpoint", help="an anymae fit checkpoint, or 'latest'")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--format", action="append", default=[], help="also write this format (e.g. timm)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
@@ -16,6 +17,7 @@ import yaml
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from ..config import ConfigError
+from ..model.pretrained import load_checkpoint
 from ..training.checkpointing import Checkpoints, find_last_checkpoint
 from ..training.module import MaskedAutoencoder
 
@@ -28,17 +30,28 @@ class AnymaeCLI(LightningCLI):
     """LightningCLI for masked autoencoders; data modules and components are chosen by name or class path."""
 
     def __init__(self, args: Sequence[str] | None = None, run: bool = True) -> None:
-        # Each subcommand has its own parser; all of them must raise instead of exiting so main() can report.
-        parser_kwargs = {"exit_on_error": False, **{name: {"exit_on_error": False} for name in SUBCOMMANDS}}
+        # Each subcommand has its own parser; all of them must raise instead of exiting so main() can report, and
+        # take an option only by its whole name (argparse's prefixes let --trainer.max_epoch set max_epochs)
+        strict = {"exit_on_error": False, "allow_abbrev": False}
+        parser_kwargs = {**strict, **{name: dict(strict) for name in SUBCOMMANDS}}
         super().__init__(
             MaskedAutoencoder,
             pl.LightningDataModule,
             subclass_mode_data=True,
             args=None if args is None else list(args),
             run=run,
-            parser_kwargs=parser_kwargs if run else {"exit_on_error": False},
+            parser_kwargs=parser_kwargs if run else strict,
             save_config_kwargs={"overwrite": True},
         )
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        """As LightningCLI's; then a ``--ckpt_path`` file is read as tensors and plain data (without its tensors'
+        bytes), so one that holds pickled objects is refused in one line naming it, before Lightning reads it."""
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if path and path != "last" and "://" not in str(path) and Path(path).is_file():
+            load_checkpoint(path, mmap=True)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         """``--checkpoint.*``: the run's checkpoints (``last.ckpt`` always; ``--checkpoint.every_n_train_steps N``

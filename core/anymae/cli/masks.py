@@ -26,6 +26,7 @@ from ..config import instantiate_component
 from ..masking.base import Masker
 from ..model.types import GridLayout, MaskSpec, TokenBatch
 from ..plugins.loader import get_plugins
+from .errors import read_yaml
 
 if TYPE_CHECKING:
     from ..training.module import MaskedAutoencoder
@@ -73,7 +74,7 @@ def checkpoint_batch(path: Path, samples: int, model: "MaskedAutoencoder") -> di
     if config_file.is_file():
         import lightning.pytorch as pl
 
-        config = yaml.safe_load(config_file.read_text())
+        config = read_yaml(config_file)
         if isinstance(config.get("data"), dict):
             datamodule = instantiate_component(config["data"], pl.LightningDataModule)
             datamodule.setup("validate")
@@ -99,7 +100,9 @@ def masks_of_checkpoint(path: Path, samples: int, seed: int) -> tuple[MaskSpec, 
 def run(argv: Sequence[str]) -> int:
     maskers = sorted(c.name for c in get_plugins().registry.of_kind("masker"))
     parser = argparse.ArgumentParser(
-        prog="anymae masks", description="Draw a few masks of a masker on a token grid and save them as a PNG."
+        allow_abbrev=False,
+        prog="anymae masks",
+        description="Draw a few masks of a masker on a token grid and save them as a PNG.",
     )
     parser.add_argument("--masker", help=f"a registered masker ({', '.join(maskers)}) or a class path")
     parser.add_argument("--grid", help="token grid, e.g. 14x14 or 8x14x14")
@@ -130,7 +133,10 @@ def run(argv: Sequence[str]) -> int:
         key, sep, value = item.partition("=")
         if not sep:
             parser.error(f"--args takes KEY=VALUE pairs, got {item!r}")
-        init_args[key] = yaml.safe_load(value)
+        try:
+            init_args[key] = yaml.safe_load(value)
+        except yaml.YAMLError as error:  # a Python tag, or not YAML at all
+            parser.error(f"--args {item!r}: not plain YAML data ({getattr(error, 'problem', None) or error})")
     masker = build_masker(options.masker, init_args)
     tokens = TokenBatch(torch.zeros(options.samples, int(torch.tensor(shape).prod()), 1), GridLayout(shape))
     spec = masker(tokens, generator=torch.Generator().manual_seed(options.seed))

@@ -15,7 +15,9 @@ __all__ = ["run"]
 
 
 def run(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="anymae plugins", description="List installed plugins and components.")
+    parser = argparse.ArgumentParser(
+        allow_abbrev=False, prog="anymae plugins", description="List installed plugins and components."
+    )
     parser.add_argument("--verbose", "-v", action="store_true", help="also show each component's config fields")
     options = parser.parse_args(argv)
     plugins = get_plugins()

@@ -279,6 +279,7 @@ def write_report(run_dir: Path, out: Path, results: Sequence[Path] = (), masks: 
 
 def run(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="anymae report",
         description="Write one self-contained HTML page of a run: configuration, loss curves, figures, masks and "
         "evaluation rows.",

@@ -15,26 +15,27 @@ from collections.abc import Sequence
 from pathlib import PurePosixPath
 
 import lightning.pytorch as pl
-import yaml
 from torch.utils.data import Dataset
 
 from ..config import ConfigError, instantiate_component
 from ..data.samples import dataset_len
 from ..data.streaming import write_shards
+from .errors import read_yaml
 
 __all__ = ["run"]
 
 
 def run(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="anymae shard", description="Write a data module's samples as shards.")
+    parser = argparse.ArgumentParser(
+        allow_abbrev=False, prog="anymae shard", description="Write a data module's samples as shards."
+    )
     parser.add_argument("--config", required=True, help="a config whose data: section names the data module")
     parser.add_argument("--out", required=True, help="output folder or URL (s3://bucket/prefix); splits go below it")
     parser.add_argument("--splits", nargs="+", default=["train", "val"], choices=["train", "val"])
     parser.add_argument("--chunk-bytes", default="64MB", help="size of each shard file")
     parser.add_argument("--workers", type=int, default=1, help="processes writing shards")
     options = parser.parse_args(argv)
-    with open(options.config) as handle:
-        config = yaml.safe_load(handle) or {}
+    config = read_yaml(options.config) or {}
     if "data" not in config:
         raise ConfigError(f"{options.config}: no data: section to shard")
     data = instantiate_component(config["data"], pl.LightningDataModule)

@@ -23,10 +23,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from ..config import ConfigError
+from .errors import read_yaml
 from .evaluate import append_row, is_rank_zero, run_protocol
 from .fit import AnymaeCLI
 
@@ -96,7 +96,9 @@ def format_table(rows: list[dict]) -> str:
 
 
 def run(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="anymae table", description=__doc__.split("\n\n")[0].replace("``", ""))
+    parser = argparse.ArgumentParser(
+        allow_abbrev=False, prog="anymae table", description=__doc__.split("\n\n")[0].replace("``", "")
+    )
     parser.add_argument("--suite", required=True, type=Path)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--labels", type=int, nargs="+", default=[1, 5, 10], help="labels per class")
@@ -114,7 +116,7 @@ def run(argv: Sequence[str]) -> int:
     reuse = dict(item.split("=", 1) for item in options.checkpoint)
     rows = []
     timings = []
-    for entry in yaml.safe_load(options.suite.read_text()):
+    for entry in read_yaml(options.suite):
         name = entry["name"]
         started = time.perf_counter()
         if name in reuse:

@@ -7,21 +7,24 @@ rebuilds the tokenizer and the encoder from the recorded configuration and loads
 
 import glob
 import os
+import pickle
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import torch
 import yaml
 from torch import Tensor, nn
 
 from ..config import ConfigError, instantiate_component, upgrade_class_paths
+from ..plugins.resolution import checked_config
 from .encoder import Encoder
 from .specs import BuildContext
 from .tokenizer import Tokenizer
 
-__all__ = ["Features", "Pool", "PretrainedEncoder", "load_encoder", "resolve_checkpoint"]
+__all__ = ["Features", "Pool", "PretrainedEncoder", "load_checkpoint", "load_encoder", "resolve_checkpoint"]
 
 Pool = Literal["auto", "cls", "mean", "max"]
 
@@ -100,9 +103,31 @@ class PretrainedEncoder(nn.Module):
         return Features(features, pooled, tokens.padding_mask)
 
 
+def load_checkpoint(path: str | Path | IO[bytes], map_location: Any = "cpu", mmap: bool = False) -> dict[str, Any]:
+    """A checkpoint's contents, read as tensors and plain data only (``torch.load(weights_only=True)``): a file that
+    holds pickled Python objects, which could run code, is refused with a :class:`~anymae.ConfigError` that names it
+    and what it holds, as is a file that is no checkpoint."""
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as error:
+        what = re.search(r"GLOBAL (\S+)", str(error))
+        raise ConfigError(
+            f"{path} refused: it holds a pickled Python object{f' ({what[1]})' if what else ''} that could run code "
+            "when loaded; anymae reads checkpoints as tensors and plain data only (every checkpoint anymae writes "
+            "is one). Do not load this file unless you trust where it came from"
+        ) from None
+    except (RuntimeError, OSError, EOFError) as error:
+        if isinstance(error, FileNotFoundError):
+            raise
+        raise ConfigError(f"{path} cannot be read as a checkpoint ({' '.join(str(error).split())[:200]})") from None
+    if not isinstance(checkpoint, dict):
+        raise ConfigError(f"{path} is no checkpoint: it holds a {type(checkpoint).__name__}, not a dict")
+    return checkpoint
+
+
 def _is_pretraining(path: str) -> bool:
     try:  # mmap: only the small hyper-parameters are read, not every tensor
-        hparams = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("hyper_parameters", {})
+        hparams = load_checkpoint(path, mmap=True).get("hyper_parameters", {})
     except Exception:
         return False
     return isinstance(hparams.get("tokenizer"), dict) and isinstance(hparams.get("encoder"), dict)
@@ -136,17 +161,11 @@ def _read_checkpoint(path: Path, map_location: Any) -> tuple[dict, dict[str, Ten
 
         config = yaml.safe_load((path / "config.yaml").read_text())
         return upgrade_class_paths(config), load_file(path / "encoder.safetensors", device=str(map_location))
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # pickled components: refuse rather than run code from a file
-        raise ValueError(
-            f"{path} cannot be read as weights and configuration only ({error}); it holds pickled components. "
-            "Decorate their constructors with @anymae.validated and save it again"
-        ) from None
+    checkpoint = load_checkpoint(path, map_location)
     hparams = checkpoint.get("hyper_parameters", {})
     missing = [key for key in ("tokenizer", "encoder") if not isinstance(hparams.get(key), dict)]
     if missing:
-        raise ValueError(f"{path} records no configuration for the {' and '.join(missing)}")
+        raise ConfigError(f"{path} records no configuration for the {' and '.join(missing)}")
     return upgrade_class_paths(hparams), checkpoint["state_dict"]
 
 
@@ -171,7 +190,7 @@ def load_encoder(
     """
     path = resolve_checkpoint(str(path))
     config, state = _read_checkpoint(path, map_location)
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), checked_config(str(path)):  # the allow-list, as in the commands
         torch.manual_seed(seed)
         tokenizer = instantiate_component(config["tokenizer"], Tokenizer)
         encoder = instantiate_component(config["encoder"], Encoder)

@@ -5,7 +5,10 @@ of the expected base. Within :func:`resolving`, through its public ``set_parsing
 before anything is imported when it points into a plugin that failed to load or is disabled, or, with
 ``ANYMAE_ALLOWED_MODULES=pkg1,pkg2`` set (for configs from others: naming a module imports it), when it is outside
 those packages, anymae, its healthy plugins, torch and Lightning. :mod:`anymae.cli.errors` words jsonargparse's
-refusals for the user (the plugin and why, the variable, the distribution to install).
+refusals for the user (the plugin and why, the variable, the distribution to install) with :func:`refusal`.
+:func:`checked_config` applies the same policy where Python code builds components from a stored config
+(``anymae.load_encoder``, ``MaskedAutoencoder.load_from_checkpoint``), so a checkpoint's config is held to the rules
+the commands follow.
 
 jsonargparse has no public hook for short names: a plugin's class that the registry rejected as a duplicate would make
 the core's short name ambiguous. The one shim, swapped in only within the block, makes a registered short name mean
@@ -17,15 +20,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator
 
 from ..config import ConfigError
-from .loader import Plugins
+from .loader import Plugins, get_plugins
 
-__all__ = ["ALLOWED_ENV", "allowed_modules", "resolving"]
+__all__ = ["ALLOWED_ENV", "allowed_modules", "checked_config", "refusal", "resolving"]
 
 ALLOWED_ENV = "ANYMAE_ALLOWED_MODULES"
 ALWAYS_ALLOWED = ("anymae", "torch", "lightning", "pytorch_lightning")
+_DENIED = re.compile(r"Importing '([\w.]+)' is not allowed, denied by the '([\w.*]+)' entry")
+_MISSING = re.compile(r"class_path '([\w.]+)':\s+No module named '([\w.]+)'")
 
 
 def allowed_modules(plugins: Plugins) -> list[str] | None:
@@ -74,3 +80,41 @@ def resolving(plugins: Plugins) -> Iterator[None]:
     finally:
         _typehints.resolve_class_path_by_name = original
         _common.parsing_settings.update(saved)
+
+
+@contextlib.contextmanager
+def checked_config(source: str) -> Iterator[None]:
+    """Within the block, components built from a stored config (a checkpoint's, an export folder's) resolve as in a
+    command (:func:`resolving` with the installed plugins): with ``ANYMAE_ALLOWED_MODULES`` set a class path outside
+    the allowed packages is refused before its module is imported, as is one into a failed plugin. A refusal is a
+    :class:`~anymae.ConfigError` naming ``source`` and the class path."""
+    plugins = get_plugins()
+    try:
+        with resolving(plugins):
+            yield
+    except ConfigError:
+        raise
+    except Exception as error:
+        why = refusal(str(error), plugins)
+        if why is None:
+            raise
+        raise ConfigError(f"{source}: {why}") from None
+
+
+def refusal(report: str, plugins: Plugins) -> str | None:
+    """Our message for a class path jsonargparse refused (``report`` is its error) or could not import, if any."""
+    if denied := _DENIED.search(report):
+        path, entry = denied.groups()
+        blocked = next((info for info in plugins.plugins if not info.ok and entry in info.packages), None)
+        allowed = ", ".join(allowed_modules(plugins) or ())
+        if entry == "*":
+            return f"{path} is outside {ALLOWED_ENV} ({allowed}); add its package to run it"
+        if blocked is not None:
+            return f"{path} belongs to the plugin {blocked.name}, which is {blocked.status}"
+        return f"{path} is not allowed in a config (jsonargparse denies {entry!r})"
+    if missing := _MISSING.search(report):
+        path, module = missing.groups()
+        dist = module.split(".")[0].replace("_", "-")
+        hint = f"it comes from the plugin {dist}: pip install {dist}" if dist.startswith("anymae-") else ""
+        return f"{path}: no module named {module!r}; {hint or 'install the package that provides it'}"
+    return None

@@ -259,7 +259,7 @@ class TargetContract(_Contract):
         values = target(batch, tokens, spec)
         assert values.shape == (self.batch_size, spec.ids_decode.shape[1], target.dim_per_token)
         assert values.device.type == torch.device(device).type
-        loss = masked_mean(target.token_loss(self.perfect_prediction(values), values, spec), spec.decode_valid)
+        loss = masked_mean(target.token_loss(self.perfect_prediction(values), values, spec, tokens), spec.decode_valid)
         assert loss.dim() == 0 and loss.item() == pytest.approx(0.0, abs=1e-4), "a perfect prediction must cost ~0"
         subset = spec.with_decode(spec.ids_decode[:, :1], tokens.padding_mask)
         assert target(batch, tokens, subset).shape[1] == 1, "targets must follow ids_decode"

@@ -26,10 +26,12 @@ from ..config import ConfigError, component_config, upgrade_class_paths
 from ..masking.base import Masker
 from ..model.decoders.base import Decoder
 from ..model.encoder import Encoder
+from ..model.pretrained import load_checkpoint
 from ..model.specs import RAW_VALUES
 from ..model.targets.base import Target
 from ..model.tokenizer import Tokenizer
 from ..model.types import MAEOutput, MaskSpec, Step, TokenBatch
+from ..plugins.resolution import checked_config
 from .build import PARTS, build_parts, check_prediction, check_tokens, dry_run
 from .guards import DivergenceGuard, SkippedSamplesReport
 from .optim import MAEAdamW, WarmupCosine, configure_mae_optimizer, decay_groups
@@ -94,12 +96,14 @@ class MaskedAutoencoder(pl.LightningModule):
         self._train_generator: torch.Generator | None = None
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> "MaskedAutoencoder":
+    def from_config(cls, config: Mapping[str, Any], source: str = "model config") -> "MaskedAutoencoder":
         """Build from a config dict (the ``model:`` section of a YAML file, ``class_path``/``init_args`` for each
-        component), as the CLI does; the model records that config as its hyperparameters."""
+        component), as the CLI does; the model records that config as its hyperparameters. Class paths resolve as in
+        the commands (``ANYMAE_ALLOWED_MODULES`` holds); a refusal names ``source``."""
         from lightning.pytorch.cli import instantiate_module
 
-        model = instantiate_module(cls, upgrade_class_paths(dict(config)))
+        with checked_config(source):
+            model = instantiate_module(cls, upgrade_class_paths(dict(config)))
         model.save_hyperparameters(dict(config))
         return model
 
@@ -115,15 +119,15 @@ class MaskedAutoencoder(pl.LightningModule):
     ) -> "MaskedAutoencoder":
         """Lightning's arguments: rebuild the model from the checkpoint's recorded configuration (or ``hparams_file``'s)
         with ``kwargs`` replacing its entries, and load its weights; by default onto the CPU, strict, weights only."""
-        checkpoint = torch.load(
-            checkpoint_path,
-            map_location="cpu" if map_location is None else map_location,
-            weights_only=True if weights_only is None else weights_only,
-        )
+        location = "cpu" if map_location is None else map_location
+        if weights_only is False:  # the caller vouches for the file
+            checkpoint = torch.load(checkpoint_path, map_location=location, weights_only=False)
+        else:  # a file holding pickled objects is refused, with a line that says so
+            checkpoint = load_checkpoint(checkpoint_path, location)
         config = checkpoint["hyper_parameters"]
         if hparams_file is not None:
             config = yaml.safe_load(Path(hparams_file).read_text())
-        model = cls.from_config({**config, **kwargs})
+        model = cls.from_config({**config, **kwargs}, source=str(hparams_file or checkpoint_path))
         model.load_state_dict(checkpoint["state_dict"], strict=True if strict is None else strict)
         return model
 
@@ -164,7 +168,7 @@ class MaskedAutoencoder(pl.LightningModule):
         pred = self.decoder(encoded, tokens, mask)
         target = self.target(batch, tokens, mask)
         check_prediction(self.target, self.decoder, pred, target, mask)
-        step = Step(batch, tokens, mask, encoded, pred, target, self.target.token_loss(pred, target, mask))
+        step = Step(batch, tokens, mask, encoded, pred, target, self.target.token_loss(pred, target, mask, tokens))
         loss, terms = self.target.loss(step)
         return step, loss, terms
 

@@ -58,6 +58,13 @@ class WindowDecoder(StemDecoder):
             raise ConfigError(
                 f"WindowDecoder.window {window} has {len(self.window)} sizes for a rank-{layout.rank} grid"
             )
+        grid = tuple(layout.shape or ())
+        if grid and not layout.variable_length and any(w > n for w, n in zip(self.window, grid, strict=True)):
+            raise ConfigError(
+                f"WindowDecoder.window {list(self.window)} is larger than the token grid {'x'.join(map(str, grid))}: "
+                f"a window takes at most the grid's size along each axis ({list(grid)}); a window as large as the "
+                "grid is global attention (MAEDecoder)"
+            )
         shift = self.shift
         if not isinstance(shift, bool) and (
             len(shift) != layout.rank or any(s >= w for s, w in zip(shift, self.window, strict=True))

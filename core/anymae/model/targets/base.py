@@ -3,9 +3,11 @@
 A target is computed only at ``mask.ids_decode``, so no full-size ``[B, N, D]`` target or loss is ever materialised.
 """
 
+import functools
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -59,9 +61,27 @@ class Target(nn.Module, ABC):
     def forward(self, batch: Mapping[str, Tensor], tokens: TokenBatch, mask: MaskSpec) -> Tensor:
         """Targets ``[B, M', dim_per_token]`` for the tokens at ``mask.ids_decode``."""
 
-    def token_loss(self, pred: Tensor, target: Tensor, mask: MaskSpec) -> Tensor:
-        """``[B, M']``: the loss of each decoded token (mean squared error); what a loss-aware masker learns from."""
+    def token_loss(self, pred: Tensor, target: Tensor, mask: MaskSpec, tokens: TokenBatch | None = None) -> Tensor:
+        """``[B, M']``: the loss of each decoded token (mean squared error); what a loss-aware masker learns from.
+
+        ``tokens`` is the step's :class:`~anymae.TokenBatch` (``None`` where a caller scores predictions of its own):
+        what the tokenizer provided for the target (``tokens.provided``) is there, so a target whose tokens hold
+        slots that must not count (unknown bases, padded points) masks them here, gathered at ``mask.ids_decode``,
+        with no state kept from :meth:`forward`. An override may leave ``tokens`` out (as before anymae 0.3.1)."""
         return (pred.float() - target.float()).pow(2).mean(dim=-1)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A ``token_loss`` written without the ``tokens`` parameter (plugins for anymae 0.3.0) is called without it."""
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("token_loss")
+        if own is None or "tokens" in inspect.signature(own).parameters:
+            return
+
+        @functools.wraps(own)
+        def token_loss(self: Target, pred: Tensor, target: Tensor, mask: MaskSpec, tokens: Any = None) -> Tensor:
+            return own(self, pred, target, mask)
+
+        cls.token_loss = token_loss  # type: ignore[method-assign]  # the subclass's own, wrapped once at its creation
 
     def loss(self, step: Step) -> tuple[Tensor, dict[str, Tensor]]:
         """The step's loss and its named parts (none for a single loss; a weighted target names each of its

@@ -89,7 +89,7 @@ class PatchTarget(Target):
         std = values.new_tensor(self.input_std)
         return (values.unflatten(-1, (-1, self.channels)) * std + mean).flatten(-2)
 
-    def token_loss(self, pred: Tensor, target: Tensor, mask: MaskSpec) -> Tensor:
+    def token_loss(self, pred: Tensor, target: Tensor, mask: MaskSpec, tokens: TokenBatch | None = None) -> Tensor:
         error = pred.float() - target.float()
         return (error.pow(2) if self.loss_kind == "mse" else error.abs()).mean(dim=-1)
 

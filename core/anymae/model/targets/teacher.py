@@ -144,8 +144,10 @@ def _timm_model(name: str, weights: Path, kwargs: dict[str, Any]) -> nn.Module:
 
         state = load_file(weights)
     else:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-        state = state.get("state_dict", state.get("model", state))
+        from ..pretrained import load_checkpoint
+
+        checkpoint = load_checkpoint(weights)
+        state = checkpoint.get("state_dict", checkpoint.get("model", checkpoint))
     state = {k: v for k, v in state.items() if not k.startswith("head.")}  # the classifier is not a feature
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
@@ -210,7 +212,7 @@ class TeacherFeatureTarget(Target):
     def forward(self, batch: Mapping[str, Tensor], tokens: TokenBatch, mask: MaskSpec) -> Tensor:
         return self.teacher_features(batch, tokens, mask.ids_decode if self.at == "hidden" else mask.ids_keep)
 
-    def token_loss(self, pred: Tensor, target: Tensor, mask: MaskSpec) -> Tensor:
+    def token_loss(self, pred: Tensor, target: Tensor, mask: MaskSpec, tokens: TokenBatch | None = None) -> Tensor:
         pred, target = pred.float(), target.float()
         if self.loss_kind == "mse":
             return (pred - target).pow(2).mean(dim=-1)
@@ -225,4 +227,4 @@ class TeacherFeatureTarget(Target):
             raise RuntimeError("TeacherFeatureTarget(at='visible') is not built (the model builds its parts)")
         mimic = self.head(step.encoded.visible(step.mask))
         wanted = self.forward(step.batch, step.tokens, step.mask).to(mimic.dtype)
-        return self.token_loss(mimic, wanted, step.mask).mean(), {}
+        return self.token_loss(mimic, wanted, step.mask, step.tokens).mean(), {}

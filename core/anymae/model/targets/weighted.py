@@ -68,13 +68,13 @@ class WeightedTarget(Target):
     def forward(self, batch: Mapping[str, Tensor], tokens: TokenBatch, mask: MaskSpec) -> Tensor:
         return torch.cat([self._part(name)(batch, tokens, mask).float() for name in self.decoded], dim=-1)
 
-    def token_loss(self, pred: Tensor, target: Tensor, mask: MaskSpec) -> Tensor:
+    def token_loss(self, pred: Tensor, target: Tensor, mask: MaskSpec, tokens: TokenBatch | None = None) -> Tensor:
         preds, targets = self._split(pred), self._split(target)
         # self.decoded is never empty: the sum is a tensor (never sum's start, 0)
         return cast(
             Tensor,
             sum(
-                self.weights[name] * self._part(name).token_loss(preds[name], targets[name], mask)
+                self.weights[name] * self._part(name).token_loss(preds[name], targets[name], mask, tokens)
                 for name in self.decoded
             ),
         )
@@ -86,7 +86,7 @@ class WeightedTarget(Target):
             part = self._part(name)
             if name in preds:  # each decoded target scores its own slice of the predictions
                 p, t = preds[name], targets[name]
-                own = replace(step, pred=p, target=t, token_loss=part.token_loss(p, t, step.mask))
+                own = replace(step, pred=p, target=t, token_loss=part.token_loss(p, t, step.mask, step.tokens))
             else:  # predicted by the encoder: it reads the step's latents
                 own = replace(step, pred=step.pred[..., :0], target=step.target[..., :0])
             terms[name] = part.loss(own)[0]

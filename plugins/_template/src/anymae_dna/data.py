@@ -1,5 +1,5 @@
-"""Synthetic DNA: sequences stitched from random motifs, with point mutations, generated in memory and labelled by
-the family whose motifs they use."""
+"""Synthetic DNA: sequences stitched from random motifs, with point mutations and unread bases (N), generated in
+memory and labelled by the family whose motifs they use."""
 
 from typing import Annotated
 
@@ -8,11 +8,14 @@ from pydantic import Field, NonNegativeInt, PositiveInt
 
 import anymae
 
+from .tokenizers import UNKNOWN
+
 
 class SyntheticDNADataModule(anymae.DataModule):
     """Sequences of ``length`` bases from ``families`` families: a sequence of family ``c`` is made of motifs drawn
     from family ``c``'s bank of ``motifs`` random ``motif_length``-mers, each base then mutated with probability
-    ``mutation_rate``. Masked k-mers can be predicted from context; ``"label"`` is the family.
+    ``mutation_rate``, and read as N (4) with probability ``unknown_rate``. Masked k-mers can be predicted from
+    context; ``"label"`` is the family.
 
     Args:
         num_sequences: sequences generated.
@@ -21,6 +24,7 @@ class SyntheticDNADataModule(anymae.DataModule):
         motifs: motifs per family.
         motif_length: bases per motif.
         mutation_rate: probability that a base is replaced by a random one.
+        unknown_rate: probability that a base is unread (N), as sequencers report bases they cannot call.
         val_fraction: share held out for validation.
         batch_size: sequences per batch.
         num_workers: loader processes (the data is in memory: 0 is fine).
@@ -38,6 +42,7 @@ class SyntheticDNADataModule(anymae.DataModule):
         motifs: PositiveInt = 8,
         motif_length: PositiveInt = 8,
         mutation_rate: Annotated[float, Field(ge=0, le=1)] = 0.05,
+        unknown_rate: Annotated[float, Field(ge=0, lt=1)] = 0.01,
         val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1,
         batch_size: PositiveInt = 32,
         num_workers: NonNegativeInt = 0,
@@ -48,6 +53,7 @@ class SyntheticDNADataModule(anymae.DataModule):
             raise anymae.ConfigError(f"SyntheticDNADataModule.length {length} is not a multiple of {motif_length}")
         self.num_sequences, self.length, self.families = num_sequences, length, families
         self.motifs, self.motif_length, self.mutation_rate = motifs, motif_length, mutation_rate
+        self.unknown_rate = unknown_rate
         self.val_fraction = val_fraction
 
     def build(self) -> tuple[anymae.TensorSamples, anymae.TensorSamples]:
@@ -58,6 +64,8 @@ class SyntheticDNADataModule(anymae.DataModule):
         sequences = banks[labels[:, None], picks].flatten(1)  # [num_sequences, length], vectorised
         mutate = torch.rand(sequences.shape, generator=g) < self.mutation_rate
         sequences = torch.where(mutate, torch.randint(0, 4, sequences.shape, generator=g), sequences)
+        unread = torch.rand(sequences.shape, generator=g) < self.unknown_rate
+        sequences = sequences.masked_fill(unread, UNKNOWN)  # N: a base the sequencer could not read
         train, val = anymae.split_indices(self.num_sequences, self.val_fraction, self.seed)
         return (
             anymae.TensorSamples({"sequence": sequences[train], "label": labels[train]}),

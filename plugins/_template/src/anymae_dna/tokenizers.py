@@ -1,4 +1,4 @@
-"""DNA as tokens: each base one-hot (A, C, G, T), ``k`` consecutive bases per token."""
+"""DNA as tokens: each base one-hot (A, C, G, T; an unread base, N, all zeros), ``k`` consecutive bases per token."""
 
 from collections.abc import Mapping
 
@@ -9,10 +9,13 @@ from torch import Tensor
 import anymae
 
 BASES = 4
+UNKNOWN = 4  # "N": a base the sequencer could not read
 
 
 class DNAKmerTokenizer(anymae.Tokenizer):
-    """``batch["sequence"]`` ``[B, L]`` integer bases (0-3) -> ``L / k`` tokens of ``k * 4`` one-hot values.
+    """``batch["sequence"]`` ``[B, L]`` integer bases (0-3; 4 for N) -> ``L / k`` tokens of ``k * 4`` one-hot values.
+
+    Provides ``"known"`` ``[B, L / k, k]``: which bases of each token were read (not N), computed when a part needs it.
 
     Args:
         length: sequence length ``L``; a multiple of ``k``.
@@ -28,13 +31,15 @@ class DNAKmerTokenizer(anymae.Tokenizer):
         self.token_dim = k * BASES
         self.channels = BASES  # tokens are raw values, channel (base) last: provides "raw_values"
         self.layout = anymae.LayoutSpec(kind="grid", rank=1, shape=(length // k,))
+        self.provides = {"known": (k,)}
 
     def forward(self, batch: Mapping[str, Tensor], needs: frozenset[str] = frozenset()) -> anymae.TokenBatch:
         sequence = batch["sequence"]
         b, length = sequence.shape
-        one_hot = torch.nn.functional.one_hot(sequence.long(), BASES).float()  # [B, L, 4]
+        one_hot = torch.nn.functional.one_hot(sequence.long(), BASES + 1)[..., :BASES].float()  # [B, L, 4]; N: zeros
         tokens = one_hot.reshape(b, length // self.k, self.k * BASES)
-        return anymae.TokenBatch(tokens, anymae.GridLayout((length // self.k,)))
+        provided = {"known": (sequence != UNKNOWN).view(b, -1, self.k)} if "known" in needs else {}
+        return anymae.TokenBatch(tokens, anymae.GridLayout((length // self.k,)), provided=provided)
 
     def example_batch(self, batch_size: int = 2) -> dict[str, Tensor]:
         generator = torch.Generator().manual_seed(0)

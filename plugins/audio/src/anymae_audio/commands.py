@@ -38,7 +38,9 @@ def fbank_stats(paths: Sequence[str], sample_rate: int = 16000, num_mel_bins: in
 
 
 def run(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="anymae fbank_stats", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        allow_abbrev=False, prog="anymae fbank_stats", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("root", help="a folder of audio files (searched recursively)")
     parser.add_argument("--sample-rate", type=int, default=16000)
     parser.add_argument("--num-mel-bins", type=int, default=128)

@@ -49,7 +49,7 @@ class ChamferTarget(ProvidedTarget):
         super().__init__("neighborhoods")
         self.norm = norm
 
-    def token_loss(self, pred: Tensor, target: Tensor, mask: MaskSpec) -> Tensor:
+    def token_loss(self, pred: Tensor, target: Tensor, mask: MaskSpec, tokens: TokenBatch | None = None) -> Tensor:
         per_group = chamfer_distance(
             pred.float().unflatten(-1, (-1, 3)), target.float().unflatten(-1, (-1, 3)), self.norm
         )
@@ -75,7 +75,7 @@ class NormalCurvatureTarget(ProvidedTarget):
         super().__init__("neighbor_normals")
         self.curvature_weight = curvature_weight
 
-    def token_loss(self, pred: Tensor, target: Tensor, mask: MaskSpec) -> Tensor:
+    def token_loss(self, pred: Tensor, target: Tensor, mask: MaskSpec, tokens: TokenBatch | None = None) -> Tensor:
         pred, target = pred.float().unflatten(-1, (-1, 4)), target.float().unflatten(-1, (-1, 4))
         cosine = F.cosine_similarity(pred[..., :3], target[..., :3], dim=-1, eps=1e-6)
         per_group = (1 - cosine.abs()).mean(dim=-1)
@@ -111,7 +111,7 @@ class OccupancyTarget(Target):
         values = gather_tokens(tokens.tokens, mask.ids_decode)
         return (values > 0).float() if self.mode == "occupancy" else values
 
-    def token_loss(self, pred: Tensor, target: Tensor, mask: MaskSpec) -> Tensor:
+    def token_loss(self, pred: Tensor, target: Tensor, mask: MaskSpec, tokens: TokenBatch | None = None) -> Tensor:
         if self.mode == "occupancy":
             per_token = F.binary_cross_entropy_with_logits(pred.float(), target, reduction="none").mean(dim=-1)
         else:

@@ -43,7 +43,7 @@ class TrajectoryTarget(Target):
         displacements = gather_tokens(tokens.provided["displacements"], mask.ids_decode)
         return torch.cat([positions, displacements], dim=-1)
 
-    def token_loss(self, pred: Tensor, target: Tensor, mask: MaskSpec) -> Tensor:
+    def token_loss(self, pred: Tensor, target: Tensor, mask: MaskSpec, tokens: TokenBatch | None = None) -> Tensor:
         error = (pred.float() - target.float()).pow(2)
         per_token = error[..., : self.dim_per_token // 2].mean(dim=-1) + self.displacement_weight * error[
             ..., self.dim_per_token // 2 :
