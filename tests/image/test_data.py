@@ -1,7 +1,10 @@
 """Image data modules on real files the tests write, and on the embedded digits."""
 
+import os
+import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +15,8 @@ import anymae
 from anymae_image import DigitsDataModule, ImageFolderDataModule, ImagePatchTokenizer
 
 from ..core.toys import quiet_trainer
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def tiny_image_model() -> anymae.MaskedAutoencoder:
@@ -157,3 +162,23 @@ def test_a_folder_of_only_unreadable_files_stops_with_one_line(tmp_path):
         warnings.simplefilter("ignore")
         with pytest.raises(anymae.ConfigError, match=r"every training sample of epoch 0 was unreadable \(2 skipped\)"):
             quiet_trainer(max_epochs=2).fit(model, dm)
+
+
+@pytest.mark.slow
+def test_unreadable_files_are_totalled_once_over_ranks_under_ddp(tmp_path):
+    """Under DDP (2 CPU processes) each rank reads another share of the folder each epoch: the run's total names the
+    broken file once, with the reads of it over both ranks, printed by rank 0 alone."""
+    images = tmp_path / "images"
+    write_images(images, [f"{i}.png" for i in range(7)], size=(32, 32))
+    (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not a png")
+    config = ROOT / "examples" / "image" / "mae_tiny_digits.yaml"
+    fit = [sys.executable, "-m", "anymae.cli", "fit", "--config", str(config), "--trainer.max_epochs", "3"]
+    fit += ["--data", "anymae_image.ImageFolderDataModule", "--data.root", str(images), "--data.image_size", "32"]
+    fit += ["--data.batch_size", "2", "--model.tokenizer.init_args.in_chans", "3", "--trainer.callbacks", "[]"]
+    fit += ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"]
+    fit += ["--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(tmp_path)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run(fit, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    totals = [line for line in result.stdout.splitlines() if "skipped in all" in line]
+    assert totals == ["1 unreadable file skipped in all (3 reads: each epoch and each validation reads a file again)"]
