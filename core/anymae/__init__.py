@@ -24,6 +24,7 @@ _EXPORTS: dict[str, str] = {
     "SinCosPositionEmbedding",
     ".model.encoder": "Encoder ViTEncoder",
     ".model.pretrained": "PretrainedEncoder load_encoder",
+    ".model.published": "ImportedWeights WeightsFile WeightsReader read_weights",
     ".model.decoders.base": "Decoder",
     ".model.decoders.mae": "MAEDecoder",
     ".model.decoders.window": "WindowDecoder",
@@ -57,6 +58,8 @@ _EXPORTS: dict[str, str] = {
     ".data.streaming": "StreamingDataModule",
     # training, evaluation, plugins
     ".training.module": "MaskedAutoencoder",
+    ".training.imported": "load_model",
+    ".training.weights": "init_weights",
     ".training.optim": "MAEAdamW WarmupCosine",
     ".training.callbacks": "PeriodicFigure save_matplotlib",
     ".evaluation.export": "Exporter",

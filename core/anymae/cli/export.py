@@ -2,8 +2,10 @@
 formats through the exporters plugins register.
 
     anymae export lightning_logs/version_0/checkpoints/last.ckpt --out exported/ --format timm
+    anymae export lightning_logs/version_0/checkpoints/last.ckpt --out hf/ --format hf   # with the decoder
 
-The folder reads back with ``anymae.load_encoder("exported/")``.
+The folder reads back with ``anymae.load_encoder("exported/")``. A format that holds the decoder (HuggingFace's
+``ViTMAEForPreTraining``) reads the whole model: an ``anymae fit`` checkpoint, or a converted folder with a decoder.
 """
 
 import argparse
@@ -12,9 +14,11 @@ from pathlib import Path
 
 import torch
 
+from ..config import ConfigError
 from ..evaluation.export import export_encoder
 from ..model.pretrained import load_encoder, resolve_checkpoint
 from ..plugins.loader import get_plugins
+from ..training.imported import load_model
 
 __all__ = ["run"]
 
@@ -23,9 +27,9 @@ def run(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(
         allow_abbrev=False, prog="anymae export", description=__doc__.split("\n\n")[0].replace("``", "")
     )
-    parser.add_argument("checkpoint", help="an anymae fit checkpoint, or 'latest'")
+    parser.add_argument("checkpoint", help="an anymae fit checkpoint, a converted or published file, or 'latest'")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--format", action="append", default=[], help="also write this format (e.g. timm)")
+    parser.add_argument("--format", action="append", default=[], help="also write this format (timm, hf)")
     options = parser.parse_args(argv)
     exporters = {c.cls.format: c.cls for c in get_plugins().registry.of_kind("exporter")}
     unknown = [f for f in options.format if f not in exporters]
@@ -33,12 +37,17 @@ def run(argv: Sequence[str]) -> int:
         parser.error(f"unknown format {', '.join(unknown)}; installed: {', '.join(sorted(exporters)) or 'none'}")
     path = resolve_checkpoint(options.checkpoint)
     encoder = load_encoder(path)
+    model = load_model(path) if any(exporters[name].reads == "model" for name in options.format) else None
     with torch.no_grad():
         written = export_encoder(encoder, options.out)
         for name in options.format:
             exporter = exporters[name]()
-            exporter.check(encoder)
-            written += exporter.export(encoder, options.out)
+            source = model if exporter.reads == "model" else encoder
+            try:
+                exporter.check(source)
+            except ValueError as error:
+                raise ConfigError(f"--format {name}: {error}") from None
+            written += exporter.export(source, options.out)
     for file in written:
         print(f"wrote {file}")
     return 0

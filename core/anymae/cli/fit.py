@@ -17,7 +17,7 @@ import yaml
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from ..config import ConfigError
-from ..model.pretrained import load_checkpoint
+from ..model.published import load_checkpoint
 from ..training.checkpointing import Checkpoints, find_last_checkpoint
 from ..training.module import MaskedAutoencoder
 

@@ -5,7 +5,7 @@ register (the image plugin's ``timm`` exporter writes a ``timm`` ViT). ``anymae 
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar, Literal
 
 import yaml
 
@@ -16,20 +16,25 @@ __all__ = ["Exporter", "export_encoder"]
 
 
 class Exporter(ABC):
-    """Writes a :class:`~anymae.evaluation.PretrainedEncoder` in another library's format.
+    """Writes a :class:`~anymae.evaluation.PretrainedEncoder` (or, with ``reads = "model"``, a whole
+    :class:`~anymae.MaskedAutoencoder`: a format with the decoder, as HuggingFace's ``ViTMAEForPreTraining``) in
+    another library's format.
 
     Attributes:
         format: the name given to ``anymae export --format``.
+        reads: what :meth:`check` and :meth:`export` receive: ``"encoder"`` a ``PretrainedEncoder``, ``"model"`` the
+            ``MaskedAutoencoder`` of an ``anymae fit`` checkpoint (or of a converted folder with a decoder).
     """
 
     format: ClassVar[str]
+    reads: ClassVar[Literal["encoder", "model"]] = "encoder"
 
     @abstractmethod
-    def check(self, encoder: PretrainedEncoder) -> None:
-        """Raise ``ValueError`` saying why this encoder cannot be written in this format."""
+    def check(self, encoder: Any) -> None:
+        """Raise ``ValueError`` saying why this encoder (or model) cannot be written in this format."""
 
     @abstractmethod
-    def export(self, encoder: PretrainedEncoder, out: Path) -> list[Path]:
+    def export(self, encoder: Any, out: Path) -> list[Path]:
         """Write the files into ``out``; return their paths."""
 
 

@@ -7,12 +7,10 @@ rebuilds the tokenizer and the encoder from the recorded configuration and loads
 
 import glob
 import os
-import pickle
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import Any, Literal
 
 import torch
 import yaml
@@ -21,10 +19,18 @@ from torch import Tensor, nn
 from ..config import ConfigError, instantiate_component, upgrade_class_paths
 from ..plugins.resolution import checked_config
 from .encoder import Encoder
+from .published import load_checkpoint, read_weights
 from .specs import BuildContext
 from .tokenizer import Tokenizer
 
-__all__ = ["Features", "Pool", "PretrainedEncoder", "load_checkpoint", "load_encoder", "resolve_checkpoint"]
+__all__ = [
+    "Features",
+    "Pool",
+    "PretrainedEncoder",
+    "build_encoder",
+    "load_encoder",
+    "resolve_checkpoint",
+]
 
 Pool = Literal["auto", "cls", "mean", "max"]
 
@@ -103,28 +109,6 @@ class PretrainedEncoder(nn.Module):
         return Features(features, pooled, tokens.padding_mask)
 
 
-def load_checkpoint(path: str | Path | IO[bytes], map_location: Any = "cpu", mmap: bool = False) -> dict[str, Any]:
-    """A checkpoint's contents, read as tensors and plain data only (``torch.load(weights_only=True)``): a file that
-    holds pickled Python objects, which could run code, is refused with a :class:`~anymae.ConfigError` that names it
-    and what it holds, as is a file that is no checkpoint."""
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
-    except pickle.UnpicklingError as error:
-        what = re.search(r"GLOBAL (\S+)", str(error))
-        raise ConfigError(
-            f"{path} refused: it holds a pickled Python object{f' ({what[1]})' if what else ''} that could run code "
-            "when loaded; anymae reads checkpoints as tensors and plain data only (every checkpoint anymae writes "
-            "is one). Do not load this file unless you trust where it came from"
-        ) from None
-    except (RuntimeError, OSError, EOFError) as error:
-        if isinstance(error, FileNotFoundError):
-            raise
-        raise ConfigError(f"{path} cannot be read as a checkpoint ({' '.join(str(error).split())[:200]})") from None
-    if not isinstance(checkpoint, dict):
-        raise ConfigError(f"{path} is no checkpoint: it holds a {type(checkpoint).__name__}, not a dict")
-    return checkpoint
-
-
 def _is_pretraining(path: str) -> bool:
     try:  # mmap: only the small hyper-parameters are read, not every tensor
         hparams = load_checkpoint(path, mmap=True).get("hyper_parameters", {})
@@ -153,16 +137,20 @@ def resolve_checkpoint(path: str) -> Path:
 
 
 def _read_checkpoint(path: Path, map_location: Any) -> tuple[dict, dict[str, Tensor]]:
-    """The tokenizer/encoder configs and the state dict of a checkpoint or an export folder."""
+    """The tokenizer/encoder configs and the state dict of a checkpoint or an export folder of ours, or of a published
+    file a plugin's :class:`~anymae.WeightsReader` recognises (sizes from the file)."""
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist (nor an export folder there)")
-    if path.is_dir():
+    if path.is_dir() and (path / "config.yaml").is_file():
         from safetensors.torch import load_file
 
         config = yaml.safe_load((path / "config.yaml").read_text())
         return upgrade_class_paths(config), load_file(path / "encoder.safetensors", device=str(map_location))
-    checkpoint = load_checkpoint(path, map_location)
-    hparams = checkpoint.get("hyper_parameters", {})
+    checkpoint = {} if path.is_dir() or path.suffix == ".safetensors" else load_checkpoint(path, "cpu", mmap=True)
+    hparams = checkpoint.get("hyper_parameters")
+    if not isinstance(hparams, dict):  # not one of ours: a published file
+        imported = read_weights(path)
+        return imported.parts, imported.state
     missing = [key for key in ("tokenizer", "encoder") if not isinstance(hparams.get(key), dict)]
     if missing:
         raise ConfigError(f"{path} records no configuration for the {' and '.join(missing)}")
@@ -181,7 +169,8 @@ def load_encoder(
     """The tokenizer and encoder of a pretraining run, as a plain module (see :class:`PretrainedEncoder`).
 
     Args:
-        path: an ``anymae fit`` checkpoint, an ``anymae export`` folder, or ``"latest"``.
+        path: an ``anymae fit`` checkpoint, an ``anymae export`` folder, ``"latest"``, or a published file a plugin
+            reads (facebookresearch/mae, HuggingFace, VideoMAE, AudioMAE, Point-MAE, timm: see ``anymae.read_weights``).
         random_init: keep the shapes, not the weights (the random-init baseline).
         seed: seed of the fresh weights when ``random_init``.
         pool: how features are pooled.
@@ -190,14 +179,27 @@ def load_encoder(
     """
     path = resolve_checkpoint(str(path))
     config, state = _read_checkpoint(path, map_location)
-    with torch.random.fork_rng(devices=[]), checked_config(str(path)):  # the allow-list, as in the commands
+    return build_encoder(config, None if random_init else state, str(path), seed=seed, pool=pool, layers=layers)
+
+
+def build_encoder(
+    config: Mapping[str, Any],
+    state: Mapping[str, Tensor] | None,
+    source: str,
+    seed: int = 0,
+    pool: Pool = "auto",
+    layers: int = 1,
+) -> PretrainedEncoder:
+    """The tokenizer and encoder of ``config`` (their ``class_path``/``init_args``), with the ``tokenizer.*`` and
+    ``encoder.*`` weights of ``state`` (fresh ones from ``seed`` when ``None``); class paths resolve as in the commands
+    (a refusal names ``source``)."""
+    with torch.random.fork_rng(devices=[]), checked_config(source):  # the allow-list, as in the commands
         torch.manual_seed(seed)
         tokenizer = instantiate_component(config["tokenizer"], Tokenizer)
         encoder = instantiate_component(config["encoder"], Encoder)
         encoder.build(BuildContext(tokenizer.spec, encoder))
     module = PretrainedEncoder(tokenizer, encoder, pool, layers)
-    if not random_init:
-        prefixes = ("tokenizer.", "encoder.")
-        own = {k: v for k, v in state.items() if k.startswith(prefixes)}
+    if state is not None:
+        own = {k: v for k, v in state.items() if k.startswith(("tokenizer.", "encoder."))}
         module.load_state_dict(own, strict=True)
     return module.eval()

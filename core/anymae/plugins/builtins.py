@@ -18,6 +18,8 @@ COMMANDS = (
     ("probe", "linear probe on a pretrained encoder's frozen features", "anymae.cli.evaluate:probe"),
     ("finetune", "fine-tune a pretrained encoder end to end", "anymae.cli.evaluate:finetune"),
     ("export", "write a pretrained encoder as safetensors (and other formats)", "anymae.cli.export:run"),
+    ("convert", "a published checkpoint (MAE, HuggingFace, ...) as an anymae folder", "anymae.cli.convert:run"),
+    ("embed", "features of every sample of a data module, from any checkpoint, as .npz", "anymae.cli.embed:run"),
     ("table", "pretrained vs random-init scores over a suite of data sets", "anymae.cli.table:run"),
     ("shard", "write a data module's samples as streaming shards (litdata)", "anymae.cli.shard:run"),
     ("report", "one self-contained HTML page of a run: losses, figures, masks, scores", "anymae.cli.report:run"),

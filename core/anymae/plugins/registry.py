@@ -28,6 +28,7 @@ BASES = {
     "datamodule": "lightning.pytorch:LightningDataModule",
     "callback": "lightning.pytorch:Callback",
     "exporter": "anymae:Exporter",
+    "reader": "anymae:WeightsReader",
 }
 KINDS = tuple(BASES)
 

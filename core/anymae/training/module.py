@@ -26,7 +26,7 @@ from ..config import ConfigError, component_config, upgrade_class_paths
 from ..masking.base import Masker
 from ..model.decoders.base import Decoder
 from ..model.encoder import Encoder
-from ..model.pretrained import load_checkpoint
+from ..model.published import load_checkpoint
 from ..model.specs import RAW_VALUES
 from ..model.targets.base import Target
 from ..model.tokenizer import Tokenizer
@@ -61,6 +61,9 @@ class MaskedAutoencoder(pl.LightningModule):
             :class:`~anymae.TrainingDiverged` before the weights are touched; ``"skip"`` drops the step and counts it
             in :attr:`skipped_steps` (see :class:`~anymae.training.guards.DivergenceGuard`).
         max_skipped_steps: with ``"skip"``, this many skipped steps in a row stop training as ``"stop"`` does.
+        init_from: start from these weights (not their optimiser state): an ``anymae fit`` checkpoint, an export or
+            ``anymae convert`` folder, or a published file a plugin reads (MAE, HuggingFace, VideoMAE...); each part
+            the file holds is loaded, shapes checked (see :func:`~anymae.training.weights.init_weights`).
     """
 
     def __init__(
@@ -77,6 +80,7 @@ class MaskedAutoencoder(pl.LightningModule):
         blr: PositiveFloat | None = None,
         on_nonfinite: Literal["stop", "skip"] = "stop",
         max_skipped_steps: PositiveInt = 10,
+        init_from: str | None = None,
     ) -> None:
         super().__init__()
         # The configuration, never pickled modules: a checkpoint loads with weights_only=True and load_from_checkpoint
@@ -89,6 +93,10 @@ class MaskedAutoencoder(pl.LightningModule):
         self.seed, self.on_nonfinite, self.max_skipped_steps = seed, on_nonfinite, max_skipped_steps
         self.skipped_steps = 0  # steps skipped for non-finite gradients, this run
         self.ctx, self.needs = build_parts({name: getattr(self, name) for name in PARTS}, self.progress)
+        if init_from is not None:
+            from .weights import init_weights
+
+            init_weights(self, init_from)
         self._network = self._score
         dry_run(self)  # eager: compiling is for training steps
         if compile:
@@ -127,6 +135,7 @@ class MaskedAutoencoder(pl.LightningModule):
         config = checkpoint["hyper_parameters"]
         if hparams_file is not None:
             config = yaml.safe_load(Path(hparams_file).read_text())
+        config = {**config, "init_from": None} if config.get("init_from") else config  # its weights are in the file
         model = cls.from_config({**config, **kwargs}, source=str(hparams_file or checkpoint_path))
         model.load_state_dict(checkpoint["state_dict"], strict=True if strict is None else strict)
         return model

@@ -144,7 +144,7 @@ def _timm_model(name: str, weights: Path, kwargs: dict[str, Any]) -> nn.Module:
 
         state = load_file(weights)
     else:
-        from ..pretrained import load_checkpoint
+        from ..published import load_checkpoint
 
         checkpoint = load_checkpoint(weights)
         state = checkpoint.get("state_dict", checkpoint.get("model", checkpoint))

@@ -1,0 +1,164 @@
+"""``anymae embed``: the features of every sample of a data module from any checkpoint anymae reads, as ``.npz``.
+
+    anymae embed --config examples/image/mae_tiny_digits.yaml --checkpoint latest --out digits.npz
+    anymae embed --config my_data.yaml --checkpoint mae_pretrain_vit_base.pth --out feats.npz --pool mean --layers 4
+
+The config's ``data:`` section names the data module; each split (``--splits train val``) is read in order, without
+augmentation, batched on the device by a Lightning ``Trainer`` (``--accelerator``, ``--devices``, ``--strategy``: under
+DDP each rank embeds its share and rank zero writes the file once). The file holds ``<split>_features`` ``[N, D]``,
+``<split>_labels`` where the data has labels, and ``<split>_ids``: each sample's file path where the data module reads
+files, else its index. Unreadable samples are skipped and counted.
+"""
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, cast
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ..config import ConfigError, instantiate_component
+from ..data.samples import SKIPPED_KEY, UNREADABLE_KEY, collate_skipping, dataset_len
+from ..data.sampling import EpochShuffleSampler
+from ..model.pretrained import PretrainedEncoder, load_encoder, resolve_checkpoint
+from .errors import read_yaml
+
+__all__ = ["Embedder", "run"]
+
+INDEX_KEY = "_index"
+
+
+class _Indexed(Dataset):
+    """A map-style dataset's samples with their index (a sample it cannot read stays unreadable)."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return dataset_len(self.dataset)
+
+    def __getitem__(self, index: int) -> Any:
+        sample = self.dataset[index]
+        return {**sample, INDEX_KEY: torch.tensor(index)} if isinstance(sample, dict) else sample
+
+
+class Embedder(pl.LightningModule):
+    """Pooled features of each batch of one split (``predict_step``), its loader made once the ranks are known."""
+
+    def __init__(self, encoder: PretrainedEncoder, dataset: Dataset, batch_size: int, num_workers: int) -> None:
+        super().__init__()
+        self.encoder, self.dataset = encoder, _Indexed(dataset)
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self.skipped = 0
+
+    def predict_dataloader(self) -> DataLoader:
+        sampler = EpochShuffleSampler(len(self.dataset), seed=0, shuffle=False)  # in order, split across ranks
+        return DataLoader(
+            self.dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            collate_fn=collate_skipping,
+        )
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
+        self.skipped += int(batch.pop(SKIPPED_KEY))
+        batch.pop(UNREADABLE_KEY, None)
+        if INDEX_KEY not in batch:  # nothing readable in this batch
+            return {}
+        out = {"features": self.encoder(batch).pooled.float(), "index": batch[INDEX_KEY]}
+        if "label" in batch:
+            out["label"] = batch["label"]
+        return out
+
+
+def run(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        allow_abbrev=False, prog="anymae embed", description=__doc__.split("\n\n")[0].replace("``", "")
+    )
+    parser.add_argument("--config", required=True, help="a config whose data: section names the data module")
+    parser.add_argument("--checkpoint", required=True, help="any checkpoint anymae reads (ours, published), 'latest'")
+    parser.add_argument("--out", type=Path, required=True, help="the .npz file to write")
+    parser.add_argument("--splits", nargs="+", default=["train", "val"], choices=["train", "val"])
+    parser.add_argument("--pool", default="auto", choices=["auto", "cls", "mean", "max"])
+    parser.add_argument("--layers", type=int, default=1, help="average the last N blocks' outputs")
+    parser.add_argument("--random-init", action="store_true", help="the same shapes at random init (a baseline)")
+    parser.add_argument("--batch-size", type=int, help="samples per batch (default: the data module's)")
+    parser.add_argument("--accelerator", default="auto")
+    parser.add_argument("--devices", default="1", help="as Lightning's Trainer: 1, 2, auto")
+    parser.add_argument("--strategy", default="auto", help="as Lightning's Trainer: auto, ddp")
+    options = parser.parse_args(argv)
+    config = read_yaml(options.config) or {}
+    if "data" not in config:
+        raise ConfigError(f"{options.config}: no data: section to embed")
+    data = instantiate_component(config["data"], pl.LightningDataModule)
+    data.setup("fit")
+    path = resolve_checkpoint(options.checkpoint)
+    encoder = load_encoder(path, random_init=options.random_init, pool=options.pool, layers=options.layers)
+    devices: Any = int(options.devices) if options.devices.isdigit() else options.devices
+    trainer = pl.Trainer(  # one for every split: under DDP its ranks are launched once
+        accelerator=options.accelerator,
+        devices=devices,
+        strategy=options.strategy,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    arrays: dict[str, Any] = {}
+    for split in options.splits:
+        samples = data.export_samples(split) if hasattr(data, "export_samples") else None
+        if samples is None:
+            if hasattr(data, "export_samples"):
+                continue  # the data module has no such split (no validation set)
+            raise ConfigError(f"embed: {type(data).__name__} cannot list its samples (no export_samples)")
+        size = options.batch_size or getattr(data, "batch_size", 64)
+        embedder = Embedder(encoder, samples, size, getattr(data, "num_workers", 0))
+        predicted = cast(list[dict[str, torch.Tensor]], trainer.predict(embedder) or [])  # one dict per batch
+        outputs = [o for o in predicted if o]
+        gathered = _gather(outputs, embedder.skipped)
+        if trainer.is_global_zero:
+            arrays.update(_arrays(split, *gathered, samples))
+            print(f"{split}: {len(arrays[f'{split}_features'])} samples embedded ({gathered[1]} unreadable skipped)")
+    if trainer.is_global_zero:
+        if not arrays:
+            raise ConfigError("embed: no split had samples")
+        options.out.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(options.out, **arrays)
+        print(f"wrote {options.out} from {path}")
+    return 0
+
+
+def _gather(outputs: list[dict[str, torch.Tensor]], skipped: int) -> tuple[list[dict[str, torch.Tensor]], int]:
+    """Every rank's outputs (on the CPU) and skipped count, on every rank."""
+    local = [{k: v.cpu() for k, v in o.items()} for o in outputs]
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return local, skipped
+    parts: list[Any] = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(parts, (local, skipped))
+    return [o for part, _ in parts for o in part], sum(count for _, count in parts)
+
+
+def _arrays(split: str, outputs: list[dict[str, torch.Tensor]], skipped: int, samples: Dataset) -> dict[str, Any]:
+    """``<split>_features``, ``_labels``, ``_ids``, in sample order, each sample once (a rank's padding dropped)."""
+    if not outputs:
+        raise ConfigError(f"embed: no readable sample in the {split} split ({skipped} unreadable)")
+    index = torch.cat([o["index"] for o in outputs])
+    order, first = _first_of_each(index)
+    out: dict[str, Any] = {f"{split}_features": torch.cat([o["features"] for o in outputs])[first].numpy()}
+    if all("label" in o for o in outputs):
+        out[f"{split}_labels"] = torch.cat([o["label"] for o in outputs])[first].numpy()
+    files = getattr(getattr(samples, "files", None), "paths", None)
+    out[f"{split}_ids"] = np.array([files[i] for i in order]) if files is not None else np.array(order)
+    return out
+
+
+def _first_of_each(index: torch.Tensor) -> tuple[list[int], torch.Tensor]:
+    """The distinct sample indices in order, and the position of each one's first row."""
+    order, inverse = torch.unique(index, sorted=True, return_inverse=True)
+    positions = torch.arange(len(index))
+    first = torch.full((len(order),), len(index), dtype=torch.long).scatter_reduce(0, inverse, positions, "amin")
+    return order.tolist(), first

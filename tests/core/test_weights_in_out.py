@@ -1,0 +1,164 @@
+"""Weights from elsewhere, through the core's machinery (the formats themselves: each plugin's test_published.py):
+``read_weights`` asks the registered readers and says what an unknown file holds; ``init_from`` loads each part a
+file holds, checks shapes in one line and adapts a token embedding to other input channels; ``load_model``,
+``anymae convert`` and ``anymae embed`` (one process and DDP) on the digits run."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+import pytest
+import torch
+import yaml
+
+import anymae
+from anymae.cli import main
+from anymae.config import instantiate_component
+from anymae.training.weights import init_weights
+
+from .toys import SeriesTokenizer, series_model
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ROOT / "examples" / "image" / "mae_tiny_digits.yaml"
+
+
+class ToyReader(anymae.WeightsReader):
+    """A made-up published layout: {"weights": {"enc.<anymae encoder key>": ...}}, sizes in "meta"."""
+
+    format = "toy"
+
+    def detect(self, file: anymae.WeightsFile) -> bool:
+        return "meta" in file.contents and any(k.startswith("enc.") for k in file.contents.get("weights", {}))
+
+    def read(self, file: anymae.WeightsFile) -> anymae.ImportedWeights:
+        meta, weights = file.contents["meta"], file.contents["weights"]
+        parts = {
+            "tokenizer": {"class_path": "tests.core.toys.SeriesTokenizer", "init_args": {"channels": meta["channels"]}},
+            "encoder": {"class_path": "anymae.ViTEncoder", "init_args": {"embed_dim": meta["width"], "depth": 2}},
+        }
+        state = {f"encoder.{k.removeprefix('enc.')}": v for k, v in weights.items() if k.startswith("enc.")}
+        left = [k for k in weights if not k.startswith("enc.")]
+        return anymae.ImportedWeights("a toy file", parts, state, left_out=left, missing=["decoder: none here"])
+
+
+def toy_file(path: Path, channels: int = 2) -> anymae.MaskedAutoencoder:
+    model = series_model(tokenizer=SeriesTokenizer(channels=channels), encoder=anymae.ViTEncoder(32, 2, 2))
+    weights = {f"enc.{k}": v for k, v in model.encoder.state_dict().items()} | {"head.weight": torch.zeros(3, 32)}
+    torch.save({"meta": {"channels": channels, "width": 32}, "weights": weights}, path)
+    return model
+
+
+def test_a_reader_maps_a_file_and_an_unknown_file_says_what_it_holds(tmp_path):
+    model = toy_file(tmp_path / "toy.pth")
+    imported = anymae.read_weights(tmp_path / "toy.pth", readers=[ToyReader])
+    assert imported.report()[0] == f"read a toy file: {len(model.encoder.state_dict())} tensors mapped (encoder)"
+    assert "left out: head.weight" in imported.report() and "missing: decoder: none here" in imported.report()
+    torch.save({"model": {"head.weight": torch.zeros(3, 8), "blocks.0.x": torch.zeros(2)}}, tmp_path / "cls.pth")
+    with pytest.raises(anymae.ConfigError, match=r"cls\.pth: no known weights format \(2 tensors \(head\.weight, "):
+        anymae.read_weights(tmp_path / "cls.pth", readers=[ToyReader])
+    (tmp_path / "cut.pth").write_bytes((tmp_path / "toy.pth").read_bytes()[:3000])  # truncated
+    with pytest.raises(anymae.ConfigError, match=r"cut\.pth cannot be read as a checkpoint"):
+        anymae.read_weights(tmp_path / "cut.pth", readers=[ToyReader])
+
+
+def test_init_from_loads_what_the_file_holds_and_names_a_shape_mismatch(tmp_path):
+    trained = series_model()
+    torch.save({"hyper_parameters": {}, "state_dict": trained.state_dict()}, tmp_path / "run.ckpt")
+    torch.manual_seed(1)
+    fresh = series_model()
+    lines = init_weights(fresh, tmp_path / "run.ckpt")
+    assert lines[0].startswith(f"init_from: the anymae checkpoint {tmp_path / 'run.ckpt'}: decoder, encoder loaded")
+    for key, value in trained.state_dict().items():
+        torch.testing.assert_close(fresh.state_dict()[key], value, msg=key)
+    wider = series_model(encoder=anymae.ViTEncoder(embed_dim=48, depth=2, num_heads=2))
+    mismatch = r"init_from: encoder\.cls_token is \[1, 1, 32\] in the file and \[1, 1, 48\] in this model"
+    with pytest.raises(anymae.ConfigError, match=mismatch):
+        init_weights(wider, tmp_path / "run.ckpt")
+
+
+def test_init_from_adapts_a_token_embedding_to_other_input_channels(tmp_path):
+    """timm's rule (adapt_input_conv): 2 -> 5 channels repeats the kernel over channels, scaled by 2/5."""
+    source = toy_file(tmp_path / "toy.pth", channels=2)
+    model = series_model(tokenizer=SeriesTokenizer(channels=5), encoder=anymae.ViTEncoder(32, 2, 2))
+    from anymae.model.published import read_weights
+
+    with pytest.MonkeyPatch.context() as patch:  # the toy format is not a plugin's: read it with the toy reader
+        patch.setattr("anymae.training.weights.read_weights", lambda path: read_weights(path, readers=[ToyReader]))
+        lines = init_weights(model, tmp_path / "toy.pth")
+    assert "init_from: decoder left as initialised (not in the file)" in lines
+    theirs = source.encoder.token_embed.weight.reshape(32, 4, 2)  # [D, cells, channels]: our tokens are channel-last
+    ours = model.encoder.token_embed.weight.reshape(32, 4, 5)
+    expected = theirs.repeat(1, 1, 3)[..., :5] * (2 / 5)
+    torch.testing.assert_close(ours, expected)
+
+
+def test_load_from_checkpoint_does_not_read_init_from_again(tmp_path):
+    model = series_model()
+    torch.save({"hyper_parameters": {}, "state_dict": model.state_dict()}, tmp_path / "run.ckpt")
+    torch.manual_seed(3)
+    started = series_model(init_from=str(tmp_path / "run.ckpt"))
+    saved = tmp_path / "started.ckpt"
+    torch.save({"hyper_parameters": dict(started.hparams), "state_dict": started.state_dict()}, saved)
+    (tmp_path / "run.ckpt").unlink()  # the file it started from is gone: its weights are in the checkpoint
+    again = anymae.MaskedAutoencoder.load_from_checkpoint(saved)
+    torch.testing.assert_close(again.encoder.norm.weight, model.encoder.norm.weight)
+
+
+@pytest.fixture(scope="module")
+def converted(digits_run, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("converted") / "digits"
+    checkpoint = digits_run / "runs/teacher/lightning_logs/version_0/checkpoints/last.ckpt"
+    assert main(["convert", str(checkpoint), "--out", str(out)]) == 0
+    return out
+
+
+def test_convert_writes_a_folder_every_loader_reads(converted, digits_run, capsys):
+    assert sorted(p.name for p in converted.iterdir()) == ["config.yaml", "decoder.safetensors", "encoder.safetensors"]
+    config = yaml.safe_load((converted / "config.yaml").read_text())
+    assert {"tokenizer", "encoder", "decoder", "target", "masker"} <= set(config)
+    checkpoint = digits_run / "runs/teacher/lightning_logs/version_0/checkpoints/last.ckpt"
+    batch = {"image": torch.randn(2, 1, 32, 32, generator=torch.Generator().manual_seed(0))}
+    ours, original = anymae.load_model(converted), anymae.MaskedAutoencoder.load_from_checkpoint(checkpoint).eval()
+    noise = torch.rand(2, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(ours(batch, noise=noise).loss, original(batch, noise=noise).loss)
+        features = anymae.load_encoder(converted)(batch).pooled
+        torch.testing.assert_close(features, anymae.load_encoder(checkpoint)(batch).pooled)
+
+
+def test_convert_of_an_unknown_file_is_one_line(tmp_path, capsys):
+    torch.save({"model": {"fc.weight": torch.zeros(2, 2)}}, tmp_path / "resnet.pth")
+    assert main(["convert", str(tmp_path / "resnet.pth"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("anymae: error: ")
+    assert "resnet.pth: no known weights format (1 tensors (fc.weight, ...) with a classifier head)" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_embed_writes_every_sample_once_in_one_process_and_under_ddp(converted, tmp_path):
+    """The digits split as the data module holds it: 1,617 training and 180 validation samples, labels and ids, the
+    same features under DDP (2 CPU processes, rank zero writes)."""
+    args = ["embed", "--config", str(TINY), "--checkpoint", str(converted), "--out", str(tmp_path / "one.npz")]
+    assert main(args) == 0
+    one = np.load(tmp_path / "one.npz")
+    assert one["train_features"].shape == (1617, 96) and one["val_features"].shape == (180, 96)
+    assert list(one["val_ids"][:3]) == [0, 1, 2] and one["train_labels"].shape == (1617,)
+    data = instantiate_component(yaml.safe_load(TINY.read_text())["data"], pl.LightningDataModule)
+    data.setup("fit")
+    sample = data.export_samples("val")[5]
+    with torch.no_grad():
+        expected = anymae.load_encoder(converted)({"image": sample["image"][None]}).pooled[0]
+    np.testing.assert_allclose(one["val_features"][5], expected.numpy(), atol=1e-5)
+    assert one["val_labels"][5] == int(sample["label"])
+    ddp = [sys.executable, "-m", "anymae.cli", *args[:-1], str(tmp_path / "two.npz")]
+    ddp += ["--devices", "2", "--strategy", "ddp", "--accelerator", "cpu"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run(ddp, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("wrote ") == 1
+    two = np.load(tmp_path / "two.npz")
+    for key in one:
+        np.testing.assert_allclose(two[key], one[key], atol=1e-5, err_msg=key)
