@@ -136,12 +136,15 @@ def open_weights(path: str | Path) -> WeightsFile:
     return WeightsFile(path, load_checkpoint(path, mmap=True))
 
 
-def load_checkpoint(path: str | Path | IO[bytes], map_location: Any = "cpu", mmap: bool = False) -> dict[str, Any]:
+def load_checkpoint(
+    path: str | Path | IO[bytes], map_location: Any = "cpu", mmap: bool = False, trusted: bool = False
+) -> dict[str, Any]:
     """A checkpoint's contents, read as tensors and plain data only (``torch.load(weights_only=True)``): a file that
     holds pickled Python objects, which could run code, is refused with a :class:`~anymae.ConfigError` that names it
-    and what it holds, as is a file that is no checkpoint."""
+    and what it holds, as is a file that is no checkpoint. ``trusted``: the caller vouches for the file (pickles
+    run)."""
     try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+        checkpoint = torch.load(path, map_location=map_location, weights_only=not trusted, mmap=mmap)
     except pickle.UnpicklingError as error:
         what = re.search(r"GLOBAL (\S+)", str(error))
         raise ConfigError(

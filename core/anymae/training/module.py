@@ -35,6 +35,7 @@ from ..plugins.resolution import checked_config
 from .build import PARTS, build_parts, check_prediction, check_tokens, dry_run
 from .guards import DivergenceGuard, SkippedSamplesReport
 from .optim import MAEAdamW, WarmupCosine, configure_mae_optimizer, decay_groups
+from .weights import init_weights
 
 __all__ = ["MaskedAutoencoder", "mask_seed"]
 
@@ -61,9 +62,8 @@ class MaskedAutoencoder(pl.LightningModule):
             :class:`~anymae.TrainingDiverged` before the weights are touched; ``"skip"`` drops the step and counts it
             in :attr:`skipped_steps` (see :class:`~anymae.training.guards.DivergenceGuard`).
         max_skipped_steps: with ``"skip"``, this many skipped steps in a row stop training as ``"stop"`` does.
-        init_from: start from these weights (not their optimiser state): an ``anymae fit`` checkpoint, an export or
-            ``anymae convert`` folder, or a published file a plugin reads (MAE, HuggingFace, VideoMAE...); each part
-            the file holds is loaded, shapes checked (see :func:`~anymae.training.weights.init_weights`).
+        init_from: start from the weights of any file :func:`~anymae.training.weights.init_weights` reads (ours, or
+            published: MAE, HuggingFace, VideoMAE...): each part it holds, shapes checked, no optimiser state.
     """
 
     def __init__(
@@ -94,8 +94,6 @@ class MaskedAutoencoder(pl.LightningModule):
         self.skipped_steps = 0  # steps skipped for non-finite gradients, this run
         self.ctx, self.needs = build_parts({name: getattr(self, name) for name in PARTS}, self.progress)
         if init_from is not None:
-            from .weights import init_weights
-
             init_weights(self, init_from)
         self._network = self._score
         dry_run(self)  # eager: compiling is for training steps
@@ -105,9 +103,8 @@ class MaskedAutoencoder(pl.LightningModule):
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], source: str = "model config") -> "MaskedAutoencoder":
-        """Build from a config dict (the ``model:`` section of a YAML file, ``class_path``/``init_args`` for each
-        component), as the CLI does; the model records that config as its hyperparameters. Class paths resolve as in
-        the commands (``ANYMAE_ALLOWED_MODULES`` holds); a refusal names ``source``."""
+        """Build from a config dict (a YAML file's ``model:`` section) as the CLI does, class paths resolved as in the
+        commands (a refusal names ``source``); the model records that config as its hyperparameters."""
         from lightning.pytorch.cli import instantiate_module
 
         with checked_config(source):
@@ -128,13 +125,8 @@ class MaskedAutoencoder(pl.LightningModule):
         """Lightning's arguments: rebuild the model from the checkpoint's recorded configuration (or ``hparams_file``'s)
         with ``kwargs`` replacing its entries, and load its weights; by default onto the CPU, strict, weights only."""
         location = "cpu" if map_location is None else map_location
-        if weights_only is False:  # the caller vouches for the file
-            checkpoint = torch.load(checkpoint_path, map_location=location, weights_only=False)
-        else:  # a file holding pickled objects is refused, with a line that says so
-            checkpoint = load_checkpoint(checkpoint_path, location)
-        config = checkpoint["hyper_parameters"]
-        if hparams_file is not None:
-            config = yaml.safe_load(Path(hparams_file).read_text())
+        checkpoint = load_checkpoint(checkpoint_path, location, trusted=weights_only is False)
+        config = yaml.safe_load(Path(hparams_file).read_text()) if hparams_file else checkpoint["hyper_parameters"]
         config = {**config, "init_from": None} if config.get("init_from") else config  # its weights are in the file
         model = cls.from_config({**config, **kwargs}, source=str(hparams_file or checkpoint_path))
         model.load_state_dict(checkpoint["state_dict"], strict=True if strict is None else strict)
