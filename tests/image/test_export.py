@@ -45,7 +45,7 @@ def test_timm_export_loads_strictly_and_features_agree(checkpoint, tmp_path, cap
 def test_unknown_export_format_is_refused(checkpoint, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["export", str(checkpoint), "--out", str(tmp_path), "--format", "onnx"])
-    assert "unknown format onnx; installed: timm" in capsys.readouterr().err
+    assert "unknown format onnx; installed: hf, timm" in capsys.readouterr().err
 
 
 def test_encoder_runs_at_another_resolution(checkpoint):

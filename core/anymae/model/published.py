@@ -12,6 +12,7 @@ in one line, as for every checkpoint anymae reads) or safetensors, so a large fi
 its tensors are used.
 """
 
+import argparse
 import pickle
 import re
 from abc import ABC, abstractmethod
@@ -143,8 +144,9 @@ def load_checkpoint(
     holds pickled Python objects, which could run code, is refused with a :class:`~anymae.ConfigError` that names it
     and what it holds, as is a file that is no checkpoint. ``trusted``: the caller vouches for the file (pickles
     run)."""
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=not trusted, mmap=mmap)
+    try:  # argparse.Namespace: the training arguments many reference repositories save beside the weights (plain data)
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            checkpoint = torch.load(path, map_location=map_location, weights_only=not trusted, mmap=mmap)
     except pickle.UnpicklingError as error:
         what = re.search(r"GLOBAL (\S+)", str(error))
         raise ConfigError(
