@@ -5,6 +5,9 @@
 * :class:`ImageFolderDataModule`: a folder of PNG/JPEG files, unlabeled (any layout) or ImageFolder-style labeled
   (one sub-folder per class), with MAE's pretraining transform (``RandomResizedCrop(scale=(0.2, 1.0))``, bicubic,
   horizontal flip, ImageNet normalisation). An unreadable file is skipped and counted, never fatal.
+* :class:`MultiBandFolderDataModule`: a folder of multi-band rasters (``.tif``/``.tiff`` through ``tifffile``,
+  ``.npy``) with any number of bands and 8- or 16-bit (or float) pixels, standardised per band with statistics from
+  ``anymae band_stats`` (SatMAE-style multi-spectral data), with the same crop and flip as the RGB folder.
 
 Batches are dicts: ``{"image": [B, C, H, W] float, "label": [B] long}`` (``label`` only when labeled).
 """
@@ -13,18 +16,37 @@ from collections.abc import Callable
 from functools import partial
 from typing import Annotated, Any, Literal
 
+import numpy as np
 import torch
 from pydantic import Field, NonNegativeInt, PositiveInt
 from torch import Tensor
 
-from anymae import ConfigError, DataModule, FolderDataModule, TensorSamples, require, split_indices, validated
+from anymae import (
+    ConfigError,
+    DataModule,
+    FileSamples,
+    FolderDataModule,
+    TensorSamples,
+    require,
+    split_indices,
+    validated,
+)
 
-__all__ = ["DigitsDataModule", "ImageFolderDataModule", "read_image"]
+__all__ = [
+    "DigitsDataModule",
+    "ImageFolderDataModule",
+    "MultiBandFolderDataModule",
+    "bands_first",
+    "load_raster",
+    "read_bands",
+    "read_image",
+]
 
 # torchvision's IMG_EXTENSIONS, without importing torchvision when the plugin loads
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+BAND_EXTENSIONS = (".tif", ".tiff", ".npy")
 
 
 class DigitsDataModule(DataModule):
@@ -71,6 +93,20 @@ class DigitsDataModule(DataModule):
             TensorSamples({"image": images[train], "label": labels[train]}),
             TensorSamples({"image": images[val], "label": labels[val]}),
         )
+
+
+def mae_geometry(size: int, augment: bool, crop_scale: tuple[float, float], hflip: bool) -> list[Any]:
+    """MAE's geometric transforms (torchvision ``v2``, on images with any number of channels): for training
+    (``augment``) ``RandomResizedCrop(size, crop_scale)``, bicubic, then a random horizontal flip (``hflip``); for
+    evaluation MAE's fine-tuning recipe, a bicubic resize to ``size / 0.875`` and a centre crop."""
+    from torchvision.transforms import InterpolationMode, v2
+
+    if augment:
+        geometry = [v2.RandomResizedCrop(size, scale=crop_scale, interpolation=InterpolationMode.BICUBIC)]
+        if hflip:
+            geometry.append(v2.RandomHorizontalFlip())
+        return geometry
+    return [v2.Resize(int(size / 0.875), interpolation=InterpolationMode.BICUBIC), v2.CenterCrop(size)]
 
 
 def read_image(path: str, transform: Callable[[Any], Tensor], mode: str) -> dict[str, Tensor]:
@@ -134,16 +170,140 @@ class ImageFolderDataModule(FolderDataModule):
         self.in_chans = in_chans
 
     def reader(self, train: bool) -> Callable[[str], dict[str, Tensor]]:
-        from torchvision.transforms import InterpolationMode, v2
+        from torchvision.transforms import v2
 
-        size = self.image_size
-        if train and self.augment:
-            geometry = [v2.RandomResizedCrop(size, scale=self.crop_scale, interpolation=InterpolationMode.BICUBIC)]
-            if self.hflip:
-                geometry.append(v2.RandomHorizontalFlip())
-        else:  # the evaluation transform of MAE's fine-tuning recipe: resize to size / 0.875, centre crop
-            geometry = [v2.Resize(int(size / 0.875), interpolation=InterpolationMode.BICUBIC), v2.CenterCrop(size)]
+        geometry = mae_geometry(self.image_size, train and self.augment, self.crop_scale, self.hflip)
         transform = v2.Compose(
             [v2.ToImage(), *geometry, v2.ToDtype(torch.float32, scale=True), v2.Normalize(self.mean, self.std)]
         )
         return partial(read_image, transform=transform, mode="RGB" if self.in_chans == 3 else "L")
+
+
+def load_raster(path: str) -> np.ndarray:
+    """A ``.tif``/``.tiff`` (``tifffile``) or ``.npy`` (``numpy.load``, no pickles) file's array, in its own dtype;
+    ``ValueError`` for pixels that are not integers or floats."""
+    if path.lower().endswith(".npy"):
+        array = np.load(path, allow_pickle=False)
+    else:
+        tifffile = require("tifffile", install="anymae-image", feature="reading TIFF files")
+        array = tifffile.imread(path)
+    if array.dtype.kind not in "uif":  # bool, complex, strings: not pixels
+        raise ValueError(f"pixels of dtype {array.dtype} (expected integers or floats)")
+    return array
+
+
+def bands_first(array: np.ndarray, bands: int | None = None) -> np.ndarray:
+    """``array`` as ``[C, H, W]``. A 2-D array is one band. Of a 3-D array's first and last axes, the band axis is
+    the one of length ``bands`` (the first when both are); with ``bands`` unset, or when neither is, the shorter one
+    (the first when they tie): ``[13, 96, 96]`` and ``[96, 96, 13]`` both read as 13 bands. Another number of
+    dimensions is a ``ValueError``."""
+    if array.ndim == 2:
+        return array[None]
+    if array.ndim != 3:
+        raise ValueError(f"a {array.ndim}-D array of shape {tuple(array.shape)} (expected [C, H, W] or [H, W, C])")
+    first, last = array.shape[0], array.shape[-1]
+    matches = bands is not None and bands in (first, last)
+    return np.moveaxis(array, -1, 0) if ((first != bands) if matches else (last < first)) else array
+
+
+def read_bands(path: str, bands: int | None = None) -> np.ndarray:
+    """The pixels of a multi-band raster file (:func:`load_raster`), band axis first (:func:`bands_first`), in the
+    file's own dtype; ``ValueError`` for another band count than ``bands`` (the data module skips such a file and
+    counts it)."""
+    array = bands_first(load_raster(path), bands)
+    if bands is not None and len(array) != bands:
+        raise ValueError(f"{len(array)} bands (shape {tuple(array.shape)}), expected {bands}")
+    return array
+
+
+def read_band_image(path: str, bands: int, transform: Callable[[Tensor], Tensor]) -> dict[str, Tensor]:
+    """One multi-band file (:func:`read_bands`) as float32 ``[C, H, W]`` (the file's values, not rescaled nor
+    clipped) through ``transform``."""
+    pixels = torch.from_numpy(np.ascontiguousarray(read_bands(path, bands), dtype=np.float32))
+    return {"image": torch.as_tensor(transform(pixels)).contiguous()}
+
+
+class MultiBandFolderDataModule(FolderDataModule):
+    """A folder of multi-band images (multi-spectral, SAR, ...): ``.tif``/``.tiff`` (read with ``tifffile``) and
+    ``.npy`` arrays with ``bands`` bands, for pretraining (unlabeled) or probing (labeled, one sub-folder per class).
+
+    Each file is a ``[C, H, W]`` or ``[H, W, C]`` array (a 2-D array is one band): of its first and last axes, the
+    band axis is the one of length ``bands`` (the first when both are; see :func:`bands_first`). Pixels of any integer
+    or float dtype (8-bit ``uint8``, 16-bit ``uint16``/``int16``, ``float32``) become float32 as they are, neither
+    rescaled to [0, 1] nor clipped, and are standardised per band, ``(x - mean[c]) / std[c]``: ``mean`` and ``std``
+    are in the files' own units, as ``anymae band_stats --root ROOT --bands N`` prints them. Then MAE's crop and flip
+    (:class:`ImageFolderDataModule`'s, on all bands at once). A file with another band count, or one that cannot be
+    read, is skipped and counted (a warning names it once), never fatal.
+
+    Batches are ``{"image": [B, bands, image_size, image_size] float32}`` (plus ``"label"`` when labeled); the
+    tokenizer's ``in_chans`` must equal ``bands``.
+
+    Args:
+        root: the training files. Unlabeled: every ``.tif``/``.tiff``/``.npy`` below it. Labeled:
+            ``root/<class>/<file>``.
+        bands: the number of bands (channels) of every file.
+        mean: per-band mean, ``bands`` values (``anymae band_stats`` prints them); required before training.
+        std: per-band standard deviation, ``bands`` values; required before training.
+        val_root: validation files, laid out as ``root``; when unset, ``val_fraction`` of ``root`` is held out.
+        val_fraction: share of ``root`` held out for validation when ``val_root`` is unset (0: no validation).
+        labeled: read class labels from the sub-folder names (sorted).
+        image_size: output side length ``H = W``.
+        crop_scale: area range of MAE's ``RandomResizedCrop`` ((0.2, 1.0) in MAE pretraining).
+        hflip: random horizontal flips.
+        augment: the random crop and flips on the training split; off, it gets the evaluation transform (a bicubic
+            resize to ``image_size / 0.875`` and a centre crop).
+        batch_size: samples per batch (per device).
+        num_workers: DataLoader worker processes.
+        seed: seed of the validation split and of the shuffling.
+    """
+
+    extensions = BAND_EXTENSIONS
+    # tifffile: TiffFileError is a ValueError; numpy: ValueError (pickles, bad headers), EOFError (truncated); torch:
+    # RuntimeError (an empty image)
+    read_errors = (OSError, ValueError, EOFError, RuntimeError)
+
+    @validated
+    def __init__(
+        self,
+        root: str,
+        bands: PositiveInt,
+        mean: list[float] | None = None,
+        std: list[Annotated[float, Field(gt=0)]] | None = None,
+        val_root: str | None = None,
+        val_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.0,
+        labeled: bool = False,
+        image_size: PositiveInt = 224,
+        crop_scale: tuple[Annotated[float, Field(gt=0, le=1)], Annotated[float, Field(gt=0, le=1)]] = (0.2, 1.0),
+        hflip: bool = True,
+        augment: bool = True,
+        batch_size: PositiveInt = 64,
+        num_workers: NonNegativeInt = 4,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(root, val_root, val_fraction, labeled, batch_size, num_workers, seed)
+        name = type(self).__name__
+        if crop_scale[0] > crop_scale[1]:
+            raise ConfigError(f"{name}.crop_scale: lower bound above upper bound, got {crop_scale}")
+        for field, values in (("mean", mean), ("std", std)):
+            if values is not None and len(values) != bands:
+                raise ConfigError(f"{name}.{field} has {len(values)} values but bands is {bands}: one per band")
+        self.bands, self.mean, self.std = bands, mean, std
+        self.image_size, self.crop_scale, self.hflip, self.augment = image_size, crop_scale, hflip, augment
+
+    def build(self) -> tuple[FileSamples, FileSamples | None]:
+        if self.mean is None or self.std is None:
+            unset = " and ".join(f for f, v in (("mean", self.mean), ("std", self.std)) if v is None)
+            raise ConfigError(
+                f"{type(self).__name__}.{unset} unset: `anymae band_stats --root {self.root} --bands {self.bands}` "
+                "prints the per-band values to paste under data.init_args"
+            )
+        return super().build()
+
+    def reader(self, train: bool) -> Callable[[str], dict[str, Tensor]]:
+        from torchvision.transforms import v2
+
+        if self.mean is None or self.std is None:
+            raise ConfigError(f"{type(self).__name__}: mean and std are unset (`anymae band_stats` prints them)")
+        geometry = mae_geometry(self.image_size, train and self.augment, self.crop_scale, self.hflip)
+        transform = v2.Compose([*geometry, v2.Normalize(self.mean, self.std)])
+        return partial(read_band_image, bands=self.bands, transform=transform)
