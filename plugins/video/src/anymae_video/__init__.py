@@ -1,5 +1,5 @@
 """anymae-video: video for anymae (tubelet tokenizer, pixel and motion targets, video files and an embedded set of
-moving digits, frame strips).
+moving digits, frame strips; published VideoMAE weights read, HuggingFace VideoMAE written).
 
 The names below are public API: saved configs record them by their shortest import path (``anymae_video.X``).
 """
@@ -11,7 +11,9 @@ __version__ = "0.3.0"  # released with anymae 0.3.0 (pyproject.toml reads it)
 # imported on first use: loading the plugin (as `anymae --help` does) imports none of them
 EXPORTS = {
     ".data": ["MovingDigitsDataModule", "VideoFolderDataModule", "read_clip"],
+    ".export": ["HFVideoMAEExporter", "hf_videomae_config", "hf_videomae_state_dict"],
     ".io": ["clip_indices", "read_video"],
+    ".published": ["HFVideoMAEReader", "VideoMAEReader"],
     ".targets": ["MotionTarget", "VideoPixelTarget", "block_matching_flow"],
     ".tokenizers": ["VideoTubeletTokenizer"],
     ".transforms": ["ClipTransform"],

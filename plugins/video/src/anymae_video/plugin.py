@@ -10,6 +10,8 @@ ANYMAE_PLUGIN_API = 3  # the anymae plugin API this module is written for
 @anymae.hookimpl
 def anymae_register(registry: anymae.Registry) -> None:
     from .data import MovingDigitsDataModule, VideoFolderDataModule
+    from .export import HFVideoMAEExporter
+    from .published import HFVideoMAEReader, VideoMAEReader
     from .targets import MotionTarget, VideoPixelTarget
     from .tokenizers import VideoTubeletTokenizer
     from .viz import FrameStrips
@@ -21,4 +23,7 @@ def anymae_register(registry: anymae.Registry) -> None:
         VideoFolderDataModule,
         MovingDigitsDataModule,
         FrameStrips,
+        VideoMAEReader,
+        HFVideoMAEReader,
+        HFVideoMAEExporter,
     )
