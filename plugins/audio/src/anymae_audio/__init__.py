@@ -1,5 +1,5 @@
 """anymae-audio: audio for anymae (Audio-MAE's fbank features, spectrogram patches, audio files and generated
-sounds, spectrogram figures).
+sounds, spectrogram figures, Audio-MAE's published weights, timm export).
 
 The names below are public API: saved configs record them by their shortest import path (``anymae_audio.X``).
 """
@@ -11,7 +11,9 @@ __version__ = "0.3.0"  # released with anymae 0.3.0 (pyproject.toml reads it)
 # imported on first use: loading the plugin (as `anymae --help` does) imports none of them
 EXPORTS = {
     ".data": ["AudioFolderDataModule", "SynthSoundsDataModule", "spec_augment", "synth_sounds"],
+    ".export": ["TimmAudioViTExporter", "create_timm_audio_vit", "timm_audio_vit_config", "timm_audio_vit_state_dict"],
     ".features": ["AUDIOSET_MEAN", "AUDIOSET_STD", "Fbank", "read_audio"],
+    ".published": ["AudioMAEReader"],
     ".tokenizers": ["SpectrogramPatchTokenizer"],
     ".viz": ["SpectrogramFigure", "save_spectrograms"],
 }

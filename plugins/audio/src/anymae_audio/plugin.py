@@ -10,10 +10,13 @@ ANYMAE_PLUGIN_API = 3  # the anymae plugin API this module is written for
 @anymae.hookimpl
 def anymae_register(registry: anymae.Registry) -> None:
     from .data import AudioFolderDataModule, SynthSoundsDataModule
+    from .export import TimmAudioViTExporter
+    from .published import AudioMAEReader
     from .tokenizers import SpectrogramPatchTokenizer
     from .viz import SpectrogramFigure
 
     registry.add(SpectrogramPatchTokenizer, AudioFolderDataModule, SynthSoundsDataModule, SpectrogramFigure)
+    registry.add(AudioMAEReader, TimmAudioViTExporter)
 
 
 @anymae.hookimpl

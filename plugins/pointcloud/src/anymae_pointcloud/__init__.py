@@ -1,5 +1,5 @@
 """anymae-pointcloud: point clouds for anymae (Point-MAE groups, voxel patches, Chamfer, normal/curvature and
-occupancy targets, open3d data, PNG rendering). Names below are public API."""
+occupancy targets, open3d data, PNG rendering, Point-MAE's published weights). Names below are public API."""
 
 from anymae.lazy import lazy_exports
 
@@ -9,6 +9,7 @@ __version__ = "0.3.0"  # released with anymae 0.3.0 (pyproject.toml reads it)
 EXPORTS = {
     ".data": ["PointCloudFolderDataModule", "ShapesDataModule", "point_normals", "read_points"],
     ".ops": ["chamfer_distance", "estimate_normals", "farthest_point_sample", "knn"],
+    ".published": ["PointMAEReader"],
     ".targets": ["ChamferTarget", "NormalCurvatureTarget", "OccupancyTarget"],
     ".tokenizers": ["PointGroupTokenizer", "VoxelPatchTokenizer"],
     ".viz": ["PointCloudGrid", "save_point_cloud_grid"],
