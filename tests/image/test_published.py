@@ -485,3 +485,58 @@ def test_hf_export_needs_the_whole_model():
     ours = our_mae()
     with pytest.raises(ValueError, match="whole MaskedAutoencoder"):
         HFViTMAEExporter().check(anymae.PretrainedEncoder(ours.tokenizer, ours.encoder))
+
+
+# ------------------------------------------------------------------------------- continuing pretraining from a file
+def test_continuing_pretraining_on_digits_starts_from_the_imported_loss(tmp_path, capsys):
+    """``anymae fit --config examples/image/mae_tiny_digits.yaml --model.init_from <mae_visualize-format .pth>``: the
+    file holds an MAE on 32 x 32 grey images in 4 x 4 patches (HF's ViTMAEForPreTraining, random weights, saved under
+    MAE's names; MAE's 64 features per encoder head, 32 per decoder head), the demo's encoder widened to match; the
+    first training step's loss is HF's loss on the same digits batch and mask, and the command trains from there."""
+    from pathlib import Path
+
+    import yaml
+
+    from anymae.cli import main
+    from anymae.config import instantiate_component
+    from anymae.training.module import mask_seed
+
+    root = Path(__file__).resolve().parents[2]
+    demo = yaml.safe_load((root / "examples/image/mae_tiny_digits.yaml").read_text())
+    config = transformers.ViTMAEConfig(
+        image_size=32, patch_size=4, num_channels=1, hidden_size=128, num_hidden_layers=4, num_attention_heads=2,
+        intermediate_size=512, decoder_hidden_size=64, decoder_num_hidden_layers=2, decoder_num_attention_heads=2,
+        decoder_intermediate_size=256, layer_norm_eps=1e-6, norm_pix_loss=True, mask_ratio=0.75,
+    )  # fmt: skip
+    hf = hf_mae(config)
+    path = tmp_path / "mae_visualize_vit_demo.pth"
+    torch.save({"model": mae_names(hf.state_dict())}, path)
+
+    sizes = {"embed_dim": 128, "num_heads": 2}
+    demo["model"]["encoder"]["init_args"] |= sizes
+    demo["model"]["decoder"]["init_args"]["num_heads"] = 2
+    model = anymae.MaskedAutoencoder.from_config({**demo["model"], "init_from": str(path)}).eval()
+    assert "init_from: facebookresearch/mae" in capsys.readouterr().out
+    data = instantiate_component(demo["data"], __import__("lightning.pytorch").pytorch.LightningDataModule)
+    data.setup("fit")
+    batch = data.on_before_batch_transfer(next(iter(data.train_dataloader())), 0)
+    noise = torch.rand(64, 64, generator=torch.Generator().manual_seed(mask_seed(0, 0, 0, 0)))
+    with torch.no_grad():
+        mine = model({"image": batch["image"]}, noise=noise)
+        theirs = hf(pixel_values=batch["image"], noise=noise)
+        first = model({"image": batch["image"]}, generator=torch.Generator().manual_seed(mask_seed(0, 0, 0, 0)))
+    torch.testing.assert_close(mine.loss, theirs.loss, **TOL)
+
+    args = ["fit", "--config", str(root / "examples/image/mae_tiny_digits.yaml"), "--model.init_from", str(path)]
+    args += ["--model.encoder.init_args.embed_dim", "128", "--model.encoder.init_args.num_heads", "2"]
+    args += ["--model.decoder.init_args.num_heads", "2"]
+    args += ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1"]
+    args += ["--trainer.log_every_n_steps", "1", "--trainer.callbacks", "[]", "--trainer.enable_progress_bar", "false"]
+    assert main([*args, "--trainer.default_root_dir", str(tmp_path / "run")]) == 0
+    assert "decoder, encoder loaded" in capsys.readouterr().out
+    rows = (tmp_path / "run/lightning_logs/version_0/metrics.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    logged = [
+        float(r.split(",")[header.index("train/loss")]) for r in rows[1:] if r.split(",")[header.index("train/loss")]
+    ]
+    assert logged[0] == pytest.approx(first.loss.item(), rel=1e-5)  # the first step scores the imported model

@@ -33,6 +33,7 @@ What maps, and how:
 The masker and target are Audio-MAE's pretraining recipe: unstructured masking at 0.8, norm-pix targets.
 """
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -105,13 +106,15 @@ class AudioMAEReader(anymae.WeightsReader):
 
     def detect(self, file: WeightsFile) -> bool:
         state = file.tensors
-        proj = state.get("patch_embed.proj.weight")
-        return (
-            proj is not None
-            and proj.dim() == 4
-            and proj.shape[1] == 1
-            and all(k in state for k in ("pos_embed", "cls_token", "blocks.0.attn.qkv.weight"))
-        )
+        proj, table = state.get("patch_embed.proj.weight"), state.get("pos_embed")
+        if proj is None or table is None or proj.dim() != 4 or proj.shape[1] != 1:
+            return False
+        if not all(k in state for k in ("cls_token", "blocks.0.attn.qkv.weight")):
+            return False
+        # a spectrogram's grid is never square (time x frequency: 64 x 8, 101 x 12); a square one is a grey image's
+        # (an MAE on digits), which the image plugin reads
+        cells = table.shape[-2] - 1
+        return math.isqrt(cells) ** 2 != cells
 
     def read(self, file: WeightsFile) -> ImportedWeights:
         state = file.tensors
