@@ -540,3 +540,41 @@ def test_continuing_pretraining_on_digits_starts_from_the_imported_loss(tmp_path
         float(r.split(",")[header.index("train/loss")]) for r in rows[1:] if r.split(",")[header.index("train/loss")]
     ]
     assert logged[0] == pytest.approx(first.loss.item(), rel=1e-5)  # the first step scores the imported model
+
+
+def test_the_commands_read_a_published_file(tmp_path, capsys):
+    """``anymae embed`` and ``anymae knn`` take an MAE ``.pth`` as they take our checkpoints; a data module whose
+    samples the file's tokenizer cannot read is one line."""
+    import numpy as np
+
+    from anymae.cli import main
+
+    root = __import__("pathlib").Path(__file__).resolve().parents[2]
+    vit = timm.create_model(
+        "vit_base_patch16_224", pretrained=False, img_size=32, patch_size=4, embed_dim=128, depth=2, num_heads=2
+    )
+    path = tmp_path / "mae_pretrain_vit_tiny.pth"
+    torch.save({"model": vit.state_dict()}, path)
+    embed = ["embed", "--config", str(root / "examples/image/mae_tiny_digits.yaml"), "--checkpoint", str(path)]
+    embed += ["--out", str(tmp_path / "digits.npz"), "--splits", "val"]
+    assert main(embed) == 2
+    assert "tokenizer cannot read the val samples: expected images [B, 3, H, W]" in capsys.readouterr().err
+    assert main([*embed, "--data.init_args.in_chans", "3"]) == 0
+    features = np.load(tmp_path / "digits.npz")["val_features"]
+    assert features.shape == (180, 128)
+    knn = ["knn", "--config", str(root / "examples/image/knn_digits.yaml"), "--model.encoder.checkpoint", str(path)]
+    knn += ["--data.init_args.data.init_args.in_chans", "3", "--results", str(tmp_path / "rows.csv")]
+    assert main([*knn, "--trainer.default_root_dir", str(tmp_path)]) == 0
+    assert str(path) in (tmp_path / "rows.csv").read_text()
+
+
+def test_a_teacher_from_a_published_file_gives_its_features(tmp_path):
+    """``anymae.Teacher(checkpoint=<MAE .pth>)``: the frozen teacher of a feature target computes timm's features of
+    the same weights (its prefix token left out)."""
+    vit = perturb(timm_vit(num_classes=0))
+    path = tmp_path / "mae_pretrain_vit_tiny.pth"
+    torch.save({"model": vit.state_dict()}, path)
+    teacher = anymae.Teacher(checkpoint=str(path))
+    x = images()
+    with torch.no_grad():
+        torch.testing.assert_close(teacher.features({"image": x}), vit.forward_features(x)[:, 1:], **TOL)

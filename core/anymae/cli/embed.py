@@ -2,12 +2,15 @@
 
     anymae embed --config examples/image/mae_tiny_digits.yaml --checkpoint latest --out digits.npz
     anymae embed --config my_data.yaml --checkpoint mae_pretrain_vit_base.pth --out feats.npz --pool mean --layers 4
+    anymae embed --config examples/image/mae_tiny_digits.yaml --checkpoint mae_pretrain_vit_base.pth --out d.npz \
+        --data.init_args.image_size 224 --data.init_args.in_chans 3
 
-The config's ``data:`` section names the data module; each split (``--splits train val``) is read in order, without
-augmentation, batched on the device by a Lightning ``Trainer`` (``--accelerator``, ``--devices``, ``--strategy``: under
-DDP each rank embeds its share and rank zero writes the file once). The file holds ``<split>_features`` ``[N, D]``,
-``<split>_labels`` where the data has labels, and ``<split>_ids``: each sample's file path where the data module reads
-files, else its index. Unreadable samples are skipped and counted.
+The config's ``data:`` section names the data module (``--data.<key> <value>`` overrides it); each split (``--splits
+train val``) is read in order, without augmentation, batched on the device by a Lightning ``Trainer``
+(``--accelerator``, ``--devices``, ``--strategy``: under DDP each rank embeds its share and rank zero writes the file
+once). The file holds ``<split>_features`` ``[N, D]``, ``<split>_labels`` where the data has labels, and
+``<split>_ids``: each sample's file path where the data module reads files, else its index. Unreadable samples are
+skipped and counted.
 """
 
 import argparse
@@ -90,10 +93,11 @@ def run(argv: Sequence[str]) -> int:
     parser.add_argument("--accelerator", default="auto")
     parser.add_argument("--devices", default="1", help="as Lightning's Trainer: 1, 2, auto")
     parser.add_argument("--strategy", default="auto", help="as Lightning's Trainer: auto, ddp")
-    options = parser.parse_args(argv)
+    options, rest = parser.parse_known_args(argv)
     config = read_yaml(options.config) or {}
     if "data" not in config:
         raise ConfigError(f"{options.config}: no data: section to embed")
+    _override(config, rest, parser)
     data = instantiate_component(config["data"], pl.LightningDataModule)
     data.setup("fit")
     path = resolve_checkpoint(options.checkpoint)
@@ -117,7 +121,10 @@ def run(argv: Sequence[str]) -> int:
             raise ConfigError(f"embed: {type(data).__name__} cannot list its samples (no export_samples)")
         size = options.batch_size or getattr(data, "batch_size", 64)
         embedder = Embedder(encoder, samples, size, getattr(data, "num_workers", 0))
-        predicted = cast(list[dict[str, torch.Tensor]], trainer.predict(embedder) or [])  # one dict per batch
+        try:
+            predicted = cast(list[dict[str, torch.Tensor]], trainer.predict(embedder) or [])  # one dict per batch
+        except ValueError as error:  # a tokenizer refusing the data's samples (channels, sizes)
+            raise ConfigError(f"embed: {path}'s tokenizer cannot read the {split} samples: {error}") from None
         outputs = [o for o in predicted if o]
         gathered = _gather(outputs, embedder.skipped)
         if trainer.is_global_zero:
@@ -130,6 +137,21 @@ def run(argv: Sequence[str]) -> int:
         np.savez(options.out, **arrays)
         print(f"wrote {options.out} from {path}")
     return 0
+
+
+def _override(config: dict[str, Any], rest: Sequence[str], parser: argparse.ArgumentParser) -> None:
+    """``--data.init_args.image_size 224`` (as the other commands take them): set in the config's ``data:`` section,
+    the value read as YAML."""
+    import yaml
+
+    if len(rest) % 2 or any(not key.startswith("--data.") for key in rest[::2]):
+        parser.error(f"unrecognized arguments: {' '.join(rest)} (data overrides are --data.<key> <value> pairs)")
+    for key, value in zip(rest[::2], rest[1::2], strict=True):
+        *path, last = key.removeprefix("--").split(".")
+        node = config
+        for part in path:
+            node = node.setdefault(part, {})
+        node[last] = yaml.safe_load(value)
 
 
 def _gather(outputs: list[dict[str, torch.Tensor]], skipped: int) -> tuple[list[dict[str, torch.Tensor]], int]:

@@ -37,8 +37,9 @@ class Teacher(nn.Module):
     Give exactly one of ``checkpoint`` and ``timm_model``.
 
     Args:
-        checkpoint: an ``anymae fit`` checkpoint or an ``anymae export`` folder; the teacher runs its own tokenizer
-            and encoder on the raw batch.
+        checkpoint: an ``anymae fit`` checkpoint, an ``anymae export`` folder or a published file
+            (``mae_pretrain_vit_base.pth``, a HuggingFace folder: see ``anymae.read_weights``); the teacher runs its
+            own tokenizer and encoder on the raw batch.
         timm_model: a timm model name (e.g. ``vit_small_patch16_224``), created without downloading anything.
         weights: the timm model's weights file (``.safetensors``, ``.pth`` or ``.bin``); required with
             ``timm_model``.
