@@ -277,13 +277,17 @@ def test_timm_classifier_features_equal_timm_and_head_left_out(tmp_path, suffix)
     torch.testing.assert_close(features, expected, **TOL)
 
 
-def test_timm_avg_pool_fc_norm_is_reported(tmp_path):
-    reference = timm_vit(num_classes=0, global_pool="avg", fc_norm=True)
+def test_timm_avg_pool_fc_norm_gives_timms_pooled_feature(tmp_path):
+    """timm's ``global_pool="avg"``: no norm of the tokens, a LayerNorm of their mean (``ViTEncoder(fc_norm=True)``)."""
+    reference = perturb(timm_vit(num_classes=0, global_pool="avg", fc_norm=True)).eval()
     path = tmp_path / "vit_avg.safetensors"
     safetensors_torch.save_file(reference.state_dict(), path)
-    imported = read_weights(path)
-    assert any("fc_norm" in item for item in imported.missing)
-    anymae.load_encoder(path)  # loads, strict
+    assert read_weights(path).parts["encoder"]["init_args"]["fc_norm"] is True
+    x = images()
+    with torch.no_grad():
+        features = anymae.load_encoder(path)({"image": x})
+        torch.testing.assert_close(features.pooled, reference(x), **TOL)  # timm pools the patch tokens' mean
+        torch.testing.assert_close(features.tokens, reference.forward_features(x), **TOL)
 
 
 def test_timm_layer_scale_is_refused_by_name(tmp_path):
@@ -578,3 +582,17 @@ def test_a_teacher_from_a_published_file_gives_its_features(tmp_path):
     x = images()
     with torch.no_grad():
         torch.testing.assert_close(teacher.features({"image": x}), vit.forward_features(x)[:, 1:], **TOL)
+
+
+def test_a_timm_avg_pool_encoder_exports_back_to_timm(tmp_path):
+    """Read with fc_norm, written with fc_norm: the timm model rebuilt from the export gives the same pooled feature."""
+    from anymae_image import TimmViTExporter, create_timm_vit
+
+    reference = perturb(timm_vit(num_classes=0, global_pool="avg", fc_norm=True)).eval()
+    safetensors_torch.save_file(reference.state_dict(), tmp_path / "avg.safetensors")
+    encoder = anymae.load_encoder(tmp_path / "avg.safetensors")
+    TimmViTExporter().check(encoder)
+    TimmViTExporter().export(encoder, tmp_path)
+    x = images()
+    with torch.no_grad():
+        torch.testing.assert_close(create_timm_vit(tmp_path)(x), reference(x), **TOL)

@@ -131,10 +131,15 @@ def test_hf_encoder_folders(tmp_path, clips):
     assert any(item.startswith("classifier.") for item in anymae.read_weights(tmp_path / "classifier").left_out)
     assert max_diff(our_features(tmp_path / "classifier", clips), reference_features(classifier, clips)) < TOL
 
-    pooled = transformers.VideoMAEForVideoClassification(hf_config(num_labels=5, use_mean_pooling=True))
-    pooled.save_pretrained(tmp_path / "pooled")  # no final LayerNorm on the tokens: not what ViTEncoder computes
-    with pytest.raises(anymae.ConfigError, match="without a LayerNorm"):
-        anymae.read_weights(tmp_path / "pooled")
+    pooled = randomized(transformers.VideoMAEForVideoClassification(hf_config(num_labels=5, use_mean_pooling=True)))
+    pooled.save_pretrained(tmp_path / "pooled")  # no final LayerNorm on the tokens; fc_norm of their mean
+    assert anymae.read_weights(tmp_path / "pooled").parts["encoder"]["init_args"]["fc_norm"] is True
+    with torch.no_grad():
+        expected = pooled.fc_norm(reference_features(pooled, clips).mean(dim=1))  # what its classifier reads
+        features = anymae.load_encoder(tmp_path / "pooled")({"video": clips})
+    assert max_diff(features.tokens, reference_features(pooled, clips)) < TOL
+    assert max_diff(features.pooled, expected) < 5 * TOL  # HF's fc_norm eps is 1e-5, ours layer_norm_eps (said)
+    assert any(line.startswith("fc_norm eps") for line in anymae.read_weights(tmp_path / "pooled").missing)
 
 
 # ------------------------------------------------------------------------------------- MCG-NJU VideoMAE (and V2) .pth
@@ -256,11 +261,12 @@ def test_videomae_encoder_checkpoints(tmp_path, clips):
         anymae.read_weights(tmp_path / "learned.pth")
 
     pooled = {k: v for k, v in state.items() if not k.startswith("norm.")}  # use_mean_pooling: fc_norm, no norm
-    torch.save(
-        {"model": {**pooled, "fc_norm.weight": torch.ones(128), "fc_norm.bias": torch.zeros(128)}}, tmp_path / "p.pth"
-    )
-    with pytest.raises(anymae.ConfigError, match="fc_norm"):
-        anymae.read_weights(tmp_path / "p.pth")
+    fc = torch.randn(128, generator=torch.Generator().manual_seed(5)), torch.randn(128)
+    torch.save({"model": {**pooled, "fc_norm.weight": fc[0], "fc_norm.bias": fc[1]}}, tmp_path / "p.pth")
+    hf.videomae.layernorm = torch.nn.Identity()  # the blocks' output, as the fine-tuned VideoMAE pools it
+    expected = torch.nn.functional.layer_norm(reference_features(hf, clips).mean(dim=1), (128,), *fc, eps=1e-6)
+    with torch.no_grad():
+        assert max_diff(anymae.load_encoder(tmp_path / "p.pth")({"video": clips}).pooled, expected) < TOL
 
     scaled = {**state, "blocks.0.gamma_1": torch.ones(128), "blocks.0.gamma_2": torch.ones(128)}
     torch.save({"model": scaled}, tmp_path / "scaled.pth")

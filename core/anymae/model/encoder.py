@@ -42,12 +42,15 @@ class Encoder(nn.Module, ABC):
         num_layers: depth, for layer-wise learning-rate decay and feature mixing (0: no layers to tell apart).
         sees_all_tokens: the encoder runs on every token, hidden ones replaced by a mask token (SimMIM); its output
             then covers every token (``every_token``).
+        fc_norm: (optional) a norm of the mean-pooled feature instead of one of every token (timm's
+            ``global_pool="avg"``), applied by :class:`~anymae.PretrainedEncoder`; unset or ``None``: none.
     """
 
     embed_dim: int
     num_prefix_tokens: int = 0
     num_layers: int = 0
     sees_all_tokens: bool = False
+    fc_norm: nn.Module | None  # no class default: it would hide a submodule of that name (nn.Module.__getattr__)
 
     @abstractmethod
     def build(self, ctx: BuildContext) -> None:
@@ -90,6 +93,9 @@ class ViTEncoder(Encoder):
             (initialised as SimMIM's, truncated normal with std 0.02) before the position embedding is added.
         pos_every_block: add the position embedding to the input of every block instead of once after the token
             embedding (Point-MAE's encoder: ``x = block(x + pos)``).
+        fc_norm: no norm of every token; a LayerNorm of the mean-pooled feature instead (timm's
+            ``global_pool="avg"``; VideoMAE's fine-tuned and distilled encoders): the latents are the last block's
+            outputs, and ``PretrainedEncoder`` pools by mean then normalises.
     """
 
     # Created by build (from the tokenizer's width and layout); pos_embed from __init__ when given.
@@ -111,6 +117,7 @@ class ViTEncoder(Encoder):
         grad_checkpointing: bool = False,
         mask_token: bool = False,
         pos_every_block: bool = False,
+        fc_norm: bool = False,
     ) -> None:
         super().__init__()
         if embed_dim % num_heads:
@@ -125,7 +132,8 @@ class ViTEncoder(Encoder):
         self.blocks = nn.ModuleList(
             transformer_block(embed_dim, num_heads, mlp_ratio, qkv_bias, norm_eps, drop_path=rate) for rate in rates
         )
-        self.norm = nn.LayerNorm(embed_dim, eps=norm_eps)
+        self.norm: nn.Module = nn.Identity() if fc_norm else nn.LayerNorm(embed_dim, eps=norm_eps)
+        self.fc_norm = nn.LayerNorm(embed_dim, eps=norm_eps) if fc_norm else None
         self.grad_checkpointing = grad_checkpointing
         self.sees_all_tokens = mask_token
         self.pos_every_block = pos_every_block

@@ -53,7 +53,8 @@ class PretrainedEncoder(nn.Module):
         encoder: the pretraining encoder (already built).
         pool: ``"cls"`` the class token, ``"mean"`` the mean of the non-padding tokens, ``"max"`` their
             feature-wise maximum (PointNet's and Point-MAE's symmetric pooling of point groups), ``"auto"`` the
-            class token when the encoder has one (MAE's linear probe) and the mean otherwise.
+            class token when the encoder has one (MAE's linear probe) and the mean otherwise (or when the encoder
+            normalises the pooled feature: ``Encoder.fc_norm``, applied after pooling).
         layers: read the average of the last ``layers`` blocks' outputs, each under the encoder's final norm, instead
             of the last block's alone (1). MAE's last-layer features are tuned to reconstruction; an average over
             the last blocks is the read-out of BEiT's and data2vec's linear probes. Needs an encoder with
@@ -72,7 +73,7 @@ class PretrainedEncoder(nn.Module):
         self.tokenizer = tokenizer
         self.encoder = encoder
         if pool == "auto":
-            pool = "cls" if encoder.num_prefix_tokens else "mean"
+            pool = "cls" if encoder.num_prefix_tokens and getattr(encoder, "fc_norm", None) is None else "mean"
         if pool == "cls" and not encoder.num_prefix_tokens:
             raise ConfigError(f"pool='cls' needs an encoder with a class token; {type(encoder).__name__} has none")
         self.pool = pool
@@ -82,6 +83,11 @@ class PretrainedEncoder(nn.Module):
         return self.encoder.embed_dim
 
     def pooled(self, features: Tensor, padding: Tensor | None) -> Tensor:
+        pooled = self._pool(features, padding)
+        fc_norm = getattr(self.encoder, "fc_norm", None)
+        return pooled if fc_norm is None else fc_norm(pooled)
+
+    def _pool(self, features: Tensor, padding: Tensor | None) -> Tensor:
         if self.pool == "cls":
             return features[:, 0]
         tokens = features[:, self.encoder.num_prefix_tokens :]

@@ -95,6 +95,8 @@ class TimmAudioViTExporter(anymae.Exporter):
             )
         if vit.pos_every_block:
             raise ValueError("timm's ViT adds positions once; this encoder adds them before every block")
+        if getattr(vit, "fc_norm", None) is not None:
+            raise ValueError("this encoder normalises its pooled feature (fc_norm); the audio timm export writes norm")
         if any(abs(m.eps - 1e-6) > 1e-12 for m in vit.modules() if isinstance(m, torch.nn.LayerNorm)):
             raise ValueError("timm's ViT uses LayerNorm eps 1e-6; this encoder uses another")
 

@@ -46,8 +46,8 @@ def timm_vit_config(encoder: PretrainedEncoder) -> dict[str, Any]:
         "mlp_ratio": block.mlp.fc1.out_features / vit.embed_dim,
         "qkv_bias": block.attn.qkv.bias is not None,
         "class_token": vit.cls_token is not None,
-        "global_pool": "token" if vit.cls_token is not None else "avg",
-        "fc_norm": False,  # our final LayerNorm stays where it is, also with average pooling
+        "global_pool": "token" if vit.cls_token is not None and vit.fc_norm is None else "avg",
+        "fc_norm": vit.fc_norm is not None,  # our final norm of every token stays where it is, unless fc_norm
         "num_classes": 0,
     }
 
@@ -72,9 +72,9 @@ def timm_vit_state_dict(encoder: PretrainedEncoder) -> dict[str, Tensor]:
         "patch_embed.proj.bias": vit.token_embed.bias,
         "pos_embed": table[None],
         **{f"blocks.{k}": v for k, v in vit.blocks.state_dict().items()},
-        "norm.weight": vit.norm.weight,
-        "norm.bias": vit.norm.bias,
     }
+    norm = "fc_norm" if vit.fc_norm is not None else "norm"  # timm's global_pool="avg" normalises the mean
+    state |= {f"{norm}.weight": getattr(vit, norm).weight, f"{norm}.bias": getattr(vit, norm).bias}
     if vit.cls_token is not None:
         state["cls_token"] = vit.cls_token
     return {k: v.detach().contiguous().clone() for k, v in state.items()}
@@ -204,6 +204,8 @@ def hf_vitmae_problems(model: Any) -> list[str]:
         return [f"the hf format writes a whole MaskedAutoencoder (encoder and decoder), got {type(model).__name__}"]
     problems = []
     tokenizer, vit, dec, target = model.tokenizer, model.encoder, model.decoder, model.target
+    if getattr(vit, "fc_norm", None) is not None:
+        problems.append("the encoder normalises its pooled feature (fc_norm), not every token as ViTMAE does")
     if not isinstance(tokenizer, ImagePatchTokenizer):
         problems.append(f"the tokenizer is {type(tokenizer).__name__}, not an ImagePatchTokenizer")
     else:

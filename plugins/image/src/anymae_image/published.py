@@ -285,12 +285,8 @@ def map_vit(
             m.take("fc_norm.weight"), m.take("fc_norm.bias")
             m.left_out.append("fc_norm.*: timm's norm of the pooled feature, for its classifier")
     elif "fc_norm.weight" in tensors:  # timm's global_pool="avg": no final norm, a norm after mean pooling
-        m.state["encoder.norm.weight"], m.state["encoder.norm.bias"] = m.take("fc_norm.weight"), m.take("fc_norm.bias")
-        m.missing.append(
-            "encoder.norm: the file has no norm of every token (timm's global_pool='avg' with fc_norm); its fc_norm "
-            "is loaded there, so each token is normalised before pooling where timm normalises the mean after: "
-            "features differ from timm's (use pool='mean')"
-        )
+        m.state["encoder.fc_norm.weight"] = m.take("fc_norm.weight")
+        m.state["encoder.fc_norm.bias"] = m.take("fc_norm.bias")
     else:
         raise ConfigError(f"{source}: the file has neither norm.* nor fc_norm.* (a ViT without a final norm)")
     head = [k for k in m.left if k.startswith("head.")]
@@ -317,6 +313,8 @@ def map_vit(
         "class_token": class_token,
         "norm_eps": norm_eps,
     }
+    if "encoder.fc_norm.weight" in m.state:  # timm's global_pool="avg": the mean-pooled feature is normalised
+        encoder_args["fc_norm"] = True
     if pos_config is not None:
         encoder_args["pos_embed"] = pos_config
     parts: dict[str, Any] = {
@@ -437,7 +435,8 @@ class TimmViTReader(_ViTReader):
     """A timm ``VisionTransformer`` state dict (a ``.safetensors`` file, or a ``.pth``/``.bin`` at the top level or
     nested under ``"state_dict"``/``"model"``): timm's MAE weights (``vit_base_patch16_224.mae``), or a classifier
     whose ``head`` is left out. A learned ``pos_embed`` becomes a :class:`~anymae.LearnedPositionEmbedding`; with
-    ``global_pool="avg"`` timm has no final norm but ``fc_norm`` (see ``missing``). What our ViT cannot compute
+    ``global_pool="avg"`` timm has no final norm but ``fc_norm``, and so does our encoder (``ViTEncoder(fc_norm=True)``,
+    mean pooling). What our ViT cannot compute
     (register tokens, layer scale, ``norm_pre``, query/key norms, attention pooling) is a :class:`~anymae.ConfigError`
     naming the tensors."""
 

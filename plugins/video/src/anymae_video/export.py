@@ -197,6 +197,8 @@ class HFVideoMAEExporter(anymae.Exporter):
     def check(self, model: anymae.MaskedAutoencoder) -> None:
         if not isinstance(model, anymae.MaskedAutoencoder):
             raise ValueError(f"the HF VideoMAE format holds a whole masked autoencoder, not a {type(model).__name__}")
+        if getattr(model.encoder, "fc_norm", None) is not None:
+            raise ValueError("the encoder normalises its pooled feature (fc_norm); VideoMAE normalises every token")
         hf_videomae_config(model)
 
     def export(self, model: anymae.MaskedAutoencoder, out: Path) -> list[Path]:

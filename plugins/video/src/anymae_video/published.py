@@ -332,13 +332,10 @@ class VideoMAEReader(WeightsReader):
         depth = _depth(keys.state, f"{enc}blocks.")
         for i in range(depth):
             _mcg_block(keys, f"{enc}blocks.{i}", f"encoder.blocks.{i}", state)
-        if f"{enc}norm.weight" not in keys:
-            what = "fc_norm (mean pooling, then a LayerNorm)" if "fc_norm.weight" in keys else "no final LayerNorm"
-            raise ConfigError(
-                f"{file.path}: the encoder ends in {what}; anymae.ViTEncoder normalises every token with its own final "
-                "LayerNorm, so these features cannot be reproduced"
-            )
-        _linear(keys, f"{enc}norm", "encoder.norm", state)
+        fc_norm = f"{enc}norm.weight" not in keys and "fc_norm.weight" in keys  # mean pooling, then a LayerNorm
+        if f"{enc}norm.weight" not in keys and not fc_norm:
+            raise ConfigError(f"{file.path}: the encoder ends in neither a LayerNorm (norm) nor fc_norm")
+        _linear(keys, "fc_norm" if fc_norm else f"{enc}norm", "encoder.fc_norm" if fc_norm else "encoder.norm", state)
         for head in dict.fromkeys(("head", f"{enc}head")):  # a classifier on the encoder, or on the model
             if f"{head}.weight" in keys:
                 classes = keys.take(f"{head}.weight").shape[0]
@@ -353,6 +350,7 @@ class VideoMAEReader(WeightsReader):
             "mlp_ratio": _mlp_ratio(keys.state[f"{block}.mlp.fc1.weight"].shape[0], width),
             "qkv_bias": qkv_bias,
             "norm_eps": VIDEOMAE_EPS,
+            **({"fc_norm": True} if fc_norm else {}),
         }
         decoder = None
         if pretraining and "decoder.norm.weight" in keys:
@@ -475,14 +473,16 @@ class HFVideoMAEReader(WeightsReader):
             raise ConfigError(f"{file.path}: config.json says {depth} layers, the weights hold another number")
         for i in range(depth):
             _hf_block(keys, f"{prefix}encoder.layer.{i}", f"encoder.blocks.{i}", state)
-        if f"{prefix}layernorm.weight" not in keys:
-            raise ConfigError(
-                f"{file.path}: the encoder ends without a LayerNorm (use_mean_pooling: its features are the last "
-                "block's, pooled then normalised by the classifier's fc_norm); anymae.ViTEncoder normalises every "
-                "token with its own final LayerNorm, so these features cannot be reproduced"
+        fc_norm = f"{prefix}layernorm.weight" not in keys and "fc_norm.weight" in keys  # use_mean_pooling
+        if f"{prefix}layernorm.weight" not in keys and not fc_norm:
+            raise ConfigError(f"{file.path}: the encoder ends in neither a LayerNorm (layernorm) nor fc_norm")
+        if fc_norm:
+            missing.append(
+                "fc_norm eps: HF's VideoMAEForVideoClassification.fc_norm uses 1e-5 whatever layer_norm_eps says; the "
+                "encoder here uses layer_norm_eps for it (pooled features differ by about 1e-5)"
             )
-        _linear(keys, f"{prefix}layernorm", "encoder.norm", state)
-        for head in ("classifier", "fc_norm"):
+        _linear(keys, "fc_norm" if fc_norm else f"{prefix}layernorm", f"encoder.{'fc_' if fc_norm else ''}norm", state)
+        for head in ("classifier", "fc_norm") if not fc_norm else ("classifier",):
             if f"{head}.weight" in keys:
                 keys.take(f"{head}.weight")
                 keys.take_optional(f"{head}.bias")
@@ -498,6 +498,7 @@ class HFVideoMAEReader(WeightsReader):
             "mlp_ratio": _mlp_ratio(int(config.get("intermediate_size", 3072)), width),
             "qkv_bias": "encoder.blocks.0.attn.qkv.bias" in state,
             "norm_eps": eps,
+            **({"fc_norm": True} if fc_norm else {}),
         }
         decoder = None
         if "decoder.head.weight" in keys:
