@@ -596,3 +596,17 @@ def test_a_timm_avg_pool_encoder_exports_back_to_timm(tmp_path):
     x = images()
     with torch.no_grad():
         torch.testing.assert_close(create_timm_vit(tmp_path)(x), reference(x), **TOL)
+
+
+def test_anymae_export_format_hf_from_a_fit_checkpoint(digits_run, tmp_path):
+    """``anymae export <fit checkpoint> --out DIR --format hf``: transformers loads the folder and computes our loss
+    for the same noise (the demo's MAE on grey 32 x 32 digits)."""
+    from anymae.cli import main
+
+    checkpoint = digits_run / "runs/teacher/lightning_logs/version_0/checkpoints/last.ckpt"
+    assert main(["export", str(checkpoint), "--out", str(tmp_path / "hf"), "--format", "hf"]) == 0
+    hf = transformers.ViTMAEForPreTraining.from_pretrained(tmp_path / "hf").eval()
+    ours = anymae.MaskedAutoencoder.load_from_checkpoint(checkpoint).eval()
+    x, z = images(channels=1), noise(tokens=64)
+    with torch.no_grad():
+        torch.testing.assert_close(ours({"image": x}, noise=z).loss, hf(pixel_values=x, noise=z).loss, **TOL)

@@ -353,3 +353,22 @@ def flat() -> anymae.SinCosPositionEmbedding:
 def test_export_refuses_what_hf_videomae_cannot_represent(change, message):
     with pytest.raises(ValueError, match=message):
         HFVideoMAEExporter().check(build_ours(**change()))
+
+
+# ------------------------------------------------------------------------------------------------------ timm export
+def test_timm_export_of_a_video_encoder(tmp_path, clips):
+    """``anymae export --format timm`` for a video encoder: timm's 2-D ViT, built by ``timm.create_model`` and loaded
+    strictly, reads the clip laid out as an image (tubelet frames as channels, tubelets stacked) and gives our
+    tokens and pooled features."""
+    from anymae_video import TimmVideoViTExporter, create_timm_video_vit
+
+    hf = randomized(transformers.VideoMAEForPreTraining(hf_config()))
+    hf.save_pretrained(tmp_path / "hf")
+    encoder = anymae.load_encoder(tmp_path / "hf")
+    TimmVideoViTExporter().check(encoder)
+    TimmVideoViTExporter().export(encoder, tmp_path)
+    timm_vit = create_timm_video_vit(tmp_path)
+    with torch.no_grad():
+        ours = encoder({"video": clips})
+        assert max_diff(timm_vit.forward_features(clips), ours.tokens) < TOL
+        assert max_diff(timm_vit(clips), ours.pooled) < TOL

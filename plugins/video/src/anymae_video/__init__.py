@@ -15,6 +15,7 @@ EXPORTS = {
     ".io": ["clip_indices", "read_video"],
     ".published": ["HFVideoMAEReader", "VideoMAEReader"],
     ".targets": ["MotionTarget", "VideoPixelTarget", "block_matching_flow"],
+    ".timm_export": ["TimmVideoViT", "TimmVideoViTExporter", "clip_as_image", "create_timm_video_vit"],
     ".tokenizers": ["VideoTubeletTokenizer"],
     ".transforms": ["ClipTransform"],
     ".viz": ["FrameStrips", "save_frame_strips"],

@@ -13,6 +13,7 @@ def anymae_register(registry: anymae.Registry) -> None:
     from .export import HFVideoMAEExporter
     from .published import HFVideoMAEReader, VideoMAEReader
     from .targets import MotionTarget, VideoPixelTarget
+    from .timm_export import TimmVideoViTExporter
     from .tokenizers import VideoTubeletTokenizer
     from .viz import FrameStrips
 
@@ -23,6 +24,7 @@ def anymae_register(registry: anymae.Registry) -> None:
         VideoFolderDataModule,
         MovingDigitsDataModule,
         FrameStrips,
+        TimmVideoViTExporter,
         VideoMAEReader,
         HFVideoMAEReader,
         HFVideoMAEExporter,
