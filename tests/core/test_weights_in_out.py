@@ -59,6 +59,10 @@ def test_a_reader_maps_a_file_and_an_unknown_file_says_what_it_holds(tmp_path):
     torch.save({"model": {"head.weight": torch.zeros(3, 8), "blocks.0.x": torch.zeros(2)}}, tmp_path / "cls.pth")
     with pytest.raises(anymae.ConfigError, match=r"cls\.pth: no known weights format \(2 tensors \(head\.weight, "):
         anymae.read_weights(tmp_path / "cls.pth", readers=[ToyReader])
+    clip = {"token_embedding.weight": torch.zeros(4, 2), "visual.conv1.weight": torch.zeros(2, 3, 4, 4)}
+    torch.save(clip, tmp_path / "clip.pt")
+    with pytest.raises(anymae.ConfigError, match=r"clip\.pt: no known weights format \(2 tensors .* a text tower"):
+        anymae.read_weights(tmp_path / "clip.pt", readers=[ToyReader])
     (tmp_path / "cut.pth").write_bytes((tmp_path / "toy.pth").read_bytes()[:3000])  # truncated
     with pytest.raises(anymae.ConfigError, match=r"cut\.pth cannot be read as a checkpoint"):
         anymae.read_weights(tmp_path / "cut.pth", readers=[ToyReader])
