@@ -62,7 +62,7 @@ _EXPORTS: dict[str, str] = {
     ".training.weights": "init_weights",
     ".training.optim": "MAEAdamW WarmupCosine",
     ".training.callbacks": "PeriodicFigure save_matplotlib",
-    ".evaluation.export": "Exporter",
+    ".evaluation.export": "Exporter grid_table load_timm_export timm_vit_export write_timm_export",
     ".plugins.hookspecs": "hookimpl",
     ".plugins.loader": "API_CHANGES PLUGIN_API_VERSION IncompatiblePluginError Plugins get_plugins load_plugins",
     ".plugins.registry": "DuplicateComponentError PluginError Registry",

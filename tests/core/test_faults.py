@@ -9,7 +9,6 @@ Python, and a target that masks slots through ``token_loss``'s tokens. (Resume: 
 """
 
 import errno
-import json
 import os
 import shutil
 import subprocess
@@ -23,7 +22,7 @@ from safetensors.torch import save_file
 
 import anymae
 from anymae.training.checkpointing import AtomicCheckpointIO
-from tests.core.test_wrong_paths import CONFIG, install, one_error, pythonpath
+from tests.core.test_wrong_paths import CONFIG, install, one_error, run_batch
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "examples" / "image" / "mae_tiny_digits.yaml"
@@ -133,12 +132,7 @@ def batch(tmp_path_factory) -> dict:
         "option-prefix": [*tiny, "--trainer.max_epoch", "2"],
         "window-larger-than-grid": [*tiny, "--model.decoder", "WindowDecoder", "--model.decoder.window", "[16, 16]"],
     }  # fmt: skip
-    (root / "cases.json").write_text(json.dumps(list(cases.values())))
-    env = {**os.environ, "PYTHONPATH": pythonpath(site), "ANYMAE_STRICT_PLUGINS": "0"}
-    driver = [sys.executable, str(ROOT / "tests" / "core" / "cli_batch.py"), "cases.json", "results.json"]
-    subprocess.run(driver, cwd=root, env=env, check=True, timeout=600)
-    results = json.loads((root / "results.json").read_text())
-    return {"root": root, **dict(zip(cases, results, strict=True))}
+    return run_batch(cases, root, site)
 
 
 EXPECTED = {  # case: what its one line says

@@ -207,6 +207,12 @@ def batch(site, tmp_path_factory) -> dict[str, dict]:
     cases = {name: [*base, *override] for name, (override, _) in WRONG_PATHS.items()}
     cases["no-shadow"] = [*base, "--trainer.fast_dev_run", "true"]
     cases["listing"] = ["plugins"]
+    return run_batch(cases, root, site)
+
+
+def run_batch(cases: dict[str, list[str]], root: Path, site: Path) -> dict:
+    """Each case (an argument list) through the command's entry point in one process (``cli_batch.py``) in ``root``,
+    the plugins of ``site`` installed, failures reported not raised: its exit status and output, by name."""
     (root / "cases.json").write_text(json.dumps(list(cases.values())))
     env = {**os.environ, "PYTHONPATH": pythonpath(site), "ANYMAE_STRICT_PLUGINS": "0"}
     driver = [sys.executable, str(ROOT / "tests" / "core" / "cli_batch.py"), "cases.json", "results.json"]

@@ -32,64 +32,27 @@ __all__ = [
 ]
 
 
+def _timm(encoder: PretrainedEncoder) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    tokenizer, vit = encoder.tokenizer, encoder.encoder
+    (ph, pw), c, d = tokenizer.patch_size, tokenizer.in_chans, vit.embed_dim
+    # our token embedding reads (p, p, C)-ordered patches; timm's conv weight is [D, C, p, p]
+    return anymae.timm_vit_export(encoder, vit.token_embed.weight.reshape(d, ph, pw, c).permute(0, 3, 1, 2),
+                                  tokenizer.image_size)  # fmt: skip
+
+
 def timm_vit_config(encoder: PretrainedEncoder) -> dict[str, Any]:
     """``timm.create_model`` keyword arguments for an equivalent ViT (features only: ``num_classes=0``)."""
-    tokenizer, vit = encoder.tokenizer, encoder.encoder
-    block = vit.blocks[0]
-    return {
-        "img_size": list(tokenizer.image_size),
-        "patch_size": list(tokenizer.patch_size),
-        "in_chans": tokenizer.in_chans,
-        "embed_dim": vit.embed_dim,
-        "depth": len(vit.blocks),
-        "num_heads": block.attn.num_heads,
-        "mlp_ratio": block.mlp.fc1.out_features / vit.embed_dim,
-        "qkv_bias": block.attn.qkv.bias is not None,
-        "class_token": vit.cls_token is not None,
-        "global_pool": "token" if vit.cls_token is not None and vit.fc_norm is None else "avg",
-        "fc_norm": vit.fc_norm is not None,  # our final norm of every token stays where it is, unless fc_norm
-        "num_classes": 0,
-    }
-
-
-def grid_table(pos_embed: torch.nn.Module, grid: tuple[int, ...], device: torch.device | None = None) -> Tensor:
-    """The position embedding of every cell of ``grid``, row-major: ``[cells, D]`` (computed on ``device``, where the
-    embedding's weights are)."""
-    cells = int(torch.tensor(grid).prod())
-    tokens = anymae.TokenBatch(torch.zeros(1, cells, 1, device=device), anymae.GridLayout(grid))
-    return pos_embed(tokens, torch.arange(cells, device=device)[None])[0]
+    return _timm(encoder)[0]
 
 
 def timm_vit_state_dict(encoder: PretrainedEncoder) -> dict[str, Tensor]:
     """Our encoder's weights under timm's ``VisionTransformer`` keys."""
-    tokenizer, vit = encoder.tokenizer, encoder.encoder
-    (ph, pw), c, d = tokenizer.patch_size, tokenizer.in_chans, vit.embed_dim
-    table = grid_table(vit.pos_embed, tokenizer.layout.shape)
-    if vit.cls_token is not None:
-        table = torch.cat([torch.zeros(1, d), table], dim=0)  # the class token gets no position
-    state = {
-        "patch_embed.proj.weight": vit.token_embed.weight.reshape(d, ph, pw, c).permute(0, 3, 1, 2),
-        "patch_embed.proj.bias": vit.token_embed.bias,
-        "pos_embed": table[None],
-        **{f"blocks.{k}": v for k, v in vit.blocks.state_dict().items()},
-    }
-    norm = "fc_norm" if vit.fc_norm is not None else "norm"  # timm's global_pool="avg" normalises the mean
-    state |= {f"{norm}.weight": getattr(vit, norm).weight, f"{norm}.bias": getattr(vit, norm).bias}
-    if vit.cls_token is not None:
-        state["cls_token"] = vit.cls_token
-    return {k: v.detach().contiguous().clone() for k, v in state.items()}
+    return _timm(encoder)[1]
 
 
 def create_timm_vit(folder: str | Path) -> torch.nn.Module:
     """The timm model written by ``anymae export --format timm`` into ``folder``, weights loaded."""
-    import timm
-    from safetensors.torch import load_file
-
-    folder = Path(folder)
-    spec = json.loads((folder / "timm_vit.json").read_text())
-    model = timm.create_model(spec["model"], pretrained=False, **spec["kwargs"])
-    model.load_state_dict(load_file(folder / "timm_vit.safetensors"), strict=True)
-    return model.eval()
+    return anymae.load_timm_export(folder)[0]
 
 
 class TimmViTExporter(anymae.Exporter):
@@ -105,12 +68,7 @@ class TimmViTExporter(anymae.Exporter):
             raise ValueError("timm's ViT uses LayerNorm eps 1e-6; this encoder uses another")
 
     def export(self, encoder: PretrainedEncoder, out: Path) -> list[Path]:
-        from safetensors.torch import save_file
-
-        save_file(timm_vit_state_dict(encoder), out / "timm_vit.safetensors")
-        spec = {"model": "vit_base_patch16_224", "kwargs": timm_vit_config(encoder)}
-        (out / "timm_vit.json").write_text(json.dumps(spec, indent=2))
-        return [out / "timm_vit.safetensors", out / "timm_vit.json"]
+        return anymae.write_timm_export(*_timm(encoder), out, "timm_vit")
 
 
 def _hf_layers(blocks: torch.nn.ModuleList, prefix: str) -> dict[str, Tensor]:
@@ -148,7 +106,7 @@ def hf_vitmae_state_dict(model: "anymae.MaskedAutoencoder") -> dict[str, Tensor]
 
     state = {
         "vit.embeddings.cls_token": vit.cls_token,
-        "vit.embeddings.position_embeddings": with_class_row(grid_table(vit.pos_embed, grid, device)),
+        "vit.embeddings.position_embeddings": with_class_row(anymae.grid_table(vit.pos_embed, grid, device)),
         "vit.embeddings.patch_embeddings.projection.weight": vit.token_embed.weight.reshape(d, ph, pw, c).permute(
             0, 3, 1, 2
         ),
@@ -159,7 +117,7 @@ def hf_vitmae_state_dict(model: "anymae.MaskedAutoencoder") -> dict[str, Tensor]
         "decoder.decoder_embed.weight": dec.embed.weight,
         "decoder.decoder_embed.bias": dec.embed.bias,
         "decoder.mask_token": dec.mask_token,
-        "decoder.decoder_pos_embed": with_class_row(grid_table(dec.pos_embed, grid, device)),
+        "decoder.decoder_pos_embed": with_class_row(anymae.grid_table(dec.pos_embed, grid, device)),
         **_hf_layers(dec.blocks, "decoder.decoder_layers."),
         "decoder.decoder_norm.weight": dec.norm.weight,
         "decoder.decoder_norm.bias": dec.norm.bias,

@@ -9,11 +9,9 @@ and ``timm.create_model(..., pretrained=False, **kwargs)`` loads the weights wit
 :func:`create_timm_video_vit` rebuilds it with the rearrangement in front (:class:`TimmVideoViT`).
 """
 
-import json
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 import anymae
@@ -31,52 +29,15 @@ def clip_as_image(clips: Tensor, tubelet: int) -> Tensor:
     return clips.view(b, c, frames // tubelet, tubelet, h, w).transpose(2, 3).reshape(b, c * tubelet, -1, w)
 
 
-def timm_video_config(encoder: PretrainedEncoder) -> dict[str, Any]:
-    """``timm.create_model`` keyword arguments of the 2-D ViT (features only)."""
-    tokenizer, vit = encoder.tokenizer, encoder.encoder
-    n, (h, w), t = tokenizer.num_frames // tokenizer.tubelet_size, tokenizer.image_size, tokenizer.tubelet_size
-    block = vit.blocks[0]
-    avg = vit.cls_token is None or vit.fc_norm is not None
-    return {
-        "img_size": [n * h, w],
-        "patch_size": list(tokenizer.patch_size),
-        "in_chans": tokenizer.in_chans * t,
-        "embed_dim": vit.embed_dim,
-        "depth": len(vit.blocks),
-        "num_heads": block.attn.num_heads,
-        "mlp_ratio": block.mlp.fc1.out_features / vit.embed_dim,
-        "qkv_bias": block.attn.qkv.bias is not None,
-        "class_token": vit.cls_token is not None,
-        "global_pool": "avg" if avg else "token",
-        "fc_norm": vit.fc_norm is not None,
-        "num_classes": 0,
-    }
-
-
-def timm_video_state_dict(encoder: PretrainedEncoder) -> dict[str, Tensor]:
-    """Our encoder's weights under timm's ``VisionTransformer`` keys, the tubelet embedding as a ``Conv2d`` over
-    ``C * t`` channels (channel ``c * t + dt``, as :func:`clip_as_image` lays them out)."""
+def _timm(encoder: PretrainedEncoder) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    """timm's arguments and state dict, the tubelet embedding as a ``Conv2d`` over ``C * t`` channels (channel
+    ``c * t + dt``, as :func:`clip_as_image` lays them out)."""
     tokenizer, vit = encoder.tokenizer, encoder.encoder
     (ph, pw), c, t, d = tokenizer.patch_size, tokenizer.in_chans, tokenizer.tubelet_size, vit.embed_dim
-    grid = tokenizer.layout.shape
-    cells = int(torch.tensor(grid).prod())
-    dummy = anymae.TokenBatch(torch.zeros(1, cells, 1), anymae.GridLayout(grid))
-    table = vit.pos_embed(dummy, torch.arange(cells)[None])[0]  # [cells, D], our token order
-    if vit.cls_token is not None:
-        table = torch.cat([torch.zeros(1, d), table])  # the class token gets no position
     # our token: (t, p, p, C) values, channel last (anymae.patchify)
     weight = vit.token_embed.weight.reshape(d, t, ph, pw, c).permute(0, 4, 1, 2, 3).reshape(d, c * t, ph, pw)
-    state = {
-        "patch_embed.proj.weight": weight,
-        "patch_embed.proj.bias": vit.token_embed.bias,
-        "pos_embed": table[None],
-        **{f"blocks.{k}": v for k, v in vit.blocks.state_dict().items()},
-    }
-    norm = "fc_norm" if vit.fc_norm is not None else "norm"
-    state |= {f"{norm}.weight": getattr(vit, norm).weight, f"{norm}.bias": getattr(vit, norm).bias}
-    if vit.cls_token is not None:
-        state["cls_token"] = vit.cls_token
-    return {k: v.detach().contiguous().clone() for k, v in state.items()}
+    n, (h, w) = tokenizer.num_frames // t, tokenizer.image_size
+    return anymae.timm_vit_export(encoder, weight, (n * h, w))
 
 
 class TimmVideoViT(nn.Module):
@@ -97,13 +58,7 @@ class TimmVideoViT(nn.Module):
 def create_timm_video_vit(folder: str | Path) -> TimmVideoViT:
     """The timm model ``anymae export --format timm`` wrote into ``folder`` (weights loaded strictly), behind the
     clip-to-image rearrangement."""
-    import timm
-    from safetensors.torch import load_file
-
-    folder = Path(folder)
-    spec = json.loads((folder / "timm_video_vit.json").read_text())
-    vit = timm.create_model(spec["model"], pretrained=False, **spec["kwargs"])
-    vit.load_state_dict(load_file(folder / "timm_video_vit.safetensors"), strict=True)
+    vit, spec = anymae.load_timm_export(folder, "timm_video_vit")
     return TimmVideoViT(vit, spec["tubelet"]).eval()
 
 
@@ -123,10 +78,4 @@ class TimmVideoViTExporter(anymae.Exporter):
             raise ValueError("timm's ViT uses LayerNorm eps 1e-6; this encoder uses another")
 
     def export(self, encoder: PretrainedEncoder, out: Path) -> list[Path]:
-        from safetensors.torch import save_file
-
-        save_file(timm_video_state_dict(encoder), out / "timm_video_vit.safetensors")
-        spec = {"model": "vit_base_patch16_224", "kwargs": timm_video_config(encoder)}
-        spec["tubelet"] = encoder.tokenizer.tubelet_size
-        (out / "timm_video_vit.json").write_text(json.dumps(spec, indent=2))
-        return [out / "timm_video_vit.safetensors", out / "timm_video_vit.json"]
+        return anymae.write_timm_export(*_timm(encoder), out, "timm_video_vit", tubelet=encoder.tokenizer.tubelet_size)
