@@ -17,8 +17,6 @@ from .tokenizers import SpectrogramPatchTokenizer
 
 __all__ = ["TimmAudioViTExporter", "create_timm_audio_vit", "timm_audio_vit_config", "timm_audio_vit_state_dict"]
 
-#: the timm model the files name (its architecture is rebuilt from the keyword arguments)
-
 
 def _timm(encoder: PretrainedEncoder) -> tuple[dict[str, Any], dict[str, Tensor]]:
     tokenizer, vit = encoder.tokenizer, encoder.encoder
