@@ -610,3 +610,28 @@ def test_anymae_export_format_hf_from_a_fit_checkpoint(digits_run, tmp_path):
     x, z = images(channels=1), noise(tokens=64)
     with torch.no_grad():
         torch.testing.assert_close(ours({"image": x}, noise=z).loss, hf(pixel_values=x, noise=z).loss, **TOL)
+
+
+def test_anymae_convert_of_a_published_file(tmp_path, capsys):
+    """``anymae convert mae_visualize-format.pth --out DIR``: the folder holds encoder, decoder and config with the
+    file's sizes, says what it mapped and left out, and the model it rebuilds computes HF's loss."""
+    from anymae.cli import main
+
+    hf = hf_mae(hf_config(False, hidden=128, heads=2, decoder_hidden=64, decoder_heads=2))
+    torch.save({"model": mae_names(hf.state_dict())}, tmp_path / "mae_visualize_vit_tiny.pth")
+    assert main(["convert", str(tmp_path / "mae_visualize_vit_tiny.pth"), "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "tensors mapped (decoder, encoder)" in out and "encoder: ViTEncoder(embed_dim=128, depth=2, num_heads=2" in out
+    )
+    assert "left out: pos_embed: MAE's fixed" in out
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "config.yaml",
+        "decoder.safetensors",
+        "encoder.safetensors",
+    ]
+    model = anymae.load_model(tmp_path / "out")
+    with torch.no_grad():
+        torch.testing.assert_close(
+            model({"image": images()}, noise=noise()).loss, hf(pixel_values=images(), noise=noise()).loss, **TOL
+        )
