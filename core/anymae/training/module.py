@@ -17,7 +17,7 @@ from typing import IO, Any, Literal
 import lightning.pytorch as pl
 import torch
 import yaml
-from lightning.pytorch.cli import OptimizerCallable
+from lightning.pytorch.cli import OptimizerCallable, instantiate_module
 from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from pydantic import PositiveFloat, PositiveInt
 from torch import Tensor
@@ -53,14 +53,13 @@ class MaskedAutoencoder(pl.LightningModule):
         lr_schedule: per-step warm-up + cosine schedule.
         seed: seed of the masking random state (training masks differ across steps and ranks; validation always
             uses ``seed`` itself, so every validation epoch sees the same masks).
-        compile: run encoder, decoder and loss through ``torch.compile`` (opt-in: the first steps compile, about
-            a minute for ViT-S on 2 CPU cores; see the README's performance section for what it buys).
-        blr: MAE's base learning rate: when set, the optimiser's learning rate is ``blr x effective batch / 256``,
-            the effective batch being ranks x batch per rank x gradient accumulation (MAE pretrains with
-            ``blr = 1.5e-4``), so a config keeps its meaning on any number of devices.
-        on_nonfinite: what a step with a non-finite loss or gradient does: ``"stop"`` ends training with
-            :class:`~anymae.TrainingDiverged` before the weights are touched; ``"skip"`` drops the step and counts it
-            in :attr:`skipped_steps` (see :class:`~anymae.training.guards.DivergenceGuard`).
+        compile: run encoder, decoder and loss through ``torch.compile`` (opt-in: the first steps compile; see the
+            README's performance section for what it buys).
+        blr: MAE's base learning rate (1.5e-4): when set, the learning rate is ``blr x effective batch / 256``
+            (ranks x batch per rank x gradient accumulation), so a config keeps its meaning on any device count.
+        on_nonfinite: a step with a non-finite loss or gradient: ``"stop"`` ends training with
+            :class:`~anymae.TrainingDiverged` before the weights are touched; ``"skip"`` drops the step and counts
+            it in :attr:`skipped_steps` (:class:`~anymae.training.guards.DivergenceGuard`).
         max_skipped_steps: with ``"skip"``, this many skipped steps in a row stop training as ``"stop"`` does.
         init_from: start from the weights of any file :func:`~anymae.training.weights.init_weights` reads (ours, or
             published: MAE, HuggingFace, VideoMAE...): each part it holds, shapes checked, no optimiser state.
@@ -105,8 +104,6 @@ class MaskedAutoencoder(pl.LightningModule):
     def from_config(cls, config: Mapping[str, Any], source: str = "model config") -> "MaskedAutoencoder":
         """Build from a config dict (a YAML file's ``model:`` section) as the CLI does, class paths resolved as in the
         commands (a refusal names ``source``); the model records that config as its hyperparameters."""
-        from lightning.pytorch.cli import instantiate_module
-
         with checked_config(source):
             model = instantiate_module(cls, upgrade_class_paths(dict(config)))
         model.save_hyperparameters(dict(config))
@@ -124,11 +121,10 @@ class MaskedAutoencoder(pl.LightningModule):
     ) -> "MaskedAutoencoder":
         """Lightning's arguments: rebuild the model from the checkpoint's recorded configuration (or ``hparams_file``'s)
         with ``kwargs`` replacing its entries, and load its weights; by default onto the CPU, strict, weights only."""
-        location = "cpu" if map_location is None else map_location
-        checkpoint = load_checkpoint(checkpoint_path, location, trusted=weights_only is False)
+        checkpoint = load_checkpoint(checkpoint_path, map_location or "cpu", trusted=weights_only is False)
         config = yaml.safe_load(Path(hparams_file).read_text()) if hparams_file else checkpoint["hyper_parameters"]
-        config = {**config, "init_from": None} if config.get("init_from") else config  # its weights are in the file
-        model = cls.from_config({**config, **kwargs}, source=str(hparams_file or checkpoint_path))
+        config = {**config, "init_from": None, **kwargs}  # init_from's weights are in the checkpoint: not read again
+        model = cls.from_config(config, source=str(hparams_file or checkpoint_path))
         model.load_state_dict(checkpoint["state_dict"], strict=True if strict is None else strict)
         return model
 
