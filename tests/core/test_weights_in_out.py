@@ -166,3 +166,21 @@ def test_embed_writes_every_sample_once_in_one_process_and_under_ddp(converted, 
     two = np.load(tmp_path / "two.npz")
     for key in one:
         np.testing.assert_allclose(two[key], one[key], atol=1e-5, err_msg=key)
+
+
+def test_embed_skips_and_counts_unreadable_files(converted, tmp_path, capsys):
+    from PIL import Image
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(5):
+        Image.fromarray(np.full((32, 32), 40 * i, dtype=np.uint8)).save(folder / f"{i}.png")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not a png")
+    data = {"class_path": "anymae_image.ImageFolderDataModule", "init_args": {"root": str(folder), "image_size": 32}}
+    data["init_args"] |= {"in_chans": 1, "num_workers": 0, "batch_size": 4}
+    (tmp_path / "data.yaml").write_text(yaml.safe_dump({"data": data}))
+    args = ["embed", "--config", str(tmp_path / "data.yaml"), "--checkpoint", str(converted)]
+    assert main([*args, "--out", str(tmp_path / "f.npz"), "--splits", "train"]) == 0
+    assert "train: 5 samples embedded (1 unreadable skipped)" in capsys.readouterr().out
+    ids = np.load(tmp_path / "f.npz")["train_ids"]
+    assert sorted(Path(p).name for p in ids) == [f"{i}.png" for i in range(5)]  # the file paths

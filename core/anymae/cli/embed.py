@@ -67,9 +67,13 @@ class Embedder(pl.LightningModule):
             collate_fn=collate_skipping,
         )
 
-    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
+    def on_before_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
+        """The skip records out before the batch moves to the device (its unreadable records are no tensors)."""
         self.skipped += int(batch.pop(SKIPPED_KEY))
         batch.pop(UNREADABLE_KEY, None)
+        return batch
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
         if INDEX_KEY not in batch:  # nothing readable in this batch
             return {}
         out = {"features": self.encoder(batch).pooled.float(), "index": batch[INDEX_KEY]}
@@ -126,10 +130,12 @@ def run(argv: Sequence[str]) -> int:
         except ValueError as error:  # a tokenizer refusing the data's samples (channels, sizes)
             raise ConfigError(f"embed: {path}'s tokenizer cannot read the {split} samples: {error}") from None
         outputs = [o for o in predicted if o]
-        gathered = _gather(outputs, embedder.skipped)
+        gathered, rows, skipped = _gather(outputs, embedder.skipped)
+        if not rows:  # on every rank, so none waits for the others
+            raise ConfigError(f"embed: no readable sample in the {split} split ({skipped} unreadable)")
         if trainer.is_global_zero:
-            arrays.update(_arrays(split, *gathered, samples))
-            print(f"{split}: {len(arrays[f'{split}_features'])} samples embedded ({gathered[1]} unreadable skipped)")
+            arrays.update(_arrays(split, gathered, samples))
+            print(f"{split}: {len(arrays[f'{split}_features'])} samples embedded ({skipped} unreadable skipped)")
     if trainer.is_global_zero:
         if not arrays:
             raise ConfigError("embed: no split had samples")
@@ -151,23 +157,31 @@ def _override(config: dict[str, Any], rest: Sequence[str], parser: argparse.Argu
         node = config
         for part in path:
             node = node.setdefault(part, {})
-        node[last] = yaml.safe_load(value)
+            if not isinstance(node, dict):
+                raise ConfigError(f"{key}: {part} is not a section of the config")
+        try:
+            node[last] = yaml.safe_load(value)
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{key}: {value!r} is not plain YAML data ({getattr(error, 'problem', error)})") from None
 
 
-def _gather(outputs: list[dict[str, torch.Tensor]], skipped: int) -> tuple[list[dict[str, torch.Tensor]], int]:
-    """Every rank's outputs (on the CPU) and skipped count, on every rank."""
+def _gather(outputs: list[dict[str, torch.Tensor]], skipped: int) -> tuple[list[dict[str, torch.Tensor]], int, int]:
+    """Every rank's outputs (on the CPU) on rank zero only, and on every rank the total rows and skipped count."""
     local = [{k: v.cpu() for k, v in o.items()} for o in outputs]
+    rows = sum(len(o["index"]) for o in local)
     if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return local, skipped
-    parts: list[Any] = [None] * torch.distributed.get_world_size()
-    torch.distributed.all_gather_object(parts, (local, skipped))
-    return [o for part, _ in parts for o in part], sum(count for _, count in parts)
+        return local, rows, skipped
+    counts: list[Any] = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(counts, (rows, skipped))
+    zero = torch.distributed.get_rank() == 0
+    parts: list[Any] | None = [None] * len(counts) if zero else None
+    torch.distributed.gather_object(local, parts, dst=0)  # the features go to rank zero alone
+    everything = [o for part in parts or [] for o in part] if zero else []
+    return everything, sum(r for r, _ in counts), sum(s for _, s in counts)
 
 
-def _arrays(split: str, outputs: list[dict[str, torch.Tensor]], skipped: int, samples: Dataset) -> dict[str, Any]:
+def _arrays(split: str, outputs: list[dict[str, torch.Tensor]], samples: Dataset) -> dict[str, Any]:
     """``<split>_features``, ``_labels``, ``_ids``, in sample order, each sample once (a rank's padding dropped)."""
-    if not outputs:
-        raise ConfigError(f"embed: no readable sample in the {split} split ({skipped} unreadable)")
     index = torch.cat([o["index"] for o in outputs])
     order, first = _first_of_each(index)
     out: dict[str, Any] = {f"{split}_features": torch.cat([o["features"] for o in outputs])[first].numpy()}
