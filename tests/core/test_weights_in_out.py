@@ -184,3 +184,25 @@ def test_embed_skips_and_counts_unreadable_files(converted, tmp_path, capsys):
     assert "train: 5 samples embedded (1 unreadable skipped)" in capsys.readouterr().out
     ids = np.load(tmp_path / "f.npz")["train_ids"]
     assert sorted(Path(p).name for p in ids) == [f"{i}.png" for i in range(5)]  # the file paths
+
+
+def test_a_resumed_run_does_not_read_init_from_and_pickles_stay_refused(tmp_path, capsys):
+    """``--ckpt_path`` resumes from the checkpoint's weights: the file init_from named may be gone. ``--weights_only
+    false`` (which would let Lightning unpickle a checkpoint) is refused in one line."""
+    from .test_wrong_paths import CONFIG
+
+    started = series_model(  # the sizes of CONFIG's model
+        encoder=anymae.ViTEncoder(embed_dim=16, depth=1, num_heads=2),
+        decoder=anymae.MAEDecoder(embed_dim=8, depth=1, num_heads=2),
+    )
+    torch.save({"hyper_parameters": {}, "state_dict": started.state_dict()}, tmp_path / "start.ckpt")
+    config = {**CONFIG, "trainer": {**CONFIG["trainer"], "logger": True, "enable_checkpointing": True}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    args = ["fit", "--config", str(tmp_path / "config.yaml"), "--trainer.default_root_dir", str(tmp_path / "runs")]
+    assert main([*args, "--model.init_from", str(tmp_path / "start.ckpt")]) == 0
+    (tmp_path / "start.ckpt").unlink()
+    resume = [*args, "--model.init_from", str(tmp_path / "start.ckpt"), "--ckpt_path", "last"]
+    assert main([*resume, "--trainer.max_epochs", "2"]) == 0
+    assert "resumed from " in capsys.readouterr().out
+    assert main([*args, "--weights_only", "false"]) == 2
+    assert "weights_only: anymae reads checkpoints as tensors and plain data only" in capsys.readouterr().err

@@ -45,13 +45,28 @@ class AnymaeCLI(LightningCLI):
         )
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
-        """As LightningCLI's; then a ``--ckpt_path`` file is read as tensors and plain data (without its tensors'
-        bytes), so one that holds pickled objects is refused in one line naming it, before Lightning reads it."""
+        """As LightningCLI's; then checkpoints are read as tensors and plain data only: ``--weights_only false`` is
+        refused and Lightning is told ``weights_only=True`` (a URL included), and a ``--ckpt_path`` file is read
+        without its tensors' bytes, so one that holds pickled objects is refused in one line naming it before
+        Lightning reads it. A resumed run does not read ``--model.init_from`` again (the checkpoint holds its
+        weights)."""
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
-        path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if not subcommand:
+            return
+        section = self.config[subcommand]
+        if section.get("weights_only") is False:
+            raise ConfigError(
+                "weights_only: anymae reads checkpoints as tensors and plain data only (a pickled object could run "
+                "code); leave weights_only out"
+            )
+        if "weights_only" in section:
+            section["weights_only"] = True
+        path = section.get("ckpt_path")
         if path and path != "last" and "://" not in str(path) and Path(path).is_file():
             load_checkpoint(path, mmap=True)
+        if path and section.get("model", {}).get("init_from"):
+            section["model"]["init_from"] = None
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         """``--checkpoint.*``: the run's checkpoints (``last.ckpt`` always; ``--checkpoint.every_n_train_steps N``
@@ -88,6 +103,7 @@ class AnymaeCLI(LightningCLI):
                     "(every run writes one) or give a checkpoint's path"
                 )
             ckpt_path = str(found)
+            load_checkpoint(found, mmap=True)  # refused in one line if it holds pickled objects
         self.trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, **kwargs)
 
     def after_fit(self) -> None:
