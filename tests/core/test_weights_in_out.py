@@ -206,3 +206,18 @@ def test_a_resumed_run_does_not_read_init_from_and_pickles_stay_refused(tmp_path
     assert "resumed from " in capsys.readouterr().out
     assert main([*args, "--weights_only", "false"]) == 2
     assert "weights_only: anymae reads checkpoints as tensors and plain data only" in capsys.readouterr().err
+
+
+def test_init_from_a_whole_model_over_other_channels_keeps_the_prediction_head(tmp_path):
+    """An MAE with a decoder, started on 5 channels from a 2-channel file: the token embedding is adapted, every other
+    weight loaded, and the decoder's prediction head (which predicts other values) stays as initialised."""
+    source = series_model()
+    torch.save({"hyper_parameters": {}, "state_dict": source.state_dict()}, tmp_path / "two.ckpt")
+    model = series_model(tokenizer=SeriesTokenizer(channels=5))
+    lines = init_weights(model, tmp_path / "two.ckpt")
+    head = [
+        k for k, v in model.state_dict().items() if k.startswith("decoder.") and v.shape != source.state_dict()[k].shape
+    ]
+    assert head and f"init_from: {', '.join(head)} left as initialised (it predicts other channels)" in lines
+    torch.testing.assert_close(model.encoder.blocks[0].attn.qkv.weight, source.encoder.blocks[0].attn.qkv.weight)
+    torch.testing.assert_close(model.decoder.blocks[0].mlp.fc1.weight, source.decoder.blocks[0].mlp.fc1.weight)

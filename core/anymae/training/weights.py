@@ -22,6 +22,7 @@ from ..model.specs import BuildContext
 __all__ = ["init_weights", "read_model_weights"]
 
 PARTS = ("tokenizer", "masker", "encoder", "decoder", "target")
+TOKEN_EMBED = "encoder.token_embed.weight"
 
 
 def read_model_weights(path: str | Path) -> ImportedWeights:
@@ -49,10 +50,15 @@ def init_weights(model: nn.Module, path: str | Path) -> list[str]:
     imported = read_model_weights(path)
     own = model.state_dict()
     load: dict[str, Tensor] = {}
+    other_channels = [k for k, v in imported.state.items() if k == TOKEN_EMBED and k in own and v.shape != own[k].shape]
+    kept: list[str] = []  # the prediction head of a model over other channels: it predicts other values
     for key, value in imported.state.items():
         if key not in own:
             continue  # a part the model does not have (a learned masker's networks), reported below
         if value.shape != own[key].shape:
+            if other_channels and key.startswith("decoder.") and value.shape[1:] == own[key].shape[1:]:
+                kept.append(key)
+                continue
             value = _adapt(key, value, own[key], model)
         load[key] = value
     model.load_state_dict(load, strict=False)
@@ -64,6 +70,7 @@ def init_weights(model: nn.Module, path: str | Path) -> list[str]:
     lines = [f"init_from: {imported.source}: {', '.join(loaded)} loaded ({len(load)} tensors)"]
     lines += [f"init_from: {', '.join(fresh)} left as initialised (not in the file)"] if fresh else []
     lines += [f"init_from: the file's {', '.join(ignored)} not used (no such part here)"] if ignored else []
+    lines += [f"init_from: {', '.join(kept)} left as initialised (it predicts other channels)"] if kept else []
     lines += [f"init_from: left out of the file: {item}" for item in imported.left_out]
     if rank_zero_only.rank == 0:  # type: ignore[attr-defined]  # Lightning sets it on the function, undeclared
         print("\n".join(lines))
@@ -73,9 +80,9 @@ def init_weights(model: nn.Module, path: str | Path) -> list[str]:
 def _adapt(key: str, value: Tensor, own: Tensor, model: nn.Module) -> Tensor:
     """A file's tensor of another shape: a token embedding over other input channels is adapted (timm's rule, as
     ``timm.create_model(..., in_chans=N)`` adapts a pretrained patch embedding); any other is an error."""
-    spec = cast(BuildContext, model.ctx).tokens  # a MaskedAutoencoder's (not imported: it imports this module)
-    channels = spec.channels
-    if key == "encoder.token_embed.weight" and channels and value.dim() == 2 and value.shape[0] == own.shape[0]:
+    ctx = getattr(model, "ctx", None)  # a MaskedAutoencoder's (not imported: it imports this module)
+    channels = cast(BuildContext, ctx).tokens.channels if ctx is not None else None
+    if key == TOKEN_EMBED and channels and value.dim() == 2 and value.shape[0] == own.shape[0]:
         cells = own.shape[1] // channels  # values per channel in a token: our tokens are channel-last
         if own.shape[1] == cells * channels and value.shape[1] % cells == 0:
             from timm.models import adapt_input_conv
