@@ -221,3 +221,14 @@ def test_init_from_a_whole_model_over_other_channels_keeps_the_prediction_head(t
     assert head and f"init_from: {', '.join(head)} left as initialised (it predicts other channels)" in lines
     torch.testing.assert_close(model.encoder.blocks[0].attn.qkv.weight, source.encoder.blocks[0].attn.qkv.weight)
     torch.testing.assert_close(model.decoder.blocks[0].mlp.fc1.weight, source.decoder.blocks[0].mlp.fc1.weight)
+
+
+def test_files_that_are_no_checkpoint_are_one_line_and_legacy_files_load(tmp_path):
+    from anymae.model.published import load_checkpoint
+
+    (tmp_path / "garbage.pth").write_bytes(b"\x80\x02}q\x00X\x01\x00\x00\x00" + bytes(50))
+    for mmap in (False, True):
+        with pytest.raises(anymae.ConfigError, match=r"garbage\.pth cannot be read as a checkpoint \(Unpickling"):
+            load_checkpoint(tmp_path / "garbage.pth", mmap=mmap)
+    torch.save({"model": {"w": torch.ones(2)}}, tmp_path / "legacy.pth", _use_new_zipfile_serialization=False)
+    assert torch.equal(load_checkpoint(tmp_path / "legacy.pth", mmap=True)["model"]["w"], torch.ones(2))

@@ -146,18 +146,26 @@ def load_checkpoint(
     run)."""
     try:  # argparse.Namespace: the training arguments many reference repositories save beside the weights (plain data)
         with torch.serialization.safe_globals([argparse.Namespace]):
-            checkpoint = torch.load(path, map_location=map_location, weights_only=not trusted, mmap=mmap)
-    except pickle.UnpicklingError as error:
+            try:
+                checkpoint = torch.load(path, map_location=map_location, weights_only=not trusted, mmap=mmap)
+            except RuntimeError as error:  # a file of torch's legacy format (before 1.6) cannot be memory-mapped
+                if not (mmap and "mmap can only be used with files saved with" in str(error)):
+                    raise
+                checkpoint = torch.load(path, map_location=map_location, weights_only=not trusted)
+    except FileNotFoundError:
+        raise
+    except Exception as error:  # torch raises many kinds for a file that is no checkpoint (KeyError, EOFError...)
         what = re.search(r"GLOBAL (\S+)", str(error))
-        raise ConfigError(
-            f"{path} refused: it holds a pickled Python object{f' ({what[1]})' if what else ''} that could run code "
-            "when loaded; anymae reads checkpoints as tensors and plain data only (every checkpoint anymae writes "
-            "is one). Do not load this file unless you trust where it came from"
-        ) from None
-    except (RuntimeError, OSError, EOFError) as error:
-        if isinstance(error, FileNotFoundError):
-            raise
-        raise ConfigError(f"{path} cannot be read as a checkpoint ({' '.join(str(error).split())[:200]})") from None
+        if isinstance(error, pickle.UnpicklingError) and what:
+            raise ConfigError(
+                f"{path} refused: it holds a pickled Python object ({what[1]}) that could run code when loaded; "
+                "anymae reads checkpoints as tensors and plain data only (every checkpoint anymae writes is one). Do "
+                "not load this file unless you trust where it came from"
+            ) from None
+        # torch's weights-only report wraps the reason in advice (load it with weights_only=False) we do not give
+        reason = [p for p in str(error).split("\n\n") if p.strip() and not p.startswith(("Weights only", "Check the"))]
+        found = " ".join(f"{type(error).__name__}: {reason[0] if reason else error}".split())[:200]
+        raise ConfigError(f"{path} cannot be read as a checkpoint ({found})") from None
     if not isinstance(checkpoint, dict):
         raise ConfigError(f"{path} is no checkpoint: it holds a {type(checkpoint).__name__}, not a dict")
     return checkpoint
@@ -171,6 +179,7 @@ def read_weights(path: str | Path, readers: Iterable[type[WeightsReader]] | None
         from ..plugins.loader import get_plugins
 
         readers = [c.cls for c in get_plugins().registry.of_kind("reader")]
+    readers = list(readers)  # asked in turn, then named
     file = open_weights(path)
     for reader in readers:
         instance = reader()
