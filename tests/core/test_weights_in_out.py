@@ -232,3 +232,19 @@ def test_files_that_are_no_checkpoint_are_one_line_and_legacy_files_load(tmp_pat
             load_checkpoint(tmp_path / "garbage.pth", mmap=mmap)
     torch.save({"model": {"w": torch.ones(2)}}, tmp_path / "legacy.pth", _use_new_zipfile_serialization=False)
     assert torch.equal(load_checkpoint(tmp_path / "legacy.pth", mmap=True)["model"]["w"], torch.ones(2))
+
+
+def test_a_broken_folder_is_one_line_and_an_export_leaves_no_stale_decoder(converted, tmp_path):
+    import shutil
+
+    folder = tmp_path / "copy"
+    shutil.copytree(converted, folder)
+    assert main(["export", str(folder), "--out", str(folder)]) == 0  # an encoder export into a folder with a decoder
+    assert not (folder / "decoder.safetensors").exists()  # which would no longer match the encoder
+    (folder / "config.yaml").write_text("encoder: [unclosed\n")
+    with pytest.raises(anymae.ConfigError, match=r"config\.yaml is not valid YAML"):
+        anymae.load_encoder(folder)
+    (folder / "config.yaml").write_text((converted / "config.yaml").read_text())
+    (folder / "encoder.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(anymae.ConfigError, match=r"encoder\.safetensors cannot be read"):
+        anymae.load_encoder(folder)

@@ -3,8 +3,9 @@
     anymae convert mae_visualize_vit_base.pth --out mae-base/
 
 The folder holds ``encoder.safetensors`` (tokenizer and encoder), ``decoder.safetensors`` where the file has a
-decoder, and ``config.yaml`` (the parts, with the sizes read from the file). One line each says what was mapped, what
-was left out (a classifier head) and what is missing (a decoder the file does not hold).
+decoder (with any weights of the masker and target), and ``config.yaml`` (the parts, with the sizes read from the
+file). One line each says what was mapped, what was left out (a classifier head) and what is missing (a decoder the
+file does not hold).
 """
 
 import argparse
@@ -38,8 +39,9 @@ def run(argv: Sequence[str]) -> int:
         if "decoder" in imported.parts:  # the whole model: built and checked before anything is written
             model = build_model(imported, str(options.source))
             written = export_encoder(PretrainedEncoder(model.tokenizer, model.encoder), options.out)
-            decoder = {f"decoder.{k}": v.detach().contiguous() for k, v in model.decoder.state_dict().items()}
-            save_file(decoder, options.out / "decoder.safetensors")
+            rest = {k: v.detach().contiguous() for k, v in model.state_dict().items()}  # decoder, masker, target
+            rest = {k: v for k, v in rest.items() if k.startswith(("decoder.", "masker.", "target."))}
+            save_file(rest, options.out / "decoder.safetensors")
             config = yaml.safe_load((options.out / "config.yaml").read_text())
             config.update({p: component_config(getattr(model, p)) for p in ("decoder", "target", "masker")})
             (options.out / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))

@@ -50,6 +50,7 @@ def export_encoder(encoder: PretrainedEncoder, out: Path) -> list[Path]:
     from safetensors.torch import save_file
 
     out.mkdir(parents=True, exist_ok=True)
+    (out / "decoder.safetensors").unlink(missing_ok=True)  # a former export's: it would not match this encoder
     state = {k: v.detach().contiguous() for k, v in encoder.state_dict().items()}
     save_file(state, out / "encoder.safetensors")
     config = {"tokenizer": component_config(encoder.tokenizer), "encoder": component_config(encoder.encoder)}

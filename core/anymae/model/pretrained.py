@@ -13,13 +13,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-import yaml
 from torch import Tensor, nn
 
 from ..config import ConfigError, instantiate_component, upgrade_class_paths
 from ..plugins.resolution import checked_config
 from .encoder import Encoder
-from .published import load_checkpoint, read_weights
+from .published import load_checkpoint, read_anymae_folder, read_weights
 from .specs import BuildContext
 from .tokenizer import Tokenizer
 
@@ -148,11 +147,10 @@ def _read_checkpoint(path: Path, map_location: Any) -> tuple[dict, dict[str, Ten
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist (nor an export folder there)")
     if path.is_dir() and (path / "config.yaml").is_file():
-        from safetensors.torch import load_file
-
-        config = yaml.safe_load((path / "config.yaml").read_text())
-        return upgrade_class_paths(config), load_file(path / "encoder.safetensors", device=str(map_location))
-    checkpoint = {} if path.is_dir() or path.suffix == ".safetensors" else load_checkpoint(path, "cpu", mmap=True)
+        return read_anymae_folder(path)
+    checkpoint = (
+        {} if path.is_dir() or path.suffix == ".safetensors" else load_checkpoint(path, map_location, mmap=True)
+    )
     hparams = checkpoint.get("hyper_parameters")
     if not isinstance(hparams, dict):  # not one of ours: a published file
         imported = read_weights(path)

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from ..config import ConfigError
 
-__all__ = ["ImportedWeights", "WeightsFile", "WeightsReader", "load_checkpoint", "read_weights"]
+__all__ = ["ImportedWeights", "WeightsFile", "WeightsReader", "load_checkpoint", "read_anymae_folder", "read_weights"]
 
 #: where checkpoints nest their state dict, outermost first (timm, DeiT and MAE: "model"; Lightning: "state_dict";
 #: Point-MAE: "base_model"; DDP: "module")
@@ -120,7 +120,10 @@ def open_weights(path: str | Path) -> WeightsFile:
     if path.is_dir():
         import json
 
-        config = json.loads((path / "config.json").read_text()) if (path / "config.json").is_file() else None
+        try:
+            config = json.loads((path / "config.json").read_text()) if (path / "config.json").is_file() else None
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"{path / 'config.json'} is not valid JSON ({error})") from None
         weights = next((path / n for n in ("model.safetensors", "pytorch_model.bin") if (path / n).is_file()), None)
         if weights is None:
             found = ", ".join(sorted(p.name for p in path.iterdir())[:8]) or "nothing"
@@ -169,6 +172,32 @@ def load_checkpoint(
     if not isinstance(checkpoint, dict):
         raise ConfigError(f"{path} is no checkpoint: it holds a {type(checkpoint).__name__}, not a dict")
     return checkpoint
+
+
+def read_anymae_folder(path: Path) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    """An ``anymae export`` or ``anymae convert`` folder: ``config.yaml`` (the parts) and the weights of
+    ``encoder.safetensors``, and of ``decoder.safetensors`` where the config has a decoder (the decoder, and a
+    masker's or target's own weights)."""
+    import yaml
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from ..config import upgrade_class_paths
+
+    try:
+        config = yaml.safe_load((path / "config.yaml").read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path / 'config.yaml'} is not valid YAML ({getattr(error, 'problem', error)})") from None
+    if not isinstance(config, dict) or not isinstance(config.get("encoder"), dict):
+        raise ConfigError(f"{path / 'config.yaml'} records no encoder configuration")
+    files = ["encoder.safetensors"] + (["decoder.safetensors"] if "decoder" in config else [])
+    state: dict[str, Tensor] = {}
+    for name in files:
+        try:
+            state.update(load_file(path / name))
+        except (SafetensorError, OSError) as error:
+            raise ConfigError(f"{path / name} cannot be read ({error})") from None
+    return upgrade_class_paths(config), state
 
 
 def read_weights(path: str | Path, readers: Iterable[type[WeightsReader]] | None = None) -> ImportedWeights:

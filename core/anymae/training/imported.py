@@ -30,8 +30,11 @@ def build_model(imported: ImportedWeights, source: str, **overrides: Any) -> Mas
         )
     config = {**{k: v for k, v in imported.parts.items() if k in PARTS}, **overrides}
     model = MaskedAutoencoder.from_config(config, source=str(path))
-    model.load_state_dict(imported.state, strict=False)
-    expected = {k for k in model.state_dict() if k.split(".")[0] in ("tokenizer", "encoder", "decoder")}
+    try:
+        model.load_state_dict(imported.state, strict=False)
+    except RuntimeError as error:  # a tensor of another shape than the config builds (an edited config, overrides)
+        raise ConfigError(f"{path}: the weights do not fit the parts its config builds: {error}") from None
+    expected = set(model.state_dict())  # every part's weights (a learned masker's, a target's head) included
     absent = sorted(expected - set(imported.state))
     if absent:
         shown = ", ".join(absent[:3])

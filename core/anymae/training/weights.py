@@ -11,12 +11,11 @@ timm's rule for changing a model's input channels.
 from pathlib import Path
 from typing import cast
 
-import yaml
 from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor, nn
 
 from ..config import ConfigError, upgrade_class_paths
-from ..model.published import ImportedWeights, load_checkpoint, read_weights
+from ..model.published import ImportedWeights, load_checkpoint, read_anymae_folder, read_weights
 from ..model.specs import BuildContext
 
 __all__ = ["init_weights", "read_model_weights"]
@@ -29,12 +28,7 @@ def read_model_weights(path: str | Path) -> ImportedWeights:
     """The parts' configurations and weights (our names) of any file :func:`init_weights` takes."""
     path = Path(path)
     if path.is_dir() and (path / "config.yaml").is_file():  # ours: export_encoder's or anymae convert's folder
-        from safetensors.torch import load_file
-
-        parts = upgrade_class_paths(yaml.safe_load((path / "config.yaml").read_text()))
-        state = load_file(path / "encoder.safetensors")
-        if (path / "decoder.safetensors").is_file():
-            state.update(load_file(path / "decoder.safetensors"))
+        parts, state = read_anymae_folder(path)
         return ImportedWeights(f"the anymae folder {path}", parts, state)
     checkpoint = {} if path.is_dir() or path.suffix == ".safetensors" else load_checkpoint(path, mmap=True)
     hparams = checkpoint.get("hyper_parameters")
