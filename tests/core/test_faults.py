@@ -42,15 +42,18 @@ def can_mount_tmpfs() -> bool:
 
 
 @pytest.mark.skipif(not can_mount_tmpfs(), reason="no user namespaces here to mount a small tmpfs in")
-def test_a_full_disk_stops_the_run_in_one_line_and_keeps_the_last_good_checkpoint(tmp_path):
+@pytest.mark.parametrize("ddp", [False, True], ids=["one process", "ddp"])
+def test_a_full_disk_stops_the_run_in_one_line_and_keeps_the_last_good_checkpoint(tmp_path, ddp):
     """A 10 MB tmpfs holds one 6.8 MB checkpoint, not two: epoch 0's is written, epoch 1's cannot be. The run exits 1
     with one line (the folder, the space it needs, the checkpoint kept), leaves no partial file, and the logs keep
-    every epoch's row."""
+    every epoch's row. Under DDP (2 CPU processes) every rank stops (none waits at the save's barrier) and one
+    says why."""
     disk = tmp_path / "disk"
     disk.mkdir()
     fit = [sys.executable, "-m", "anymae.cli", "fit", "--config", str(TINY), "--trainer.max_epochs", "3"]
     fit += ["--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1", *QUIET]
     fit += ["--trainer.default_root_dir", str(disk)]
+    fit += ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"] if ddp else []
     # the run and the look at what it left, inside the namespace: the tmpfs is gone when it ends
     script = (
         f'mount -t tmpfs -o size=10m tmpfs "{disk}" && {{ {" ".join(map(repr, fit))}; echo "exit $?" >&2; }}; '

@@ -70,6 +70,7 @@ def test_sigkill_mid_epoch_then_resume_from_last_is_exact(tmp_path):
     assert torch.load(first / "last.ckpt", weights_only=True)["global_step"] == 30
     partial = first / ".last.ckpt.partial"  # what a run killed in the middle of its next save would have left
     partial.write_bytes(b"PK" + bytes(1000))
+    os.utime(partial, (partial.stat().st_atime - 120, partial.stat().st_mtime - 120))  # a save killed 2 minutes ago
 
     resumed = fit(crashed, "--ckpt_path", "last")
     assert resumed.returncode == 0, resumed.stderr[-3000:]

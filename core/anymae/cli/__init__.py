@@ -92,7 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RunStopped as error:  # not a configuration error: exit 1, and say where to resume from
         if os.environ.get("ANYMAE_TRACEBACK"):
             traceback.print_exc()
-        print(f"anymae: error: {' '.join(str(error).split())}", file=sys.stderr)
+        if os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) == "0":  # every rank stops; one says why
+            print(f"anymae: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 1
     finally:
         _leave_process_group()

@@ -23,6 +23,7 @@ import errno
 import glob
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 from weakref import proxy
@@ -53,7 +54,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         partial = target.with_name(f".{target.name}{PARTIAL_SUFFIX}")
         # at least its tensors' bytes; about the previous file's size when it replaces one
         needed = max(tensor_bytes(checkpoint), target.stat().st_size if target.is_file() else 0)
-        if shutil.disk_usage(target.parent).free < needed:  # it cannot fit: do not fill the disk trying
+        if not fits(target.parent, needed):  # it cannot fit: do not fill the disk trying
             raise disk_full(target, needed)
         try:
             with open(partial, "wb") as handle:
@@ -72,11 +73,22 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         os.replace(partial, target)
 
 
-def remove_partials(folder: str | os.PathLike) -> None:
-    """Remove the partial files that killed saves left in ``folder``."""
+def remove_partials(folder: str | os.PathLike, older_than: float = 0.0) -> None:
+    """Remove the partial files that killed saves left in ``folder`` (only those not written to for ``older_than``
+    seconds: in another run's folder, a save may be under way)."""
     for stale in glob.glob(os.path.join(glob.escape(str(folder)), f".*{PARTIAL_SUFFIX}")):
         with contextlib.suppress(FileNotFoundError):
-            os.remove(stale)
+            if time.time() - os.path.getmtime(stale) >= older_than:
+                os.remove(stale)
+
+
+def fits(folder: Path, size: int) -> bool:
+    """Whether ``size`` bytes fit in ``folder``'s file system (assumed, where it reports no size: some network and
+    FUSE mounts)."""
+    while not folder.exists() and folder.parent != folder:  # not made yet: its file system is its parent's
+        folder = folder.parent
+    usage = shutil.disk_usage(folder)
+    return usage.total == 0 or usage.free >= size
 
 
 def tensor_bytes(obj: Any) -> int:
@@ -112,7 +124,8 @@ def disk_full(target: Path, needed: int, more: bool = False) -> CheckpointNotSav
     failed write could tell), which checkpoint is still good."""
     free = shutil.disk_usage(target.parent).free
     saved = [p for p in target.parent.glob("*.ckpt") if p.is_file()]
-    last = max(saved, key=lambda p: p.stat().st_mtime) if saved else None
+    newest = max(saved, key=lambda p: p.stat().st_mtime) if saved else None
+    last = target.parent / "last.ckpt" if (target.parent / "last.ckpt").is_file() else newest
     kept = (
         f"the last good checkpoint is {last}, intact: free some space and resume with --ckpt_path last"
         if last
@@ -156,7 +169,7 @@ class Checkpoints(ModelCheckpoint):
         resumed = trainer.ckpt_path
         if resumed and trainer.is_global_zero:
             if "://" not in str(resumed):
-                remove_partials(os.path.dirname(os.path.abspath(resumed)))
+                remove_partials(os.path.dirname(os.path.abspath(resumed)), older_than=60.0)
             print(f"resumed from {resumed} at epoch {trainer.current_epoch}, step {trainer.global_step}")
 
     def _shares_last(self, trainer: pl.Trainer, filepath: str) -> bool:
@@ -186,7 +199,19 @@ class Checkpoints(ModelCheckpoint):
             self._last_global_step_saved = trainer.global_step
             self._last_checkpoint_saved = filepath
             return
+        self._check_room(trainer, filepath)
         super()._save_checkpoint(trainer, filepath)
+
+    def _check_room(self, trainer: pl.Trainer, filepath: str) -> None:
+        """Every rank takes the decision rank zero takes from the size of the checkpoint this save replaces (or of the
+        last one), so a full disk stops all of them: an error on rank zero alone would leave the others waiting at
+        the save's barrier."""
+        target = Path(filepath)
+        last = target if target.is_file() else Path(self.last_model_path) if self.last_model_path else None
+        size = last.stat().st_size if last is not None and last.is_file() else 0
+        room = "://" in str(filepath) or fits(target.parent, size)
+        if not trainer.strategy.broadcast(room, src=0):
+            raise disk_full(target, size)
 
     def _save_last_checkpoint(self, trainer: pl.Trainer, monitor_candidates: dict[str, Any]) -> None:
         held, self._held = self._held, None
