@@ -121,7 +121,8 @@ class MaskedAutoencoder(pl.LightningModule):
     ) -> "MaskedAutoencoder":
         """Lightning's arguments: rebuild the model from the checkpoint's recorded configuration (or ``hparams_file``'s)
         with ``kwargs`` replacing its entries, and load its weights; by default onto the CPU, strict, weights only."""
-        checkpoint = load_checkpoint(checkpoint_path, map_location or "cpu", trusted=weights_only is False)
+        mmap = isinstance(checkpoint_path, (str, Path))  # the optimiser state is in the file: not read into memory
+        checkpoint = load_checkpoint(checkpoint_path, map_location or "cpu", mmap, trusted=weights_only is False)
         config = yaml.safe_load(Path(hparams_file).read_text()) if hparams_file else checkpoint["hyper_parameters"]
         config = {**config, "init_from": None, **kwargs}  # init_from's weights are in the checkpoint: not read again
         model = cls.from_config(config, source=str(hparams_file or checkpoint_path))
