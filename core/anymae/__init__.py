@@ -21,7 +21,7 @@ _EXPORTS: dict[str, str] = {
     ".model.specs": "INVERSE RAW_VALUES BuildContext LayoutSpec TokenizerSpec",
     ".model.tokenizer": "Tokenizer",
     ".model.position": "LearnedPositionEmbedding MLPPositionEmbedding PositionEmbedding SeparablePositionEmbedding "
-    "SinCosPositionEmbedding",
+    "SinCosPositionEmbedding sincos_embedding",
     ".model.encoder": "Encoder ViTEncoder",
     ".model.pretrained": "PretrainedEncoder load_encoder",
     ".model.published": "ImportedWeights WeightsFile WeightsReader read_weights",

@@ -36,6 +36,7 @@ __all__ = [
     "SinCosPositionEmbedding",
     "default_position_embedding",
     "resample_grid_table",
+    "sincos_embedding",
 ]
 
 

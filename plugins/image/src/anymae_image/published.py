@@ -38,8 +38,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from anymae import ConfigError, ImportedWeights, WeightsFile, WeightsReader, grid_coords
-from anymae.model.position import sincos_embedding
+from anymae import ConfigError, ImportedWeights, WeightsFile, WeightsReader, grid_coords, sincos_embedding
 
 __all__ = ["HFViTMAEReader", "MAECheckpointReader", "TimmViTReader", "vit_num_heads"]
 
