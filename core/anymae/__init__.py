@@ -35,6 +35,12 @@ _EXPORTS: dict[str, str] = {
     ".model.targets.provided": "ProvidedTarget",
     ".model.targets.weighted": "WeightedTarget",
     ".model.targets.teacher": "Teacher TeacherFeatureTarget",
+    # several modalities in one model
+    ".model.multimodal.tokenizer": "MultiModalTokenizer modality_batch",
+    ".model.multimodal.encoder": "MultiModalEncoder",
+    ".model.multimodal.decoder": "MultiModalDecoder",
+    ".model.multimodal.target": "MultiModalTarget info_nce",
+    ".masking.multi_modal": "MultiModalMasker",
     # maskers, one module each
     ".masking.base": "Masker",
     ".masking.random": "RandomMasker",
@@ -62,6 +68,7 @@ _EXPORTS: dict[str, str] = {
     ".training.weights": "init_weights",
     ".training.optim": "MAEAdamW WarmupCosine",
     ".training.callbacks": "PeriodicFigure save_matplotlib",
+    ".training.modality_figures": "ModalityFigures",
     ".evaluation.export": "Exporter grid_table load_timm_export timm_vit_export write_timm_export",
     ".plugins.hookspecs": "hookimpl",
     ".plugins.loader": "API_CHANGES PLUGIN_API_VERSION IncompatiblePluginError Plugins get_plugins load_plugins",

@@ -75,7 +75,7 @@ def test_a_plugin_made_from_the_template_installs_is_discovered_passes_contracts
 
     contracts = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], site, project)
     assert contracts.returncode == 0, contracts.stdout[-3000:]
-    assert re.search(r"\b21 passed\b", contracts.stdout), contracts.stdout[-500:]
+    assert re.search(r"\b22 passed\b", contracts.stdout), contracts.stdout[-500:]
 
     fit = run(
         [

@@ -23,12 +23,29 @@ import lightning.pytorch as pl
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_only
 
-from ..evaluation import FineTune, KNNClassifier, LinearProbe
+from ..evaluation import CrossModalRetrieval, FineTune, KNNClassifier, LinearProbe
 from ..evaluation.data import CachedFeatures, FewLabels, data_set_name
 
-__all__ = ["PROTOCOLS", "append_row", "evaluate", "finetune", "knn", "probe", "run_protocol"]
+__all__ = [
+    "PROTOCOLS",
+    "append_row",
+    "evaluate",
+    "finetune",
+    "knn",
+    "probe",
+    "protocol_rows",
+    "retrieval",
+    "run_protocol",
+]
 
-PROTOCOLS: dict[str, type[pl.LightningModule]] = {"probe": LinearProbe, "knn": KNNClassifier, "finetune": FineTune}
+PROTOCOLS: dict[str, type[pl.LightningModule]] = {
+    "probe": LinearProbe,
+    "knn": KNNClassifier,
+    "finetune": FineTune,
+    "retrieval": CrossModalRetrieval,
+}
+#: the protocols that train nothing (no logger by default) and those that read no labels (no few-label draw)
+UNTRAINED, UNLABELLED = frozenset({"knn", "retrieval"}), frozenset({"retrieval"})
 FIELDS = ["protocol", "data", "labels_per_class", "seed", "init", "checkpoint", "metric", "value", "time"]
 
 
@@ -42,7 +59,13 @@ class _SaveConfigToLogger(SaveConfigCallback):
 
 
 def run_protocol(name: str, args: Sequence[str]) -> dict[str, Any]:
-    """Run one protocol from LightningCLI arguments; return its result row."""
+    """Run one protocol from LightningCLI arguments; return its result row (of its headline metric)."""
+    return protocol_rows(name, args)[0]
+
+
+def protocol_rows(name: str, args: Sequence[str]) -> list[dict[str, Any]]:
+    """Run one protocol from LightningCLI arguments; return its result rows, one per metric it reports (its
+    ``metric_names``, or its ``metric_name``), the headline first."""
     cli = LightningCLI(
         PROTOCOLS[name],
         pl.LightningDataModule,
@@ -52,7 +75,7 @@ def run_protocol(name: str, args: Sequence[str]) -> dict[str, Any]:
         parser_kwargs={"exit_on_error": False, "allow_abbrev": False},  # whole option names only
         save_config_callback=_SaveConfigToLogger,
         save_config_kwargs={"overwrite": True},
-        trainer_defaults={"enable_checkpointing": name == "finetune", "logger": name != "knn"},
+        trainer_defaults={"enable_checkpointing": name == "finetune", "logger": name not in UNTRAINED},
     )
     model, data, trainer = cli.model, cli.datamodule, cli.trainer
     few = data if isinstance(data, FewLabels) else None
@@ -61,20 +84,23 @@ def run_protocol(name: str, args: Sequence[str]) -> dict[str, Any]:
         device = trainer.strategy.root_device
         model.to(device)
         data = CachedFeatures(data, model._frozen, device, label_key=model.label_key)
-    if name != "knn":
+    if name not in UNTRAINED:
         trainer.fit(model, data)
     metrics = trainer.validate(model, data, verbose=False)[0]
-    return {
-        "protocol": model.protocol,
-        "data": data_name,
-        "labels_per_class": (few.labels_per_class if few else None) or "all",
-        "seed": few.seed if few else cli.config.get("seed_everything"),
-        "init": "random" if model.source.random_init else "pretrained",
-        "checkpoint": str(model.checkpoint_path),
-        "metric": model.metric_name,
-        "value": round(float(metrics[model.metric_name]), 6),
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }
+    return [
+        {
+            "protocol": model.protocol,
+            "data": data_name,
+            "labels_per_class": (few.labels_per_class if few else None) or "all",
+            "seed": few.seed if few else cli.config.get("seed_everything"),
+            "init": "random" if model.source.random_init else "pretrained",
+            "checkpoint": str(model.checkpoint_path),
+            "metric": metric,
+            "value": round(float(metrics[metric]), 6),
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        for metric in getattr(model, "metric_names", [model.metric_name])
+    ]
 
 
 def is_rank_zero() -> bool:
@@ -113,12 +139,13 @@ def evaluate(name: str, argv: Sequence[str]) -> int:
                 if checkpoint is None:
                     raise RuntimeError("--compare-random: the pretrained run recorded no checkpoint")
                 args += ["--model.encoder.random_init", "true", "--model.encoder.checkpoint", checkpoint]
-            row = run_protocol(name, args)
-            checkpoint = checkpoint or row["checkpoint"]
-            rows.append(row)
+            found = protocol_rows(name, args)
+            checkpoint = checkpoint or found[0]["checkpoint"]
+            rows.extend(found)
             if is_rank_zero():  # under DDP every rank runs this: one row, one line
-                append_row(options.results, row)
-                print(json.dumps(row))
+                for row in found:
+                    append_row(options.results, row)
+                    print(json.dumps(row))
     if is_rank_zero() and (options.compare_random or len(rows) > 1):
         print(summary(name, rows))
     return 0
@@ -127,6 +154,7 @@ def evaluate(name: str, argv: Sequence[str]) -> int:
 def summary(name: str, rows: list[dict[str, Any]]) -> str:
     """One line: the metric per init, as mean ± standard deviation over the seeds run (the value with one seed)."""
     first = rows[0]
+    rows = [row for row in rows if row["metric"] == first["metric"]]  # the headline metric
 
     def cell(init: str) -> str:
         values = [float(r["value"]) for r in rows if r["init"] == init]
@@ -154,3 +182,7 @@ def probe(argv: Sequence[str]) -> int:
 
 def finetune(argv: Sequence[str]) -> int:
     return evaluate("finetune", argv)
+
+
+def retrieval(argv: Sequence[str]) -> int:
+    return evaluate("retrieval", argv)

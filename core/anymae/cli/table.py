@@ -9,6 +9,10 @@ A suite is a YAML list; each entry names a data set, its pretraining config and 
       pretrain: examples/image/mae_tiny_digits.yaml
       protocols: {knn: examples/image/knn_digits.yaml, probe: examples/image/probe_digits.yaml}
 
+A protocol's key is the command (``knn``, ``probe``, ``finetune``, ``retrieval``), optionally followed by ``:`` and a
+label that tells two runs of one command apart in the table (``knn:audio``, ``knn:video``, each config reading the
+encoder from one modality); ``retrieval`` reads no labels, so it runs once per seed, not once per label count.
+
 Rows go to ``--results`` (CSV, one per run); the table reports mean ± standard deviation over the seeds. A set whose
 pretraining config has not changed since its last pretraining under ``--root`` (the file's SHA-256, recorded in
 ``<root>/<name>/pretrain.json``) reuses that checkpoint; ``--retrain`` pretrains again.
@@ -27,7 +31,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from ..config import ConfigError
 from .errors import read_yaml
-from .evaluate import append_row, is_rank_zero, run_protocol
+from .evaluate import UNLABELLED, append_row, is_rank_zero, protocol_rows
 from .fit import AnymaeCLI
 
 __all__ = ["format_table", "pretrain", "run"]
@@ -128,9 +132,13 @@ def run(argv: Sequence[str]) -> int:
             how = "reused (config unchanged)" if reused else f"pretrained in {pretraining / 60:.1f} min"
             print(f"{name}: encoder {checkpoint}, {how}")
         for protocol, config in entry["protocols"].items():
-            for labels in options.labels:
+            command = protocol.split(":", 1)[0]
+            for labels in [None] if command in UNLABELLED else options.labels:
                 for seed in options.seeds:
                     for random_init in (False, True):
+                        draw = (
+                            [] if labels is None else ["--data.labels_per_class", str(labels), "--data.seed", str(seed)]
+                        )
                         args = [
                             "--config",
                             config,
@@ -140,10 +148,7 @@ def run(argv: Sequence[str]) -> int:
                             str(random_init).lower(),
                             "--model.encoder.seed",
                             str(seed),
-                            "--data.labels_per_class",
-                            str(labels),
-                            "--data.seed",
-                            str(seed),
+                            *draw,
                             "--seed_everything",
                             str(seed),
                             "--trainer.logger",
@@ -155,10 +160,11 @@ def run(argv: Sequence[str]) -> int:
                             "--trainer.enable_model_summary",
                             "false",
                         ]
-                        row = {"suite": name, **run_protocol(protocol, args)}
-                        if is_rank_zero():  # under DDP every rank runs the suite: one row each
-                            append_row(options.results, {k: v for k, v in row.items() if k != "suite"})
-                        rows.append(row)
+                        for found in protocol_rows(command, args):
+                            row = {"suite": name, **found, "protocol": protocol}
+                            if is_rank_zero():  # under DDP every rank runs the suite: one row each
+                                append_row(options.results, {k: v for k, v in row.items() if k != "suite"})
+                            rows.append(row)
         evaluating = time.perf_counter() - started - pretraining
         timings.append(
             f"{name}: pretraining {'reused' if reused else f'{pretraining / 60:.1f} min'}, "

@@ -8,8 +8,10 @@ from .finetune import FineTune, FineTuneAdamW
 from .knn import KNNClassifier, knn_predict
 from .probe import LinearProbe, ProbeLARS
 from .protocol import EncoderSource
+from .retrieval import CrossModalRetrieval, recall_at
 
 __all__ = [
+    "CrossModalRetrieval",
     "EncoderSource",
     "Features",
     "FewLabels",
@@ -23,5 +25,6 @@ __all__ = [
     "few_label_indices",
     "knn_predict",
     "load_encoder",
+    "recall_at",
     "resolve_checkpoint",
 ]

@@ -33,6 +33,8 @@ class EncoderSource(BaseModel):
             checkpoint under ``./lightning_logs``).
         random_init: the same shapes with fresh (MAE-initialised) weights instead of the pretrained ones.
         seed: seed of the fresh weights.
+        modalities: a multi-modal encoder read from these modalities only (``[audio]``: audio alone at inference,
+            the others never tokenized); ``None``: every modality it was pretrained on.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -40,6 +42,7 @@ class EncoderSource(BaseModel):
     checkpoint: str
     random_init: bool = False
     seed: int = 0
+    modalities: list[str] | None = None
 
 
 def targets_of(batch: Mapping[str, Tensor], key: str, task: Task) -> Tensor:
@@ -64,6 +67,8 @@ class Protocol(pl.LightningModule):
         self.backbone = load_encoder(
             self.checkpoint_path, random_init=encoder.random_init, seed=encoder.seed, pool=pool, layers=layers
         )
+        if encoder.modalities is not None:
+            self.backbone.use_modalities(encoder.modalities)
         self.num_outputs = num_outputs
         self.task = task
         self.label_key = label_key

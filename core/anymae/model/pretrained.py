@@ -81,6 +81,16 @@ class PretrainedEncoder(nn.Module):
     def embed_dim(self) -> int:
         return self.encoder.embed_dim
 
+    def use_modalities(self, names: list[str] | None) -> None:
+        """Read a multi-modal encoder from the modalities ``names`` only (``None``: all of them)."""
+        select = getattr(self.tokenizer, "use_modalities", None)
+        if select is None:
+            raise ConfigError(
+                f"modalities={names}: {type(self.tokenizer).__name__} has one modality (a multi-modal model's "
+                "MultiModalTokenizer reads a subset)"
+            )
+        select(names)
+
     def pooled(self, features: Tensor, padding: Tensor | None) -> Tensor:
         pooled = self._pool(features, padding)
         fc_norm = getattr(self.encoder, "fc_norm", None)

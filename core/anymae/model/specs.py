@@ -58,6 +58,8 @@ class TokenizerSpec:
             3)}``), or ``None`` for a property without data -- ``raw_values`` when ``channels`` is set, ``inverse``
             when it maps tokens back to the raw format, ``{"counts": None}``.
         patch: each raw-value token's extent along every grid axis (``Tokenizer.patch``), or ``None``.
+        modalities: a multi-modal tokenizer's modalities, each one's spec by name, in sequence order; what it
+            provides is then named ``"<modality>/<name>"`` (``"audio/raw_values"``). Empty for one modality.
     """
 
     name: str
@@ -66,6 +68,7 @@ class TokenizerSpec:
     channels: int | None = None
     provides: Mapping[str, tuple[int, ...] | None] = field(default_factory=dict)
     patch: tuple[int, ...] | None = None
+    modalities: Mapping[str, TokenizerSpec] = field(default_factory=dict)
 
     @property
     def invertible(self) -> bool:
@@ -113,6 +116,7 @@ class BuildContext:
             itself builds).
         predicts: what a prediction is (the target's ``predicts``).
         progress: the share of training done, in ``[0, 1]`` (1 outside training): what a masker's schedule follows.
+        modality_dims: a multi-modal target's values per token of each modality (``target_dim`` is the widest).
     """
 
     tokens: TokenizerSpec
@@ -120,3 +124,4 @@ class BuildContext:
     target_dim: int = 0
     predicts: str | None = None
     progress: Callable[[], float] = _finished
+    modality_dims: Mapping[str, int] = field(default_factory=dict)

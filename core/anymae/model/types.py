@@ -143,12 +143,17 @@ class TokenBatch:
         provided: per-token data the tokenizer computed because a part needs it, each ``[B, N, *shape]`` with the
             shape its ``provides`` declares (a point tokenizer's neighbourhoods, so a Chamfer target does not group
             the cloud again).
+        parts: for a multi-modal batch (:class:`~anymae.MultiModalTokenizer`), each modality's own token batch by
+            name, in sequence order: the joint ``tokens`` are their tokens one modality after the other (each
+            zero-padded to the widest ``D``), so modality ``m`` holds a fixed slice of the sequence
+            (:meth:`segments`); empty for one modality.
     """
 
     tokens: Tensor
     layout: Layout
     padding_mask: Tensor | None = None
     provided: Mapping[str, Tensor] = field(default_factory=Provided)
+    parts: Mapping[str, TokenBatch] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.provided, Provided):
@@ -169,6 +174,14 @@ class TokenBatch:
     def all_ids(self) -> Tensor:
         """``[B, N]``: every token's index."""
         return torch.arange(self.num_tokens, device=self.tokens.device).expand(self.batch_size, -1)
+
+    def segments(self) -> dict[str, tuple[int, int]]:
+        """Each modality's ``(start, stop)`` in the joint sequence (a multi-modal batch; empty otherwise)."""
+        bounds, start = {}, 0
+        for name, part in self.parts.items():
+            bounds[name] = (start, start + part.num_tokens)
+            start += part.num_tokens
+        return bounds
 
     def with_tokens(self, tokens: Tensor) -> TokenBatch:
         """The same layout and padding with other token values (e.g. reconstructions, for an inverse)."""
@@ -276,6 +289,8 @@ class EncoderOutput:
             token's own latent instead of adding a mask token.
         layers: when asked for, the first block's input and every block's output ``[B, P + L, D]`` (before the
             final norm): what feature mixing (CrossMAE's ``weight_fm``) and layer-averaged read-outs use.
+        pooled: a multi-modal encoder's pooled feature ``[B, D]`` of each modality (the mean of its tokens'
+            latents; zero where a sample has none visible): what a contrastive term between modalities compares.
     """
 
     latent: Tensor
@@ -283,6 +298,7 @@ class EncoderOutput:
     num_prefix: int
     every_token: bool = False
     layers: tuple[Tensor, ...] | None = None
+    pooled: Mapping[str, Tensor] | None = None
 
     @property
     def body(self) -> Tensor:

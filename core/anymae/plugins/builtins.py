@@ -17,6 +17,7 @@ COMMANDS = (
     ("knn", "k-NN accuracy of a pretrained encoder's frozen features", "anymae.cli.evaluate:knn"),
     ("probe", "linear probe on a pretrained encoder's frozen features", "anymae.cli.evaluate:probe"),
     ("finetune", "fine-tune a pretrained encoder end to end", "anymae.cli.evaluate:finetune"),
+    ("retrieval", "cross-modal retrieval recall@k of a multi-modal encoder", "anymae.cli.evaluate:retrieval"),
     ("export", "write a pretrained encoder as safetensors (and other formats)", "anymae.cli.export:run"),
     ("convert", "a published checkpoint (MAE, HuggingFace, ...) as an anymae folder", "anymae.cli.convert:run"),
     ("embed", "features of every sample of a data module, from any checkpoint, as .npz", "anymae.cli.embed:run"),

@@ -45,6 +45,7 @@ from .tools import (
     config_roundtrip,
     constant_like,
     fast_dev_run,
+    multimodal_model,
     on_device,
     paired_model,
     replace_raw,
@@ -142,6 +143,30 @@ class TokenizerContract(_Contract):
         # every trainable parameter takes part in the loss: DDP refuses a model where one does not
         unused = [name for name, p in model.named_parameters() if p.requires_grad and p.grad is None]
         assert not unused, f"{part}: trainable parameters left out of the loss: {unused}"
+
+    def test_works_inside_a_multimodal_model(self) -> None:
+        """Unchanged, as two modalities of one multi-modal model (its batch entries prefixed ``first/`` and
+        ``second/``): both are masked, encoded, decoded and scored, every parameter trains, each modality can be
+        reconstructed or read alone."""
+        from ..model.pretrained import PretrainedEncoder
+
+        names = ("first", "second")
+        model = multimodal_model({n: self.make() for n in names}, {n: self.make_target() for n in names})
+        own = self.make_batch(self.batch_size, "cpu")
+        batch = {f"{n}/{key}": value for n in names for key, value in own.items()}
+        out = model(batch, generator=torch.Generator().manual_seed(0))
+        assert torch.isfinite(out.loss) and {*names, "contrastive"} <= set(out.terms), out.terms
+        out.loss.backward()
+        unused = [name for name, p in model.named_parameters() if p.requires_grad and p.grad is None]
+        assert not unused, f"trainable parameters left out of the loss: {unused}"
+        alone = PretrainedEncoder(model.tokenizer, model.encoder)
+        alone.use_modalities(["second"])
+        assert torch.isfinite(alone(batch).pooled).all()
+        alone.use_modalities(None)  # the model's own tokenizer: every modality again
+        if model.target.predicts is not None and self.make().spec.invertible:
+            model.eval()
+            drawn = model.reconstruct(batch, generator=torch.Generator().manual_seed(0), modality="first")
+            assert drawn["reconstruction"].shape == drawn["input"].shape
 
     def test_config_roundtrips_through_yaml(self) -> None:
         config_roundtrip(self.make(), Tokenizer)

@@ -35,6 +35,7 @@ __all__ = [
     "config_roundtrip",
     "constant_like",
     "fast_dev_run",
+    "multimodal_model",
     "on_device",
     "paired_model",
     "replace_raw",
@@ -87,6 +88,30 @@ def tiny_model(
         encoder=ViTEncoder(embed_dim=24, depth=1, num_heads=2),
         decoder=decoder or MAEDecoder(embed_dim=12, depth=1, num_heads=2),
         target=target or PatchTarget(),
+    )
+
+
+def multimodal_model(
+    tokenizers: Mapping[str, Tokenizer], targets: Mapping[str, Target] | None = None
+) -> MaskedAutoencoder:
+    """A tiny multi-modal model over ``tokenizers`` (one per modality, by name): each modality half hidden, a 1-block
+    encoder of width 24, a joint 1-block decoder of width 12, ``PatchTarget`` where ``targets`` names none, and a
+    contrastive term between the modalities."""
+    from ..masking.multi_modal import MultiModalMasker
+    from ..model.multimodal.decoder import MultiModalDecoder
+    from ..model.multimodal.encoder import MultiModalEncoder
+    from ..model.multimodal.target import MultiModalTarget
+    from ..model.multimodal.tokenizer import MultiModalTokenizer
+
+    chosen = dict(targets or {})
+    return MaskedAutoencoder(
+        tokenizer=MultiModalTokenizer(dict(tokenizers)),
+        masker=MultiModalMasker(mask_ratio=0.5),
+        encoder=MultiModalEncoder(embed_dim=24, depth=1, num_heads=2),
+        decoder=MultiModalDecoder(embed_dim=12, depth=1, num_heads=2),
+        target=MultiModalTarget(
+            {name: chosen.get(name) or PatchTarget() for name in tokenizers}, contrastive_weight=0.01
+        ),
     )
 
 

@@ -57,7 +57,9 @@ def build_parts(parts: dict[str, Any], progress: Callable[[], float]) -> tuple[B
             f"model.target: {_name(target)} is predicted by the encoder at the visible tokens; put it in a "
             "WeightedTarget beside a target the decoder predicts (MR-MAE: pixels + teacher features)"
         )
-    ctx = BuildContext(ctx.tokens, encoder, target.dim_per_token, target.predicts, progress)
+    # a multi-modal target's width per modality (MultiModalTarget.modality_dims), which sizes a decoder's heads
+    dims = getattr(target, "modality_dims", {})
+    ctx = BuildContext(ctx.tokens, encoder, target.dim_per_token, target.predicts, progress, dims)
     reads = "all" if encoder.sees_all_tokens else "visible"
     if reads not in decoder.reads:
         what = "every token (hidden ones as mask tokens)" if reads == "all" else "the visible tokens only"
@@ -118,6 +120,12 @@ def check_tokens(spec: TokenizerSpec, tokens: TokenBatch, needs: frozenset[str])
             f"model.tokenizer: {spec.name} emits tokens of shape {tuple(tokens.tokens.shape)} but declares "
             f"token_dim={spec.token_dim}, which sizes the encoder's input (tokens must be [B, N, token_dim])"
         )
+    if spec.modalities:  # each modality's own tokens and what it was asked for ("<modality>/<name>")
+        for modality, part in spec.modalities.items():
+            if modality in tokens.parts:
+                own = frozenset(n.split("/", 1)[1] for n in needs if n.startswith(f"{modality}/"))
+                check_tokens(part, tokens.parts[modality], own)
+        return
     leading = tuple(tokens.tokens.shape[:2])
     for name in needs:
         value, shape = tokens.provided.get(name), spec.provides.get(name)

@@ -26,6 +26,7 @@ from ..config import ConfigError, component_config, upgrade_class_paths
 from ..masking.base import Masker
 from ..model.decoders.base import Decoder
 from ..model.encoder import Encoder
+from ..model.multimodal.views import modality_parts, modality_view
 from ..model.published import load_checkpoint
 from ..model.specs import RAW_VALUES
 from ..model.targets.base import Target
@@ -207,34 +208,39 @@ class MaskedAutoencoder(pl.LightningModule):
         noise: Tensor | None = None,
         mask: Tensor | None = None,
         generator: torch.Generator | None = None,
+        modality: str | None = None,
     ) -> dict[str, Tensor]:
         """Input, masked input and reconstruction in the raw format (through the tokenizer's inverse), and
-        ``hidden`` (1 where the raw input was hidden).
+        ``hidden`` (1 where the raw input was hidden); of one ``modality`` of a multi-modal model.
 
         The reconstruction shows the visible tokens as they are and the predictions at the decoded ones (hidden
         tokens that are not decoded are zero, as hidden tokens in the masked input). It runs in the module's current
         mode: call ``eval()`` first to turn off dropout.
         """
-        if self.target.predicts != RAW_VALUES:
+        tokenizer, target = self.tokenizer, self.target
+        if modality is not None:  # a MultiModalTokenizer's and MultiModalTarget's part
+            tokenizer, target = modality_parts(tokenizer, target, modality)
+        if target.predicts != RAW_VALUES:
             raise ConfigError(
-                f"reconstruct: {type(self.target).__name__} predictions cannot be mapped back to token values "
-                f"(it predicts {self.target.predicts or 'nothing a figure can draw'})"
+                f"reconstruct: {type(target).__name__} predictions cannot be mapped back to token values "
+                f"(it predicts {target.predicts or 'nothing a figure can draw'})"
             )
-        if not self.ctx.tokens.invertible:
-            raise ConfigError(f"reconstruct: {self.ctx.tokens.name} has no inverse back to the raw format")
+        if not tokenizer.spec.invertible:
+            raise ConfigError(f"reconstruct: {type(tokenizer).__name__} has no inverse back to the raw format")
         out = self(batch, noise=noise, mask=mask, generator=generator)
-        tokens, inverse = out.tokens.tokens, self.tokenizer.inverse
-        index = out.mask.ids_decode[..., None].expand(-1, -1, tokens.shape[-1])
-        predicted = self.target.to_tokens(out.pred, out.tokens, out.mask).to(tokens.dtype)
-        hidden = out.mask.mask[..., None]
+        view, spec, pred = (out.tokens, out.mask, out.pred) if modality is None else modality_view(out, modality)
+        tokens, inverse = view.tokens, tokenizer.inverse
+        index = spec.ids_decode[..., None].expand(-1, -1, tokens.shape[-1])
+        predicted = target.to_tokens(pred[..., : target.dim_per_token], view, spec).to(tokens.dtype)
+        hidden = spec.mask[..., None]
         masked = tokens.masked_fill(hidden, 0.0)
         # Tokens the encoder saw stay as they are even where the decoder predicted them (decoder masking).
         predicted = torch.where(torch.gather(hidden, 1, index[..., :1]), predicted, torch.gather(tokens, 1, index))
         return {
-            "input": inverse(out.tokens),
-            "masked": inverse(out.tokens.with_tokens(masked)),
-            "reconstruction": inverse(out.tokens.with_tokens(masked.scatter(1, index, predicted))),
-            "hidden": inverse(out.tokens.with_tokens(hidden.expand_as(tokens).to(tokens.dtype))),
+            "input": inverse(view),
+            "masked": inverse(view.with_tokens(masked)),
+            "reconstruction": inverse(view.with_tokens(masked.scatter(1, index, predicted))),
+            "hidden": inverse(view.with_tokens(hidden.expand_as(tokens).to(tokens.dtype))),
         }
 
     # ------------------------------------------------------------------------------------------ training/validation

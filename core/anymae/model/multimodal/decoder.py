@@ -1,0 +1,158 @@
+"""Decoders of a multi-modal model: every modality's hidden tokens predicted at that modality's target width.
+
+* ``joint=True`` -- CAV-MAE's decoder (Gong et al. 2023, https://arxiv.org/abs/2210.07839): one transformer over
+  the whole sequence (visible latents and a mask token at every hidden position), each token with its modality's
+  position embedding and a modality embedding; a linear head per modality.
+* ``joint=False`` -- MultiMAE's decoders (Bachmann et al. 2022, https://arxiv.org/abs/2204.01678): one small
+  transformer per modality over that modality's tokens only; with ``cross_attention``, each first lets its tokens
+  cross-attend to every encoder token (all modalities), as MultiMAE's output adapters do.
+
+As :class:`~anymae.MAEDecoder`, a decoder predicts the tokens at ``mask.ids_decode``; padding is never attended
+(padded keys are masked in the joint decoder, and a modality's decoder sees only its own tokens).
+"""
+
+from typing import cast
+
+import torch
+import torch.nn.functional as F
+from pydantic import PositiveFloat, PositiveInt
+from torch import Tensor, nn
+
+from ...config import ConfigError, validated
+from ..decoders.base import Decoder
+from ..decoders.cross import CrossAttentionBlock
+from ..layers import init_mae_weights, key_padding_mask, run_blocks, transformer_block
+from ..position import default_position_embedding
+from ..specs import BuildContext
+from ..types import EncoderOutput, MaskSpec, TokenBatch, gather_tokens
+
+__all__ = ["MultiModalDecoder"]
+
+
+class _Branch(nn.Module):
+    """A transformer decoder's layers: the projection from the encoder's width, a mask token, optional
+    cross-attention to the encoder's tokens, the blocks and the final norm."""
+
+    def __init__(
+        self, enc_dim: int, dim: int, depth: int, heads: int, mlp_ratio: float, qkv_bias: bool, eps: float, cross: bool
+    ) -> None:
+        super().__init__()
+        self.embed = nn.Linear(enc_dim, dim)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.cross = CrossAttentionBlock(dim, heads, mlp_ratio, qkv_bias, eps, False) if cross else None
+        self.blocks = nn.ModuleList(transformer_block(dim, heads, mlp_ratio, qkv_bias, eps) for _ in range(depth))
+        self.norm = nn.LayerNorm(dim, eps=eps)
+        self.apply(init_mae_weights)
+        nn.init.normal_(self.mask_token, std=0.02)
+
+    def sequence(self, encoded: EncoderOutput, mask: MaskSpec, num_tokens: int) -> Tensor:
+        """``[B, N, dim]``: each visible token's projected latent at its place, the mask token everywhere else."""
+        body = self.embed(encoded.body)
+        b, _, d = body.shape
+        full = self.mask_token.to(body.dtype).expand(b, num_tokens, d)
+        return full.scatter(1, mask.ids_keep[..., None].expand(-1, -1, d), body)
+
+
+class MultiModalDecoder(Decoder):
+    """Predicts every modality's decoded tokens (see the module docstring).
+
+    Args:
+        embed_dim: decoder width (CAV-MAE: 512; MultiMAE: 256).
+        depth: blocks of the joint decoder, or of each modality's (CAV-MAE: 8; MultiMAE: 2).
+        num_heads: attention heads (CAV-MAE: 16; MultiMAE: 8).
+        mlp_ratio: hidden width of each block's MLP relative to ``embed_dim``.
+        qkv_bias: bias on the query/key/value projections.
+        joint: one decoder over all modalities (CAV-MAE) or one per modality (MultiMAE).
+        cross_attention: with ``joint=False``, each modality's tokens first cross-attend to every encoder token
+            (MultiMAE).
+        norm_eps: LayerNorm epsilon.
+        grad_checkpointing: recompute the blocks' activations in the backward pass.
+    """
+
+    reads = frozenset({"visible"})
+
+    @validated
+    def __init__(
+        self,
+        embed_dim: PositiveInt = 512,
+        depth: PositiveInt = 8,
+        num_heads: PositiveInt = 16,
+        mlp_ratio: PositiveFloat = 4.0,
+        qkv_bias: bool = True,
+        joint: bool = True,
+        cross_attention: bool = False,
+        norm_eps: PositiveFloat = 1e-6,
+        grad_checkpointing: bool = False,
+    ) -> None:
+        super().__init__()
+        if embed_dim % num_heads:
+            raise ConfigError(f"MultiModalDecoder.embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
+        if joint and cross_attention:
+            raise ConfigError("MultiModalDecoder.cross_attention is MultiMAE's, for joint=False (one decoder each)")
+        self.embed_dim, self.depth, self.num_heads, self.mlp_ratio = embed_dim, depth, num_heads, mlp_ratio
+        self.qkv_bias, self.joint, self.cross_attention, self.norm_eps = qkv_bias, joint, cross_attention, norm_eps
+        self.grad_checkpointing = grad_checkpointing
+
+    def build(self, ctx: BuildContext) -> None:
+        specs, dims = ctx.tokens.modalities, ctx.modality_dims
+        if not specs or set(dims) != set(specs):
+            raise ConfigError(
+                "MultiModalDecoder needs a multi-modal tokenizer and a MultiModalTarget (a target per modality); got "
+                f"{ctx.tokens.name} and targets for {sorted(dims) or 'no modality'}"
+            )
+        self.out_dim = ctx.target_dim
+        dim = self.embed_dim
+        branch_args = (ctx.encoder.embed_dim, dim, self.depth, self.num_heads, self.mlp_ratio, self.qkv_bias)
+        if self.joint:
+            self.branches = nn.ModuleDict({"joint": _Branch(*branch_args, self.norm_eps, False)})
+            self.modality_embed = nn.Parameter(torch.zeros(len(specs), dim))
+            nn.init.trunc_normal_(self.modality_embed, std=0.02)
+        else:
+            self.branches = nn.ModuleDict(
+                {m: _Branch(*branch_args, self.norm_eps, self.cross_attention) for m in specs}
+            )
+        positions = {m: default_position_embedding(spec.layout) for m, spec in specs.items()}
+        for m, spec in specs.items():
+            positions[m].build(dim, spec.layout)
+        self.pos_embed = nn.ModuleDict(positions)
+        self.heads = nn.ModuleDict({m: nn.Linear(dim, dims[m]) for m in specs})
+        self.heads.apply(init_mae_weights)
+        self.names = tuple(specs)
+
+    def _branch(self, name: str) -> _Branch:
+        return cast(_Branch, self.branches[name])
+
+    def _position(self, name: str, part: TokenBatch, dtype: torch.dtype) -> Tensor:
+        return self.pos_embed[name](part, part.all_ids()).to(dtype)
+
+    def forward(self, encoded: EncoderOutput, tokens: TokenBatch, mask: MaskSpec) -> Tensor:
+        if encoded.every_token:
+            raise ValueError("MultiModalDecoder decodes from the visible tokens' latents (a masked encoder's output)")
+        bounds, p = tokens.segments(), encoded.num_prefix
+        checkpoint = self.grad_checkpointing and self.training
+        outputs: dict[str, Tensor] = {}
+        if self.joint:
+            branch = self._branch("joint")
+            x = branch.sequence(encoded, mask, tokens.num_tokens)
+            extra = [
+                self._position(m, part, x.dtype) + self.modality_embed[self.names.index(m)].to(x.dtype)
+                for m, part in tokens.parts.items()
+            ]
+            x = x + torch.cat([e.expand(x.shape[0], -1, -1) for e in extra], dim=1)
+            x = torch.cat([branch.embed(encoded.latent[:, :p]), x], dim=1)
+            x = run_blocks(branch.blocks, x, key_padding_mask(tokens.padding_mask, p), checkpoint)
+            x = branch.norm(x)[:, p:]
+            outputs = {m: x[:, start:stop] for m, (start, stop) in bounds.items()}
+        else:
+            for m, part in tokens.parts.items():
+                branch = self._branch(m)
+                start, stop = bounds[m]
+                x = branch.sequence(encoded, mask, tokens.num_tokens)[:, start:stop]
+                x = x + self._position(m, part, x.dtype)
+                if branch.cross is not None:  # MultiMAE: the modality's tokens read every encoder token first
+                    x = branch.cross(x, branch.embed(encoded.latent))
+                x = run_blocks(branch.blocks, x, key_padding_mask(part.padding_mask, 0), checkpoint)
+                outputs[m] = branch.norm(x)
+        preds = [cast(nn.Linear, self.heads[m])(outputs[m]) for m in outputs]
+        pred = torch.cat([F.pad(p, (0, self.out_dim - p.shape[-1])) for p in preds], dim=1)
+        return gather_tokens(pred, mask.ids_decode)
