@@ -73,7 +73,7 @@ def test_joint_tokens_record_each_modality():
 
 
 def test_a_batch_without_a_modality_says_which():
-    with pytest.raises(ValueError, match="no 'series' entries.*modalities \\['video'\\]"):
+    with pytest.raises(ValueError, match=r"no 'series' entries.*modalities \['video'\]"):
         pair()({"video/video": torch.randn(2, 1, 4, 8, 8)})
 
 
@@ -210,7 +210,7 @@ def test_trains_draws_every_modality_and_reads_subsets(tmp_path):
             return path
 
     m = model(target=MultiModalTarget({"video": PatchTarget(), "series": PatchTarget()}, contrastive_weight=0.01))
-    with pytest.raises(ConfigError, match="VideoTokenizer does not provide.*modality 'video' of ModalityFigures"):
+    with pytest.raises(ConfigError, match=r"VideoTokenizer does not provide.*modality 'video' of ModalityFigures"):
         ModalityFigures({"video": Record(0, 2, 0)}).check(m)  # the toy clip tokenizer has no inverse
     figures = ModalityFigures({"series": Record(0, 2, 0)}, every_n_epochs=0)
     figures.check(m)
@@ -227,7 +227,7 @@ def test_trains_draws_every_modality_and_reads_subsets(tmp_path):
     encoder.use_modalities(["series"])
     series_only = encoder(batch())
     assert series_only.tokens.shape[1] == 8 and not torch.allclose(series_only.pooled, both)
-    with pytest.raises(ConfigError, match="cannot use modalities \\['audio'\\]"):
+    with pytest.raises(ConfigError, match=r"cannot use modalities \['audio'\]"):
         encoder.use_modalities(["audio"])
 
 
@@ -236,9 +236,9 @@ def test_wrong_pairings_fail_at_build_naming_the_part():
 
     with pytest.raises(ConfigError, match="MultiModalEncoder needs a multi-modal tokenizer"):
         model(tokenizer=One())
-    with pytest.raises(ConfigError, match="targets for \\['video'\\] but the tokenizer's modalities"):
+    with pytest.raises(ConfigError, match=r"targets for \['video'\] but the tokenizer's modalities"):
         model(target=MultiModalTarget({"video": PatchTarget()}))
-    with pytest.raises(ConfigError, match="MultiModalMasker.maskers names \\['audio'\\]"):
+    with pytest.raises(ConfigError, match=r"MultiModalMasker.maskers names \['audio'\]"):
         model(masker=MultiModalMasker({"audio": RandomMasker()}))
     with pytest.raises(ConfigError, match="modality names must be non-empty and hold no '/'"):
         MultiModalTokenizer({"a/b": SeriesTokenizer()})
