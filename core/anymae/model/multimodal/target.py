@@ -23,7 +23,7 @@ from ...config import ConfigError, validated
 from ..specs import RAW_VALUES, BuildContext
 from ..targets.base import Target, masked_mean
 from ..types import MaskSpec, Step, TokenBatch
-from .groups import modality_of
+from .groups import Group, modality_of
 
 __all__ = ["MultiModalTarget", "info_nce"]
 
@@ -42,13 +42,12 @@ def info_nce(a: Tensor, b: Tensor, temperature: float, valid: Tensor | None = No
     return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
 
 
-def _local(mask: MaskSpec, ids: Tensor, start: int, stop: int) -> MaskSpec:
-    """A modality's view of a joint mask: ``ids`` (joint indices) as its own tokens' indices (other modalities'
-    entries clamped in range: their values are never used), its hidden tokens from the joint mask."""
-    local = (ids - start).clamp(0, stop - start - 1)
-    n = stop - start
-    every = torch.arange(n, device=ids.device).expand(ids.shape[0], -1)
-    return MaskSpec(every[:, :0], every, every, mask.mask[:, start:stop], local)
+def _local(mask: MaskSpec, group: Group, start: int, stop: int) -> MaskSpec:
+    """A modality's view of a joint mask: its decoded tokens (``group``, indices among its own tokens) and its
+    hidden tokens, from the joint mask."""
+    n, b = stop - start, group.local.shape[0]
+    every = torch.arange(n, device=group.local.device).expand(b, -1)
+    return MaskSpec(every[:, :0], every, every, mask.mask[:, start:stop], group.local)
 
 
 class MultiModalTarget(Target):
@@ -107,11 +106,13 @@ class MultiModalTarget(Target):
         self.modality_dims = {name: self._part(name).dim_per_token for name in specs}
         self.dim_per_token = max(self.modality_dims.values())
 
-    def _views(self, tokens: TokenBatch, mask: MaskSpec) -> dict[str, tuple[int, int, MaskSpec]]:
-        return {
-            m: (start, stop, _local(mask, mask.ids_decode, start, stop))
-            for m, (start, stop) in tokens.segments().items()
-        }
+    def _views(self, tokens: TokenBatch, mask: MaskSpec) -> dict[str, tuple[Group, MaskSpec]]:
+        """Each modality's decoded tokens among the joint ones, and its own view of the mask."""
+        views = {}
+        for m, (start, stop) in tokens.segments().items():
+            group = Group.of(mask.ids_decode, start, stop)
+            views[m] = (group, _local(mask, group, start, stop))
+        return views
 
     def _which(self, tokens: TokenBatch, mask: MaskSpec) -> Tensor:
         """``[B, M']``: the modality (its index) of each decoded token."""
@@ -120,23 +121,20 @@ class MultiModalTarget(Target):
     def forward(self, batch: Mapping[str, Tensor], tokens: TokenBatch, mask: MaskSpec) -> Tensor:
         from .tokenizer import modality_batch
 
-        which, out = self._which(tokens, mask), None
-        for index, (m, (_, _, view)) in enumerate(self._views(tokens, mask).items()):
+        out = tokens.tokens.new_zeros(*mask.ids_decode.shape, self.dim_per_token, dtype=torch.float)
+        for m, (group, view) in self._views(tokens, mask).items():  # each target on its own decoded tokens only
             values = self._part(m)(modality_batch(batch, m), tokens.parts[m], view).float()
-            values = F.pad(values, (0, self.dim_per_token - values.shape[-1]))
-            out = values if out is None else torch.where((which == index)[..., None], values, out)
-        assert out is not None  # at least one modality
+            out = group.scatter(out, F.pad(values, (0, self.dim_per_token - values.shape[-1])))
         return out
 
     def token_loss(self, pred: Tensor, target: Tensor, mask: MaskSpec, tokens: TokenBatch | None = None) -> Tensor:
         if tokens is None:
             raise ValueError("MultiModalTarget.token_loss needs the step's tokens (which modality each token is)")
-        which, out = self._which(tokens, mask), None
-        for index, (m, (_, _, view)) in enumerate(self._views(tokens, mask).items()):
+        out = pred.new_zeros(mask.ids_decode.shape, dtype=torch.float)
+        for m, (group, view) in self._views(tokens, mask).items():
             width = self.modality_dims[m]
-            loss = self._part(m).token_loss(pred[..., :width], target[..., :width], view, tokens.parts[m])
-            out = loss if out is None else torch.where(which == index, loss, out)
-        assert out is not None
+            own_pred, own_target = group.gather(pred)[..., :width], group.gather(target)[..., :width]
+            out = group.scatter(out, self._part(m).token_loss(own_pred, own_target, view, tokens.parts[m]).float())
         return out
 
     def loss(self, step: Step) -> tuple[Tensor, dict[str, Tensor]]:
