@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PLUGINS := plugins/image[digits] plugins/video[digits] plugins/audio plugins/pointcloud plugins/timeseries[parquet]
+PLUGINS := plugins/image[digits] plugins/video[digits] plugins/audio plugins/pointcloud plugins/timeseries[parquet] plugins/multimodal[digits]
 # torch comes first and pinned: on our machines these wheels are on local disk (see README, "Install").
 TORCH := torch==2.14.1 torchvision==0.29.1 torchaudio==2.11.0
 

@@ -30,7 +30,9 @@ EXAMPLES = sorted(
     if "anymae fit --config" in p.read_text() and "masking" not in p.parts
 )
 EVALUATIONS = sorted(
-    p for p in (ROOT / "examples").rglob("*.yaml") if re.search(r"anymae (knn|probe|finetune) ", p.read_text())
+    p
+    for p in (ROOT / "examples").rglob("*.yaml")
+    if re.search(r"anymae (knn|probe|finetune|retrieval) ", p.read_text())
 )
 OVERLAYS = sorted((ROOT / "examples" / "image" / "masking").glob("*.yaml"))
 
@@ -153,8 +155,10 @@ def test_masking_overlays_train_on_the_digits_demo(overlay, tmp_path):
 def test_every_example_is_covered_and_the_suite_points_at_real_configs():
     import yaml
 
-    covered = set(EXAMPLES) | set(EVALUATIONS) | set(OVERLAYS) | {ROOT / "examples" / "suite.yaml"}
+    suites = [ROOT / "examples" / "suite.yaml", ROOT / "examples" / "multimodal" / "suite.yaml"]
+    covered = set(EXAMPLES) | set(EVALUATIONS) | set(OVERLAYS) | set(suites)
     assert covered == set((ROOT / "examples").rglob("*.yaml"))
-    for entry in yaml.safe_load((ROOT / "examples" / "suite.yaml").read_text()):
-        for config in [entry["pretrain"], *entry["protocols"].values()]:
-            assert (ROOT / config).is_file(), config
+    for suite in suites:
+        for entry in yaml.safe_load(suite.read_text()):
+            for config in [entry["pretrain"], *entry["protocols"].values()]:
+                assert (ROOT / config).is_file(), config
