@@ -127,6 +127,28 @@ def test_masks_are_reproducible_and_take_given_noise():
         assert torch.equal(visible.sum(1), torch.full((4,), 2)) and visible.gather(1, keep).all(), name
 
 
+def test_one_modality_computes_what_the_vit_encoder_does():
+    """A multi-modal encoder over one modality, with ViTEncoder's weights copied and a zero modality embedding, is
+    ViTEncoder: masked and with every token."""
+    from anymae import BuildContext, ViTEncoder
+
+    tokenizer = VideoTokenizer()
+    joint = MultiModalTokenizer({"video": tokenizer})
+    vit, encoder = ViTEncoder(24, 2, 2, class_token=False), MultiModalEncoder(24, 2, 0, 2)
+    vit.build(BuildContext(tokenizer.spec, vit))
+    encoder.build(BuildContext(joint.spec, encoder))
+    with torch.no_grad():
+        encoder.token_embed["video"].load_state_dict(vit.token_embed.state_dict())
+        encoder.blocks.load_state_dict(vit.blocks.state_dict())
+        encoder.norm.load_state_dict(vit.norm.state_dict())
+        encoder.modality_embed.zero_()
+    raw = tokenizer.example_batch(3)
+    alone, inside = tokenizer(raw), joint({f"video/{key}": value for key, value in raw.items()})
+    spec = RandomMasker(0.75)(alone, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(encoder(inside, spec).latent, vit(alone, spec).latent)
+    torch.testing.assert_close(encoder(inside).latent, vit(alone).latent)
+
+
 def test_modality_specific_blocks_see_only_their_tokens():
     m = model(encoder=MultiModalEncoder(embed_dim=24, depth=2, modality_depth=2, num_heads=2)).eval()
     assert len(m.encoder.blocks) == 0 and len(m.encoder.modality_blocks["video"]) == 2

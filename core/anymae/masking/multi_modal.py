@@ -67,15 +67,7 @@ class MultiModalMasker(Masker):
         self.maskers = nn.ModuleDict(self.given)
 
     def build(self, ctx: BuildContext) -> None:
-        specs = ctx.tokens.modalities
-        if not specs:
-            raise ConfigError(
-                f"MultiModalMasker needs a multi-modal tokenizer (MultiModalTokenizer); {ctx.tokens.name} has one "
-                "modality"
-            )
-        unknown = sorted(set(self.given) - set(specs))
-        if unknown:
-            raise ConfigError(f"MultiModalMasker.maskers names {unknown}, which are not modalities ({list(specs)})")
+        specs = ctx.tokens.modality_specs("MultiModalMasker.maskers", self.given)
         self.maskers = nn.ModuleDict({m: self.given.get(m) or RandomMasker(self.mask_ratio) for m in specs})
         for name, spec in specs.items():
             try:

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -73,6 +73,21 @@ class TokenizerSpec:
     @property
     def invertible(self) -> bool:
         return INVERSE in self.provides
+
+    def modality_specs(self, owner: str, names: Iterable[str] = ()) -> Mapping[str, TokenizerSpec]:
+        """Each modality's spec of a multi-modal tokenizer; a :class:`~anymae.ConfigError` naming ``owner`` when the
+        tokenizer has one modality, or when ``names`` (what ``owner`` was configured with, per modality) holds one
+        that is not a modality."""
+        from ..config import ConfigError
+
+        if not self.modalities:
+            raise ConfigError(
+                f"{owner} needs a multi-modal tokenizer (MultiModalTokenizer); {self.name} has one modality"
+            )
+        unknown = sorted(set(names) - set(self.modalities))
+        if unknown:
+            raise ConfigError(f"{owner} names {unknown}, which are not modalities ({list(self.modalities)})")
+        return self.modalities
 
     def to_compute(self, needs: frozenset[str] | set[str], part: str, who: str, purpose: str = "") -> frozenset[str]:
         """The names of ``needs`` the tokenizer must compute (data, not properties); a

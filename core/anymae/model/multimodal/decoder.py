@@ -22,9 +22,10 @@ from ...config import ConfigError, validated
 from ..decoders.base import Decoder
 from ..decoders.cross import CrossAttentionBlock
 from ..layers import init_mae_weights, key_padding_mask, run_blocks, transformer_block
-from ..position import default_position_embedding
+from ..position import PositionEmbedding
 from ..specs import BuildContext
 from ..types import EncoderOutput, MaskSpec, TokenBatch, gather_tokens
+from .groups import modality_positions
 
 __all__ = ["MultiModalDecoder"]
 
@@ -65,6 +66,7 @@ class MultiModalDecoder(Decoder):
         joint: one decoder over all modalities (CAV-MAE) or one per modality (MultiMAE).
         cross_attention: with ``joint=False``, each modality's tokens first cross-attend to every encoder token
             (MultiMAE).
+        pos_embed: a position embedding for some modalities by name; the others get their layout's default.
         norm_eps: LayerNorm epsilon.
         grad_checkpointing: recompute the blocks' activations in the backward pass.
     """
@@ -81,6 +83,7 @@ class MultiModalDecoder(Decoder):
         qkv_bias: bool = True,
         joint: bool = True,
         cross_attention: bool = False,
+        pos_embed: dict[str, PositionEmbedding] | None = None,
         norm_eps: PositiveFloat = 1e-6,
         grad_checkpointing: bool = False,
     ) -> None:
@@ -92,10 +95,11 @@ class MultiModalDecoder(Decoder):
         self.embed_dim, self.depth, self.num_heads, self.mlp_ratio = embed_dim, depth, num_heads, mlp_ratio
         self.qkv_bias, self.joint, self.cross_attention, self.norm_eps = qkv_bias, joint, cross_attention, norm_eps
         self.grad_checkpointing = grad_checkpointing
+        self.given_positions = dict(pos_embed or {})
 
     def build(self, ctx: BuildContext) -> None:
-        specs, dims = ctx.tokens.modalities, ctx.modality_dims
-        if not specs or set(dims) != set(specs):
+        specs, dims = ctx.tokens.modality_specs("MultiModalDecoder", self.given_positions), ctx.modality_dims
+        if set(dims) != set(specs):
             raise ConfigError(
                 "MultiModalDecoder needs a multi-modal tokenizer and a MultiModalTarget (a target per modality); got "
                 f"{ctx.tokens.name} and targets for {sorted(dims) or 'no modality'}"
@@ -111,10 +115,7 @@ class MultiModalDecoder(Decoder):
             self.branches = nn.ModuleDict(
                 {m: _Branch(*branch_args, self.norm_eps, self.cross_attention) for m in specs}
             )
-        positions = {m: default_position_embedding(spec.layout) for m, spec in specs.items()}
-        for m, spec in specs.items():
-            positions[m].build(dim, spec.layout)
-        self.pos_embed = nn.ModuleDict(positions)
+        self.pos_embed = modality_positions(self.given_positions, specs, dim)
         self.heads = nn.ModuleDict({m: nn.Linear(dim, dims[m]) for m in specs})
         self.heads.apply(init_mae_weights)
         self.names = tuple(specs)

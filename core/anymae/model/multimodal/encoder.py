@@ -15,10 +15,10 @@ from torch import Tensor, nn
 from ...config import ConfigError, validated
 from ..encoder import Encoder
 from ..layers import init_mae_weights, key_padding_mask, run_blocks, transformer_block
-from ..position import PositionEmbedding, default_position_embedding
+from ..position import PositionEmbedding
 from ..specs import BuildContext
 from ..types import EncoderOutput, MaskSpec, TokenBatch, gather_tokens
-from .groups import Group
+from .groups import Group, modality_positions
 
 __all__ = ["MultiModalEncoder"]
 
@@ -36,6 +36,8 @@ class MultiModalEncoder(Encoder):
         qkv_bias: bias on the query/key/value projections.
         drop_path_rate: stochastic depth, rising linearly over the ``depth`` blocks.
         class_token: a learned class token in front of the joint blocks (MultiMAE's global token; CAV-MAE has none).
+        pos_embed: a position embedding for some modalities by name (VideoMAE's ``SinCosPositionEmbedding(axes=
+            "flat")`` for video); the others get their layout's default (sin-cos for grids, an MLP for points).
         pool_separately: each modality's pooled feature (``EncoderOutput.pooled``, which a contrastive term compares)
             comes from the joint blocks run on that modality's tokens alone (CAV-MAE), instead of from the joint
             pass, where each modality has already seen the others.
@@ -57,6 +59,7 @@ class MultiModalEncoder(Encoder):
         qkv_bias: bool = True,
         drop_path_rate: Annotated[float, Field(ge=0, lt=1)] = 0.0,
         class_token: bool = False,
+        pos_embed: dict[str, PositionEmbedding] | None = None,
         pool_separately: bool = False,
         norm_eps: PositiveFloat = 1e-6,
         grad_checkpointing: bool = False,
@@ -78,21 +81,14 @@ class MultiModalEncoder(Encoder):
         self.fc_norm = None
         self.pool_separately, self.grad_checkpointing = pool_separately, grad_checkpointing
         self.names: tuple[str, ...] = ()
+        self.given_positions = dict(pos_embed or {})
 
     def build(self, ctx: BuildContext) -> None:
-        specs = ctx.tokens.modalities
-        if not specs:
-            raise ConfigError(
-                f"MultiModalEncoder needs a multi-modal tokenizer (MultiModalTokenizer); {ctx.tokens.name} has one "
-                "modality: use ViTEncoder"
-            )
+        specs = ctx.tokens.modality_specs("MultiModalEncoder", self.given_positions)
         self.names = tuple(specs)
         width = self.embed_dim
         self.token_embed = nn.ModuleDict({m: nn.Linear(spec.token_dim, width) for m, spec in specs.items()})
-        positions: dict[str, PositionEmbedding] = {m: default_position_embedding(s.layout) for m, s in specs.items()}
-        for m, spec in specs.items():
-            positions[m].build(width, spec.layout)
-        self.pos_embed = nn.ModuleDict(positions)
+        self.pos_embed = modality_positions(self.given_positions, specs, width)
         self.modality_embed = nn.Parameter(torch.zeros(len(specs), width))
         first = self.rates[: self.modality_depth]
         self.modality_blocks = nn.ModuleDict(

@@ -10,14 +10,28 @@ nothing is invalid and attention needs no mask.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+from ..position import PositionEmbedding, default_position_embedding
+from ..specs import TokenizerSpec
 from ..types import gather_tokens
 
-__all__ = ["Group", "modality_of"]
+__all__ = ["Group", "modality_of", "modality_positions"]
+
+
+def modality_positions(
+    given: Mapping[str, PositionEmbedding], specs: Mapping[str, TokenizerSpec], dim: int
+) -> nn.ModuleDict:
+    """A position embedding per modality at width ``dim``: the one ``given`` for it, else its layout's default
+    (sin-cos for grids, an MLP for points), each built for its modality's layout."""
+    positions = {m: given.get(m) or default_position_embedding(spec.layout) for m, spec in specs.items()}
+    for m, spec in specs.items():
+        positions[m].build(dim, spec.layout)
+    return nn.ModuleDict(positions)
 
 
 def modality_of(ids: Tensor, bounds: list[tuple[int, int]]) -> Tensor:

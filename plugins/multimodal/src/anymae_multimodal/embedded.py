@@ -106,16 +106,23 @@ def digit_clips(num_frames: int, image_size: int, digit_size: int, seed: int) ->
         "digit": torch.tensor(digits.target, dtype=torch.long),
         "direction": direction,
         "step": step,
+        "path": _centres(clips) / image_size,
     }
 
 
-def _travel(clips: Tensor) -> Tensor:
-    """How far (pixels) each clip's content moves from its first to its last frame (centres of mass)."""
+def _centres(clips: Tensor) -> Tensor:
+    """``[S, T, 2]``: each frame's centre of mass (row, column) in pixels."""
     mass = clips.sum(dim=(-2, -1)).clamp_min(1e-6)  # [S, T]
     grid = torch.arange(clips.shape[-1], dtype=clips.dtype)
     rows = (clips.sum(dim=-1) * grid).sum(dim=-1) / mass
     cols = (clips.sum(dim=-2) * grid).sum(dim=-1) / mass
-    return torch.stack([rows[:, -1] - rows[:, 0], cols[:, -1] - cols[:, 0]], dim=1).norm(dim=1)
+    return torch.stack([rows, cols], dim=-1)
+
+
+def _travel(clips: Tensor) -> Tensor:
+    """How far (pixels) each clip's content moves from its first to its last frame (centres of mass)."""
+    centres = _centres(clips)
+    return (centres[:, -1] - centres[:, 0]).norm(dim=1)
 
 
 def _video(clips: Tensor, train: list[int], in_chans: int) -> Tensor:
@@ -125,28 +132,41 @@ def _video(clips: Tensor, train: list[int], in_chans: int) -> Tensor:
 
 # ------------------------------------------------------------------------------------------------ audio-visual
 def digit_sounds(
-    digits: Tensor, sample_rate: int, duration: float, pitch_jitter: float, seed: int
+    digits: Tensor, path: Tensor, sample_rate: int, duration: float, pitch_jitter: float, seed: int
 ) -> tuple[Tensor, Tensor]:
-    """Waveforms ``[S, N]`` playing each digit, and each clip's number of notes (1-4), all generated at once.
+    """Waveforms ``[S, N]`` of each moving digit's sound, and each clip's number of notes (1-4), all generated at once.
 
-    A digit ``d`` is a pitch register, ``3 d`` semitones above 220 Hz, detuned per clip by up to ``pitch_jitter``
-    semitones either way (4.5 by default: a pitch is shared by three neighbouring digits, so the sound alone is a
-    weak cue), with 1-3 harmonics (a random timbre). The tone is plucked 1-4 times, evenly spaced, each note decaying
-    (a rhythm, which the video lacks), at a random loudness over background noise of a random level.
+    The sound follows the digit as a sound source would: its pitch rises as the digit goes up the frame (two octaves
+    from the bottom of the canvas to the top) and its loudness grows to the right (x4 from the left edge to the
+    right), along ``path`` (``[S, T, 2]``: the digit's row and column per frame, in canvas units). The pitch register
+    says which digit it is, ``3 d`` semitones above 220 Hz, detuned per clip by up to ``pitch_jitter`` semitones
+    either way (4.5 by default: a register is shared by three neighbouring digits, and the height shifts it again, so
+    the sound alone is a weak cue to the digit), with 1-3 harmonics (a random timbre). The tone is plucked 1-4 times,
+    evenly spaced, each note decaying (a rhythm, which the video lacks), at a random loudness over background noise of
+    a random level. So both modalities carry where the digit is and how it moves; only the sound carries the rhythm,
+    only the video the digit's shape.
     """
     g = _generator(seed, 1)
     s, n = len(digits), int(sample_rate * duration)
     t = torch.arange(n) / sample_rate
+    # the path at every sample: linear between frames spread evenly over the clip
+    frames = path.shape[1]
+    where = (t / duration * (frames - 1)).clamp(max=frames - 1)
+    low = where.floor().long().clamp(max=frames - 2) if frames > 1 else torch.zeros(n, dtype=torch.long)
+    share = (where - low)[None, :, None] if frames > 1 else torch.zeros(1, n, 1)
+    high = (low + 1).clamp(max=frames - 1)
+    at = path[:, low] * (1 - share) + path[:, high] * share  # [S, N, 2]
     u = torch.rand(s, 4, generator=g)
-    semitones = 3 * digits.float() + (2 * u[:, 0] - 1) * pitch_jitter
-    phase = 2 * math.pi * (220 * 2 ** (semitones / 12))[:, None] * t[None]  # [S, N]
+    semitones = 3 * digits.float()[:, None] + ((2 * u[:, 0] - 1) * pitch_jitter)[:, None] + 24 * (0.5 - at[..., 0])
+    frequency = 220 * 2 ** (semitones / 12)  # [S, N]
+    phase = 2 * math.pi * torch.cumsum(frequency, dim=1) / sample_rate
     harmonics = torch.randint(1, 4, (s, 1), generator=g)
     wave = sum((k <= harmonics) * torch.sin(k * phase) / k for k in range(1, 4))
     notes = torch.randint(1, 5, (s,), generator=g)
     position = t[None] / duration * notes[:, None]  # notes played so far, [S, N]
     within = position - position.floor()  # where in its note each sample is, [0, 1)
     attack = (within * duration / notes[:, None] / 0.005).clamp(max=1)  # a 5 ms onset ramp, no click
-    envelope = attack * torch.exp(-4 * within)
+    envelope = attack * torch.exp(-4 * within) * 4 ** (at[..., 1] - 0.5)
     loudness = 0.1 + 0.4 * u[:, 1:2]
     noise = (0.005 + 0.045 * u[:, 2:3]) * torch.randn(s, n, generator=g)
     return loudness * envelope * wave + noise, notes - 1
@@ -165,7 +185,7 @@ def _audio_visual(
 ) -> dict[str, Tensor]:
     """The clips and their sounds' raw fbank ``[S, frames, bins]`` (every clip at once, in chunks), made once."""
     data = digit_clips(num_frames, image_size, digit_size, seed)
-    waves, notes = digit_sounds(data["digit"], sample_rate, duration, pitch_jitter, seed)
+    waves, notes = digit_sounds(data["digit"], data["path"], sample_rate, duration, pitch_jitter, seed)
     raw = torch.cat([batched_fbank(chunk, sample_rate, num_mel_bins) for chunk in waves.split(256)])
     return {**data, "raw": raw, "notes": notes}
 
@@ -176,10 +196,11 @@ class AudioVisualDigitsDataModule(DataModule):
     fbank features (the audio plugin's :func:`~anymae_audio.features.batched_fbank`). Made in memory in a few seconds,
     no download (``pip install 'anymae-multimodal[digits]'``).
 
-    What each modality carries: the video, the digit's shape and its direction of motion; the sound, the digit as a
-    pitch register blurred by a per-clip detune (a weaker cue) and a random number of notes, 1-4 (a rhythm the video
-    lacks). Labels: ``"digit"`` (10 classes: both modalities, the video better), ``"direction"`` (4: the video only)
-    or ``"notes"`` (4: the sound only).
+    What each modality carries: the video, the digit's shape and where it goes; the sound follows the digit (its
+    pitch rises with its height, its loudness to the right), plays the digit as a pitch register blurred by a per-clip
+    detune (a weak cue) and a random number of notes, 1-4 (a rhythm the video lacks). Labels: ``"direction"`` (4
+    classes: both modalities, the video plainly, the sound as a pitch or loudness glide among its other changes),
+    ``"digit"`` (10: both, the video better) or ``"notes"`` (4: the sound only).
 
     Batches: ``{"<video>/video": [B, C, T, H, W], "<audio>/fbank": [B, 1, target_length, num_mel_bins],
     "<audio>/frames": [B] (real frames, as the audio plugin yields), "label": [B]}``. The clips are standardised with
@@ -206,7 +227,7 @@ class AudioVisualDigitsDataModule(DataModule):
     @validated
     def __init__(
         self,
-        label: Literal["digit", "direction", "notes"] = "digit",
+        label: Literal["direction", "digit", "notes"] = "direction",
         num_frames: PositiveInt = 8,
         image_size: PositiveInt = 32,
         digit_size: PositiveInt = 16,
