@@ -200,6 +200,12 @@ def test_contrastive_term_equals_a_hand_computation():
     torch.testing.assert_close(info_nce(a, b, t), torch.tensor(by_hand / 12))
     keep = torch.tensor([True, False, True, True, False, True])
     torch.testing.assert_close(info_nce(a, b, t, keep), info_nce(a[keep], b[keep], t))
+    # centred: a common part of every feature (an untrained MAE's pooled features) no longer hides the pairs
+    common = 50 * torch.randn(1, 5, generator=g)
+    assert abs(float(info_nce(a + common, b + common, t)) - math.log(6)) < 0.05
+    torch.testing.assert_close(
+        info_nce(a + common, b + common, t, center=True), info_nce(a - a.mean(0), b - b.mean(0), t)
+    )
 
 
 def test_loss_is_each_modalitys_mean_weighted_and_logged_by_name():

@@ -93,7 +93,7 @@ class CrossModalRetrieval(Protocol):
         for query, gallery in ((a, b), (b, a)):
             for k, value in recall_at(features[query], features[gallery], self.ks).items():
                 metrics[f"val/R@{k} {query}->{gallery}"] = value
-        self.log_dict(metrics, prog_bar=False, rank_zero_only=True)
+        self.log_dict(metrics)  # every rank ranked the same gathered features: the same values
         self._features = {}
 
     @property
