@@ -268,6 +268,8 @@ def test_wrong_pairings_fail_at_build_naming_the_part():
         model(target=MultiModalTarget({"video": PatchTarget()}))
     with pytest.raises(ConfigError, match=r"MultiModalMasker.maskers names \['audio'\]"):
         model(masker=MultiModalMasker({"audio": RandomMasker()}))
+    with pytest.raises(ConfigError, match=r"the maskers of \['video'\] learn from each step's loss"):
+        model(masker=MultiModalMasker({"video": anymae.AdaptiveMasker(mask_ratio=0.5, num_heads=2)}))
     with pytest.raises(ConfigError, match="modality names must be non-empty and hold no '/'"):
         MultiModalTokenizer({"a/b": SeriesTokenizer()})
 

@@ -1,7 +1,8 @@
 """Masking across modalities (a :class:`~anymae.MultiModalTokenizer`'s joint sequence).
 
-Each modality is masked by a masker of its own -- any masker of the library, which sees only that modality's tokens
-and layout -- and the joint mask keeps, for every sample, a number of each modality's tokens:
+Each modality is masked by a masker of its own -- any fixed masker of the library (not AdaMAE's or HPM's, which learn
+from each step's loss), which sees only that modality's tokens and layout -- and the joint mask keeps, for every
+sample, a number of each modality's tokens:
 
 * **per-modality ratios** (CAV-MAE: 0.75 for audio and for video): each masker's own visible set, so each
   modality's count is exact and the same in every sample;
@@ -68,6 +69,12 @@ class MultiModalMasker(Masker):
 
     def build(self, ctx: BuildContext) -> None:
         specs = ctx.tokens.modality_specs("MultiModalMasker.maskers", self.given)
+        learning = sorted(m for m, masker in self.given.items() if type(masker).feedback is not Masker.feedback)
+        if learning:
+            raise ConfigError(
+                f"MultiModalMasker.maskers: the maskers of {learning} learn from each step's loss (AdaMAE, HPM), "
+                "which a multi-modal step does not hand to one modality's masker; give a fixed masker"
+            )
         self.maskers = nn.ModuleDict({m: self.given.get(m) or RandomMasker(self.mask_ratio) for m in specs})
         for name, spec in specs.items():
             try:
