@@ -22,13 +22,12 @@ from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from pydantic import PositiveFloat, PositiveInt
 from torch import Tensor
 
-from ..config import ConfigError, component_config, upgrade_class_paths
+from ..config import component_config, upgrade_class_paths
 from ..masking.base import Masker
 from ..model.decoders.base import Decoder
 from ..model.encoder import Encoder
-from ..model.multimodal.views import modality_parts, modality_view
+from ..model.multimodal.views import drawn_parts, modality_view
 from ..model.published import load_checkpoint
-from ..model.specs import RAW_VALUES
 from ..model.targets.base import Target
 from ..model.tokenizer import Tokenizer
 from ..model.types import MAEOutput, MaskSpec, Step, TokenBatch
@@ -217,16 +216,7 @@ class MaskedAutoencoder(pl.LightningModule):
         tokens that are not decoded are zero, as hidden tokens in the masked input). It runs in the module's current
         mode: call ``eval()`` first to turn off dropout.
         """
-        tokenizer, target = self.tokenizer, self.target
-        if modality is not None:  # a MultiModalTokenizer's and MultiModalTarget's part
-            tokenizer, target = modality_parts(tokenizer, target, modality)
-        if target.predicts != RAW_VALUES:
-            raise ConfigError(
-                f"reconstruct: {type(target).__name__} predictions cannot be mapped back to token values "
-                f"(it predicts {target.predicts or 'nothing a figure can draw'})"
-            )
-        if not tokenizer.spec.invertible:
-            raise ConfigError(f"reconstruct: {type(tokenizer).__name__} has no inverse back to the raw format")
+        tokenizer, target = drawn_parts(self.tokenizer, self.target, modality)
         out = self(batch, noise=noise, mask=mask, generator=generator)
         view, spec, pred = (out.tokens, out.mask, out.pred) if modality is None else modality_view(out, modality)
         tokens, inverse = view.tokens, tokenizer.inverse

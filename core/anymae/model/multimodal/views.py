@@ -4,11 +4,12 @@ import torch
 from torch import Tensor
 
 from ...config import ConfigError
+from ..specs import RAW_VALUES
 from ..targets.base import Target
 from ..tokenizer import Tokenizer
 from ..types import MAEOutput, MaskSpec, TokenBatch
 
-__all__ = ["modality_parts", "modality_view"]
+__all__ = ["drawn_parts", "modality_parts", "modality_view"]
 
 
 def modality_parts(tokenizer: Tokenizer, target: Target, name: str) -> tuple[Tokenizer, Target]:
@@ -21,6 +22,22 @@ def modality_parts(tokenizer: Tokenizer, target: Target, name: str) -> tuple[Tok
     own_tokenizer, own_target = tokenizers[name], targets[name]
     assert isinstance(own_tokenizer, Tokenizer) and isinstance(own_target, Target)
     return own_tokenizer, own_target
+
+
+def drawn_parts(tokenizer: Tokenizer, target: Target, modality: str | None) -> tuple[Tokenizer, Target]:
+    """The tokenizer and target whose predictions a reconstruction shows (``modality``'s own in a multi-modal
+    model); a :class:`~anymae.ConfigError` when the target's predictions or the tokens cannot be mapped back to the
+    raw format."""
+    if modality is not None:
+        tokenizer, target = modality_parts(tokenizer, target, modality)
+    if target.predicts != RAW_VALUES:
+        raise ConfigError(
+            f"reconstruct: {type(target).__name__} predictions cannot be mapped back to token values "
+            f"(it predicts {target.predicts or 'nothing a figure can draw'})"
+        )
+    if not tokenizer.spec.invertible:
+        raise ConfigError(f"reconstruct: {type(tokenizer).__name__} has no inverse back to the raw format")
+    return tokenizer, target
 
 
 def modality_view(out: MAEOutput, name: str) -> tuple[TokenBatch, MaskSpec, Tensor]:
