@@ -104,10 +104,15 @@ MASK_GRIDS = {
 }
 
 
-def test_every_registered_masker_has_a_masks_example():
+def test_every_registered_masker_has_a_masks_example(capsys):
     from anymae import load_plugins
 
-    assert {c.name for c in load_plugins(autoload=False).registry.of_kind("masker")} == set(MASK_GRIDS)
+    registered = {c.name for c in load_plugins(autoload=False).registry.of_kind("masker")}
+    # MultiModalMasker masks several modalities' tokens at once: on one grid it says so in one line
+    assert registered == {*MASK_GRIDS, "MultiModalMasker"}
+    assert main(["masks", "--masker", "MultiModalMasker", "--grid", "4x4", "--out", "unused.png"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("anymae: error: MultiModalMasker masks a multi-modal tokenizer's tokens") and "\n" not in err
 
 
 @pytest.mark.parametrize(("masker", "grid"), MASK_GRIDS.items())

@@ -97,7 +97,10 @@ class MultiModalMasker(Masker):
         self, tokens: TokenBatch, generator: torch.Generator | None = None, noise: Tensor | None = None
     ) -> MaskSpec:
         if not tokens.parts:
-            raise ValueError("MultiModalMasker got a batch of one modality; use a MultiModalTokenizer")
+            raise ConfigError(
+                "MultiModalMasker masks a multi-modal tokenizer's tokens (MultiModalTokenizer) and got one modality's; "
+                "give that modality's own masker (`anymae masks --checkpoint` draws a multi-modal model's masks)"
+            )
         if noise is not None and noise.shape != tokens.tokens.shape[:2]:
             raise ValueError(f"noise must have shape {tuple(tokens.tokens.shape[:2])}, got {tuple(noise.shape)}")
         keys, total = self._keys(tokens, generator, noise)
