@@ -57,9 +57,7 @@ def build_parts(parts: dict[str, Any], progress: Callable[[], float]) -> tuple[B
             f"model.target: {_name(target)} is predicted by the encoder at the visible tokens; put it in a "
             "WeightedTarget beside a target the decoder predicts (MR-MAE: pixels + teacher features)"
         )
-    # a multi-modal target's width per modality (MultiModalTarget.modality_dims), which sizes a decoder's heads
-    dims = getattr(target, "modality_dims", {})
-    ctx = BuildContext(ctx.tokens, encoder, target.dim_per_token, target.predicts, progress, dims)
+    ctx = BuildContext(ctx.tokens, encoder, target.dim_per_token, target.predicts, progress, target.modality_dims)
     reads = "all" if encoder.sees_all_tokens else "visible"
     if reads not in decoder.reads:
         what = "every token (hidden ones as mask tokens)" if reads == "all" else "the visible tokens only"

@@ -46,9 +46,9 @@ class _Branch(nn.Module):
         self.apply(init_mae_weights)
         nn.init.normal_(self.mask_token, std=0.02)
 
-    def sequence(self, encoded: EncoderOutput, mask: MaskSpec, num_tokens: int) -> Tensor:
-        """``[B, N, dim]``: each visible token's projected latent at its place, the mask token everywhere else."""
-        body = self.embed(encoded.body)
+    def sequence(self, body: Tensor, mask: MaskSpec, num_tokens: int) -> Tensor:
+        """``[B, N, dim]``: each visible token's projected latent (``body``, in ``mask.ids_keep`` order) at its place,
+        the mask token everywhere else."""
         b, _, d = body.shape
         full = self.mask_token.to(body.dtype).expand(b, num_tokens, d)
         return full.scatter(1, mask.ids_keep[..., None].expand(-1, -1, d), body)
@@ -134,13 +134,14 @@ class MultiModalDecoder(Decoder):
         outputs: dict[str, Tensor] = {}
         if self.joint:
             branch = self._branch("joint")
-            x = branch.sequence(encoded, mask, tokens.num_tokens)
+            projected = branch.embed(encoded.latent)  # once: the prefix and the visible tokens
+            x = branch.sequence(projected[:, p:], mask, tokens.num_tokens)
             extra = [
                 self._position(m, part, x.dtype) + self.modality_embed[self.names.index(m)].to(x.dtype)
                 for m, part in tokens.parts.items()
             ]
             x = x + torch.cat([e.expand(x.shape[0], -1, -1) for e in extra], dim=1)
-            x = torch.cat([branch.embed(encoded.latent[:, :p]), x], dim=1)
+            x = torch.cat([projected[:, :p], x], dim=1)
             x = run_blocks(branch.blocks, x, key_padding_mask(tokens.padding_mask, p), checkpoint)
             x = branch.norm(x)[:, p:]
             outputs = {m: x[:, start:stop] for m, (start, stop) in bounds.items()}
@@ -148,12 +149,13 @@ class MultiModalDecoder(Decoder):
             for m, part in tokens.parts.items():
                 branch = self._branch(m)
                 start, stop = bounds[m]
-                x = branch.sequence(encoded, mask, tokens.num_tokens)[:, start:stop]
+                projected = branch.embed(encoded.latent)  # the visible tokens and the cross-attention context
+                x = branch.sequence(projected[:, p:], mask, tokens.num_tokens)[:, start:stop]
                 x = x + self._position(m, part, x.dtype)
                 if branch.cross is not None:  # MultiMAE: the modality's tokens read every encoder token first
-                    x = branch.cross(x, branch.embed(encoded.latent))
+                    x = branch.cross(x, projected)
                 x = run_blocks(branch.blocks, x, key_padding_mask(part.padding_mask, 0), checkpoint)
                 outputs[m] = branch.norm(x)
         preds = [cast(nn.Linear, self.heads[m])(outputs[m]) for m in outputs]
-        pred = torch.cat([F.pad(p, (0, self.out_dim - p.shape[-1])) for p in preds], dim=1)
+        pred = torch.cat([F.pad(own, (0, self.out_dim - own.shape[-1])) for own in preds], dim=1)
         return gather_tokens(pred, mask.ids_decode)

@@ -44,9 +44,12 @@ class Target(nn.Module, ABC):
             ``"encoder"``: the encoder's latents of the visible tokens regress it through a head of the target's own,
             in :meth:`loss` (feature mimicking, MR-MAE); such a target goes in a :class:`~anymae.WeightedTarget`
             beside one the decoder predicts.
+        modality_dims: for a target over several modalities (:class:`~anymae.MultiModalTarget`), each modality's
+            width per token, set by :meth:`build` (the decoder sizes a head per modality from it); empty otherwise.
     """
 
     dim_per_token: int
+    modality_dims: Mapping[str, int] = {}
     needs: frozenset[str] = frozenset()
     predicts: str | None = None
     predicted_by: Literal["decoder", "encoder"] = "decoder"
