@@ -56,6 +56,7 @@ _EXPORTS: dict[str, str] = {
     ".masking.learned.hard_patches": "HardPatchesMasker",
     # the data kit
     ".data.modules": "DataModule FolderDataModule",
+    ".data.cache": "DecodedCache decoded_cache",
     ".data.samples": "FileList FileSamples SkippedSamples TensorSamples Unreadable collate_skipping scan_folder "
     "split_indices",
     ".data.sampling": "EpochShuffleSampler sample_rng split_key",
