@@ -25,6 +25,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from ..evaluation import CrossModalRetrieval, FineTune, KNNClassifier, LinearProbe
 from ..evaluation.data import CachedFeatures, FewLabels, data_set_name
+from ..training.threads import warn_if_oversubscribed
 
 __all__ = [
     "PROTOCOLS",
@@ -66,6 +67,7 @@ def run_protocol(name: str, args: Sequence[str]) -> dict[str, Any]:
 def protocol_rows(name: str, args: Sequence[str]) -> list[dict[str, Any]]:
     """Run one protocol from LightningCLI arguments; return its result rows, one per metric it reports (its
     ``metric_names``, or its ``metric_name``), the headline first."""
+    warn_if_oversubscribed()
     cli = LightningCLI(
         PROTOCOLS[name],
         pl.LightningDataModule,

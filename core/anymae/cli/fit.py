@@ -20,6 +20,8 @@ from ..config import ConfigError
 from ..model.published import load_checkpoint
 from ..training.checkpointing import Checkpoints, find_last_checkpoint
 from ..training.module import MaskedAutoencoder
+from ..training.schedule import derive_max_steps
+from ..training.threads import warn_if_oversubscribed
 
 __all__ = ["SUBCOMMANDS", "AnymaeCLI", "fit", "predict", "test", "validate"]
 
@@ -87,6 +89,10 @@ class AnymaeCLI(LightningCLI):
         which LightningCLI would always pass."""
         config = self.config_init.get(str(self.subcommand), self.config_init)
         trainer = {**config.get("trainer", {}), **kwargs}
+        # no schedule given: fit derives one from the data's size (anymae.training.schedule), not Lightning's 1000
+        self.derive_schedule = trainer.get("max_epochs") is None and trainer.get("max_steps", -1) in (-1, None)
+        if self.derive_schedule:
+            kwargs["max_epochs"] = -1
         if trainer.get("enable_checkpointing") is not False:
             callbacks = trainer.get("callbacks") or []
             kwargs["callbacks"] = [*(callbacks if isinstance(callbacks, list) else [callbacks]), config["checkpoint"]]
@@ -95,6 +101,11 @@ class AnymaeCLI(LightningCLI):
     def fit(
         self, model: pl.LightningModule, datamodule: Any = None, ckpt_path: str | None = None, **kwargs: Any
     ) -> None:
+        warn_if_oversubscribed()
+        if getattr(self, "derive_schedule", False) and datamodule is not None:
+            steps, samples = derive_max_steps(self.trainer, datamodule)
+            if self.trainer.is_global_zero:
+                print(f"schedule: {steps} steps ({samples} training samples; no trainer.max_epochs or max_steps given)")
         if ckpt_path == "last":  # Lightning would look in the new run's own, empty folder, warn and start afresh
             found = find_last_checkpoint(self.trainer)
             if found is None:

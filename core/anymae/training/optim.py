@@ -116,6 +116,8 @@ class WarmupCosine(BaseModel):
         warmup_epochs: epochs of linear warm-up (40 of 800 in MAE); fractional values are allowed.
         warmup_steps: optimizer steps of warm-up, instead of ``warmup_epochs`` (needed when an epoch has no known
             length, e.g. an iterable data set).
+        warmup_fraction: warm-up as a share of the whole schedule, instead of ``warmup_epochs`` (0.05 is MAE's 40 of
+            800 epochs); for schedules set in steps or derived from the data's size. ``warmup_steps`` wins over it.
         min_lr: learning rate at the end of the cosine (0 in MAE).
     """
 
@@ -123,6 +125,7 @@ class WarmupCosine(BaseModel):
 
     warmup_epochs: NonNegativeFloat = 40.0
     warmup_steps: NonNegativeInt | None = None
+    warmup_fraction: Annotated[float, Field(ge=0, lt=1)] | None = None
     min_lr: NonNegativeFloat = 0.0
 
     def factor(self, step: int, warmup_steps: int, total_steps: int, base_lr: float) -> float:
@@ -139,6 +142,8 @@ class WarmupCosine(BaseModel):
         """A per-step ``LambdaLR``; ``steps_per_epoch`` is ``None`` when the data has no length."""
         if self.warmup_steps is not None:
             warmup = self.warmup_steps
+        elif self.warmup_fraction is not None:
+            warmup = round(self.warmup_fraction * total_steps)
         elif steps_per_epoch is None:
             if self.warmup_epochs:
                 raise ConfigError(

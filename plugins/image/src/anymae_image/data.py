@@ -4,7 +4,8 @@
   hand-written digits), upsampled; it ships inside the scikit-learn wheel, so nothing is downloaded.
 * :class:`ImageFolderDataModule`: a folder of PNG/JPEG files, unlabeled (any layout) or ImageFolder-style labeled
   (one sub-folder per class), with MAE's pretraining transform (``RandomResizedCrop(scale=(0.2, 1.0))``, bicubic,
-  horizontal flip, ImageNet normalisation). An unreadable file is skipped and counted, never fatal.
+  horizontal flip, ImageNet normalisation); evaluation resizes an image no larger than the training size whole, and
+  centre-crops a larger one. An unreadable file is skipped and counted, never fatal.
 * :class:`MultiBandFolderDataModule`: a folder of multi-band rasters (``.tif``/``.tiff`` through ``tifffile``,
   ``.npy``) with any number of bands and 8- or 16-bit (or float) pixels, standardised per band with statistics from
   ``anymae band_stats`` (SatMAE-style multi-spectral data), with the same crop and flip as the RGB folder.
@@ -34,6 +35,7 @@ from anymae import (
 
 __all__ = [
     "DigitsDataModule",
+    "EvalResize",
     "ImageFolderDataModule",
     "MultiBandFolderDataModule",
     "bands_first",
@@ -109,6 +111,28 @@ def mae_geometry(size: int, augment: bool, crop_scale: tuple[float, float], hfli
     return [v2.Resize(int(size / 0.875), interpolation=InterpolationMode.BICUBIC), v2.CenterCrop(size)]
 
 
+class EvalResize:
+    """:class:`ImageFolderDataModule`'s evaluation geometry, chosen per image: a small image (shorter side at most
+    ``size``) is resized straight to ``size x size``, bicubic, so none of it is cut; a larger one gets MAE's resize to
+    ``size / 0.875`` and centre crop (:func:`mae_geometry`).
+
+    A callable class rather than a torchvision transform because the choice depends on each image's size, on which
+    no torchvision transform branches; it holds only torchvision transforms, so it pickles into the loader's workers.
+    """
+
+    def __init__(self, size: int) -> None:
+        from torchvision.transforms import InterpolationMode, v2
+
+        self.size = size
+        self.small = v2.Resize((size, size), interpolation=InterpolationMode.BICUBIC)
+        self.large = v2.Compose(mae_geometry(size, augment=False, crop_scale=(1.0, 1.0), hflip=False))
+
+    def __call__(self, image: Any) -> Any:
+        from torchvision.transforms.v2.functional import get_size
+
+        return self.small(image) if min(get_size(image)) <= self.size else self.large(image)
+
+
 def read_image(path: str, transform: Callable[[Any], Tensor], mode: str) -> dict[str, Tensor]:
     """One image file through ``transform``; PIL's errors for a bad file are ``OSError``/``ValueError`` (skipped)."""
     from PIL import Image
@@ -120,6 +144,13 @@ def read_image(path: str, transform: Callable[[Any], Tensor], mode: str) -> dict
 class ImageFolderDataModule(FolderDataModule):
     """A folder of images, for pretraining (unlabeled) or probing (labeled, one sub-folder per class).
 
+    Training images get MAE's random resized crop and flip. Evaluation images (the validation split, and the training
+    split with ``augment`` off) are fitted to ``image_size`` without augmentation (:class:`EvalResize`): an image whose
+    shorter side is at most ``image_size`` is resized straight to ``image_size x image_size`` (the whole image, its
+    aspect ratio changed as the training crop changes it); a larger one is resized to ``image_size / 0.875`` and
+    centre-cropped, as MAE evaluates ImageNet. MAE's crop alone would cut the edges of images no larger than the
+    training size, which hold the object.
+
     Args:
         root: the training images. Unlabeled: every image file below it. Labeled: ``root/<class>/<file>``.
         val_root: validation images, laid out as ``root``; when unset, ``val_fraction`` of ``root`` is held out.
@@ -128,8 +159,8 @@ class ImageFolderDataModule(FolderDataModule):
         image_size: output side length ``H = W``.
         crop_scale: area range of MAE's ``RandomResizedCrop`` ((0.2, 1.0) in MAE pretraining).
         hflip: random horizontal flips (MAE: on).
-        augment: the random crop and flips on the training split; off, it gets the evaluation transform (for k-NN
-            banks and feature extraction).
+        augment: the random crop and flips on the training split; off, it gets the evaluation transform above (for
+            k-NN banks and feature extraction).
         in_chans: 3 reads RGB, 1 reads grayscale.
         mean: per-channel normalisation mean; unset: ImageNet's for RGB, 0.5 for grayscale.
         std: per-channel normalisation std; unset: ImageNet's for RGB, 0.5 for grayscale.
@@ -172,7 +203,10 @@ class ImageFolderDataModule(FolderDataModule):
     def reader(self, train: bool) -> Callable[[str], dict[str, Tensor]]:
         from torchvision.transforms import v2
 
-        geometry = mae_geometry(self.image_size, train and self.augment, self.crop_scale, self.hflip)
+        if train and self.augment:
+            geometry = mae_geometry(self.image_size, True, self.crop_scale, self.hflip)
+        else:
+            geometry = [EvalResize(self.image_size)]
         transform = v2.Compose(
             [v2.ToImage(), *geometry, v2.ToDtype(torch.float32, scale=True), v2.Normalize(self.mean, self.std)]
         )

@@ -5,10 +5,13 @@ Every source becomes a list of series ``[C, L_i]`` (lengths may differ) with opt
 * **missing values** follow ``nan_policy``: ``"interpolate"`` (linear in time, the ends held), ``"mask"`` (kept; the
   tokenizer makes any patch with a missing value padding: never visible, never in the loss) or ``"drop"`` (windows
   with a missing value are left out). A NaN never reaches the loss.
-* **resampling** (aeon's sets, ``length``): every series stretched or shrunk to one number of steps by linear
+* **z-normalisation** (``normalize``, files and Airline): each series' channels to mean 0 and standard deviation 1
+  over time, the UCR convention;
+* **resampling** (aeon's sets and files, ``length``): every series stretched or shrunk to one number of steps by linear
   interpolation, so sets of different lengths pool into one (:class:`anymae.PooledDataModule`);
 * **windows** of ``window`` steps every ``stride`` steps (``window`` unset: whole series);
-* batches are padded to their longest series: ``{"series": [B, C, L], "length": [B], "label": [B]}``.
+* batches are padded to their longest series: ``{"series": [B, C, L], "length": [B], "label": [B]}``; class labels
+  are numbered in sorted order (files: numerically when every label is a number, so ``2`` comes before ``10``).
 
 A file that cannot be read is skipped, counted in ``num_skipped`` and reported, never fatal.
 """
@@ -20,7 +23,7 @@ import re
 import tempfile
 import warnings
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -42,8 +45,10 @@ __all__ = [
     "TrajectoryDataModule",
     "collate_series",
     "interpolate_missing",
+    "label_order",
     "read_series",
     "resample",
+    "z_normalize",
 ]
 
 NanPolicy = Literal["interpolate", "mask", "drop"]
@@ -76,19 +81,51 @@ def interpolate_missing(series: Tensor) -> Tensor:
 def resample(series: list[Tensor], length: int) -> list[Tensor]:
     """Each series ``[C, L_i]`` linearly interpolated to ``[C, length]`` (end points kept: ``align_corners``), in one
     batched call per distinct ``(C, L_i)`` (a whole UCR split is one or a few calls, not one per series)."""
+
+    def stretch(stacked: Tensor) -> Tensor:
+        if stacked.shape[-1] == 1:  # one step: nothing to interpolate between, hold it
+            return stacked.expand(-1, -1, length)
+        return torch.nn.functional.interpolate(stacked, size=length, mode="linear", align_corners=True)
+
+    return _per_shape(series, stretch)
+
+
+def z_normalize(series: list[Tensor]) -> list[Tensor]:
+    """Each series ``[C, L_i]`` with every channel standardised over time (the UCR convention): mean 0, population
+    standard deviation 1. Missing values (NaN) count in neither and stay missing; a constant channel is only centred.
+    One batched call per distinct ``(C, L_i)``."""
+
+    def standardise(stacked: Tensor) -> Tensor:
+        centred = stacked - stacked.nanmean(-1, keepdim=True)
+        std = centred.square().nanmean(-1, keepdim=True).sqrt()
+        return centred / torch.where(std > 0, std, 1.0)
+
+    return _per_shape(series, standardise)
+
+
+def _per_shape(series: list[Tensor], function: Callable[[Tensor], Tensor]) -> list[Tensor]:
+    """``function`` of each group of same-shape series, stacked ``[S, C, L_i]``; the results in the series' order."""
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, s in enumerate(series):
         groups.setdefault(tuple(s.shape), []).append(i)
     out: list[Tensor] = [torch.empty(0)] * len(series)
-    for shape, ids in groups.items():
-        stacked = torch.stack([series[i] for i in ids])  # [S, C, L_i]
-        if shape[-1] == 1:  # one step: nothing to interpolate between, hold it
-            resized = stacked.expand(-1, -1, length)
-        else:
-            resized = torch.nn.functional.interpolate(stacked, size=length, mode="linear", align_corners=True)
-        for i, s in zip(ids, resized, strict=True):
+    for ids in groups.values():
+        for i, s in zip(ids, function(torch.stack([series[i] for i in ids])), strict=True):
             out[i] = s.contiguous()
     return out
+
+
+def label_order(names: Iterable[str]) -> list[str]:
+    """Distinct class names in order: numerically when every one is a finite number (``"1", "2", "10"``), else as
+    strings (``"10"`` before ``"2"``)."""
+    distinct = set(names)
+    try:
+        numbers = {name: float(name) for name in distinct}
+    except ValueError:
+        return sorted(distinct)
+    if not all(math.isfinite(value) for value in numbers.values()):
+        return sorted(distinct)
+    return sorted(distinct, key=lambda name: (numbers[name], name))
 
 
 def collate_series(samples: Sequence[dict[str, Tensor]]) -> dict[str, Tensor]:
@@ -141,6 +178,8 @@ class _SeriesDataModule(DataModule):
     """
 
     collate = staticmethod(collate_series)
+    #: how class names are ordered into label numbers
+    class_order: Callable[[Iterable[str]], list[str]] = staticmethod(sorted)
 
     @validated
     def __init__(
@@ -181,7 +220,7 @@ class _SeriesDataModule(DataModule):
             return torch.tensor(train, dtype=torch.float32), None if val is None else torch.tensor(
                 val, dtype=torch.float32
             )
-        self.classes = sorted({str(v) for v in values})
+        self.classes = list(type(self).class_order({str(v) for v in values}))
         lookup = {name: i for i, name in enumerate(self.classes)}
         encode = lambda items: torch.tensor([lookup[str(v)] for v in items])  # noqa: E731
         return encode(train), None if val is None else encode(val)
@@ -433,10 +472,17 @@ class SeriesFileDataModule(_SeriesDataModule):
         id_column: long layout: the series id.
         time_column: long layout: the time stamp or step.
         value_column: long layout: the value.
-        label_column: long layout: a per-series label (optional).
+        label_column: long layout: a per-series label (optional). Classes are numbered in sorted order, numerically
+            when every label is a number (``1, 2, 10``), else as strings.
+        normalize: z-normalise each series, every channel over time (UCR convention), after missing values are
+            filled and before resampling.
+        length: resample every series to this many steps (linear interpolation, after missing values are filled),
+            as :class:`AeonDataModule`'s; unset: as read.
         window, stride, nan_policy, val_fraction, jitter, scaling, crop, batch_size, num_workers, seed: the windows,
             split, augmentation and loading every series data module shares.
     """
+
+    class_order = staticmethod(label_order)
 
     @validated
     def __init__(
@@ -449,12 +495,20 @@ class SeriesFileDataModule(_SeriesDataModule):
         time_column: str = "time",
         value_column: str = "value",
         label_column: str | None = None,
+        normalize: bool = False,
+        length: PositiveInt | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.path, self.val_path, self.layout, self.columns = path, val_path, layout, columns
         self.id_column, self.time_column, self.value_column = id_column, time_column, value_column
-        self.label_column = label_column
+        self.label_column, self.normalize, self.length = label_column, normalize, length
+
+    def _prepare(self, series: list[Tensor]) -> list[Tensor]:
+        series = super()._prepare(series)
+        if self.normalize:
+            series = z_normalize(series)
+        return series if self.length is None else resample(series, self.length)
 
     def _files(self, path: str) -> FileList:
         if os.path.isdir(path):
