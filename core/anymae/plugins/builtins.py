@@ -22,7 +22,7 @@ COMMANDS = (
     ("convert", "a published checkpoint (MAE, HuggingFace, ...) as an anymae folder", "anymae.cli.convert:run"),
     ("embed", "features of every sample of a data module, from any checkpoint, as .npz", "anymae.cli.embed:run"),
     ("table", "pretrained vs random-init scores over a suite of data sets", "anymae.cli.table:run"),
-    ("tune", "search pretraining recipes for your data with Optuna, scored on a carved validation split", "anymae.cli.tune:run"),
+    ("tune", "search pretraining recipes for your data (Optuna), scored on carved validation", "anymae.cli.tune:run"),
     ("stats", "mean and standard deviation of a data module's samples, for its normalisation", "anymae.cli.stats:run"),
     ("shard", "write a data module's samples as streaming shards (litdata)", "anymae.cli.shard:run"),
     ("report", "one self-contained HTML page of a run: losses, figures, masks, scores", "anymae.cli.report:run"),

@@ -10,7 +10,7 @@ __version__ = "0.3.0"  # released with anymae 0.3.0 (pyproject.toml reads it)
 
 # imported on first use: loading the plugin (as `anymae --help` does) imports none of them
 EXPORTS = {
-    ".data": ["AudioFolderDataModule", "SynthSoundsDataModule", "spec_augment", "synth_sounds"],
+    ".data": ["AudioFolderDataModule", "SynthSoundsDataModule", "shift_and_gain", "spec_augment", "synth_sounds"],
     ".export": ["TimmAudioViTExporter", "create_timm_audio_vit", "timm_audio_vit_config", "timm_audio_vit_state_dict"],
     ".features": ["AUDIOSET_MEAN", "AUDIOSET_STD", "Fbank", "read_audio"],
     ".published": ["AudioMAEReader"],

@@ -3,6 +3,10 @@
 It counts each clip's real frames only; Audio-MAE's figures were taken over clips padded or cropped to their
 ``target_length``, so this gives other numbers on the same data when clips are shorter or longer.
 
+``anymae stats --config CONFIG`` is the generic command: it measures any data module's samples as the config's
+``data:`` section builds them (here, clips padded or cropped to ``target_length``, as Audio-MAE measured), with the
+data module's normalisation off. This one reads a folder of audio files directly, without a config.
+
     anymae fbank_stats /path/to/audio --sample-rate 16000 --num-mel-bins 128 --limit 2000
 """
 

@@ -2,10 +2,15 @@
 
 * :class:`AudioFolderDataModule`: WAV / FLAC / OGG / MP3 files, unlabelled, labelled by sub-folder, or listed in a
   CSV with labels and folds (ESC-50's ``meta/esc50.csv``: ``filename``, ``fold``, ``category``); Audio-MAE's fbank
-  features (:mod:`anymae_audio.features`) computed in the loader's workers; fine-tuning's SpecAugment and mixup. A
-  file that cannot be read is skipped and counted, never fatal.
+  features (:mod:`anymae_audio.features`) computed in the loader's workers; a file's waveform decoded once per
+  worker (the decoded-file cache); augmentation for small sets: time shift and gain of the waveform, fine-tuning's
+  SpecAugment and mixup. A file that cannot be read is skipped and counted, never fatal.
 * :class:`SynthSoundsDataModule`: generated sounds whose class is told apart by pitch contour, timbre or rhythm,
-  made in memory (no download).
+  made in memory (no download); SpecAugment and mixup.
+
+Augmentation follows Audio-MAE (facebookresearch/AudioMAE): its pretraining code defaults to none (``freqm``,
+``timem`` and ``mixup`` 0; its AudioSet-2M script adds ``roll_mag_aug``, a random roll and a magnitude in 0.5-1.5),
+and its fine-tuning adds SpecAugment and mixup. Every augmentation here is off by default.
 
 Batches are dicts: ``{"fbank": [B, 1, T, F] float, "frames": [B] real frames, "label": [B] long}`` (``label`` when
 labelled; class probabilities ``[B, C]`` after mixup).
@@ -20,14 +25,14 @@ from functools import partial
 from typing import Annotated, Any, Literal
 
 import torch
-from pydantic import Field, NonNegativeInt, PositiveInt
+from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveInt
 from torch import Tensor
 
 from anymae import ConfigError, DataModule, FileList, FolderDataModule, TensorSamples, split_indices, validated
 
 from .features import AUDIO_EXTENSIONS, AUDIOSET_MEAN, AUDIOSET_STD, Fbank, batched_fbank, read_audio
 
-__all__ = ["AudioFolderDataModule", "SynthSoundsDataModule", "read_clip", "spec_augment"]
+__all__ = ["AudioFolderDataModule", "SynthSoundsDataModule", "mixup", "read_clip", "shift_and_gain", "spec_augment"]
 
 
 def spec_augment(fbank: Tensor, freqm: int, timem: int, fill: float = 0.0) -> Tensor:
@@ -43,10 +48,36 @@ def spec_augment(fbank: Tensor, freqm: int, timem: int, fill: float = 0.0) -> Te
     return x.transpose(1, 2)
 
 
-def read_clip(path: str, sample_rate: int, features: Fbank, freqm: int, timem: int) -> dict[str, Tensor]:
-    """One file's features (``{"fbank": [1, T, F], "frames": n}``), SpecAugment applied when asked: Audio-MAE masks
-    the raw fbank with zeros before normalising, which is the normalised value of zero here."""
-    sample = features(read_audio(path, sample_rate))
+def shift_and_gain(waveform: Tensor, time_shift: float, gain_db: float) -> Tensor:
+    """A waveform ``[N]`` rolled (circularly, as Audio-MAE's ``roll_mag_aug``) by a random offset of up to
+    ``time_shift x N`` samples either way, and scaled by a random gain drawn uniformly in ``[-gain_db, gain_db]`` dB
+    (torch's generator, which the data kit seeds per sample). A new tensor; the input is left as it is."""
+    if time_shift:
+        limit = int(time_shift * len(waveform))
+        waveform = torch.roll(waveform, int(torch.randint(-limit, limit + 1, ())))
+    if gain_db:
+        waveform = waveform * 10 ** ((2 * float(torch.rand(())) - 1) * gain_db / 20)
+    return waveform
+
+
+def read_clip(
+    path: str,
+    sample_rate: int,
+    features: Fbank,
+    freqm: int,
+    timem: int,
+    time_shift: float = 0.0,
+    gain_db: float = 0.0,
+    cache: bool = True,
+) -> dict[str, Tensor]:
+    """One file's features (``{"fbank": [1, T, F], "frames": n}``): the waveform shifted and scaled
+    (:func:`shift_and_gain`), then SpecAugment when asked: Audio-MAE masks the raw fbank with zeros before
+    normalising, which is the normalised value of zero here. ``cache``: the decoded waveform from the decoded-file
+    cache after the file's first read (:func:`~anymae_audio.read_audio`); the augmentation is drawn afresh."""
+    waveform = read_audio(path, sample_rate, cache=cache)
+    if time_shift or gain_db:
+        waveform = shift_and_gain(waveform, time_shift, gain_db)
+    sample = features(waveform)
     if freqm or timem:
         fill = -features.mean / (2 * features.std)
         sample["fbank"] = spec_augment(sample["fbank"], freqm, timem, fill)
@@ -95,10 +126,22 @@ class AudioFolderDataModule(FolderDataModule):
         crop: where longer training clips are cropped (``"start"``: Audio-MAE; ``"random"``); evaluation crops the
             start.
         mean, std: the fbank normalisation (AudioSet's by default; ``anymae fbank_stats`` computes a data set's).
-        freqm, timem: SpecAugment on training clips, the widest masked band and span (Audio-MAE fine-tunes with
-            48 / 192 on AudioSet, 96 / 24 on ESC-50; 0: off, as in pretraining).
-        mixup: probability that a training sample is mixed with another (Audio-MAE: 0.5 on AudioSet; needs
-            labels; the labels become class probabilities).
+        time_shift: a training waveform rolled (circularly) by a random offset of up to this share of its length
+            either way (1: any offset, Audio-MAE's ``roll_mag_aug``, which its AudioSet-2M pretraining script turns
+            on; 0: off, its code's default).
+        gain_db: a training waveform scaled by a random gain, uniform in ``[-gain_db, gain_db]`` dB (Audio-MAE's
+            ``roll_mag_aug`` scales by 0.5 to 1.5, about -6 to +3.5 dB; 0: off). The fbank has no dither, so a gain
+            shifts every log-mel value alike: it teaches loudness invariance.
+        freqm, timem: SpecAugment on training clips (torchaudio's ``FrequencyMasking`` and ``TimeMasking``): one
+            band of up to ``freqm`` mel bins and one span of up to ``timem`` frames set to the raw fbank's zero
+            (Audio-MAE fine-tunes with 48 / 192 on AudioSet, 96 / 24 on ESC-50; 0: off, as in pretraining).
+        mixup: probability that a training sample is mixed with another of its batch (Audio-MAE: 0.5 on AudioSet;
+            needs labels; the labels become class probabilities).
+        augment: all the training split's random augmentation at once (the random crop, ``time_shift``,
+            ``gain_db``, ``freqm``, ``timem`` and ``mixup``); off, training clips are read as evaluation reads them,
+            whatever those say: one line for evaluation configs.
+        cache: keep each file's decoded waveform in memory after its first read (each loader worker its own copy,
+            within ``ANYMAE_DECODED_CACHE_MB``, 1024 by default); the same samples either way.
         batch_size, num_workers, seed: as every data module.
     """
 
@@ -122,9 +165,13 @@ class AudioFolderDataModule(FolderDataModule):
         crop: Literal["start", "random"] = "start",
         mean: float = AUDIOSET_MEAN,
         std: Annotated[float, Field(gt=0)] = AUDIOSET_STD,
+        time_shift: Annotated[float, Field(ge=0, le=1)] = 0.0,
+        gain_db: NonNegativeFloat = 0.0,
         freqm: NonNegativeInt = 0,
         timem: NonNegativeInt = 0,
         mixup: Annotated[float, Field(ge=0, le=1)] = 0.0,
+        augment: bool = True,
+        cache: bool = True,
         batch_size: PositiveInt = 8,
         num_workers: NonNegativeInt = 4,
         seed: int = 0,
@@ -152,6 +199,7 @@ class AudioFolderDataModule(FolderDataModule):
             crop,
         )
         self.mean, self.std, self.freqm, self.timem, self.mixup = mean, std, freqm, timem, mixup
+        self.time_shift, self.gain_db, self.augment, self.cache = time_shift, gain_db, augment, cache
 
     def files(self, root: str, classes: Sequence[str] | None, split: str) -> FileList:
         if self.labels_csv is None:
@@ -184,16 +232,30 @@ class AudioFolderDataModule(FolderDataModule):
         return FileList(paths, tuple(index[n] for n in names), tuple(classes))
 
     def reader(self, train: bool) -> Callable[[str], dict[str, Tensor]]:
-        crop = self.crop if train else "start"
+        augment = train and self.augment
+        crop = self.crop if augment else "start"
         features = Fbank(self.sample_rate, self.num_mel_bins, self.target_length, crop, self.mean, self.std)
-        freqm, timem = (self.freqm, self.timem) if train else (0, 0)
-        return partial(read_clip, sample_rate=self.sample_rate, features=features, freqm=freqm, timem=timem)
+        return partial(
+            read_clip,
+            sample_rate=self.sample_rate,
+            features=features,
+            freqm=self.freqm if augment else 0,
+            timem=self.timem if augment else 0,
+            time_shift=self.time_shift if augment else 0.0,
+            gain_db=self.gain_db if augment else 0.0,
+            cache=self.cache,
+        )
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        trainer = getattr(self, "trainer", None)
-        if self.mixup and trainer is not None and trainer.training and "label" in batch:
-            return mixup(batch, self.mixup, len(self.classes))
-        return batch
+        return _mix_when_training(self, batch, self.mixup if self.augment else 0.0)
+
+
+def _mix_when_training(data: DataModule, batch: Any, probability: float) -> Any:
+    """:func:`mixup` of a labelled training batch (on the device, after the transfer); other batches as they are."""
+    trainer = getattr(data, "trainer", None)
+    if probability and trainer is not None and trainer.training and isinstance(batch, dict) and "label" in batch:
+        return mixup(batch, probability, len(data.classes))
+    return batch
 
 
 # ------------------------------------------------------------------------------------------------ generated sounds
@@ -267,6 +329,10 @@ class SynthSoundsDataModule(DataModule):
         duration: seconds per clip (1.28 s: 126 frames, padded to ``target_length``).
         num_mel_bins: mel bands.
         target_length: frames per clip.
+        freqm, timem: SpecAugment on training clips, as :class:`AudioFolderDataModule` (0: off). The features are
+            computed once for the whole set, so the waveform's time shift and gain are not offered here.
+        mixup: probability that a training sample is mixed with another of its batch, as
+            :class:`AudioFolderDataModule` (0: off).
         val_fraction: share held out for validation.
         batch_size, num_workers, seed: as every data module (the seed also draws the sounds).
     """
@@ -281,6 +347,9 @@ class SynthSoundsDataModule(DataModule):
         duration: Annotated[float, Field(gt=0.05)] = 1.28,
         num_mel_bins: PositiveInt = 128,
         target_length: PositiveInt = 128,
+        freqm: NonNegativeInt = 0,
+        timem: NonNegativeInt = 0,
+        mixup: Annotated[float, Field(ge=0, le=1)] = 0.0,
         val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2,
         batch_size: PositiveInt = 32,
         num_workers: NonNegativeInt = 0,
@@ -289,6 +358,7 @@ class SynthSoundsDataModule(DataModule):
         super().__init__(batch_size, num_workers, seed)
         self.per_class, self.sample_rate, self.duration = per_class, sample_rate, duration
         self.num_mel_bins, self.target_length, self.val_fraction = num_mel_bins, target_length, val_fraction
+        self.freqm, self.timem, self.mixup = freqm, timem, mixup
         self.classes = list(SOUNDS)
 
     def build(self) -> tuple[TensorSamples, TensorSamples]:
@@ -296,7 +366,18 @@ class SynthSoundsDataModule(DataModule):
             self.per_class, self.sample_rate, self.duration, self.num_mel_bins, self.target_length, self.seed
         )
         train, val = split_indices(len(data["label"]), self.val_fraction, self.seed)
+        masking = None
+        if self.freqm or self.timem:
+            fill = -AUDIOSET_MEAN / (2 * AUDIOSET_STD)  # the raw fbank's zero, as read_clip masks (Fbank's defaults)
+            masking = partial(_spec_augment_sample, freqm=self.freqm, timem=self.timem, fill=fill)
         return (
-            TensorSamples({k: v[train] for k, v in data.items()}),
+            TensorSamples({k: v[train] for k, v in data.items()}, transform=masking),
             TensorSamples({k: v[val] for k, v in data.items()}),
         )
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        return _mix_when_training(self, batch, self.mixup)
+
+
+def _spec_augment_sample(sample: dict[str, Tensor], freqm: int, timem: int, fill: float) -> dict[str, Tensor]:
+    return {**sample, "fbank": spec_augment(sample["fbank"], freqm, timem, fill)}

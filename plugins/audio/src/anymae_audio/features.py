@@ -3,7 +3,9 @@
 Reading is `soundfile <https://python-soundfile.readthedocs.io>`_: its wheels carry libsndfile 1.2 (WAV, FLAC, OGG
 Vorbis/Opus, MP3 and more), so ``pip install anymae-audio`` is all a Linux machine needs; ``torchaudio.load`` needs
 the system's FFmpeg, and PyAV would decode far more than audio. Channels are averaged to mono and the signal is
-resampled with ``torchaudio.functional.resample``.
+resampled with ``torchaudio.functional.resample``; the result is kept in the process's decoded-file cache
+(:func:`anymae.decoded_cache`), so a file is read and resampled once per loader worker, not once per epoch and
+evaluation run.
 
 Features are ``torchaudio.compliance.kaldi.fbank`` with Audio-MAE's call: the waveform's mean removed, 128 mel bins,
 a 25 ms Hanning window every 10 ms, ``htk_compat``, no energy, no dither; then ``target_length`` frames (1024 for
@@ -22,15 +24,26 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from anymae import decoded_cache
+
 __all__ = ["AUDIO_EXTENSIONS", "AUDIOSET_MEAN", "AUDIOSET_STD", "Fbank", "batched_fbank", "read_audio"]
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif", ".au")
 AUDIOSET_MEAN, AUDIOSET_STD = -4.2677393, 4.5689974
 
 
-def read_audio(path: str, sample_rate: int) -> Tensor:
+def read_audio(path: str, sample_rate: int, cache: bool = True) -> Tensor:
     """A file as a mono waveform ``[N]`` float32 at ``sample_rate``. libsndfile's errors (an unreadable or truncated
-    file) are ``RuntimeError``s; an empty file raises ``ValueError``."""
+    file) are ``RuntimeError``s; an empty file raises ``ValueError``. With ``cache``, the waveform is decoded and
+    resampled on the file's first read only (:func:`anymae.decoded_cache`, keyed by the file's modification time and
+    size and by ``sample_rate``); each call returns its own copy, which the caller may change."""
+    if not cache:
+        return _decode_audio(path, sample_rate)
+    key = ("anymae_audio.waveform", sample_rate)
+    return decoded_cache().get(path, key, lambda: _decode_audio(path, sample_rate)).clone()
+
+
+def _decode_audio(path: str, sample_rate: int) -> Tensor:
     import soundfile
 
     data, rate = soundfile.read(path, dtype="float32", always_2d=True)

@@ -20,7 +20,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import torch
 from pydantic import Field, NonNegativeInt, PositiveInt
 from torch import Tensor
-from torch.utils.data import default_collate
+from torch.utils.data import Dataset, default_collate
 
 from anymae import ConfigError, DataModule, FileList, FolderDataModule, TensorSamples, require, split_indices, validated
 
@@ -40,11 +40,26 @@ def read_clip(
     train: bool,
     transform: ClipTransform,
     repeats: int,
+    *,
+    fit_rate: bool = False,
+    rate_jitter: int = 0,
+    cache: bool = True,
 ) -> dict[str, Tensor]:
     """``repeats`` clips of one video (a file, or a folder of frames), each its own frames and crop, decoded in one
     pass: ``{"video": [C, T, H, W]}``, or ``[repeats, C, T, H, W]`` when ``repeats > 1`` (MAE-ST's repeated
-    augmentation: 4 clips per decoded video)."""
-    frames = read_video(path, num_frames, sampling_rate, sampling, train, clips=repeats)
+    augmentation: 4 clips per decoded video). ``train``: random temporal sampling (``transform`` has its own);
+    ``fit_rate``, ``rate_jitter``, ``cache``: as :func:`~anymae_video.read_video`."""
+    frames = read_video(
+        path,
+        num_frames,
+        sampling_rate,
+        sampling,
+        train,
+        clips=repeats,
+        fit_rate=fit_rate,
+        rate_jitter=rate_jitter,
+        cache=cache,
+    )
     if repeats == 1:
         return {"video": transform(frames)}
     return {"video": torch.stack([transform(clip) for clip in frames])}  # a few clips of one video, each cropped
@@ -114,18 +129,31 @@ class VideoFolderDataModule(FolderDataModule):
         frame_folders: each video is a folder of frame images (name order) instead of a file.
         num_frames: frames per clip (16 in VideoMAE and MAE-ST).
         sampling_rate: frames between two sampled frames in ``"dense"`` sampling (4 in MAE-ST and VideoMAE on
-            Kinetics, 2 in VideoMAE on Something-Something).
+            Kinetics, 2 in VideoMAE on Something-Something). A video shorter than the span is sampled at the largest
+            rate that fits it (down to 1; frames repeat only when it has fewer than ``num_frames``), with one warning
+            per loader process naming the first such video.
         sampling: ``"dense"`` or ``"segment"`` (see :mod:`anymae_video.io`).
+        rate_jitter: temporal scale jitter: each training clip's dense rate drawn from ``sampling_rate +-
+            rate_jitter`` (at least 1). The papers keep the rate fixed (0, the default) and jitter time by the clip's
+            random start, which training always draws (with ``augment``); a few hundred clips may want 1 or 2.
         image_size: output side length.
         crop: ``"random_resized"`` (MAE-ST) or ``"multiscale"`` (VideoMAE's ``GroupMultiScaleCrop``).
         crop_scale: area range of the random resized crop (MAE-ST: 0.5 to 1).
-        hflip: random horizontal flips (MAE-ST: on; VideoMAE: off).
-        augment: random crops and flips on the training split; off, training clips get the evaluation transform.
+        hflip: random horizontal flips (MAE-ST: on; VideoMAE: off). A flip swaps left and right: labels that name a
+            side or a direction of motion ("moving left", "swiping right") no longer match a flipped clip, so turn
+            it off (or ``augment`` off) for them.
+        augment: the training split's random augmentation, all of it: the clip's random start (or segment offsets)
+            and ``rate_jitter``, the random crop and the flip. Off, training clips are read as evaluation reads them
+            (the middle of the video, the short side resized and the centre cropped): what k-NN banks, linear probes
+            and label-sensitive evaluation configs want, in one line.
         repeat_aug: clips drawn from each video, decoded once, each its own frames and crop (MAE-ST: 4); a batch
             holds ``batch_size x repeat_aug`` clips. ``model.blr`` scales with the videos per step, as MAE-ST and
             VideoMAE V2 count them, not with the clips.
         in_chans: 3 (RGB) or 1 (gray).
         mean, std: per-channel normalisation; unset: ImageNet's (VideoMAE; MAE-ST uses 0.45 and 0.225).
+        cache: keep small files' decoded frames in memory after their first read (:mod:`anymae_video.io`; each loader
+            worker its own copy, within ``ANYMAE_DECODED_CACHE_MB``, 1024 by default): later epochs and evaluation
+            runs decode nothing. The same clips either way; off for sets far larger than the budget.
         batch_size: videos per batch (per device).
         num_workers: loader processes; decoding runs there.
         seed: seed of the split, shuffling, temporal sampling and augmentation.
@@ -147,6 +175,7 @@ class VideoFolderDataModule(FolderDataModule):
         num_frames: PositiveInt = 16,
         sampling_rate: PositiveInt = 4,
         sampling: Sampling = "dense",
+        rate_jitter: NonNegativeInt = 0,
         image_size: PositiveInt = 224,
         crop: Literal["random_resized", "multiscale"] = "random_resized",
         crop_scale: tuple[UnitFloat, UnitFloat] = (0.5, 1.0),
@@ -156,6 +185,7 @@ class VideoFolderDataModule(FolderDataModule):
         in_chans: Literal[1, 3] = 3,
         mean: tuple[float, ...] | None = None,
         std: tuple[float, ...] | None = None,
+        cache: bool = True,
         batch_size: PositiveInt = 8,
         num_workers: NonNegativeInt = 4,
         seed: int = 0,
@@ -173,6 +203,7 @@ class VideoFolderDataModule(FolderDataModule):
             raise ConfigError(f"VideoFolderDataModule.mean/std need {in_chans} values (in_chans), got {self.mean}")
         self.labels_csv, self.val_labels_csv, self.frame_folders = labels_csv, val_labels_csv, frame_folders
         self.num_frames, self.sampling_rate, self.sampling = num_frames, sampling_rate, sampling
+        self.rate_jitter, self.cache = rate_jitter, cache
         self.image_size, self.crop, self.crop_scale, self.hflip = image_size, crop, crop_scale, hflip
         self.augment, self.repeat_aug, self.in_chans = augment, repeat_aug, in_chans
 
@@ -222,9 +253,12 @@ class VideoFolderDataModule(FolderDataModule):
             num_frames=self.num_frames,
             sampling_rate=self.sampling_rate,
             sampling=self.sampling,
-            train=train,
+            train=augment,
             transform=transform,
             repeats=repeats,
+            fit_rate=True,
+            rate_jitter=self.rate_jitter if augment else 0,
+            cache=self.cache,
         )
 
 
@@ -272,6 +306,10 @@ class MovingDigitsDataModule(DataModule):
     Args:
         label: what the class is.
         num_frames: frames per clip.
+        temporal_jitter: the random clip start of MAE-ST and VideoMAE for this in-memory set: each motion is made
+            ``num_frames + temporal_jitter`` frames long, a training clip starts at a random frame of it (each epoch
+            its own) and a validation clip at the middle one. The digit then travels further, so the speeds that
+            fit the canvas may change. 0 (the default): every clip is its whole motion.
         image_size: canvas side.
         digit_size: side of the upsampled digit.
         in_chans: 1 (gray) or 3 (the gray repeated).
@@ -288,6 +326,7 @@ class MovingDigitsDataModule(DataModule):
         self,
         label: Literal["digit", "direction", "both"] = "direction",
         num_frames: PositiveInt = 8,
+        temporal_jitter: NonNegativeInt = 0,
         image_size: PositiveInt = 32,
         digit_size: PositiveInt = 16,
         in_chans: Literal[1, 3] = 1,
@@ -300,7 +339,7 @@ class MovingDigitsDataModule(DataModule):
         if digit_size >= image_size:
             raise ConfigError(f"MovingDigitsDataModule.digit_size {digit_size} must be below image_size {image_size}")
         self.label, self.num_frames, self.image_size, self.digit_size = label, num_frames, image_size, digit_size
-        self.in_chans, self.val_fraction = in_chans, val_fraction
+        self.in_chans, self.val_fraction, self.temporal_jitter = in_chans, val_fraction, temporal_jitter
         directions = ("right", "left", "down", "up")
         self.classes = {
             "digit": [str(i) for i in range(10)],
@@ -315,19 +354,40 @@ class MovingDigitsDataModule(DataModule):
         size = self.digit_size
         images = torch.nn.functional.interpolate(images, size=(size, size), mode="bicubic", align_corners=False)
         images = images.clamp_(0, 1)[:, 0]
-        speeds = tuple(s for s in (1, 2) if s * (self.num_frames - 1) <= self.image_size - size)
+        frames = self.num_frames + self.temporal_jitter
+        speeds = tuple(s for s in (1, 2) if s * (frames - 1) <= self.image_size - size)
         if not speeds:
             raise ConfigError(
-                f"MovingDigitsDataModule: a {size} px digit cannot move {self.num_frames - 1} px on a "
-                f"{self.image_size} px canvas; allowed: image_size >= digit_size + num_frames - 1"
+                f"MovingDigitsDataModule: a {size} px digit cannot move {frames - 1} px on a {self.image_size} px "
+                "canvas; allowed: image_size >= digit_size + num_frames + temporal_jitter - 1"
             )
-        clips, direction = moving_digits(images, self.num_frames, self.image_size, speeds, self.seed)
+        clips, direction = moving_digits(images, frames, self.image_size, speeds, self.seed)
         digit = torch.tensor(digits.target, dtype=torch.long)
         labels = {"digit": digit, "direction": direction, "both": digit * 4 + direction}[self.label]
         train, val = split_indices(len(clips), self.val_fraction, self.seed)
         mean, std = clips[train].mean(), clips[train].std()
         video = ((clips - mean) / std).unsqueeze(1).expand(-1, self.in_chans, -1, -1, -1).contiguous()
+        window = partial(_random_window, num_frames=self.num_frames) if self.temporal_jitter else None
         return (
-            TensorSamples({"video": video[train], "label": labels[train]}),
-            TensorSamples({"video": video[val], "label": labels[val]}),
+            TensorSamples({"video": video[train], "label": labels[train]}, transform=window),
+            TensorSamples({"video": self._middle(video[val]), "label": labels[val]}),
         )
+
+    def _middle(self, video: Tensor) -> Tensor:
+        """The middle ``num_frames`` of ``[S, C, T, H, W]`` clips made ``temporal_jitter`` frames longer."""
+        start = self.temporal_jitter // 2
+        return video[:, :, start : start + self.num_frames]
+
+    def export_samples(self, split: str) -> Dataset | None:
+        samples = super().export_samples(split)
+        if not self.temporal_jitter or not isinstance(samples, TensorSamples) or split != "train":
+            return samples
+        return TensorSamples({**samples.tensors, "video": self._middle(samples.tensors["video"])})
+
+
+def _random_window(sample: dict[str, Tensor], num_frames: int) -> dict[str, Tensor]:
+    """``num_frames`` consecutive frames of a sample's ``[C, T, H, W]`` clip from a random start (torch's generator,
+    which the data kit seeds per sample)."""
+    video = sample["video"]
+    start = int(torch.randint(video.shape[1] - num_frames + 1, ()))
+    return {**sample, "video": video[:, start : start + num_frames]}

@@ -11,29 +11,66 @@ from one pass.
 Temporal sampling, as the papers do it:
 
 * ``"dense"`` (MAE-ST, VideoMAE on Kinetics): ``num_frames`` frames ``sampling_rate`` apart from a random start
-  (the middle of the video for evaluation); a video shorter than the span repeats its last frame.
+  (the middle of the video for evaluation). A video shorter than the span repeats its last frame, unless
+  ``fit_rate`` (what the data modules ask): then the rate falls to the largest that fits the video (down to 1), and
+  only a video shorter than ``num_frames`` repeats frames. ``rate_jitter`` draws each training clip's rate from
+  ``sampling_rate +- rate_jitter`` (temporal scale jitter; the papers keep the rate fixed).
 * ``"segment"`` (TSN; VideoMAE fine-tunes on Something-Something so): the video cut into ``num_frames`` equal
   segments, one random frame from each (its middle for evaluation).
+
+**Decoded-file cache.** A file whose frames take at most :data:`CACHE_FILE_BYTES` (and fit the budget of
+:func:`anymae.decoded_cache`) is decoded whole once per process and kept as ``[N, H, W, 3]`` uint8 frames; every
+later read draws its frames from them, with the same draws as the decoder's path, so a clip is the same with or
+without the cache (``cache=False`` turns it off). Scoring a small set over several protocols and seeds otherwise
+decodes every file again for every epoch and run. Larger files keep the seek-and-decode path (the cache then holds
+their frame count only); folders of frames are read from their files each time.
 """
 
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
-__all__ = ["FRAME_EXTENSIONS", "VIDEO_EXTENSIONS", "clip_indices", "read_video"]
+from anymae import decoded_cache
+
+__all__ = ["CACHE_FILE_BYTES", "FRAME_EXTENSIONS", "VIDEO_EXTENSIONS", "clip_indices", "fitted_rate", "read_video"]
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".gif", ".mpg", ".mpeg", ".ogv", ".flv")
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
+#: the most bytes of decoded frames (``N x H x W x 3``) a file may take to be decoded whole and cached: 32 MiB holds
+#: 16 frames of 820 x 820, or 200 of 240 x 224; a longer or larger file is read by seeking, as without the cache
+CACHE_FILE_BYTES = 32 * 2**20
+
 Sampling = Literal["dense", "segment"]
 
+_warned: set[tuple[int, int, str, bool]] = set()  # what short videos have been reported, in this process
 
-def clip_indices(total: int, num_frames: int, sampling_rate: int, sampling: Sampling, train: bool) -> list[int]:
+
+def fitted_rate(total: int, num_frames: int, sampling_rate: int) -> int:
+    """The largest rate up to ``sampling_rate`` whose ``num_frames`` frames fit a video of ``total`` frames, at
+    least 1."""
+    if num_frames == 1:
+        return sampling_rate
+    return max(1, min(sampling_rate, (total - 1) // (num_frames - 1)))
+
+
+def clip_indices(
+    total: int,
+    num_frames: int,
+    sampling_rate: int,
+    sampling: Sampling,
+    train: bool,
+    fit_rate: bool = False,
+    rate_jitter: int = 0,
+) -> list[int]:
     """The frame indices of one clip from a video of ``total`` frames (random draws from torch's generator, which
-    the data kit seeds per sample)."""
+    the data kit seeds per sample). ``fit_rate`` lowers the dense rate to fit a short video instead of repeating its
+    last frame; ``rate_jitter`` draws a training clip's dense rate from ``sampling_rate +- rate_jitter`` (at least
+    1) before the start."""
     if total < 1:
         raise ValueError("the video has no frames")
     if sampling == "segment":
@@ -41,11 +78,38 @@ def clip_indices(total: int, num_frames: int, sampling_rate: int, sampling: Samp
         offsets = torch.rand(num_frames) if train else torch.full((num_frames,), 0.5)
         starts = torch.arange(num_frames) * segment
         return (starts + offsets * segment).floor().long().clamp(max=total - 1).tolist()
-    span = (num_frames - 1) * sampling_rate + 1
+    rate = sampling_rate
+    if train and rate_jitter:
+        rate = int(torch.randint(max(1, rate - rate_jitter), rate + rate_jitter + 1, ()))
+    if fit_rate:
+        rate = fitted_rate(total, num_frames, rate)
+    span = (num_frames - 1) * rate + 1
     start = 0  # a video shorter than the span repeats its last frame
     if total >= span:
         start = int(torch.randint(total - span + 1, ())) if train else (total - span) // 2
-    return [min(start + i * sampling_rate, total - 1) for i in range(num_frames)]
+    return [min(start + i * rate, total - 1) for i in range(num_frames)]
+
+
+def _warn_short(path: str, total: int, num_frames: int, sampling_rate: int, sampling: Sampling) -> None:
+    """Say that a video is too short for its clip and what was done instead: once per process, settings and remedy
+    (a lower rate, or repeated frames)."""
+    repeats = sampling == "segment" or total < num_frames
+    key = (num_frames, sampling_rate, sampling, repeats)
+    if key in _warned:
+        return
+    _warned.add(key)
+    if not repeats:
+        span, rate = (num_frames - 1) * sampling_rate + 1, fitted_rate(total, num_frames, sampling_rate)
+        said = (
+            f"fewer than the {span} that {num_frames} frames at sampling_rate {sampling_rate} span: its clips are "
+            f"sampled at rate {rate} instead, the largest that fits"
+        )
+    else:
+        said = f"fewer than num_frames={num_frames}: frames repeat to fill its clips"
+    warnings.warn(
+        f"{path} has {total} frames, {said}. Other videos this short are sampled alike without another warning",
+        stacklevel=3,
+    )
 
 
 def _video_stream(container: Any) -> Any:
@@ -124,13 +188,27 @@ def read_video(
     sampling: Sampling = "dense",
     train: bool = True,
     clips: int = 1,
+    *,
+    fit_rate: bool = False,
+    rate_jitter: int = 0,
+    cache: bool = True,
 ) -> Tensor:
     """A clip of a video file, or of a folder of frames (image files, in name order): ``[T, H, W, 3]`` uint8 RGB;
     with ``clips > 1``, ``[clips, T, H, W, 3]``: that many clips, each its own draw of frames, from one pass of the
-    decoder (MAE-ST's repeated augmentation). A file FFmpeg or PIL cannot read raises ``ValueError``."""
+    decoder (MAE-ST's repeated augmentation). A file FFmpeg or PIL cannot read raises ``ValueError``.
+
+    ``fit_rate`` and ``rate_jitter``: see :func:`clip_indices` (with ``fit_rate``, the first video too short for the
+    clip is reported in a warning, once per process). ``cache``: a small file's frames come from the process's
+    decoded-file cache after its first read (the same clip either way; see the module's docstring)."""
 
     def draw(total: int) -> list[int]:
-        return [i for _ in range(clips) for i in clip_indices(total, num_frames, sampling_rate, sampling, train)]
+        if fit_rate and total < ((num_frames - 1) * sampling_rate + 1 if sampling == "dense" else num_frames):
+            _warn_short(path, total, num_frames, sampling_rate, sampling)
+        return [
+            i
+            for _ in range(clips)
+            for i in clip_indices(total, num_frames, sampling_rate, sampling, train, fit_rate, rate_jitter)
+        ]
 
     if os.path.isdir(path):
         names = sorted(n for n in os.listdir(path) if n.lower().endswith(FRAME_EXTENSIONS) and not n.startswith("."))
@@ -139,10 +217,69 @@ def read_video(
         import av
 
         try:
-            frames = torch.stack(_decode(path, draw(_frame_count(path))))
+            whole = _cached_file(path) if cache else None
+            if whole is not None and whole["frames"] is not None:
+                frames = _pick(whole["frames"], draw(whole["total"]), path)
+            else:
+                total = whole["total"] if whole is not None and whole["total"] else _frame_count(path)
+                frames = torch.stack(_decode(path, draw(total)))
         except av.FFmpegError as error:
             raise ValueError(f"{type(error).__name__}: {error}") from None
     return frames if clips == 1 else frames.unflatten(0, (clips, num_frames))
+
+
+def _cached_file(path: str) -> dict[str, Any] | None:
+    """What the decoded-file cache holds for a video file (decoding it whole on its first read): ``{"total": frame
+    count as _frame_count gives it, or 0 when not counted, "frames": [N, H, W, 3] uint8 or None for a large file}``;
+    ``None`` when the cache has no room for any file."""
+    cache = decoded_cache()
+    budget = min(CACHE_FILE_BYTES, cache.max_bytes)
+    if budget <= 0:
+        return None
+    return cache.get(path, ("anymae_video.frames", budget), lambda: _decode_whole(path, budget))
+
+
+def _decode_whole(path: str, budget: int) -> dict[str, Any]:
+    """Every frame of a file in one pass (demuxed packets decoded in turn, so the packets are counted as
+    :func:`_frame_count` counts them when the container records no count), or only its frame count when the frames
+    would take more than ``budget`` bytes. A decoder error leaves the file to the seek-and-decode path, which
+    reports it as it does without the cache."""
+    import av
+
+    with av.open(path) as container:
+        stream = _video_stream(container)
+        recorded = int(stream.frames)
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if recorded and recorded * width * height * 3 > budget:
+            return {"total": recorded, "frames": None}  # large: its count only, frames by seeking as before
+        frames: list[Tensor] | None = []
+        packets, size = 0, 0
+        try:
+            for packet in container.demux(stream):
+                packets += bool(packet.size)
+                if frames is None:
+                    continue  # too large after all (no recorded count): only counting now
+                for frame in packet.decode():
+                    frames.append(torch.from_numpy(frame.to_ndarray(format="rgb24")))
+                    size += frames[-1].numel()
+                    if size > budget:
+                        frames = None
+                        break
+        except av.FFmpegError:
+            return {"total": 0, "frames": None}
+    total = recorded or packets
+    if not frames or len({tuple(f.shape) for f in frames}) > 1:  # nothing decoded, or the size changes midway
+        return {"total": total, "frames": None}
+    return {"total": total, "frames": torch.stack(frames)}
+
+
+def _pick(frames: Tensor, indices: Sequence[int], path: str) -> Tensor:
+    """The frames at ``indices`` from a whole decoded file, as :func:`_decode` gives them: an index past the frames
+    decoded (a file that ends before its header says) repeats the last decoded frame it asked for."""
+    known = [i for i in sorted(set(indices)) if i < len(frames)]
+    if not known:
+        raise ValueError(f"no frame of {path} could be decoded")
+    return frames[torch.tensor([i if i < len(frames) else known[-1] for i in indices])]
 
 
 def _read_frames(folder: str, names: list[str], indices: list[int]) -> Tensor:
