@@ -155,7 +155,7 @@ def test_masking_overlays_train_on_the_digits_demo(overlay, tmp_path):
 def test_every_example_is_covered_and_the_suite_points_at_real_configs():
     import yaml
 
-    suites = [ROOT / "examples" / "suite.yaml", ROOT / "examples" / "multimodal" / "suite.yaml"]
+    suites = [ROOT / "examples" / name / "suite.yaml" for name in (".", "multimodal", "transfer")]
     covered = set(EXAMPLES) | set(EVALUATIONS) | set(OVERLAYS) | set(suites)
     assert covered == set((ROOT / "examples").rglob("*.yaml"))
     for suite in suites:
