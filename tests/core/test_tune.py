@@ -26,8 +26,8 @@ def test_the_default_space_is_centred_on_the_configs_own_recipe() -> None:
     space = {p.key: p for p in default_space(read(DIGITS))}
     ratio = space["model.masker.init_args.mask_ratio"]
     assert ratio.low < 0.75 < ratio.high
-    epochs = space["trainer.max_epochs"]
-    assert (epochs.low, epochs.high, epochs.integer, epochs.log) == (10, 90, True, True)
+    steps = space["trainer.max_steps"]  # the schedule, a third to 3x the config's 750 steps
+    assert (steps.low, steps.high, steps.integer, steps.log) == (250, 2250, True, True)
     lr = space["model.optimizer.init_args.lr"]
     assert lr.low == pytest.approx(2e-4) and lr.high == pytest.approx(5e-3)
     assert space["model.encoder.init_args.embed_dim"].choices == (48, 96, 192)  # multiples of 3 heads, even per head
