@@ -108,6 +108,8 @@ def test_a_tiny_study_writes_its_outputs_and_resumes(tiny, tmp_path: Path, capsy
     assert "(best)" in (tmp_path / "study/trials.md").read_text()
     out = capsys.readouterr().out
     assert f"best: trial {best['trial']}" in out and "anymae fit --config" in out
+    encoder = tmp_path / f"study/trial-{int(best['trial']):03d}/checkpoints/last.ckpt"
+    assert f"its encoder: {encoder}" in out and encoder.is_file()
 
 
 def test_an_interrupted_trial_runs_again_when_the_study_resumes(tiny, tmp_path: Path, monkeypatch) -> None:

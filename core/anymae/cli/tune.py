@@ -199,6 +199,7 @@ class Study:
         if rungs.pruned_at is not None:
             trial.set_user_attr("stopped", f"pruned at step {rungs.pruned_at}")
             raise optuna.TrialPruned()
+        trial.set_user_attr("checkpoint", str(checkpoint))
         value = self.score(checkpoint, self.seeds)
         trial.set_user_attr("minutes", round((time.perf_counter() - started) / 60, 3))
         return value
@@ -353,5 +354,6 @@ def run(argv: Sequence[str]) -> int:
         print(
             f"best: trial {best.number}, {command} {best.value:.4f} on carved validation -> {study.out / 'best.yaml'}"
         )
-        print(f"pretrain it: anymae fit --config {study.out / 'best.yaml'}")
+        print(f"its encoder: {best.user_attrs.get('checkpoint')}")
+        print(f"pretrain it again: anymae fit --config {study.out / 'best.yaml'}")
     return 0

@@ -62,6 +62,7 @@ def write_outputs(
         header = (
             f"# anymae tune: the best of {len(complete)} recipes (trial {best.number}, {score} {best.value:.4f})\n"
             f"# from {config}, with {', '.join(f'{k}={v}' for k, v in settings.items()) or 'no change'}\n"
+            f"# its encoder: {best.user_attrs.get('checkpoint', '(not recorded)')}\n"
         )
         (out / "best.yaml").write_text(header + yaml.safe_dump(apply(parsed, settings), sort_keys=False))
     _plot(trials, out / "trials.png", score)
