@@ -10,7 +10,7 @@ import yaml
 
 from anymae.cli import main
 from anymae.cli.tune import Study, parse_budget
-from anymae.cli.tune_space import Param, apply, default_space, grid_size, read_space
+from anymae.cli.tune_space import Param, apply, config_value, default_space, grid_size, read_space
 from anymae.config import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,6 +33,13 @@ def test_the_default_space_is_centred_on_the_configs_own_recipe() -> None:
     assert space["model.encoder.init_args.embed_dim"].choices == (48, 96, 192)  # multiples of 3 heads, even per head
     assert (space["model.encoder.init_args.depth"].low, space["model.encoder.init_args.depth"].high) == (2, 6)
     assert space["model.tokenizer.init_args.patch_size"].choices == (2, 4, 8)  # each divides the 32-pixel image
+
+
+def test_the_first_trial_is_the_configs_own_recipe_class_defaults_included() -> None:
+    config = read(ROOT / "examples/transfer/mae_textures.yaml")  # sets no crop_scale: the data module's (0.2, 1)
+    assert config_value(config, "data.init_args.crop_scale") == [0.2, 1.0]
+    assert config_value(config, "model.masker.init_args.mask_ratio") == 0.75
+    assert config_value(config, "model.encoder.init_args.no_such_argument") is None
 
 
 def test_the_space_has_the_augmentation_a_data_module_offers() -> None:

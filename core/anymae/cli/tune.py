@@ -44,7 +44,7 @@ from .errors import read_yaml
 from .evaluate import run_protocol
 from .fit import AnymaeCLI
 from .tune_report import short, write_outputs
-from .tune_space import Param, default_space, get, grid_size, read_space
+from .tune_space import Param, config_value, default_space, grid_size, read_space
 
 if TYPE_CHECKING:
     import optuna
@@ -249,7 +249,7 @@ def tune(study: Study, budget: float, trials: int | None, seed: int) -> optuna.S
         found.enqueue_trial({p.key: p.encode(own[p.key]) for p in study.space if own[p.key] is not None})
     so_far = found.get_trials(deepcopy=False)
     rerun = {t.user_attrs.get("again") for t in so_far}
-    again = [t for t in so_far if _cutshort(t) and t.number not in rerun]
+    again = [t for t in so_far if _cut_short(t) and t.number not in rerun]
     for t in again:  # interrupted, or stopped by the last run's budget: run it again first
         if t.state == optuna.trial.TrialState.RUNNING:
             found.tell(t.number, state=optuna.trial.TrialState.FAIL)
@@ -269,7 +269,7 @@ def tune(study: Study, budget: float, trials: int | None, seed: int) -> optuna.S
     return found
 
 
-def _cutshort(trial: Any) -> bool:
+def _cut_short(trial: Any) -> bool:
     """Whether a trial never got its score: killed (still running), interrupted (failed without an error of its
     recipe) or stopped by the budget."""
     import optuna
@@ -284,7 +284,7 @@ def _cutshort(trial: Any) -> bool:
 
 def _own_value(config: dict[str, Any], param: Param) -> Any:
     """The config's own value of ``param`` when the space can propose it (else ``None``: the sampler draws it)."""
-    value = get(config, param.key)
+    value = config_value(config, param.key)
     if value is None:
         return None
     if param.choices:

@@ -29,7 +29,7 @@ from ..config import ConfigError
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["Param", "apply", "default_space", "get", "read_space"]
+__all__ = ["Param", "apply", "config_value", "default_space", "get", "grid_size", "read_space"]
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,17 @@ def apply(config: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
             node = node.setdefault(part, {})
         node[last] = value
     return out
+
+
+def config_value(config: dict[str, Any], key: str) -> Any:
+    """The value a run of ``config`` uses for a dotted ``key``: the config's own, else its class's default (the key
+    ``data.init_args.crop_scale`` of a config that sets no crop scale: the data module's default)."""
+    value = get(config, key)
+    if value is not None or ".init_args." not in key:
+        return value
+    section, _, name = key.rpartition(".init_args.")
+    found = _defaults(get(config, section)).get(name)
+    return list(found) if isinstance(found, tuple) else found
 
 
 def _defaults(section: Any) -> dict[str, Any]:
