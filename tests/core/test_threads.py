@@ -40,7 +40,7 @@ def test_a_loaded_machine_warns_once_naming_the_load_the_cores_the_threads_and_t
 
 @pytest.mark.parametrize(
     ("load", "torch_threads"),
-    [(0.3, 2), (1.0, 2), (6.0, 1)],
+    [(0.3, 2), (1.5, 2), (6.0, 1)],
     ids=["idle", "within the margin", "one thread"],
 )
 def test_no_warning_when_the_cores_suffice_or_one_thread_runs(machine, load, torch_threads):

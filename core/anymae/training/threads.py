@@ -14,8 +14,9 @@ import torch
 __all__ = ["warn_if_oversubscribed"]
 
 #: load (runnable processes, averaged over a minute) above the free cores before warning: load averages are noisy,
-#: and this process's own start-up counts in them
-MARGIN = 1.0
+#: and a job that ended a few seconds ago (the previous command of a script) still counts in them at about 1.5 on 2
+#: cores; another job running beside this one keeps it at 2 or more
+MARGIN = 1.75
 
 _warned = False
 
