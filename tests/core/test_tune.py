@@ -101,9 +101,9 @@ def test_a_tiny_study_writes_its_outputs_and_resumes(tiny, tmp_path: Path, capsy
     assert [r["trial"] for r in first] == ["0", "1"]
     assert first[0]["model.masker.mask_ratio"] == "0.75"  # the config's own recipe comes first
     assert all(r["state"] == "complete" and 0 < float(r["score"]) <= 1 for r in first)
-    assert all(r["intermediate"].startswith("3:") for r in first)  # one rung, halfway through 6 steps
-    # resumed: the same journal, the one recipe of the grid not tried yet, and no more
-    assert tune(tmp_path, config, space) == 0
+    assert all(len(r["rungs"].split()) == 1 for r in first)  # one score, halfway through the 6 steps
+    # resumed: the same journal, the one recipe of the grid not tried yet, and no more (no rungs: never pruned)
+    assert tune(tmp_path, config, space, "--rungs", "0") == 0
     second = rows(tmp_path)
     assert [r["trial"] for r in second] == ["0", "1", "2"]
     assert sorted(float(r["model.masker.mask_ratio"]) for r in second) == [0.5, 0.75, 0.9]

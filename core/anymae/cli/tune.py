@@ -9,8 +9,8 @@ trial pretrains it, then runs the protocol config (``knn``, ``probe`` or ``finet
 ``--labels`` labels per class, scored on the training examples that were not drawn (``FewLabels``'
 ``carve_validation``): the split a user reports on is never looked at. Optuna's TPE sampler proposes the next recipe
 from the scores so far; the first trial is the config's own recipe, so the best is never worse than it on the carved
-split. During pretraining each trial is scored ``--rungs`` times (one seed) and Optuna's median pruner stops one that
-trails the trials before it at the same step.
+split. During pretraining each trial is scored ``--rungs`` times (one seed; at 1/3 and 2/3 of its schedule by
+default) and Optuna's median pruner stops one that trails the trials before it at the same share of their schedules.
 
 The study lives in ``<out>/study.journal`` (Optuna's journal file): run the same command again to resume it (a trial
 cut short by the budget or an interruption runs again first). After every trial ``<out>`` holds ``trials.csv`` and
@@ -81,19 +81,20 @@ class _TrialCLI(AnymaeCLI):
 
 class _Rungs(pl.Callback):
     """Scores the encoder ``rungs`` times during pretraining (evenly spaced steps), reports each score to the trial
-    and stops the run when Optuna prunes it; stops it at the deadline too."""
+    and stops the run when Optuna prunes it; stops it at the deadline too. A score is reported as rung ``k`` (of
+    ``rungs``), not as its step: trials of different lengths are compared at the same share of their schedule."""
 
     def __init__(
         self, trial: optuna.Trial, rungs: int, folder: Path, score: Callable[[Path], float], deadline: float
     ) -> None:
         self.trial, self.rungs, self.folder, self.score, self.deadline = trial, rungs, folder, score, deadline
-        self.at: set[int] = set()
+        self.at: dict[int, int] = {}  # step -> rung
         self.pruned_at: int | None = None
         self.out_of_time = False
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         total = int(trainer.estimated_stepping_batches)
-        self.at = {total * k // (self.rungs + 1) for k in range(1, self.rungs + 1)} - {0}
+        self.at = {total * k // (self.rungs + 1): k for k in range(1, self.rungs + 1) if total * k // (self.rungs + 1)}
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
         if time.monotonic() > self.deadline:
@@ -102,12 +103,12 @@ class _Rungs(pl.Callback):
         step = trainer.global_step
         if step not in self.at:
             return
-        self.at.discard(step)
+        rung = self.at.pop(step)
         path = self.folder / f"rung-{step}.ckpt"
         trainer.save_checkpoint(path)
         value = _keeping_rng(lambda: self.score(path))
         path.unlink(missing_ok=True)
-        self.trial.report(value, step)
+        self.trial.report(value, rung)
         if self.trial.should_prune():
             self.pruned_at, trainer.should_stop = step, True
 

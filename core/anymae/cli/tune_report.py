@@ -39,7 +39,7 @@ def write_outputs(
                 "score": round(t.value, 4) if t.state == complete_state and t.value is not None else "",
                 "minutes": t.user_attrs.get("minutes", t.user_attrs.get("pretrain_min", "")),
                 "note": t.user_attrs.get("stopped", t.user_attrs.get("error", "")),
-                "intermediate": " ".join(f"{step}:{v:.3f}" for step, v in sorted(t.intermediate_values.items())),
+                "rungs": " ".join(f"{v:.3f}" for _, v in sorted(t.intermediate_values.items())),
                 **{short(k): json.dumps(v) if isinstance(v, list) else v for k, v in settings.items()},
             }
         )
