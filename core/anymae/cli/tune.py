@@ -17,7 +17,8 @@ cut short by the budget or an interruption runs again first). After every trial 
 ``trials.md`` (every trial, its settings, score, pruning and minutes), ``trials.png`` (score per trial, best so far)
 and ``best.yaml`` (the pretraining config with the best recipe), to pretrain with ``anymae fit --config
 <out>/best.yaml``. The budget is wall-clock time for this run: no trial starts after it, and a running trial stops at
-it.
+it; a recipe whose pretraining takes longer than ``--trial-limit`` (a third of the budget by default: a wide, deep,
+long recipe can cost 20 of the config's own) is stopped and recorded as pruned.
 """
 
 from __future__ import annotations
@@ -85,9 +86,17 @@ class _Rungs(pl.Callback):
     ``rungs``), not as its step: trials of different lengths are compared at the same share of their schedule."""
 
     def __init__(
-        self, trial: optuna.Trial, rungs: int, folder: Path, score: Callable[[Path], float], deadline: float
+        self,
+        trial: optuna.Trial,
+        rungs: int,
+        folder: Path,
+        score: Callable[[Path], float],
+        deadline: float,
+        trial_deadline: float,
     ) -> None:
         self.trial, self.rungs, self.folder, self.score, self.deadline = trial, rungs, folder, score, deadline
+        self.trial_deadline = trial_deadline
+        self.too_slow = False
         self.at: dict[int, int] = {}  # step -> rung
         self.pruned_at: int | None = None
         self.out_of_time = False
@@ -97,8 +106,12 @@ class _Rungs(pl.Callback):
         self.at = {total * k // (self.rungs + 1): k for k in range(1, self.rungs + 1) if total * k // (self.rungs + 1)}
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
-        if time.monotonic() > self.deadline:
+        now = time.monotonic()
+        if now > self.deadline:
             self.out_of_time, trainer.should_stop = True, True
+            return
+        if now > self.trial_deadline:
+            self.too_slow, trainer.should_stop = True, True
             return
         step = trainer.global_step
         if step not in self.at:
@@ -141,10 +154,12 @@ class Study:
         seeds: list[int],
         rungs: int,
         deadline: float,
+        trial_limit: float = math.inf,
     ) -> None:
         self.config, self.protocol, self.command, self.space = config.resolve(), protocol.resolve(), command, space
         self.out, self.labels, self.seeds, self.rungs, self.deadline = out.resolve(), labels, seeds, rungs, deadline
         self.parsed = read_yaml(self.config)
+        self.trial_limit = trial_limit
 
     # --------------------------------------------------------------------------------------------------- one trial
     def score(self, checkpoint: Path, seeds: Sequence[int]) -> float:
@@ -186,10 +201,11 @@ class Study:
 
         values = {param.key: param.suggest(trial) for param in self.space}
         folder = self.out / f"trial-{trial.number:03d}"
-        rungs = _Rungs(trial, self.rungs, folder, lambda path: self.score(path, self.seeds[:1]), self.deadline)
+        limit = time.monotonic() + self.trial_limit
+        rungs = _Rungs(trial, self.rungs, folder, lambda path: self.score(path, self.seeds[:1]), self.deadline, limit)
         started = time.perf_counter()
         try:
-            checkpoint = self.pretrain(values, folder, rungs if self.rungs else None)
+            checkpoint = self.pretrain(values, folder, rungs)
         except (ConfigError, RunStopped, ValueError) as error:  # a recipe that cannot build or diverges
             trial.set_user_attr("error", " ".join(str(error).split())[:300])
             return math.nan  # Optuna records the trial as failed and goes on
@@ -197,6 +213,9 @@ class Study:
         if rungs.out_of_time:
             trial.set_user_attr("stopped", "budget")
             raise optuna.TrialPruned("the budget ran out during pretraining")
+        if rungs.too_slow:
+            trial.set_user_attr("stopped", f"over the trial limit ({self.trial_limit / 60:.1f} min)")
+            raise optuna.TrialPruned("the recipe's pretraining ran over the trial limit")
         if rungs.pruned_at is not None:
             trial.set_user_attr("stopped", f"pruned at step {rungs.pruned_at}")
             raise optuna.TrialPruned()
@@ -307,6 +326,10 @@ def run(argv: Sequence[str]) -> int:
         "--command", choices=PROTOCOLS, help="the protocol's command (default: from its file name, knn_*.yaml...)"
     )
     parser.add_argument("--budget", default="10m", help="wall-clock time for this run: 90s, 10m, 1.5h (default 10m)")
+    parser.add_argument(
+        "--trial-limit",
+        help="stop a recipe whose pretraining runs longer (as --budget; default: a third of the budget)",
+    )
     parser.add_argument("--trials", type=int, help="at most this many trials in this run (default: until the budget)")
     parser.add_argument("--labels", type=int, default=5, help="labels per class the protocol trains on (default 5)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="labelled draws per score (default: 0)")
@@ -343,6 +366,7 @@ def run(argv: Sequence[str]) -> int:
         options.seeds,
         options.rungs,
         deadline=time.monotonic() + budget,
+        trial_limit=parse_budget(options.trial_limit) if options.trial_limit else budget / 3,
     )
     print(
         f"anymae tune: {len(space)} settings ({', '.join(short(p.key) for p in space)}), budget {budget / 60:.1f} min"
