@@ -18,9 +18,10 @@ def machine(monkeypatch):
     monkeypatch.setattr(threads, "_warned", False)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
 
-    def set_state(load: float, torch_threads: int = 2) -> None:
+    def set_state(load: float, torch_threads: int = 2, own: float = 0.0) -> None:
         monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
         monkeypatch.setattr(torch, "get_num_threads", lambda: torch_threads)
+        monkeypatch.setattr(threads, "own_load", lambda: own)
 
     return set_state
 
@@ -40,7 +41,7 @@ def test_a_loaded_machine_warns_once_naming_the_load_the_cores_the_threads_and_t
 
 @pytest.mark.parametrize(
     ("load", "torch_threads"),
-    [(0.3, 2), (1.5, 2), (6.0, 1)],
+    [(0.3, 2), (1.0, 2), (6.0, 1)],
     ids=["idle", "within the margin", "one thread"],
 )
 def test_no_warning_when_the_cores_suffice_or_one_thread_runs(machine, load, torch_threads):
@@ -49,6 +50,16 @@ def test_no_warning_when_the_cores_suffice_or_one_thread_runs(machine, load, tor
         warnings.simplefilter("error")
         assert threads.warn_if_oversubscribed() is False
     machine(load=3.0)  # it checked, but did not use up its one warning
+    with pytest.warns(UserWarning, match="oversubscribed"):
+        threads.warn_if_oversubscribed()
+
+
+def test_the_load_this_process_made_itself_is_not_another_jobs(machine):
+    machine(load=2.0, own=1.9)  # a study that has pretrained for minutes: the load is its own
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert threads.warn_if_oversubscribed() is False
+    machine(load=3.9, own=1.9)  # and another job beside it
     with pytest.warns(UserWarning, match="oversubscribed"):
         threads.warn_if_oversubscribed()
 

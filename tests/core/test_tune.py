@@ -150,11 +150,12 @@ def test_a_recipe_that_cannot_build_fails_alone(tiny, tmp_path: Path) -> None:
     assert found["5"]["state"] == "fail" and "patch" in found["5"]["note"].lower()
 
 
-def test_a_recipe_over_the_trial_limit_is_stopped_and_not_run_again(tiny, tmp_path: Path) -> None:
+def test_a_recipe_over_the_trial_limit_is_stopped_and_not_run_again(tiny, tmp_path: Path, capsys) -> None:
     config, space = tiny
     assert tune(tmp_path, config, space, "--rungs", "0", "--trials", "1", "--trial-limit", "0.01s") == 0
     (trial,) = rows(tmp_path)
     assert trial["state"] == "pruned" and "over the trial limit" in trial["note"]
     assert not (tmp_path / "study/best.yaml").exists()  # no recipe finished: nothing to recommend
+    assert "best:" not in capsys.readouterr().out
     assert tune(tmp_path, config, space, "--rungs", "0", "--trials", "1") == 0
     assert [r["model.masker.mask_ratio"] for r in rows(tmp_path)][1] != trial["model.masker.mask_ratio"]

@@ -340,7 +340,7 @@ def run(argv: Sequence[str]) -> int:
     options = parser.parse_args(argv)
     try:
         import matplotlib  # noqa: F401
-        import optuna  # noqa: F401
+        import optuna
     except ImportError as error:
         raise ConfigError(f"anymae tune needs {error.name}: pip install 'anymae[tune]'") from None
     command = options.command or next((p for p in PROTOCOLS if options.protocol.name.startswith(p)), None)
@@ -373,7 +373,8 @@ def run(argv: Sequence[str]) -> int:
     )
     found = tune(study, budget, options.trials, options.seed)
     print((study.out / "trials.md").read_text() if (study.out / "trials.md").is_file() else "no trial finished")
-    complete = [t for t in found.trials if t.value is not None and math.isfinite(t.value)]
+    finished = optuna.trial.TrialState.COMPLETE  # a pruned trial has a value too: its last rung's
+    complete = [t for t in found.trials if t.state == finished and t.value is not None and math.isfinite(t.value)]
     if complete:
         best = max(complete, key=lambda t: t.value or -math.inf)
         print(

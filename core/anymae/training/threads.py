@@ -7,23 +7,32 @@ each). :func:`warn_if_oversubscribed` runs at the start of ``anymae fit`` and of
 """
 
 import os
+import time
 import warnings
 
 import torch
 
 __all__ = ["warn_if_oversubscribed"]
 
-#: load (runnable processes, averaged over a minute) above the free cores before warning: load averages are noisy,
-#: and a job that ended a few seconds ago (the previous command of a script) still counts in them at about 1.5 on 2
-#: cores; another job running beside this one keeps it at 2 or more
-MARGIN = 1.75
+#: load (runnable processes, averaged over a minute) of other jobs above the free cores before warning: load
+#: averages are noisy, and a job that ended a few seconds ago still counts in them
+MARGIN = 1.0
 
 _warned = False
+_started = time.monotonic()  # about when this process started (the CLI imports this module early)
+
+
+def own_load() -> float:
+    """The cores this process has kept busy on average since it started (its CPU time over the time since): its own
+    share of the load average, which is not another job's (``anymae tune`` pretrains one recipe after another)."""
+    elapsed = time.monotonic() - _started
+    return time.process_time() / elapsed if elapsed > 1 else 0.0
 
 
 def warn_if_oversubscribed(margin: float = MARGIN) -> bool:
     """Warn (one ``UserWarning`` per process) when this process runs more than one torch thread and the 1-minute load
-    average plus those threads exceeds the machine's cores by more than ``margin``: other jobs already use the cores.
+    average of other jobs (the load less this process's own, :func:`own_load`) plus those threads exceeds the
+    machine's cores by more than ``margin``: other jobs already use the cores.
     Returns whether it warned now. Platforms without ``os.getloadavg`` (Windows) are never warned."""
     global _warned
     threads = torch.get_num_threads()
@@ -34,7 +43,8 @@ def warn_if_oversubscribed(margin: float = MARGIN) -> bool:
     except (AttributeError, OSError):  # no getloadavg (Windows), or the load cannot be read
         return False
     cores = os.cpu_count() or 1
-    if load + threads <= cores + margin:
+    others = max(0.0, load - min(own_load(), threads))
+    if others + threads <= cores + margin:
         return False
     _warned = True
     warnings.warn(
