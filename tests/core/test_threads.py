@@ -84,3 +84,9 @@ def test_fit_and_the_protocols_check_before_they_run(monkeypatch):
     with pytest.raises(argparse.ArgumentError):  # the arguments are refused after the check
         evaluate.protocol_rows("knn", ["--no-such-option", "1"])
     assert calls[-1] == "protocol"
+
+
+def test_this_processs_own_load_is_measured_since_it_started() -> None:
+    age = threads._process_age()
+    assert age > 0.5  # pytest has run for a while: the process's age, not this module's
+    assert 0 < threads.own_load() <= (os.cpu_count() or 1) + 0.5

@@ -22,11 +22,22 @@ _warned = False
 _started = time.monotonic()  # about when this process started (the CLI imports this module early)
 
 
+def _process_age() -> float:
+    """Seconds since this process started: Linux's ``/proc`` says; elsewhere, since this module was imported."""
+    try:
+        with open("/proc/self/stat") as handle:
+            started = int(handle.read().rsplit(")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
+        with open("/proc/uptime") as handle:
+            return float(handle.read().split()[0]) - started
+    except (OSError, ValueError, IndexError):
+        return time.monotonic() - _started
+
+
 def own_load() -> float:
     """The cores this process has kept busy on average since it started (its CPU time over the time since): its own
     share of the load average, which is not another job's (``anymae tune`` pretrains one recipe after another)."""
-    elapsed = time.monotonic() - _started
-    return time.process_time() / elapsed if elapsed > 1 else 0.0
+    age = _process_age()
+    return time.process_time() / age if age > 0.5 else 0.0
 
 
 def warn_if_oversubscribed(margin: float = MARGIN) -> bool:
