@@ -123,6 +123,13 @@ SETS: dict[str, dict] = {
             "random masking 0.75": [*RANDOM, "0.75"],
             "tube masking 0.75": ["--model.masker.init_args.mask_ratio", "0.75"],
             "tube masking 0.5": ["--model.masker.init_args.mask_ratio", "0.5"],
+            # a token that holds most of the 16-pixel digit: its shape, not a stroke, is what a token must carry
+            "patches of 8, tube masking 0.75": [
+                "--model.tokenizer.init_args.patch_size",
+                "8",
+                "--model.masker.init_args.mask_ratio",
+                "0.75",
+            ],
             "random masking 0.75, 40 epochs": [*RANDOM, "0.75", "--trainer.max_epochs", "40"],
         },
         "finetunes": {"fine-tune, 30 epochs": []},
