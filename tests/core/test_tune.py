@@ -142,6 +142,9 @@ def test_an_interrupted_trial_runs_again_when_the_study_resumes(tiny, tmp_path: 
 
 def test_a_recipe_that_cannot_build_fails_alone(tiny, tmp_path: Path) -> None:
     config, _ = tiny
+    two = read(config)
+    two["trainer"].update(accelerator="cpu", devices=2)  # DDP when pretrained; a trial runs here, on one device
+    config.write_text(yaml.safe_dump(two))
     space = tmp_path / "bad.yaml"  # a patch of 5 does not divide the 32-pixel image: that recipe fails to build
     space.write_text(yaml.safe_dump([{"key": "model.tokenizer.init_args.patch_size", "choices": [4, 5]}]))
     assert tune(tmp_path, config, space, "--rungs", "0") == 0

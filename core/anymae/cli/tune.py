@@ -17,8 +17,10 @@ cut short by the budget or an interruption runs again first). After every trial 
 ``trials.md`` (every trial, its settings, score, pruning and minutes), ``trials.png`` (score per trial, best so far)
 and ``best.yaml`` (the pretraining config with the best recipe), to pretrain with ``anymae fit --config
 <out>/best.yaml``. The budget is wall-clock time for this run: no trial starts after it, and a running trial stops at
-it; a recipe whose pretraining takes longer than ``--trial-limit`` (a third of the budget by default: a wide, deep,
-long recipe can cost 20 of the config's own) is stopped and recorded as pruned.
+it; trials run one at a time in this process, each on one device (a config's ``devices`` and DDP are for the
+pretraining of the chosen recipe, afterwards). A recipe whose pretraining takes longer than ``--trial-limit`` (a
+third of the budget by default: a wide, deep, long recipe can cost 20 of the config's own) is stopped and recorded
+as pruned.
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ if TYPE_CHECKING:
 
 __all__ = ["parse_budget", "run", "tune"]
 
-QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+# every trial runs in this process, on one device: a DDP run would start this study again in every process
+QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false", "--trainer.devices", "1"]
 PROTOCOLS = ("knn", "probe", "finetune")
 
 
