@@ -130,6 +130,16 @@ SETS: dict[str, dict] = {
                 "--model.masker.init_args.mask_ratio",
                 "0.75",
             ],
+            # a token per frame: what each frame shows, not a two-frame average, is reconstructed
+            "patches of 8, tubelets of 1, tube masking 0.75": [
+                "--model.tokenizer.init_args.patch_size",
+                "8",
+                "--model.tokenizer.init_args.tubelet_size",
+                "1",
+                "--model.masker.init_args.mask_ratio",
+                "0.75",
+            ],
+            "patches of 8, random masking 0.9": ["--model.tokenizer.init_args.patch_size", "8", *RANDOM, "0.9"],
             "random masking 0.75, 40 epochs": [*RANDOM, "0.75", "--trainer.max_epochs", "40"],
         },
         "finetunes": {"fine-tune, 30 epochs": []},
