@@ -139,6 +139,14 @@ SETS: dict[str, dict] = {
                 "--model.masker.init_args.mask_ratio",
                 "0.75",
             ],
+            # tubes that move with the digit (after MGMAE): a hidden part of it stays hidden as it moves
+            "motion tubes 0.9": ["--model.masker.class_path", "anymae_video.MotionTubeMasker"],
+            "motion tubes 0.75": [
+                "--model.masker.class_path",
+                "anymae_video.MotionTubeMasker",
+                "--model.masker.init_args.mask_ratio",
+                "0.75",
+            ],
             "patches of 8, random masking 0.9": ["--model.tokenizer.init_args.patch_size", "8", *RANDOM, "0.9"],
             "random masking 0.75, 40 epochs": [*RANDOM, "0.75", "--trainer.max_epochs", "40"],
         },

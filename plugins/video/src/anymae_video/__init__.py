@@ -13,6 +13,7 @@ EXPORTS = {
     ".data": ["MovingDigitsDataModule", "VideoFolderDataModule", "read_clip"],
     ".export": ["HFVideoMAEExporter", "hf_videomae_config", "hf_videomae_state_dict"],
     ".io": ["clip_indices", "read_video"],
+    ".masking": ["MotionTubeMasker", "token_shifts"],
     ".published": ["HFVideoMAEReader", "VideoMAEReader"],
     ".targets": ["MotionTarget", "VideoPixelTarget", "block_matching_flow"],
     ".timm_export": ["TimmVideoViT", "TimmVideoViTExporter", "clip_as_image", "create_timm_video_vit"],

@@ -11,6 +11,7 @@ ANYMAE_PLUGIN_API = 3  # the anymae plugin API this module is written for
 def anymae_register(registry: anymae.Registry) -> None:
     from .data import MovingDigitsDataModule, VideoFolderDataModule
     from .export import HFVideoMAEExporter
+    from .masking import MotionTubeMasker
     from .published import HFVideoMAEReader, VideoMAEReader
     from .targets import MotionTarget, VideoPixelTarget
     from .timm_export import TimmVideoViTExporter
@@ -21,6 +22,7 @@ def anymae_register(registry: anymae.Registry) -> None:
         VideoTubeletTokenizer,
         VideoPixelTarget,
         MotionTarget,
+        MotionTubeMasker,
         VideoFolderDataModule,
         MovingDigitsDataModule,
         FrameStrips,
