@@ -90,7 +90,11 @@ class AnymaeCLI(LightningCLI):
         config = self.config_init.get(str(self.subcommand), self.config_init)
         trainer = {**config.get("trainer", {}), **kwargs}
         # no schedule given: fit derives one from the data's size (anymae.training.schedule), not Lightning's 1000
-        self.derive_schedule = trainer.get("max_epochs") is None and trainer.get("max_steps", -1) in (-1, None)
+        self.derive_schedule = (
+            trainer.get("max_epochs") is None
+            and trainer.get("max_steps", -1) in (-1, None)
+            and not trainer.get("max_time")  # a time budget is a schedule too
+        )
         if self.derive_schedule:
             kwargs["max_epochs"] = -1
         if trainer.get("enable_checkpointing") is not False:

@@ -2,7 +2,7 @@
 
 A recipe written in epochs trains a set 5x smaller 5x fewer steps, and the recipe study (docs/recipes.md) found
 small sets need many more passes than large ones (GunPoint's 50 series: 1,500 epochs). So when ``anymae fit`` is
-given neither ``trainer.max_epochs`` nor ``trainer.max_steps`` it trains
+given none of ``trainer.max_epochs``, ``max_steps`` and ``max_time`` it trains
 
     ``max(MIN_STEPS, EPOCHS x steps per epoch)`` optimisation steps
 
