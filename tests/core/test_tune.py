@@ -162,3 +162,25 @@ def test_a_recipe_over_the_trial_limit_is_stopped_and_not_run_again(tiny, tmp_pa
     assert "best:" not in capsys.readouterr().out
     assert tune(tmp_path, config, space, "--rungs", "0", "--trials", "1") == 0
     assert [r["model.masker.mask_ratio"] for r in rows(tmp_path)][1] != trial["model.masker.mask_ratio"]
+
+
+def test_a_recipe_that_diverges_fails_alone_and_the_study_goes_on(tiny, tmp_path: Path, monkeypatch) -> None:
+    from anymae import TrainingDiverged
+
+    config, space = tiny
+    pretrain = Study.pretrain
+
+    def diverging(self, values, folder, rungs):
+        if values["model.masker.init_args.mask_ratio"] == 0.75:  # the first trial: the NaN guard stops its run
+            raise TrainingDiverged("training diverged at step 3 (epoch 0): non-finite gradients (loss nan)")
+        return pretrain(self, values, folder, rungs)
+
+    monkeypatch.setattr(Study, "pretrain", diverging)
+    assert tune(tmp_path, config, space, "--rungs", "0", "--trials", "2") == 0
+    first, second = rows(tmp_path)
+    assert first["state"] == "fail" and "diverged" in first["note"]
+    assert second["state"] == "complete" and float(second["score"]) > 0
+    assert read(tmp_path / "study/best.yaml")["model"]["masker"]["init_args"]["mask_ratio"] != 0.75
+    # a failed recipe is the recipe's fault, not an interruption: a resumed study does not run it again
+    assert tune(tmp_path, config, space, "--rungs", "0", "--trials", "1") == 0
+    assert rows(tmp_path)[2]["model.masker.mask_ratio"] not in (first["model.masker.mask_ratio"], "")
