@@ -49,3 +49,14 @@ def digits_run(tmp_path_factory) -> Path:
         os.chdir(cwd)
     assert (root / "runs/teacher/lightning_logs/version_0/checkpoints/last.ckpt").is_file()
     return root
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (``make test`` runs one worker per core), each worker and every process it starts runs one
+    torch thread: two workers of one thread each keep 2 cores busy, while two of 2 threads each would oversubscribe
+    them and run several times slower (see :mod:`anymae.training.threads`)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = "1"
+        import torch
+
+        torch.set_num_threads(1)
