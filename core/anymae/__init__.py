@@ -35,11 +35,12 @@ _EXPORTS: dict[str, str] = {
     ".model.targets.provided": "ProvidedTarget",
     ".model.targets.weighted": "WeightedTarget",
     ".model.targets.teacher": "Teacher TeacherFeatureTarget",
+    ".model.targets.contrast": "ShiftContrastTarget info_nce roll_tokens",
     # several modalities in one model
     ".model.multimodal.tokenizer": "MultiModalTokenizer modality_batch",
     ".model.multimodal.encoder": "MultiModalEncoder",
     ".model.multimodal.decoder": "MultiModalDecoder",
-    ".model.multimodal.target": "MultiModalTarget info_nce",
+    ".model.multimodal.target": "MultiModalTarget",
     ".masking.multi_modal": "MultiModalMasker",
     # maskers, one module each
     ".masking.base": "Masker",
