@@ -16,7 +16,6 @@ means and gains is printed.
 
 import argparse
 import csv
-import json
 import statistics
 import sys
 import time
@@ -42,19 +41,6 @@ RANDOM = ["--model.masker.class_path", "anymae.RandomMasker", "--model.masker.in
 DIGIT_LABEL = ["--data.data.init_args.label", "digit", "--model.num_outputs", "10"]
 AUGMENT = ["--data.init_args.jitter", "0.05", "--data.init_args.scaling", "0.2", "--data.init_args.crop", "0.2"]
 LABELS = 5
-
-#: the video example's target (VideoMAE's normalised pixels) beside anymae.ShiftContrastTarget
-SHIFT_CONTRAST = json.dumps(
-    {
-        "class_path": "anymae.WeightedTarget",
-        "init_args": {
-            "targets": {
-                "pixels": {"class_path": "anymae.PatchTarget", "init_args": {"normalize": "channel"}},
-                "shift": {"class_path": "anymae.ShiftContrastTarget", "init_args": {"shift": [0, 2, 2]}},
-            }
-        },
-    }
-)
 
 # set -> pretraining example, protocol configs, recipes (name -> overrides of the pretraining config) and read-outs
 # (name -> overrides of the k-NN and probe configs)
@@ -162,9 +148,6 @@ SETS: dict[str, dict] = {
                 "0.75",
             ],
             "patches of 8, random masking 0.9": ["--model.tokenizer.init_args.patch_size", "8", *RANDOM, "0.9"],
-            # the example's pixels plus a term that asks the same pooled features of a clip shifted in space
-            # (anymae.ShiftContrastTarget, after CMAE): what moves must be named wherever it stands
-            "tube masking 0.9 + shift contrast": ["--model.target", SHIFT_CONTRAST],
             "random masking 0.75, 40 epochs": [*RANDOM, "0.75", "--trainer.max_epochs", "40"],
         },
         "finetunes": {"fine-tune, 30 epochs": []},

@@ -35,12 +35,11 @@ _EXPORTS: dict[str, str] = {
     ".model.targets.provided": "ProvidedTarget",
     ".model.targets.weighted": "WeightedTarget",
     ".model.targets.teacher": "Teacher TeacherFeatureTarget",
-    ".model.targets.contrast": "ShiftContrastTarget info_nce roll_tokens",
     # several modalities in one model
     ".model.multimodal.tokenizer": "MultiModalTokenizer modality_batch",
     ".model.multimodal.encoder": "MultiModalEncoder",
     ".model.multimodal.decoder": "MultiModalDecoder",
-    ".model.multimodal.target": "MultiModalTarget",
+    ".model.multimodal.target": "MultiModalTarget info_nce",
     ".masking.multi_modal": "MultiModalMasker",
     # maskers, one module each
     ".masking.base": "Masker",

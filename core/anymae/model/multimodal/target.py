@@ -22,11 +22,27 @@ from torch import Tensor, nn
 from ...config import ConfigError, validated
 from ..specs import RAW_VALUES, BuildContext
 from ..targets.base import Target, masked_mean
-from ..targets.contrast import info_nce
 from ..types import MaskSpec, Step, TokenBatch
 from .groups import Group, modality_of
 
-__all__ = ["MultiModalTarget"]
+__all__ = ["MultiModalTarget", "info_nce"]
+
+
+def info_nce(a: Tensor, b: Tensor, temperature: float, valid: Tensor | None = None, center: bool = False) -> Tensor:
+    """CAV-MAE's contrastive loss between paired features ``a`` and ``b`` ``[B, D]``: L2-normalised, similarities
+    ``a @ b.T / temperature``, cross-entropy towards the diagonal from ``a`` to ``b`` and back, averaged. ``valid``
+    ``[B]`` leaves out the samples (as anchors and as negatives) where either side has no feature; ``center``
+    subtracts each side's mean over the batch first."""
+    if valid is not None:
+        a, b = a[valid], b[valid]
+    if a.shape[0] < 2:
+        return a.sum() * 0.0 + b.sum() * 0.0  # no pair to contrast
+    if center:
+        a, b = a - a.mean(dim=0, keepdim=True), b - b.mean(dim=0, keepdim=True)
+    a, b = F.normalize(a.float(), dim=-1), F.normalize(b.float(), dim=-1)
+    logits = a @ b.T / temperature
+    labels = torch.arange(a.shape[0], device=a.device)
+    return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
 
 
 def _local(mask: MaskSpec, group: Group, start: int, stop: int) -> MaskSpec:
