@@ -3,12 +3,17 @@
 
 :class:`Attention` keeps timm's parameters and names (``qkv``, ``proj``: weights move to and from timm and HF
 unchanged) and always attends through ``torch.nn.functional.scaled_dot_product_attention``. One difference, for
-speed: on the CPU, SDPA's flash kernel is slower for bfloat16/float16 inputs than for float32 ones (ViT-S/16 shapes,
-forward + backward, 2 cores: 12.3 ms in bf16 vs 5.5 ms in fp32 for the encoder's 50 tokens, 59.7 vs 34.2 ms for the
-decoder's 197), so low-precision queries, keys and values are attended in float32 there and the result cast back: the
-same math, at higher precision, faster. On CUDA nothing changes.
+speed: on the CPU, SDPA's flash kernel is often slower for bfloat16/float16 inputs than for float32 ones, so
+low-precision queries, keys and values are attended in float32 there and the result cast back (the same math, at
+higher precision) wherever that is faster. Which is faster depends on the CPU and the sequence length (forward +
+backward, 2 cores; an Intel Xeon without fast bf16: 12.3 ms in bf16 vs 5.5 ms in fp32 for ViT-S/16's 50 encoder
+tokens, 59.7 vs 34.2 ms for its decoder's 197; an AMD EPYC with AVX512-BF16: 13.6 vs 5.0 ms for 50 tokens but 54.5 vs
+73.0 ms for a VideoMAE decoder's 1,568), so :func:`cpu_attends_in_float32` times both once per process for each
+dtype, head size and power-of-two length, as ``torch.backends.cudnn.benchmark`` picks a kernel. On CUDA nothing
+changes.
 """
 
+import time
 from contextlib import nullcontext
 from functools import partial
 
@@ -19,7 +24,50 @@ from timm.layers import Attention as TimmAttention
 from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
-__all__ = ["Attention", "init_mae_weights", "key_padding_mask", "run_blocks", "transformer_block"]
+__all__ = [
+    "Attention",
+    "cpu_attends_in_float32",
+    "init_mae_weights",
+    "key_padding_mask",
+    "run_blocks",
+    "transformer_block",
+]
+
+#: (dtype, head size, power-of-two length) -> whether the CPU attends faster on float32 copies (timed once each)
+_FLOAT32_IS_FASTER: dict[tuple[torch.dtype, int, int], bool] = {}
+
+
+def cpu_attends_in_float32(dtype: torch.dtype, length: int, heads: int, head_dim: int) -> bool:
+    """Whether SDPA on the CPU runs faster on float32 copies of ``dtype`` queries, keys and values than on them as they
+    are, for ``length`` tokens: timed once per process for each dtype, head size and length rounded up to a power of
+    two, up to 2,048 (one sample of ``heads`` heads, forward and backward, best of 2 after a warm-up; longer
+    sequences take the 2,048 tokens' answer, as the cost of timing grows with the square of the length). Inside
+    ``torch.compile`` nothing is timed: an untimed case attends in float32."""
+    bucket = min(2048, 1 << max(0, length - 1).bit_length())
+    key = (dtype, head_dim, bucket)
+    if key not in _FLOAT32_IS_FASTER:
+        if torch.compiler.is_compiling():
+            return True
+        _FLOAT32_IS_FASTER[key] = _float32_is_faster(dtype, bucket, heads, head_dim)
+    return _FLOAT32_IS_FASTER[key]
+
+
+def _float32_is_faster(dtype: torch.dtype, length: int, heads: int, head_dim: int) -> bool:
+    generator = torch.Generator().manual_seed(0)
+    with torch.autocast("cpu", enabled=False), torch.enable_grad():
+        q, k, v = (torch.randn(1, heads, length, head_dim, generator=generator).to(dtype) for _ in range(3))
+
+        def seconds(upcast: bool) -> float:
+            best = float("inf")
+            for _ in range(3):  # the first is a warm-up
+                leaves = [t.clone().requires_grad_() for t in (q, k, v)]
+                start = time.perf_counter()
+                a, b, c = (t.float() for t in leaves) if upcast else leaves
+                F.scaled_dot_product_attention(a, b, c).to(dtype).sum().backward()
+                best = min(best, time.perf_counter() - start)
+            return best
+
+        return seconds(True) < seconds(False)
 
 
 class Attention(TimmAttention):
@@ -29,7 +77,11 @@ class Attention(TimmAttention):
         b, n, _ = x.shape
         qkv = self.qkv(x)
         dtype = qkv.dtype
-        upcast = qkv.device.type == "cpu" and dtype in (torch.bfloat16, torch.float16)
+        upcast = (
+            qkv.device.type == "cpu"
+            and dtype in (torch.bfloat16, torch.float16)
+            and cpu_attends_in_float32(dtype, n, self.num_heads, self.head_dim)
+        )
         # Cast the contiguous [B, N, 3D] projection, not the strided per-head views: 3-4x cheaper copies.
         with torch.autocast("cpu", enabled=False) if upcast else nullcontext():
             if upcast:
