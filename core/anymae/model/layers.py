@@ -58,14 +58,14 @@ def _float32_is_faster(dtype: torch.dtype, length: int, heads: int, head_dim: in
         q, k, v = (torch.randn(1, heads, length, head_dim, generator=generator).to(dtype) for _ in range(3))
 
         def seconds(upcast: bool) -> float:
-            best = float("inf")
-            for _ in range(3):  # the first is a warm-up
+            times = []
+            for _ in range(3):
                 leaves = [t.clone().requires_grad_() for t in (q, k, v)]
                 start = time.perf_counter()
                 a, b, c = (t.float() for t in leaves) if upcast else leaves
                 F.scaled_dot_product_attention(a, b, c).to(dtype).sum().backward()
-                best = min(best, time.perf_counter() - start)
-            return best
+                times.append(time.perf_counter() - start)
+            return min(times[1:])  # the first is a warm-up
 
         return seconds(True) < seconds(False)
 
