@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import torch
+from benchkit import loader_rate
 from torch import nn
 
 import anymae
@@ -134,17 +135,7 @@ def features(step_seconds: float, batch: int = 8, workers: int = 2, clips: int =
         for i in range(clips):
             soundfile.write(str(Path(folder) / f"{i}.wav"), rng.normal(0, 0.1, 160000).astype(np.float32), 16000)
         data = AudioFolderDataModule(folder, batch_size=batch, num_workers=workers)
-        data.setup("fit")
-        loader = data.train_dataloader()
-        count, start = 0, None
-        for epoch in range(3):
-            loader.sampler.set_epoch(epoch)
-            for fb in loader:
-                if start is None:
-                    start = time.perf_counter()
-                    continue
-                count += len(fb["fbank"])
-        workers_rate = count / (time.perf_counter() - start)
+        workers_rate = loader_rate(data, "fbank", epochs=3)
     waves = torch.randn(batch, 160000) * 0.1
     batched_fbank(waves)
     start = time.perf_counter()

@@ -37,6 +37,17 @@ def protocol_configs(folder: str, stem: str) -> dict[str, str]:
     return {p: f"examples/{folder}/{p}_{stem}.yaml" for p in ("knn", "probe", "finetune")}
 
 
+def example_against_twice_as_long(pretrain: str, folder: str, stem: str) -> dict:
+    """A set whose pretraining example (30 epochs, fine-tuned for 30) is studied only beside twice its epochs."""
+    return {
+        "pretrain": pretrain,
+        "protocols": protocol_configs(folder, stem),
+        "recipes": {"example (30 epochs)": [], "60 epochs": ["--trainer.max_epochs", "60"]},
+        "finetunes": {"fine-tune, 30 epochs": []},
+        "readouts": READOUTS,
+    }
+
+
 RANDOM = ["--model.masker.class_path", "anymae.RandomMasker", "--model.masker.init_args.mask_ratio"]
 DIGIT_LABEL = ["--data.data.init_args.label", "digit", "--model.num_outputs", "10"]
 AUGMENT = ["--data.init_args.jitter", "0.05", "--data.init_args.scaling", "0.2", "--data.init_args.crop", "0.2"]
@@ -93,26 +104,8 @@ SETS: dict[str, dict] = {
             "class token, probe without BatchNorm": {"probe": ["--model.pool", "cls", "--model.batch_norm", "false"]},
         },
     },
-    "digits": {
-        "pretrain": "examples/image/mae_tiny_digits.yaml",
-        "protocols": protocol_configs("image", "digits"),
-        "recipes": {
-            "example (30 epochs)": [],
-            "60 epochs": ["--trainer.max_epochs", "60"],
-        },
-        "finetunes": {"fine-tune, 30 epochs": []},
-        "readouts": READOUTS,
-    },
-    "sounds": {
-        "pretrain": "examples/audio/audiomae_synth_sounds.yaml",
-        "protocols": protocol_configs("audio", "synth_sounds"),
-        "recipes": {
-            "example (30 epochs)": [],
-            "60 epochs": ["--trainer.max_epochs", "60"],
-        },
-        "finetunes": {"fine-tune, 30 epochs": []},
-        "readouts": READOUTS,
-    },
+    "digits": example_against_twice_as_long("examples/image/mae_tiny_digits.yaml", "image", "digits"),
+    "sounds": example_against_twice_as_long("examples/audio/audiomae_synth_sounds.yaml", "audio", "synth_sounds"),
     "moving-digits": {
         "pretrain": "examples/video/videomae_moving_digits.yaml",
         "protocols": protocol_configs("video", "moving_digits"),

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from benchkit import hf_sizes, reference_optimizer
 from torch import nn
 
 import anymae
@@ -69,24 +70,14 @@ def build(kind: str, size: str, device: torch.device) -> tuple[nn.Module, torch.
         import transformers
 
         config = transformers.ViTMAEConfig(
-            hidden_size=dim,
-            num_hidden_layers=depth,
-            num_attention_heads=heads,
-            intermediate_size=4 * dim,
-            decoder_hidden_size=ddim,
-            decoder_num_hidden_layers=ddepth,
-            decoder_num_attention_heads=dheads,
-            decoder_intermediate_size=4 * ddim,
+            **hf_sizes((dim, depth, heads), (ddim, ddepth, dheads)),
             image_size=224,
             patch_size=16,
             mask_ratio=0.75,
             norm_pix_loss=True,
-            layer_norm_eps=1e-6,
-            attn_implementation="sdpa",
         )
-        model = transformers.ViTMAEForPreTraining(config)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1.5e-4, betas=(0.9, 0.95), weight_decay=0.05)
-        return model.to(device), optimizer
+        model = transformers.ViTMAEForPreTraining(config).to(device)
+        return model, reference_optimizer(model)
     model = anymae.MaskedAutoencoder(
         tokenizer=ImagePatchTokenizer(image_size=224, patch_size=16, in_chans=3),
         masker=anymae.RandomMasker(mask_ratio=0.75),
@@ -97,7 +88,7 @@ def build(kind: str, size: str, device: torch.device) -> tuple[nn.Module, torch.
     )
     module: nn.Module = model.to(device)
     if kind == "plain":  # HF's (and the reference code's) optimiser
-        return module, torch.optim.AdamW(module.parameters(), lr=1.5e-4, betas=(0.9, 0.95), weight_decay=0.05)
+        return module, reference_optimizer(module)
     if kind == "bf16w":  # bf16 working copy, fp32 masters in the optimiser
         module = module.to(torch.bfloat16)
         return module, anymae.MAEAdamW(module.parameters(), master_weights=True)

@@ -154,6 +154,16 @@ def texture_image(name: str) -> np.ndarray:
     return np.ascontiguousarray(image[..., :3].astype(np.uint8))
 
 
+def class_folder(
+    folder: Path, split: str, name: str, label: int, stream: int, seed: int
+) -> tuple[Path, np.random.Generator]:
+    """``folder/split/name``, made, and the generator of its samples: one stream per set (``stream``), class and
+    split, so a split's files do not depend on how many the other split has."""
+    out = folder / split / name
+    out.mkdir(parents=True, exist_ok=True)
+    return out, np.random.default_rng([seed, stream, label, split == "val"])
+
+
 def write_textures(folder: Path, counts: dict[str, int], seed: int = SEED) -> None:
     """``counts[split]`` crops of each photograph of :data:`TEXTURES` per split (:data:`SETS` says how)."""
     from PIL import Image
@@ -164,11 +174,9 @@ def write_textures(folder: Path, counts: dict[str, int], seed: int = SEED) -> No
         cut = int(0.6 * width)
         regions = {"train": (0, cut), "val": (cut, width)}
         for split, count in counts.items():
-            rng = np.random.default_rng([seed, 1, label, split == "val"])
+            out, rng = class_folder(folder, split, name, label, 1, seed)
             left, right = regions[split]
             largest = min(128, right - left, height)
-            out = folder / split / name
-            out.mkdir(parents=True, exist_ok=True)
             for i in range(count):
                 side = round(math.exp(rng.uniform(math.log(24), math.log(largest))))
                 x = int(rng.integers(left, right - side + 1))
@@ -346,9 +354,7 @@ def write_shapes_drift(folder: Path, counts: dict[str, int], seed: int = SEED) -
     """``counts[split]`` clips of each shape of :data:`DRIFT_SHAPES` per split (:data:`SETS`)."""
     for split, count in counts.items():
         for label, shape in enumerate(DRIFT_SHAPES):
-            rng = np.random.default_rng([seed, 3, label, split == "val"])
-            out = folder / split / shape
-            out.mkdir(parents=True, exist_ok=True)
+            out, rng = class_folder(folder, split, shape, label, 3, seed)
             for i in range(count):
                 write_mp4(out / f"{i:04d}.mp4", drift_clip(shape, rng))
 
@@ -455,9 +461,7 @@ def write_solids(folder: Path, counts: dict[str, int], seed: int = SEED) -> None
     o3d.utility.random.seed(seed)
     for split, count in counts.items():
         for label, name in enumerate(SOLIDS):
-            rng = np.random.default_rng([seed, 4, label, split == "val"])
-            out = folder / split / name
-            out.mkdir(parents=True, exist_ok=True)
+            out, rng = class_folder(folder, split, name, label, 4, seed)
             for i in range(count):
                 cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(solid_points(name, rng)))
                 if not o3d.io.write_point_cloud(str(out / f"{i:04d}.ply"), cloud, write_ascii=False):

@@ -12,6 +12,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import torch
+from benchkit import hf_sizes, loader_rate, reference_optimizer
 
 import anymae
 
@@ -28,25 +29,16 @@ def build(kind: str, device: torch.device):
         import transformers
 
         config = transformers.VideoMAEConfig(
+            **hf_sizes(ENCODER, DECODER),
             image_size=SIZE,
             patch_size=PATCH,
             num_frames=FRAMES,
             tubelet_size=TUBELET,
-            hidden_size=dim,
-            num_hidden_layers=depth,
-            num_attention_heads=heads,
-            intermediate_size=4 * dim,
-            decoder_hidden_size=ddim,
-            decoder_num_hidden_layers=ddepth,
-            decoder_num_attention_heads=dheads,
-            decoder_intermediate_size=4 * ddim,
             norm_pix_loss=True,
             use_mean_pooling=False,
-            layer_norm_eps=1e-6,
-            attn_implementation="sdpa",
         )
         model = transformers.VideoMAEForPreTraining(config).to(device)
-        return model, torch.optim.AdamW(model.parameters(), lr=1.5e-4, betas=(0.9, 0.95), weight_decay=0.05)
+        return model, reference_optimizer(model)
     flat = anymae.SinCosPositionEmbedding(axes="flat")
     model = anymae.MaskedAutoencoder(
         tokenizer=VideoTubeletTokenizer(num_frames=FRAMES, image_size=SIZE, tubelet_size=TUBELET, patch_size=PATCH),
@@ -149,17 +141,7 @@ def decoding(step_seconds: float, batch: int = 2, videos: int = 8, workers: int 
                 for packet in stream.encode():
                     container.mux(packet)
         data = VideoFolderDataModule(folder, crop="multiscale", batch_size=batch, num_workers=workers)
-        data.setup("fit")
-        loader = data.train_dataloader()
-        count, start = 0, None
-        for epoch in range(4):
-            loader.sampler.set_epoch(epoch)
-            for batch_clips in loader:
-                if start is None:  # workers up
-                    start = time.perf_counter()
-                    continue
-                count += len(batch_clips["video"])
-        rate = count / (time.perf_counter() - start)
+        rate = loader_rate(data, "video", epochs=4)
     need = batch / step_seconds
     print(
         f"\nvideo decoding ({workers} workers, PyAV, 16 frames at rate 4 of 340 x 256 H.264, crop 224): "

@@ -15,7 +15,7 @@ import torch
 
 import anymae
 from anymae import TensorSamples, make_loader
-from tests.core.toys import series_model, sinusoids
+from tests.core.toys import quiet_trainer, series_model, sinusoids
 
 warnings.filterwarnings("ignore")
 
@@ -44,17 +44,7 @@ class EightSeries(pl.LightningDataModule):
 
 if __name__ == "__main__":
     model = build_model()
-    trainer = pl.Trainer(
-        strategy="ddp",
-        devices=2,
-        accelerator="cpu",
-        max_steps=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[Losses()],
-    )
+    trainer = quiet_trainer(strategy="ddp", devices=2, max_steps=1, callbacks=[Losses()])
     trainer.fit(model, EightSeries())
     losses = trainer.strategy.all_gather(model.step_loss)
     if trainer.is_global_zero:

@@ -7,7 +7,7 @@ import torch
 import anymae
 from anymae.testing import DecoderContract, build_context
 
-from .toys import SeriesData, quiet_trainer, series_model, sinusoids
+from .toys import SeriesData, fit_and_compare, series_model, sinusoids
 
 
 def run_decoder(decoder, latent, tokens, mask):
@@ -115,10 +115,5 @@ def test_it_trains():
     torch.manual_seed(0)
     model = series_model(decoder=anymae.CrossMAEDecoder(embed_dim=16, depth=1, num_heads=2))
     data = SeriesData()
-    trainer = quiet_trainer(max_epochs=1, limit_train_batches=1, num_sanity_val_steps=0)
-    trainer.validate(model, data, verbose=False)
-    before = trainer.callback_metrics["val/loss"].item()
-    trainer = quiet_trainer(max_epochs=4, num_sanity_val_steps=0)
-    trainer.fit(model, data)
-    after = trainer.callback_metrics["val/loss"].item()
+    before, after, _ = fit_and_compare(model, data, epochs=4)
     assert 0 < after < 0.8 * before, (before, after)

@@ -9,18 +9,13 @@ import yaml
 
 import anymae
 
-from .toys import SeriesData, SeriesTokenizer, quiet_trainer, series_model
+from .toys import SeriesData, SeriesTokenizer, fit_and_compare, quiet_trainer, series_model
 
 
 def test_plain_trainer_fit_loss_falls_and_validation_is_logged():
     torch.manual_seed(0)
     model, data = series_model(), SeriesData()
-    trainer = quiet_trainer(max_epochs=1, limit_train_batches=1, num_sanity_val_steps=0)
-    trainer.validate(model, data, verbose=False)
-    before = trainer.callback_metrics["val/loss"].item()
-    trainer = quiet_trainer(max_epochs=50, num_sanity_val_steps=0)
-    trainer.fit(model, data)
-    after = trainer.callback_metrics["val/loss"].item()
+    before, after, trainer = fit_and_compare(model, data, epochs=50)
     assert "train/loss" in trainer.progress_bar_metrics
     assert 0 < after < 0.5 * before, (before, after)
 

@@ -166,6 +166,18 @@ def quiet_trainer(**kwargs) -> pl.Trainer:
     return pl.Trainer(**{**defaults, **kwargs})
 
 
+def fit_and_compare(
+    model: pl.LightningModule, data: pl.LightningDataModule, epochs: int
+) -> tuple[float, float, pl.Trainer]:
+    """The validation loss of ``model`` before training and after ``epochs`` epochs of it, and the fitted trainer."""
+    trainer = quiet_trainer(max_epochs=1, limit_train_batches=1, num_sanity_val_steps=0)
+    trainer.validate(model, data, verbose=False)
+    before = trainer.callback_metrics["val/loss"].item()
+    trainer = quiet_trainer(max_epochs=epochs, num_sanity_val_steps=0)
+    trainer.fit(model, data)
+    return before, trainer.callback_metrics["val/loss"].item(), trainer
+
+
 class _Labelled(Dataset):
     def __init__(self, series: Tensor, labels: Tensor) -> None:
         self.series, self.labels = series, labels

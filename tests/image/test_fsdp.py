@@ -14,6 +14,7 @@ from timm.models.vision_transformer import Block
 import anymae
 from anymae.config import instantiate_component
 from anymae_image import DigitsDataModule, ImagePatchTokenizer
+from tests.core.toys import quiet_trainer
 
 CONFIG = Path(__file__).resolve().parents[2] / "examples" / "image" / "mae_vit_base_fsdp.yaml"
 
@@ -58,15 +59,11 @@ def test_fsdp_steps_the_digits_mae():
             return make_loader(TensorSamples(first_digits()), batch_size=4, train=True, seed=0)
 
     model = build_model()
-    trainer = pl.Trainer(
+    trainer = quiet_trainer(
         strategy=FSDPStrategy(auto_wrap_policy={Block}, state_dict_type="full"),
         accelerator="cuda",
-        devices=1,
         precision="bf16-mixed",
         max_steps=2,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
     )
     trainer.fit(model, EightDigits())
     assert torch.isfinite(trainer.callback_metrics["train/loss"])

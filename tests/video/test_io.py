@@ -75,21 +75,26 @@ def write_folder(root, classes=("jump", "run"), per_class=3, frames=12):
     return paths
 
 
+def folder_module(root, **kwargs) -> VideoFolderDataModule:
+    """A folder module of small clips read in the test process."""
+    return VideoFolderDataModule(str(root), image_size=32, num_workers=0, **kwargs)
+
+
+def write_frame_folders(root, names, frames=4):
+    for name in names:
+        folder = root / name
+        folder.mkdir(parents=True)
+        for i, frame in enumerate(numbered_frames(frames)):
+            Image.fromarray(frame).save(folder / f"{i:03d}.png")
+
+
 def test_folder_module_skips_and_counts_bad_files_and_labels_by_folder(tmp_path):
     paths = write_folder(tmp_path / "videos")
     (tmp_path / "videos" / "run" / "garbage.mp4").write_bytes(os.urandom(2000))
     truncated = paths[0].read_bytes()
     (tmp_path / "videos" / "jump" / "truncated.mp4").write_bytes(truncated[: len(truncated) // 3])
     (tmp_path / "videos" / "run" / "empty.webm").write_bytes(b"")
-    data = VideoFolderDataModule(
-        str(tmp_path / "videos"),
-        labeled=True,
-        num_frames=4,
-        sampling_rate=2,
-        image_size=32,
-        batch_size=3,
-        num_workers=0,
-    )
+    data = folder_module(tmp_path / "videos", labeled=True, num_frames=4, sampling_rate=2, batch_size=3)
     data.setup("fit")
     assert data.classes == ["jump", "run"]
     seen, labels = 0, []
@@ -107,15 +112,8 @@ def test_labels_from_a_list_file_and_repeated_augmentation(tmp_path):
     listing = tmp_path / "train.csv"
     rows = [f"{os.path.relpath(p, tmp_path / 'videos')} {i % 2 + 7}" for i, p in enumerate(paths)]  # Kinetics style
     listing.write_text("\n".join(rows) + "\n")
-    data = VideoFolderDataModule(
-        str(tmp_path / "videos"),
-        labels_csv=str(listing),
-        num_frames=4,
-        sampling_rate=2,
-        image_size=32,
-        batch_size=2,
-        repeat_aug=3,
-        num_workers=0,
+    data = folder_module(
+        tmp_path / "videos", labels_csv=str(listing), num_frames=4, sampling_rate=2, batch_size=2, repeat_aug=3
     )
     data.setup("fit")
     assert data.classes == [str(i) for i in range(9)] and sorted(set(data.train_set.labels)) == [7, 8]  # ids kept
@@ -125,22 +123,8 @@ def test_labels_from_a_list_file_and_repeated_augmentation(tmp_path):
 
 
 def test_frame_folder_videos_labelled_by_folder(tmp_path):
-    for name in ("a", "b"):
-        for video in range(2):
-            folder = tmp_path / name / f"v{video}"
-            folder.mkdir(parents=True)
-            for i, frame in enumerate(numbered_frames(6)):
-                Image.fromarray(frame).save(folder / f"{i:03d}.png")
-    data = VideoFolderDataModule(
-        str(tmp_path),
-        labeled=True,
-        frame_folders=True,
-        num_frames=2,
-        sampling_rate=1,
-        image_size=32,
-        batch_size=4,
-        num_workers=0,
-    )
+    write_frame_folders(tmp_path, ["a/v0", "a/v1", "b/v0", "b/v1"], frames=6)
+    data = folder_module(tmp_path, labeled=True, frame_folders=True, num_frames=2, sampling_rate=1, batch_size=4)
     data.setup("fit")
     batch = next(iter(data.train_dataloader()))
     assert batch["video"].shape == (4, 3, 2, 32, 32) and sorted(batch["label"].tolist()) == [0, 0, 1, 1]
@@ -159,30 +143,24 @@ def test_several_clips_of_one_video_come_from_one_decode(tmp_path, suffix):
 
 def test_list_file_mistakes_are_config_errors_and_class_ids_are_kept(tmp_path):
     paths = write_folder(tmp_path / "videos", per_class=1)
-    kwargs = {"num_frames": 2, "sampling_rate": 1, "image_size": 32, "batch_size": 2, "num_workers": 0}
+    kwargs = {"num_frames": 2, "sampling_rate": 1, "batch_size": 2}
     for listing, message in ((tmp_path / "missing.csv", "cannot read"), (tmp_path / "empty.csv", "is empty")):
         if "empty" in listing.name:
             listing.write_text("\n\n")
-        data = VideoFolderDataModule(str(tmp_path / "videos"), labels_csv=str(listing), **kwargs)
+        data = folder_module(tmp_path / "videos", labels_csv=str(listing), **kwargs)
         with pytest.raises(anymae.ConfigError, match=message):
             data.setup("fit")
     listing = tmp_path / "ids.csv"
     listing.write_text("path,label\n" + "".join(f"{p},{3 + 2 * i}\n" for i, p in enumerate(paths)))  # ids 3 and 5
-    data = VideoFolderDataModule(str(tmp_path / "videos"), labels_csv=str(listing), **kwargs)
+    data = folder_module(tmp_path / "videos", labels_csv=str(listing), **kwargs)
     data.setup("fit")
     assert sorted(data.train_set.labels) == [3, 5] and len(data.classes) == 6
 
 
 def test_a_broken_frame_skips_its_video(tmp_path):
-    for video in ("good", "bad"):
-        folder = tmp_path / video
-        folder.mkdir()
-        for i, frame in enumerate(numbered_frames(4)):
-            Image.fromarray(frame).save(folder / f"{i:03d}.png")
+    write_frame_folders(tmp_path, ["good", "bad"])
     (tmp_path / "bad" / "001.png").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(64))
-    data = VideoFolderDataModule(
-        str(tmp_path), frame_folders=True, num_frames=4, sampling_rate=1, image_size=32, batch_size=2, num_workers=0
-    )
+    data = folder_module(tmp_path, frame_folders=True, num_frames=4, sampling_rate=1, batch_size=2)
     data.setup("fit")
     batch = data.on_before_batch_transfer(next(iter(data.train_dataloader())), 0)
     assert len(batch["video"]) == 1 and data.num_skipped == 1
