@@ -14,11 +14,19 @@ import importlib.util
 import inspect
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError, validate_call
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, validate_call
+from pydantic_core import PydanticCustomError
 
-__all__ = ["ConfigError", "component_config", "instantiate_component", "upgrade_class_paths", "validated"]
+__all__ = [
+    "ConfigError",
+    "ScaleRange",
+    "component_config",
+    "instantiate_component",
+    "upgrade_class_paths",
+    "validated",
+]
 
 INIT_ARGS_ATTR = "_anymae_init_args"
 _FORWARDED_ATTR = "_anymae_forwarded_args"
@@ -28,6 +36,19 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 class ConfigError(ValueError):
     """A configuration that cannot work, found before training; the message names the field and what is allowed."""
+
+
+def _ordered(bounds: tuple[float, float]) -> tuple[float, float]:
+    if bounds[0] > bounds[1]:
+        raise PydanticCustomError("bounds_order", "the lower bound (first) is above the upper bound")
+    return bounds
+
+
+#: ``(lower, upper)`` shares of an area, each in (0, 1], lower first: a random resized crop's ``scale`` (checked at
+#: parse time like any constrained field)
+ScaleRange = Annotated[
+    tuple[Annotated[float, Field(gt=0, le=1)], Annotated[float, Field(gt=0, le=1)]], AfterValidator(_ordered)
+]
 
 
 def format_validation_error(owner: str, error: ValidationError) -> str:
@@ -62,16 +83,17 @@ def validated(init: F) -> F:
         bound = signature.bind(self, *args, **kwargs)
         bound.apply_defaults()
         arguments = dict(list(bound.arguments.items())[1:])
-        # Record only for the class whose own constructor this is: a subclass with a constructor of its own would
-        # otherwise be described by its parent's arguments. A parent's constructor that runs under a subclass's
-        # leaves its arguments for the subclass, which records those it forwarded through **kwargs.
-        if type(self).__init__ is not wrapper:
-            vars(self)[_FORWARDED_ATTR] = arguments
-            return result
+        # A constructor that forwards **kwargs takes in the arguments its parent's constructor (which ran inside it)
+        # left behind, so a chain of forwarding constructors collects them all. Record only for the class whose own
+        # constructor this is: a subclass with a constructor of its own would otherwise be described by its parent's
+        # arguments; a parent's constructor leaves its arguments for the subclass instead.
         forwarded = vars(self).pop(_FORWARDED_ATTR, {})
         if forwards is not None:
             arguments.pop(forwards)
             arguments.update({k: v for k, v in forwarded.items() if k not in arguments})
+        if type(self).__init__ is not wrapper:
+            vars(self)[_FORWARDED_ATTR] = arguments
+            return result
         setattr(self, INIT_ARGS_ATTR, arguments)
         return result
 

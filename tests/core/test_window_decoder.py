@@ -141,3 +141,19 @@ def test_the_shared_decoder_arguments_are_forwarded_recorded_and_listed():
     assert names[:2] == ["window", "shift"] and {"embed_dim", "depth", "norm_eps"} <= set(names)
     with pytest.raises(anymae.ConfigError, match=r"WindowDecoder\.num_heads: Input should be greater than 0"):
         anymae.WindowDecoder(num_heads=0)
+
+
+def test_arguments_forwarded_through_two_constructors_are_all_recorded():
+    """AeonDataModule forwards **kwargs to the series base, which forwards its own **kwargs to DataModule: the
+    recorded config holds every level's arguments, and rebuilds the same module."""
+    from anymae.config import component_config, init_parameters
+
+    aeon = pytest.importorskip("anymae_timeseries")
+    data = aeon.AeonDataModule(name="GunPoint", window=50, batch_size=5)
+    recorded = component_config(data)["init_args"]
+    assert recorded["name"] == "GunPoint" and recorded["window"] == 50  # own, and the series base's
+    assert recorded["batch_size"] == 5 and recorded["num_workers"] == 0 and recorded["seed"] == 0  # DataModule's
+    assert "kwargs" not in recorded
+    assert {"name", "window", "batch_size", "seed"} <= {p.name for p in init_parameters(aeon.AeonDataModule)}
+    with pytest.raises(anymae.ConfigError, match=r"batch_size: Input should be greater than 0"):
+        aeon.AeonDataModule(name="GunPoint", batch_size=0)

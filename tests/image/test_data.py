@@ -1,6 +1,7 @@
 """Image data modules on real files the tests write, and on the embedded digits."""
 
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -182,3 +183,18 @@ def test_unreadable_files_are_totalled_once_over_ranks_under_ddp(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     totals = [line for line in result.stdout.splitlines() if "skipped in all" in line]
     assert totals == ["1 unreadable file skipped in all (3 reads: each epoch and each validation reads a file again)"]
+
+
+def test_a_crop_scale_with_its_bounds_swapped_is_refused_when_parsed_and_when_built(tmp_path, capsys):
+    """``anymae.ScaleRange``: the order of a crop's area bounds is a constrained type, checked by the CLI's parser
+    before anything is built, and by the constructor from Python."""
+    from anymae.cli import main
+
+    message = "crop_scale: the lower bound (first) is above the upper bound"
+    with pytest.raises(anymae.ConfigError, match=re.escape(f"ImageFolderDataModule.{message} (got (0.9, 0.3))")):
+        ImageFolderDataModule(str(tmp_path), crop_scale=(0.9, 0.3))
+    assert ImageFolderDataModule(str(tmp_path), crop_scale=(0.5, 0.5)).crop_scale == (0.5, 0.5)
+    config = ROOT / "examples" / "image" / "mae_vit_base_ddp.yaml"
+    args = ["fit", "--config", str(config), "--data.init_args.crop_scale", "[0.9, 0.3]"]
+    assert main([*args, "--trainer.default_root_dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == f"anymae: error: data.{message} (got [0.9, 0.3])"

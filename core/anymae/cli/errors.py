@@ -21,7 +21,8 @@ from ..plugins.resolution import refusal
 __all__ = ["format_cli_error", "read_yaml"]
 
 _KEY = re.compile(r'(?:Parser key|Key) "([^"]+)"')
-_VALUE = re.compile(r"(?:Got|Given) value: (\S+?)\.?(?:\s|$)")
+# a list or tuple whole (its items are separated by ", "), else up to the first space
+_VALUE = re.compile(r"(?:Got|Given) value: (\[[^\]\n]*\]|\([^)\n]*\)|\S+?)\.?(?:\s|$)")
 _NOT_A_CLASS = re.compile(r"Expected a dot import path string: (\S+)|Import path (\S+) does not correspond")
 _NOISE = re.compile(
     r"^$|validation errors? for|errors\.pydantic\.dev|^Problem with given class_path|^Expected a path|^Given value"

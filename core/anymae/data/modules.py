@@ -10,13 +10,14 @@ import functools
 import pickle
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, cast
+from typing import Annotated, Any, ClassVar, cast
 
 import lightning.pytorch as pl
+from pydantic import Field, NonNegativeInt, PositiveInt
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, default_collate
 
-from ..config import ConfigError
+from ..config import ConfigError, validated
 from .loaders import make_loader
 from .samples import (
     FileList,
@@ -37,15 +38,22 @@ class DataModule(SkippedSamples, pl.LightningDataModule, ABC):
     """The kit's base for a data module: subclasses implement :meth:`build`; setup (once), the loaders and the
     skip counts come from here.
 
-    A subclass's constructor takes its own arguments (with pydantic types, for the CLI) and passes ``batch_size``,
-    ``num_workers`` and ``seed`` on. Batches are dicts of tensors, with ``"label"`` when labelled (what
-    ``anymae knn/probe/finetune`` read).
+    A subclass's constructor takes its own arguments (with pydantic types, for the CLI) and passes the loader
+    arguments below on: by name through ``**kwargs`` (``super().__init__(**kwargs)``: the CLI and the config
+    records read them from here, with these defaults), or explicitly where its defaults differ. Batches are dicts of
+    tensors, with ``"label"`` when labelled (what ``anymae knn/probe/finetune`` read).
+
+    Args:
+        batch_size: samples per batch (per device).
+        num_workers: loader processes (in-memory data: 0 is fine).
+        seed: seed of the split, the epoch order and the random augmentation.
     """
 
     #: how samples become a batch (wrapped so unreadable samples are dropped and counted)
     collate: ClassVar[Callable[[list], dict[str, Any]]] = staticmethod(default_collate)
 
-    def __init__(self, batch_size: int, num_workers: int, seed: int) -> None:
+    @validated
+    def __init__(self, batch_size: PositiveInt = 32, num_workers: NonNegativeInt = 0, seed: int = 0) -> None:
         super().__init__()
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.train_set: Dataset | None = None
@@ -137,15 +145,18 @@ class DataModule(SkippedSamples, pl.LightningDataModule, ABC):
 class FolderDataModule(DataModule):
     """A folder of files, for pretraining (unlabelled) or evaluation (labelled, one sub-folder per class).
 
-    Subclasses set :attr:`extensions` and implement :meth:`reader`; their constructor passes the folder arguments
-    below on.
+    Subclasses set :attr:`extensions` and implement :meth:`reader`; their constructor takes ``root`` and its own
+    arguments, and forwards the others below through ``**kwargs`` (``super().__init__(root, **kwargs)``), declaring
+    one itself only to change its default.
 
     Args:
         root: the training files: every matching file below it; with ``labeled``, ``root/<class>/<file>``.
         val_root: validation files laid out as ``root``; unset: ``val_fraction`` of ``root`` is held out.
         val_fraction: share of ``root`` held out for validation when ``val_root`` is unset (0: no validation).
-        labeled: class labels from the sub-folder names (sorted).
-        batch_size, num_workers, seed: as :class:`DataModule` (the seed also draws the held-out share).
+        labeled: class labels from the sub-folder names (sorted, as torchvision's ``ImageFolder``).
+        batch_size: samples per batch (per device).
+        num_workers: loader processes; files are read and decoded there.
+        seed: seed of the held-out share, the epoch order and the random augmentation.
     """
 
     extensions: ClassVar[tuple[str, ...]]
@@ -154,15 +165,16 @@ class FolderDataModule(DataModule):
     #: what a reader raises for a bad file (skipped and counted)
     read_errors: ClassVar[tuple[type[BaseException], ...]] = (OSError, ValueError, RuntimeError)
 
+    @validated
     def __init__(
         self,
         root: str,
-        val_root: str | None,
-        val_fraction: float,
-        labeled: bool,
-        batch_size: int,
-        num_workers: int,
-        seed: int,
+        val_root: str | None = None,
+        val_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.0,
+        labeled: bool = False,
+        batch_size: PositiveInt = 8,
+        num_workers: NonNegativeInt = 4,
+        seed: int = 0,
     ) -> None:
         super().__init__(batch_size, num_workers, seed)
         self.root, self.val_root, self.val_fraction, self.labeled = root, val_root, val_fraction, labeled

@@ -1,10 +1,10 @@
 """Synthetic DNA: sequences stitched from random motifs, with point mutations and unread bases (N), generated in
 memory and labelled by the family whose motifs they use."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import torch
-from pydantic import Field, NonNegativeInt, PositiveInt
+from pydantic import Field, PositiveInt
 
 import anymae
 
@@ -26,9 +26,7 @@ class SyntheticDNADataModule(anymae.DataModule):
         mutation_rate: probability that a base is replaced by a random one.
         unknown_rate: probability that a base is unread (N), as sequencers report bases they cannot call.
         val_fraction: share held out for validation.
-        batch_size: sequences per batch.
-        num_workers: loader processes (the data is in memory: 0 is fine).
-        seed: seed of the generation, the split and the shuffling.
+        batch_size, num_workers, seed: :class:`anymae.DataModule`'s (the seed also draws the sequences).
     """
 
     name = "synthetic-dna"  # what evaluation results call this data set
@@ -44,11 +42,9 @@ class SyntheticDNADataModule(anymae.DataModule):
         mutation_rate: Annotated[float, Field(ge=0, le=1)] = 0.05,
         unknown_rate: Annotated[float, Field(ge=0, lt=1)] = 0.01,
         val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1,
-        batch_size: PositiveInt = 32,
-        num_workers: NonNegativeInt = 0,
-        seed: int = 0,
+        **kwargs: Any,  # batch_size, num_workers, seed: the kit's loaders (epoch shuffle, skip counts)
     ) -> None:
-        super().__init__(batch_size, num_workers, seed)  # the kit's loaders: epoch shuffle, skip counts
+        super().__init__(**kwargs)
         if length % motif_length:
             raise anymae.ConfigError(f"SyntheticDNADataModule.length {length} is not a multiple of {motif_length}")
         self.num_sequences, self.length, self.families = num_sequences, length, families

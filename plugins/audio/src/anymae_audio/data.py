@@ -111,9 +111,6 @@ class AudioFolderDataModule(FolderDataModule):
 
     Args:
         root: the training files: every audio file below it; with ``labeled``, ``root/<class>/<file>``.
-        val_root: validation files laid out as ``root``; unset: ``val_fraction`` of ``root``, or ``val_folds``.
-        val_fraction: share of ``root`` held out for validation when there is no ``val_root`` or folds.
-        labeled: labels from the sub-folder names (sorted).
         labels_csv: a CSV listing the files with their labels instead (ESC-50: ``meta/esc50.csv``), paths relative
             to ``root``.
         path_column, label_column: its columns of file names and labels (class names or integer ids).
@@ -142,7 +139,8 @@ class AudioFolderDataModule(FolderDataModule):
             whatever those say: one line for evaluation configs.
         cache: keep each file's decoded waveform in memory after its first read (each loader worker its own copy,
             within ``ANYMAE_DECODED_CACHE_MB``, 1024 by default); the same samples either way.
-        batch_size, num_workers, seed: as every data module.
+        val_root, val_fraction, labeled, batch_size, num_workers, seed: :class:`~anymae.FolderDataModule`'s
+            (``val_folds`` splits a list by fold instead of ``val_root`` or ``val_fraction``).
     """
 
     extensions = AUDIO_EXTENSIONS
@@ -151,9 +149,6 @@ class AudioFolderDataModule(FolderDataModule):
     def __init__(
         self,
         root: str,
-        val_root: str | None = None,
-        val_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.0,
-        labeled: bool = False,
         labels_csv: str | None = None,
         path_column: str = "filename",
         label_column: str = "category",
@@ -172,22 +167,21 @@ class AudioFolderDataModule(FolderDataModule):
         mixup: Annotated[float, Field(ge=0, le=1)] = 0.0,
         augment: bool = True,
         cache: bool = True,
-        batch_size: PositiveInt = 8,
-        num_workers: NonNegativeInt = 4,
-        seed: int = 0,
+        **kwargs: Any,
     ) -> None:
+        super().__init__(root, **kwargs)
         if val_folds and (labels_csv is None or fold_column is None):
             raise ConfigError("AudioFolderDataModule.val_folds needs labels_csv and its fold_column")
-        if labels_csv is not None and val_root is not None and not val_folds:
+        if labels_csv is not None and self.val_root is not None and not val_folds:
             raise ConfigError(
                 "AudioFolderDataModule: a labels_csv lists the training files; split it with val_folds (and its "
                 "fold_column) or val_fraction, not with val_root"
             )
-        if val_folds and val_root is None:
-            val_root = root  # both splits come from the list, by fold
-        super().__init__(root, val_root, val_fraction, labeled or labels_csv is not None, batch_size, num_workers, seed)
-        if labeled and labels_csv is not None:
+        if val_folds and self.val_root is None:
+            self.val_root = root  # both splits come from the list, by fold
+        if self.labeled and labels_csv is not None:
             raise ConfigError("AudioFolderDataModule: labels come from sub-folders (labeled) or labels_csv, not both")
+        self.labeled = self.labeled or labels_csv is not None
         if mixup and not self.labeled:
             raise ConfigError("AudioFolderDataModule.mixup mixes labels too: it needs labeled or labels_csv")
         self.labels_csv, self.path_column, self.label_column = labels_csv, path_column, label_column
@@ -351,11 +345,9 @@ class SynthSoundsDataModule(DataModule):
         timem: NonNegativeInt = 0,
         mixup: Annotated[float, Field(ge=0, le=1)] = 0.0,
         val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2,
-        batch_size: PositiveInt = 32,
-        num_workers: NonNegativeInt = 0,
-        seed: int = 0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(batch_size, num_workers, seed)
+        super().__init__(**kwargs)
         self.per_class, self.sample_rate, self.duration = per_class, sample_rate, duration
         self.num_mel_bins, self.target_length, self.val_fraction = num_mel_bins, target_length, val_fraction
         self.freqm, self.timem, self.mixup = freqm, timem, mixup

@@ -27,6 +27,7 @@ from anymae import (
     DataModule,
     FileSamples,
     FolderDataModule,
+    ScaleRange,
     TensorSamples,
     require,
     split_indices,
@@ -153,9 +154,6 @@ class ImageFolderDataModule(FolderDataModule):
 
     Args:
         root: the training images. Unlabeled: every image file below it. Labeled: ``root/<class>/<file>``.
-        val_root: validation images, laid out as ``root``; when unset, ``val_fraction`` of ``root`` is held out.
-        val_fraction: share of ``root`` held out for validation when ``val_root`` is unset (0: no validation).
-        labeled: read class labels from the sub-folder names (sorted, as torchvision's ``ImageFolder``).
         image_size: output side length ``H = W``.
         crop_scale: area range of MAE's ``RandomResizedCrop`` ((0.2, 1.0) in MAE pretraining).
         hflip: random horizontal flips (MAE: on).
@@ -165,8 +163,7 @@ class ImageFolderDataModule(FolderDataModule):
         mean: per-channel normalisation mean; unset: ImageNet's for RGB, 0.5 for grayscale.
         std: per-channel normalisation std; unset: ImageNet's for RGB, 0.5 for grayscale.
         batch_size: samples per batch (per device).
-        num_workers: DataLoader worker processes.
-        seed: seed of the validation split and of the shuffling.
+        val_root, val_fraction, labeled, num_workers, seed: :class:`~anymae.FolderDataModule`'s.
     """
 
     extensions = IMG_EXTENSIONS
@@ -176,23 +173,17 @@ class ImageFolderDataModule(FolderDataModule):
     def __init__(
         self,
         root: str,
-        val_root: str | None = None,
-        val_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.0,
-        labeled: bool = False,
         image_size: PositiveInt = 224,
-        crop_scale: tuple[Annotated[float, Field(gt=0, le=1)], Annotated[float, Field(gt=0, le=1)]] = (0.2, 1.0),
+        crop_scale: ScaleRange = (0.2, 1.0),
         hflip: bool = True,
         augment: bool = True,
         in_chans: Literal[1, 3] = 3,
         mean: tuple[float, ...] | None = None,
         std: tuple[float, ...] | None = None,
         batch_size: PositiveInt = 64,
-        num_workers: NonNegativeInt = 4,
-        seed: int = 0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(root, val_root, val_fraction, labeled, batch_size, num_workers, seed)
-        if crop_scale[0] > crop_scale[1]:
-            raise ConfigError(f"ImageFolderDataModule.crop_scale: lower bound above upper bound, got {crop_scale}")
+        super().__init__(root, batch_size=batch_size, **kwargs)
         default_mean, default_std = (IMAGENET_MEAN, IMAGENET_STD) if in_chans == 3 else ((0.5,), (0.5,))
         self.mean, self.std = mean or default_mean, std or default_std
         if len(self.mean) != in_chans or len(self.std) != in_chans:
@@ -278,17 +269,13 @@ class MultiBandFolderDataModule(FolderDataModule):
         bands: the number of bands (channels) of every file.
         mean: per-band mean, ``bands`` values (``anymae band_stats`` prints them); required before training.
         std: per-band standard deviation, ``bands`` values; required before training.
-        val_root: validation files, laid out as ``root``; when unset, ``val_fraction`` of ``root`` is held out.
-        val_fraction: share of ``root`` held out for validation when ``val_root`` is unset (0: no validation).
-        labeled: read class labels from the sub-folder names (sorted).
         image_size: output side length ``H = W``.
         crop_scale: area range of MAE's ``RandomResizedCrop`` ((0.2, 1.0) in MAE pretraining).
         hflip: random horizontal flips.
         augment: the random crop and flips on the training split; off, it gets the evaluation transform (a bicubic
             resize to ``image_size / 0.875`` and a centre crop).
         batch_size: samples per batch (per device).
-        num_workers: DataLoader worker processes.
-        seed: seed of the validation split and of the shuffling.
+        val_root, val_fraction, labeled, num_workers, seed: :class:`~anymae.FolderDataModule`'s.
     """
 
     extensions = BAND_EXTENSIONS
@@ -303,21 +290,15 @@ class MultiBandFolderDataModule(FolderDataModule):
         bands: PositiveInt,
         mean: list[float] | None = None,
         std: list[Annotated[float, Field(gt=0)]] | None = None,
-        val_root: str | None = None,
-        val_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.0,
-        labeled: bool = False,
         image_size: PositiveInt = 224,
-        crop_scale: tuple[Annotated[float, Field(gt=0, le=1)], Annotated[float, Field(gt=0, le=1)]] = (0.2, 1.0),
+        crop_scale: ScaleRange = (0.2, 1.0),
         hflip: bool = True,
         augment: bool = True,
         batch_size: PositiveInt = 64,
-        num_workers: NonNegativeInt = 4,
-        seed: int = 0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(root, val_root, val_fraction, labeled, batch_size, num_workers, seed)
+        super().__init__(root, batch_size=batch_size, **kwargs)
         name = type(self).__name__
-        if crop_scale[0] > crop_scale[1]:
-            raise ConfigError(f"{name}.crop_scale: lower bound above upper bound, got {crop_scale}")
         for field, values in (("mean", mean), ("std", std)):
             if values is not None and len(values) != bands:
                 raise ConfigError(f"{name}.{field} has {len(values)} values but bands is {bands}: one per band")

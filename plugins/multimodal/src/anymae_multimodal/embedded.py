@@ -22,11 +22,11 @@ reads by default, the label unprefixed: ``{"video/video": [B, C, T, H, W], "audi
 
 import functools
 import math
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, NonNegativeInt, PositiveInt
+from pydantic import Field, PositiveInt
 from torch import Tensor
 
 from anymae import ConfigError, DataModule, TensorSamples, require, split_indices, validated
@@ -190,7 +190,37 @@ def _audio_visual(
     return {**data, "raw": raw, "notes": notes}
 
 
-class AudioVisualDigitsDataModule(DataModule):
+class GeneratedPairsDataModule(DataModule):
+    """What the generated sets share: a held-out share of the generated samples, the loader settings, and two
+    modality names that must differ (each set's constructor takes its own and forwards these).
+
+    Args:
+        val_fraction: share held out for validation.
+        batch_size, num_workers, seed: :class:`~anymae.DataModule`'s (the seed also draws the samples).
+    """
+
+    @validated
+    def __init__(
+        self,
+        val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.val_fraction = val_fraction
+
+    def check_canvas(self, digit_size: int, image_size: int) -> None:
+        if digit_size >= image_size:
+            raise ConfigError(f"{type(self).__name__}.digit_size {digit_size} must be below image_size {image_size}")
+
+    def modality_names(self, **names: str) -> tuple[str, str]:
+        """The two modality names (the batch's key prefixes), given by role; two alike are a ``ConfigError``."""
+        (first, a), (second, b) = names.items()
+        if a == b:
+            raise ConfigError(f"{type(self).__name__}: the {first} and {second} modalities share the name {a!r}")
+        return a, b
+
+
+class AudioVisualDigitsDataModule(GeneratedPairsDataModule):
     """Moving digits with a sound track: scikit-learn's digits moving across a black canvas (the video plugin's
     :func:`~anymae_video.data.moving_digits`) and a generated sound per clip (:func:`digit_sounds`) as Audio-MAE's
     fbank features (the audio plugin's :func:`~anymae_audio.features.batched_fbank`). Made in memory in a few seconds,
@@ -218,8 +248,8 @@ class AudioVisualDigitsDataModule(DataModule):
         target_length: fbank frames per clip (padded at the end, or cropped).
         pitch_jitter: the largest per-clip detune, in semitones (digits are 3 apart: above 1.5 they overlap).
         video, audio: the modality names (the batch's key prefixes).
-        val_fraction: share held out for validation.
-        batch_size, num_workers, seed: as every data module (the seed also draws the motions and sounds).
+        val_fraction, batch_size, num_workers, seed: :class:`GeneratedPairsDataModule`'s (the seed also draws the
+            motions and sounds).
     """
 
     name = "av-digits"  # what evaluation results call this data set
@@ -239,22 +269,14 @@ class AudioVisualDigitsDataModule(DataModule):
         pitch_jitter: Annotated[float, Field(ge=0)] = 4.5,
         video: ModalityName = "video",
         audio: ModalityName = "audio",
-        val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2,
-        batch_size: PositiveInt = 32,
-        num_workers: NonNegativeInt = 0,
-        seed: int = 0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(batch_size, num_workers, seed)
-        if video == audio:
-            raise ConfigError(f"AudioVisualDigitsDataModule: the video and audio modalities share the name {video!r}")
-        if digit_size >= image_size:
-            raise ConfigError(
-                f"AudioVisualDigitsDataModule.digit_size {digit_size} must be below image_size {image_size}"
-            )
+        super().__init__(**kwargs)
+        self.video, self.audio = self.modality_names(video=video, audio=audio)
+        self.check_canvas(digit_size, image_size)
         self.label, self.num_frames, self.image_size, self.digit_size = label, num_frames, image_size, digit_size
         self.in_chans, self.sample_rate, self.duration = in_chans, sample_rate, duration
         self.num_mel_bins, self.target_length, self.pitch_jitter = num_mel_bins, target_length, pitch_jitter
-        self.video, self.audio, self.val_fraction = video, audio, val_fraction
         self.classes = {
             "digit": [str(i) for i in range(10)],
             "direction": list(DIRECTION_NAMES),
@@ -351,7 +373,7 @@ def rgbd_scenes(count: int, image_size: int, num_objects: int, seed: int) -> dic
     return {"rgb": rgb, "depth": depth_map[:, None], "shape": shape[rows, nearest], "colour": colour[rows, nearest]}
 
 
-class RGBDepthScenesDataModule(DataModule):
+class RGBDepthScenesDataModule(GeneratedPairsDataModule):
     """Generated RGB-D scenes (:func:`rgbd_scenes`): a few flat shapes (disc, square, triangle, diamond) of random
     sizes, colours, stripes, positions and depths in front of a tilted wall. Made in memory in a second, no download.
 
@@ -369,8 +391,8 @@ class RGBDepthScenesDataModule(DataModule):
         image_size: image side.
         num_objects: objects per scene.
         rgb, depth: the modality names (the batch's key prefixes).
-        val_fraction: share held out for validation.
-        batch_size, num_workers, seed: as every data module (the seed also draws the scenes).
+        val_fraction, batch_size, num_workers, seed: :class:`GeneratedPairsDataModule`'s (the seed also draws the
+            scenes).
     """
 
     name = "rgbd-scenes"  # what evaluation results call this data set
@@ -384,16 +406,11 @@ class RGBDepthScenesDataModule(DataModule):
         num_objects: Annotated[int, Field(ge=1, le=8)] = 3,
         rgb: ModalityName = "rgb",
         depth: ModalityName = "depth",
-        val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2,
-        batch_size: PositiveInt = 32,
-        num_workers: NonNegativeInt = 0,
-        seed: int = 0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(batch_size, num_workers, seed)
-        if rgb == depth:
-            raise ConfigError(f"RGBDepthScenesDataModule: the rgb and depth modalities share the name {rgb!r}")
+        super().__init__(**kwargs)
+        self.rgb, self.depth = self.modality_names(rgb=rgb, depth=depth)
         self.label, self.num_scenes, self.image_size, self.num_objects = label, num_scenes, image_size, num_objects
-        self.rgb, self.depth, self.val_fraction = rgb, depth, val_fraction
         self.classes = list(SHAPES) if label == "shape" else list(COLOURS)
 
     def build(self) -> tuple[TensorSamples, TensorSamples]:
@@ -443,7 +460,7 @@ def imu_series(step: Tensor, num_frames: int, length: int, noise: float, seed: i
     return series + bias + noise * torch.randn(series.shape, generator=g), tremor
 
 
-class MovingDigitsIMUDataModule(DataModule):
+class MovingDigitsIMUDataModule(GeneratedPairsDataModule):
     """Moving digits (the video plugin's :func:`~anymae_video.data.moving_digits`) with the series of a simulated
     inertial sensor riding on each digit (:func:`imu_series`: accelerometer and gyroscope, 6 channels). Made in memory
     in a second, no download (``pip install 'anymae-multimodal[digits]'``).
@@ -465,8 +482,8 @@ class MovingDigitsIMUDataModule(DataModule):
         series_length: sensor readings per clip (evenly over its frames).
         noise: the sensor's noise std and largest bias (the push peaks at 2 or 4).
         video, imu: the modality names (the batch's key prefixes).
-        val_fraction: share held out for validation.
-        batch_size, num_workers, seed: as every data module (the seed also draws the motions and the readings).
+        val_fraction, batch_size, num_workers, seed: :class:`GeneratedPairsDataModule`'s (the seed also draws the
+            motions and the readings).
     """
 
     name = "digits-imu"  # what evaluation results call this data set
@@ -483,21 +500,13 @@ class MovingDigitsIMUDataModule(DataModule):
         noise: Annotated[float, Field(ge=0)] = 0.5,
         video: ModalityName = "video",
         imu: ModalityName = "imu",
-        val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2,
-        batch_size: PositiveInt = 32,
-        num_workers: NonNegativeInt = 0,
-        seed: int = 0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(batch_size, num_workers, seed)
-        if video == imu:
-            raise ConfigError(f"MovingDigitsIMUDataModule: the video and imu modalities share the name {video!r}")
-        if digit_size >= image_size:
-            raise ConfigError(
-                f"MovingDigitsIMUDataModule.digit_size {digit_size} must be below image_size {image_size}"
-            )
+        super().__init__(**kwargs)
+        self.video, self.imu = self.modality_names(video=video, imu=imu)
+        self.check_canvas(digit_size, image_size)
         self.label, self.num_frames, self.image_size, self.digit_size = label, num_frames, image_size, digit_size
         self.in_chans, self.series_length, self.noise = in_chans, series_length, noise
-        self.video, self.imu, self.val_fraction = video, imu, val_fraction
         self.classes = {
             "direction": list(DIRECTION_NAMES),
             "digit": [str(i) for i in range(10)],

@@ -33,11 +33,11 @@ import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
-from pydantic import Field, NonNegativeInt, PositiveInt
+from pydantic import Field, PositiveInt
 from torch import Tensor
 
 from anymae import ConfigError, FileList, FolderDataModule, scan_folder, validated
@@ -344,9 +344,6 @@ class PairedFolderDataModule(FolderDataModule):
         modalities: modality name -> reader: a video extension (``"mp4"``, ``"webm"``, ...), a video extension with
             ``":audio"`` (its audio track), an audio extension (``"wav"``, ``"flac"``, ``"ogg"``, ...), an image
             extension (``"png"``, ``"jpg"``, ...), ``"npy"`` or ``"csv"``.
-        val_root: validation files laid out as ``root``; unset: ``val_fraction`` of ``root`` is held out.
-        val_fraction: share of ``root``'s samples held out for validation when ``val_root`` is unset (0: none).
-        labeled: labels from the sub-folder names (sorted).
         num_frames, sampling_rate, sampling: the clip's frames, as :class:`~anymae_video.VideoFolderDataModule`.
         image_size: side of every video frame, image and array (short side resized, the centre cropped).
         video_mean, video_std: the video's per-channel normalisation (ImageNet's, as VideoMAE).
@@ -358,7 +355,8 @@ class PairedFolderDataModule(FolderDataModule):
         series_length: steps per CSV series.
         series_mode: ``"resample"`` (linear interpolation to ``series_length`` steps) or ``"pad"`` (the first
             ``series_length`` rows, zeros after the last; ``"<name>/length"`` holds the real count).
-        batch_size, num_workers, seed: as every data module (the seed also draws the split and the clips' frames).
+        val_root, val_fraction, labeled, batch_size, num_workers, seed: :class:`~anymae.FolderDataModule`'s (the
+            seed also draws the clips' frames).
     """
 
     # every reader's errors for a bad file; PairedReader names the partner in the message
@@ -369,9 +367,6 @@ class PairedFolderDataModule(FolderDataModule):
         self,
         root: str,
         modalities: dict[str, str],
-        val_root: str | None = None,
-        val_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.0,
-        labeled: bool = False,
         num_frames: PositiveInt = 16,
         sampling_rate: PositiveInt = 4,
         sampling: Sampling = "dense",
@@ -389,11 +384,9 @@ class PairedFolderDataModule(FolderDataModule):
         audio_std: Annotated[float, Field(gt=0)] = AUDIOSET_STD,
         series_length: PositiveInt = 256,
         series_mode: Literal["resample", "pad"] = "resample",
-        batch_size: PositiveInt = 8,
-        num_workers: NonNegativeInt = 4,
-        seed: int = 0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(root, val_root, val_fraction, labeled, batch_size, num_workers, seed)
+        super().__init__(root, **kwargs)
         self.partners = parse_partners(modalities)
         self.extensions = tuple(sorted({p.extension for p in self.partners}))  # what a sample's files end with
         self.modalities = dict(modalities)

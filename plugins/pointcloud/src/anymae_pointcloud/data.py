@@ -196,18 +196,16 @@ class PointCloudFolderDataModule(FolderDataModule):
 
     Args:
         root: files below it; with ``labeled``, ``root/<class>/<file>``.
-        val_root: validation files laid out as ``root``; unset: ``val_fraction`` of ``root``.
-        val_fraction: share held out when ``val_root`` is unset.
-        labeled: labels from sub-folder names (sorted).
         num_points: points per cloud (1024 in Point-MAE).
         augment: random scale, shift and rotation on training clouds.
         rotation: ``"z"`` (about the vertical axis), ``"so3"`` or ``"none"``.
         normals: add ``"normals"`` ``[N, 4]`` (unit normal, surface variation) per cloud, for
             ``NormalCurvatureTarget``.
         normal_neighbors: points in each normal's local PCA (16).
+        val_fraction: share held out when ``val_root`` is unset.
         batch_size: clouds per batch.
         num_workers: loader processes.
-        seed: seed of the split, shuffling and augmentation.
+        val_root, labeled, seed: :class:`~anymae.FolderDataModule`'s.
     """
 
     extensions = tuple(sorted(set(CLOUD_EXTENSIONS + MESH_EXTENSIONS)))
@@ -216,19 +214,17 @@ class PointCloudFolderDataModule(FolderDataModule):
     def __init__(
         self,
         root: str,
-        val_root: str | None = None,
-        val_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.1,
-        labeled: bool = False,
         num_points: PositiveInt = 1024,
         augment: bool = True,
         rotation: Literal["none", "z", "so3"] = "z",
         normals: bool = False,
         normal_neighbors: Annotated[int, Field(ge=3)] = 16,
+        val_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.1,
         batch_size: PositiveInt = 32,
         num_workers: NonNegativeInt = 2,
-        seed: int = 0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(root, val_root, val_fraction, labeled, batch_size, num_workers, seed)
+        super().__init__(root, val_fraction=val_fraction, batch_size=batch_size, num_workers=num_workers, **kwargs)
         self.num_points, self.augment, self.rotation = num_points, augment, rotation
         self.normals, self.normal_neighbors = normals, normal_neighbors
 
@@ -333,11 +329,9 @@ class ShapesDataModule(DataModule):
         rotation: Literal["none", "z", "so3"] = "z",
         normals: bool = False,
         normal_neighbors: Annotated[int, Field(ge=3)] = 16,
-        batch_size: PositiveInt = 32,
-        num_workers: NonNegativeInt = 0,
-        seed: int = 0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(batch_size, num_workers, seed)
+        super().__init__(**kwargs)
         self.per_class, self.num_points, self.noise, self.val_fraction = per_class, num_points, noise, val_fraction
         self.augment, self.rotation = augment, rotation
         self.normals, self.normal_neighbors = normals, normal_neighbors

@@ -191,11 +191,9 @@ class _SeriesDataModule(DataModule):
         jitter: Annotated[float, Field(ge=0)] = 0.0,
         scaling: Annotated[float, Field(ge=0)] = 0.0,
         crop: Annotated[float, Field(ge=0, lt=1)] = 0.0,
-        batch_size: PositiveInt = 32,
-        num_workers: NonNegativeInt = 0,
-        seed: int = 0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(batch_size, num_workers, seed)
+        super().__init__(**kwargs)
         self.window, self.stride, self.nan_policy = window, stride or window, nan_policy
         self.val_fraction = val_fraction
         self.classes: list[str] = []

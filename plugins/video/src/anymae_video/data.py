@@ -22,14 +22,22 @@ from pydantic import Field, NonNegativeInt, PositiveInt
 from torch import Tensor
 from torch.utils.data import Dataset, default_collate
 
-from anymae import ConfigError, DataModule, FileList, FolderDataModule, TensorSamples, require, split_indices, validated
+from anymae import (
+    ConfigError,
+    DataModule,
+    FileList,
+    FolderDataModule,
+    ScaleRange,
+    TensorSamples,
+    require,
+    split_indices,
+    validated,
+)
 
 from .io import FRAME_EXTENSIONS, VIDEO_EXTENSIONS, Sampling, read_video
 from .transforms import KINETICS_MEAN, KINETICS_STD, ClipTransform
 
 __all__ = ["MovingDigitsDataModule", "VideoFolderDataModule", "read_clip", "repeat_collate"]
-
-UnitFloat = Annotated[float, Field(gt=0, le=1)]
 
 
 def read_clip(
@@ -118,10 +126,6 @@ class VideoFolderDataModule(FolderDataModule):
 
     Args:
         root: the training videos: every video file below it, or with ``frame_folders`` every folder of frames.
-        val_root: validation videos laid out as ``root``; unset: ``val_fraction`` of ``root`` is held out.
-        val_fraction: share of ``root`` held out for validation when ``val_root`` is unset (0: no validation).
-        labeled: labels from the sub-folder names, ``root/<class>/<video>`` (sorted, as torchvision's
-            ``ImageFolder``).
         labels_csv: a list file of the training videos with their labels instead: ``path,label`` rows (a header row
             is skipped) or ``path label`` lines (Kinetics/SSv2 lists); paths relative to ``root``; labels integers
             or class names (sorted).
@@ -154,9 +158,9 @@ class VideoFolderDataModule(FolderDataModule):
         cache: keep small files' decoded frames in memory after their first read (:mod:`anymae_video.io`; each loader
             worker its own copy, within ``ANYMAE_DECODED_CACHE_MB``, 1024 by default): later epochs and evaluation
             runs decode nothing. The same clips either way; off for sets far larger than the budget.
-        batch_size: videos per batch (per device).
-        num_workers: loader processes; decoding runs there.
-        seed: seed of the split, shuffling, temporal sampling and augmentation.
+        val_root, val_fraction, labeled, batch_size, num_workers, seed: :class:`~anymae.FolderDataModule`'s
+            (``labeled``: ``root/<class>/<video>``; a batch holds ``batch_size`` videos; the seed also draws the
+            temporal sampling).
     """
 
     extensions = VIDEO_EXTENSIONS
@@ -166,9 +170,6 @@ class VideoFolderDataModule(FolderDataModule):
     def __init__(
         self,
         root: str,
-        val_root: str | None = None,
-        val_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.0,
-        labeled: bool = False,
         labels_csv: str | None = None,
         val_labels_csv: str | None = None,
         frame_folders: bool = False,
@@ -178,7 +179,7 @@ class VideoFolderDataModule(FolderDataModule):
         rate_jitter: NonNegativeInt = 0,
         image_size: PositiveInt = 224,
         crop: Literal["random_resized", "multiscale"] = "random_resized",
-        crop_scale: tuple[UnitFloat, UnitFloat] = (0.5, 1.0),
+        crop_scale: ScaleRange = (0.5, 1.0),
         hflip: bool = True,
         augment: bool = True,
         repeat_aug: PositiveInt = 1,
@@ -186,17 +187,14 @@ class VideoFolderDataModule(FolderDataModule):
         mean: tuple[float, ...] | None = None,
         std: tuple[float, ...] | None = None,
         cache: bool = True,
-        batch_size: PositiveInt = 8,
-        num_workers: NonNegativeInt = 4,
-        seed: int = 0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(root, val_root, val_fraction, labeled or labels_csv is not None, batch_size, num_workers, seed)
-        if labeled and labels_csv is not None:
+        super().__init__(root, **kwargs)
+        if self.labeled and labels_csv is not None:
             raise ConfigError("VideoFolderDataModule: labels come from sub-folders (labeled) or labels_csv, not both")
+        self.labeled = self.labeled or labels_csv is not None
         if val_labels_csv is not None and labels_csv is None:
             raise ConfigError("VideoFolderDataModule.val_labels_csv needs labels_csv for the training videos")
-        if crop_scale[0] > crop_scale[1]:
-            raise ConfigError(f"VideoFolderDataModule.crop_scale: lower bound above upper bound, got {crop_scale}")
         default_mean, default_std = (KINETICS_MEAN, KINETICS_STD) if in_chans == 3 else ((0.45,), (0.225,))
         self.mean, self.std = mean or default_mean, std or default_std
         if len(self.mean) != in_chans or len(self.std) != in_chans:
@@ -331,11 +329,9 @@ class MovingDigitsDataModule(DataModule):
         digit_size: PositiveInt = 16,
         in_chans: Literal[1, 3] = 1,
         val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2,
-        batch_size: PositiveInt = 32,
-        num_workers: NonNegativeInt = 0,
-        seed: int = 0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(batch_size, num_workers, seed)
+        super().__init__(**kwargs)
         if digit_size >= image_size:
             raise ConfigError(f"MovingDigitsDataModule.digit_size {digit_size} must be below image_size {image_size}")
         self.label, self.num_frames, self.image_size, self.digit_size = label, num_frames, image_size, digit_size
