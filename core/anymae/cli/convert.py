@@ -8,7 +8,6 @@ file). One line each says what was mapped, what was left out (a classifier head)
 file does not hold).
 """
 
-import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,14 +20,13 @@ from ..evaluation.export import export_encoder
 from ..model.pretrained import PretrainedEncoder, build_encoder
 from ..training.imported import build_model
 from ..training.weights import read_model_weights
+from .parser import command_parser
 
 __all__ = ["run"]
 
 
 def run(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(
-        allow_abbrev=False, prog="anymae convert", description=__doc__.split("\n\n")[0].replace("``", "")
-    )
+    parser = command_parser("convert", __doc__)
     parser.add_argument("source", help="a published file or folder (MAE, HuggingFace, VideoMAE, ...) or a checkpoint")
     parser.add_argument("--out", type=Path, required=True, help="the anymae folder to write")
     options = parser.parse_args(argv)

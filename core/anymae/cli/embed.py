@@ -28,6 +28,7 @@ from ..data.samples import SKIPPED_KEY, UNREADABLE_KEY, collate_skipping, datase
 from ..data.sampling import EpochShuffleSampler
 from ..model.pretrained import PretrainedEncoder, load_encoder, resolve_checkpoint
 from .errors import read_yaml
+from .parser import command_parser
 
 __all__ = ["Embedder", "run"]
 
@@ -83,9 +84,7 @@ class Embedder(pl.LightningModule):
 
 
 def run(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(
-        allow_abbrev=False, prog="anymae embed", description=__doc__.split("\n\n")[0].replace("``", "")
-    )
+    parser = command_parser("embed", __doc__)
     parser.add_argument("--config", required=True, help="a config whose data: section names the data module")
     parser.add_argument("--checkpoint", required=True, help="any checkpoint anymae reads (ours, published), 'latest'")
     parser.add_argument("--out", type=Path, required=True, help="the .npz file to write")

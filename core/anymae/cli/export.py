@@ -8,7 +8,6 @@ The folder reads back with ``anymae.load_encoder("exported/")``. A format that h
 ``ViTMAEForPreTraining``) reads the whole model: an ``anymae fit`` checkpoint, or a converted folder with a decoder.
 """
 
-import argparse
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,14 +20,13 @@ from ..model.pretrained import PretrainedEncoder, load_encoder, resolve_checkpoi
 from ..plugins.loader import get_plugins
 from ..training.imported import load_model
 from ..training.module import MaskedAutoencoder
+from .parser import command_parser
 
 __all__ = ["run"]
 
 
 def run(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(
-        allow_abbrev=False, prog="anymae export", description=__doc__.split("\n\n")[0].replace("``", "")
-    )
+    parser = command_parser("export", __doc__)
     parser.add_argument("checkpoint", help="an anymae fit checkpoint, a converted or published file, or 'latest'")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--format", action="append", default=[], help="also write this format (timm, hf)")

@@ -13,7 +13,6 @@ Visible tokens are white, hidden tokens that the loss covers are dark, and hidde
 predict (decoder masking) are light grey. Each row is one sample; a 3-D grid shows its time steps left to right.
 """
 
-import argparse
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,6 +26,7 @@ from ..masking.base import Masker
 from ..model.types import GridLayout, MaskSpec, TokenBatch
 from ..plugins.loader import get_plugins
 from .errors import read_yaml
+from .parser import command_parser
 
 if TYPE_CHECKING:
     from ..training.module import MaskedAutoencoder
@@ -99,11 +99,7 @@ def masks_of_checkpoint(path: Path, samples: int, seed: int) -> tuple[MaskSpec, 
 
 def run(argv: Sequence[str]) -> int:
     maskers = sorted(c.name for c in get_plugins().registry.of_kind("masker"))
-    parser = argparse.ArgumentParser(
-        allow_abbrev=False,
-        prog="anymae masks",
-        description="Draw a few masks of a masker on a token grid and save them as a PNG.",
-    )
+    parser = command_parser("masks", "Draw a few masks of a masker on a token grid and save them as a PNG.")
     parser.add_argument("--masker", help=f"a registered masker ({', '.join(maskers)}) or a class path")
     parser.add_argument("--grid", help="token grid, e.g. 14x14 or 8x14x14")
     parser.add_argument(

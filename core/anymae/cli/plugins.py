@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import importlib.metadata
 import inspect
 from collections.abc import Sequence
@@ -10,14 +9,13 @@ from collections.abc import Sequence
 from ..config import init_parameters
 from ..plugins.loader import PLUGIN_API_VERSION, Plugins, get_plugins
 from ..plugins.registry import CORE_NAME, KINDS
+from .parser import command_parser
 
 __all__ = ["run"]
 
 
 def run(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(
-        allow_abbrev=False, prog="anymae plugins", description="List installed plugins and components."
-    )
+    parser = command_parser("plugins", "List installed plugins and components.")
     parser.add_argument("--verbose", "-v", action="store_true", help="also show each component's config fields")
     options = parser.parse_args(argv)
     plugins = get_plugins()

@@ -10,7 +10,6 @@ resampling, so their pixels stay sharp. A section with nothing to show (no ``met
 off, no figures, no checkpoint) says so in one line.
 """
 
-import argparse
 import csv
 import html
 import io
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import yaml
 
+from .parser import command_parser
 from .report_html import (
     MAIN_LOSSES,
     MIME,
@@ -278,11 +278,9 @@ def write_report(run_dir: Path, out: Path, results: Sequence[Path] = (), masks: 
 
 
 def run(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(
-        allow_abbrev=False,
-        prog="anymae report",
-        description="Write one self-contained HTML page of a run: configuration, loss curves, figures, masks and "
-        "evaluation rows.",
+    parser = command_parser(
+        "report",
+        "Write one self-contained HTML page of a run: configuration, loss curves, figures, masks and evaluation rows.",
     )
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a lightning_logs/version_* folder, or latest")
     parser.add_argument(

@@ -10,7 +10,6 @@ are not repeated in the shards: shard the pre-augmentation view, augment at trai
 it). Unreadable samples are skipped and counted.
 """
 
-import argparse
 from collections.abc import Sequence
 from pathlib import PurePosixPath
 
@@ -21,14 +20,13 @@ from ..config import ConfigError, instantiate_component
 from ..data.samples import dataset_len
 from ..data.streaming import write_shards
 from .errors import read_yaml
+from .parser import command_parser
 
 __all__ = ["run"]
 
 
 def run(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(
-        allow_abbrev=False, prog="anymae shard", description="Write a data module's samples as shards."
-    )
+    parser = command_parser("shard", "Write a data module's samples as shards.")
     parser.add_argument("--config", required=True, help="a config whose data: section names the data module")
     parser.add_argument("--out", required=True, help="output folder or URL (s3://bucket/prefix); splits go below it")
     parser.add_argument("--splits", nargs="+", default=["train", "val"], choices=["train", "val"])

@@ -21,7 +21,6 @@ without ``mean`` and ``std`` arguments gets its samples' figures as it gives the
 ``anymae fbank_stats`` (audio plugin) and ``anymae band_stats`` (image plugin) read a folder of files directly.
 """
 
-import argparse
 import copy
 import inspect
 from collections.abc import Sequence
@@ -35,6 +34,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..config import ConfigError, instantiate_component
 from ..data.samples import Unreadable, dataset_len
 from .errors import read_yaml
+from .parser import command_parser
 
 __all__ = ["Moments", "run"]
 
@@ -73,9 +73,7 @@ class Moments:
 
 
 def run(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(
-        allow_abbrev=False, prog="anymae stats", description=__doc__.split("\n\n")[0].replace("``", "")
-    )
+    parser = command_parser("stats", __doc__)
     parser.add_argument("--config", required=True, help="a config whose data: section names the data module")
     parser.add_argument("--limit", type=int, default=0, help="a random subset of this many samples (0: all)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the --limit subset")

@@ -41,6 +41,7 @@ from ..config import ConfigError
 from .errors import read_yaml
 from .evaluate import FIELDS, UNLABELLED, is_rank_zero, protocol_rows
 from .fit import AnymaeCLI
+from .parser import command_parser
 
 __all__ = ["RESULT_FIELDS", "config_digest", "format_table", "pretrain", "pretrained", "run"]
 
@@ -150,9 +151,7 @@ def format_table(rows: list[dict]) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """``anymae table``'s options."""
-    parser = argparse.ArgumentParser(
-        allow_abbrev=False, prog="anymae table", description=__doc__.split("\n\n")[0].replace("``", "")
-    )
+    parser = command_parser("table", __doc__)
     parser.add_argument(
         "--suite", required=True, type=Path, help="a YAML list of sets: name, pretrain config, protocol configs"
     )

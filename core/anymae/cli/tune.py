@@ -25,7 +25,6 @@ as pruned.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
@@ -46,6 +45,7 @@ from ..errors import RunStopped
 from .errors import read_yaml
 from .evaluate import run_protocol
 from .fit import AnymaeCLI
+from .parser import command_parser
 from .tune_report import short, write_outputs
 from .tune_space import Param, config_value, default_space, grid_size, read_space
 
@@ -317,10 +317,9 @@ def _own_value(config: dict[str, Any], param: Param) -> Any:
 
 
 def run(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(
-        allow_abbrev=False,
-        prog="anymae tune",
-        description=__doc__.split("\n\n")[0].replace("``", ""),
+    parser = command_parser(
+        "tune",
+        __doc__,
         epilog="Outputs: <out>/best.yaml, trials.csv, trials.md, trials.png; <out>/study.journal resumes the study.",
     )
     parser.add_argument("--config", required=True, type=Path, help="the pretraining config (anymae fit's YAML)")
