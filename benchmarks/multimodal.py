@@ -25,18 +25,6 @@ from pathlib import Path
 import torch
 
 import anymae
-from anymae import (
-    MAEDecoder,
-    MaskedAutoencoder,
-    MultiModalDecoder,
-    MultiModalEncoder,
-    MultiModalMasker,
-    MultiModalTarget,
-    MultiModalTokenizer,
-    PatchTarget,
-    RandomMasker,
-    ViTEncoder,
-)
 
 WIDTH, DEPTH, HEADS, DEC_WIDTH, DEC_DEPTH, DEC_HEADS = 384, 12, 6, 192, 4, 6
 
@@ -51,24 +39,26 @@ def tokenizers() -> dict[str, anymae.Tokenizer]:
     }
 
 
-def single(name: str) -> MaskedAutoencoder:
-    return MaskedAutoencoder(
+def single(name: str) -> anymae.MaskedAutoencoder:
+    return anymae.MaskedAutoencoder(
         tokenizers()[name],
-        RandomMasker(0.75),
-        ViTEncoder(WIDTH, DEPTH, HEADS, class_token=False),
-        MAEDecoder(embed_dim=DEC_WIDTH, depth=DEC_DEPTH, num_heads=DEC_HEADS),
-        PatchTarget(),
+        anymae.RandomMasker(0.75),
+        anymae.ViTEncoder(WIDTH, DEPTH, HEADS, class_token=False),
+        anymae.MAEDecoder(embed_dim=DEC_WIDTH, depth=DEC_DEPTH, num_heads=DEC_HEADS),
+        anymae.PatchTarget(),
     )
 
 
-def joint(kind: str) -> MaskedAutoencoder:
+def joint(kind: str) -> anymae.MaskedAutoencoder:
     cav = kind == "cav-mae"
-    return MaskedAutoencoder(
-        MultiModalTokenizer(tokenizers()),
-        MultiModalMasker(mask_ratio=0.75),
-        MultiModalEncoder(WIDTH, DEPTH, DEPTH - 1 if cav else 0, HEADS, pool_separately=cav),
-        MultiModalDecoder(DEC_WIDTH, DEC_DEPTH, DEC_HEADS, joint=cav, cross_attention=not cav),
-        MultiModalTarget({"video": PatchTarget(), "audio": PatchTarget()}, contrastive_weight=0.01 if cav else 0.0),
+    return anymae.MaskedAutoencoder(
+        anymae.MultiModalTokenizer(tokenizers()),
+        anymae.MultiModalMasker(mask_ratio=0.75),
+        anymae.MultiModalEncoder(WIDTH, DEPTH, DEPTH - 1 if cav else 0, HEADS, pool_separately=cav),
+        anymae.MultiModalDecoder(DEC_WIDTH, DEC_DEPTH, DEC_HEADS, joint=cav, cross_attention=not cav),
+        anymae.MultiModalTarget(
+            {"video": anymae.PatchTarget(), "audio": anymae.PatchTarget()}, contrastive_weight=0.01 if cav else 0.0
+        ),
     )
 
 

@@ -33,6 +33,16 @@ def fit(config: str, root: Path, *flags: str, overlay: dict[str, Any] | None = N
     return root / "lightning_logs" / "version_0"
 
 
+def folder_overlay(root: Path, model: dict[str, Any], data: dict[str, Any], **trainer: Any) -> dict[str, Any]:
+    """An overlay that shrinks a paper-size folder config to a tiny model (``model``: its parts' init_args) for two
+    epochs on the few files under ``root`` (a third of them held out, batches of 2; ``data``: the reader's sizes)."""
+    return {
+        "trainer": {"max_epochs": 2, "precision": "32-true", "enable_progress_bar": False, **trainer},
+        "model": {part: {"init_args": args} for part, args in model.items()},
+        "data": {"init_args": {"root": str(root), "val_fraction": 0.34, "batch_size": 2, "num_workers": 2, **data}},
+    }
+
+
 def short_fit(config: str, root: Path) -> Path:
     """One epoch of two batches, no figures: a checkpoint to evaluate."""
     run = fit(config, root, "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",

@@ -102,12 +102,19 @@ def test_augmentation_is_off_by_default_and_augment_false_turns_all_of_it_off(tm
     assert on.on_after_batch_transfer(batch, 0) is batch
 
 
+def draws(wave: torch.Tensor, count: int, **kwargs) -> list[torch.Tensor]:
+    """``shift_and_gain(wave, **kwargs)`` under seeds 0 to ``count - 1``."""
+    outputs = []
+    for seed in range(count):
+        torch.manual_seed(seed)
+        outputs.append(shift_and_gain(wave, **kwargs))
+    return outputs
+
+
 def test_gain_scales_the_waveform_within_its_range():
     wave = torch.randn(4000, generator=torch.Generator().manual_seed(0))
     gains = set()
-    for seed in range(10):
-        torch.manual_seed(seed)
-        out = shift_and_gain(wave, time_shift=0.0, gain_db=6.0)
+    for out in draws(wave, 10, time_shift=0.0, gain_db=6.0):
         ratio = out / wave
         torch.testing.assert_close(ratio, ratio[:1].expand_as(ratio))  # one factor for the whole clip
         assert 10 ** (-6 / 20) - 1e-6 <= float(ratio[0]) <= 10 ** (6 / 20) + 1e-6
@@ -119,9 +126,7 @@ def test_gain_scales_the_waveform_within_its_range():
 def test_time_shift_rolls_the_waveform_by_at_most_its_share():
     wave = torch.randn(1000, generator=torch.Generator().manual_seed(1))
     shifts = set()
-    for seed in range(20):
-        torch.manual_seed(seed)
-        out = shift_and_gain(wave, time_shift=0.1, gain_db=0.0)
+    for out in draws(wave, 20, time_shift=0.1, gain_db=0.0):
         found = [k for k in range(-100, 101) if torch.equal(out, torch.roll(wave, k))]
         assert len(found) == 1  # the same samples, moved (circularly) by at most 100
         shifts.add(found[0])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from anymae.cli import main
 
-from ..commands import assert_listed, evaluate, fit, short_fit
+from ..commands import assert_listed, evaluate, fit, folder_overlay, short_fit
 from .media import tone, write_audio
 
 
@@ -32,24 +32,12 @@ def test_audio_mae_example_trains_from_wav_and_flac_files_and_writes_spectrogram
     """The paper-size Audio-MAE config, shrunk by an overlay to 64 frames x 32 bins (a 4 x 2 grid, so 2 x 2 windows)
     and a tiny ViT."""
     write_clips(tmp_path / "clips")
-    overlay = {
-        "trainer": {"max_epochs": 2, "precision": "32-true", "enable_progress_bar": False},
-        "model": {
-            "tokenizer": {"init_args": {"target_length": 64, "num_mel_bins": 32}},
-            "encoder": {"init_args": {"embed_dim": 32, "depth": 1, "num_heads": 2}},
-            "decoder": {"init_args": {"embed_dim": 16, "depth": 2, "num_heads": 2, "window": [2, 2], "shift": [1, 0]}},
-        },
-        "data": {
-            "init_args": {
-                "root": str(tmp_path / "clips"),
-                "target_length": 64,
-                "num_mel_bins": 32,
-                "val_fraction": 0.34,
-                "batch_size": 2,
-                "num_workers": 2,
-            }
-        },
+    tiny = {
+        "tokenizer": {"target_length": 64, "num_mel_bins": 32},
+        "encoder": {"embed_dim": 32, "depth": 1, "num_heads": 2},
+        "decoder": {"embed_dim": 16, "depth": 2, "num_heads": 2, "window": [2, 2], "shift": [1, 0]},
     }
+    overlay = folder_overlay(tmp_path / "clips", tiny, {"target_length": 64, "num_mel_bins": 32})
     run = fit("audio/audiomae_vit_b_audioset.yaml", tmp_path / "run", overlay=overlay)
     figures = list(run.rglob("spectrograms/final.png"))
     assert len(figures) == 1 and figures[0].stat().st_size > 0

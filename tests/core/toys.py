@@ -166,6 +166,12 @@ def quiet_trainer(**kwargs) -> pl.Trainer:
     return pl.Trainer(**{**defaults, **kwargs})
 
 
+def epoch(data: pl.LightningDataModule) -> list[dict]:
+    """One training epoch's batches, as the model would get them (the skip records taken out)."""
+    data.setup("fit")
+    return [data.on_before_batch_transfer(batch, 0) for batch in data.train_dataloader()]
+
+
 def fit_and_compare(
     model: pl.LightningModule, data: pl.LightningDataModule, epochs: int
 ) -> tuple[float, float, pl.Trainer]:

@@ -175,6 +175,16 @@ def max_diff(a, b):
     return (a - b).abs().max().item()
 
 
+def assert_encoder_gives_timm_features(path, reference, label: str) -> None:
+    """The encoder anymae loads from ``path`` gives the tokens timm's ``forward_features`` gives on ``images()``."""
+    x = images()
+    with torch.no_grad():
+        features = anymae.load_encoder(path)({"image": x}).tokens
+        expected = reference.forward_features(x)
+    print(f"{label}: feature diff {max_diff(features, expected):.2e}")
+    torch.testing.assert_close(features, expected, **TOL)
+
+
 # ---------------------------------------------------------------------------------------------- facebookresearch/mae
 @pytest.mark.parametrize("norm_pix", [False, True])
 def test_mae_visualize_pth_gives_hf_loss_and_timm_features(tmp_path, norm_pix):
@@ -209,11 +219,7 @@ def test_mae_visualize_pth_gives_hf_loss_and_timm_features(tmp_path, norm_pix):
 
     reference = timm_vit(num_classes=0)
     reference.load_state_dict({k: v for k, v in state.items() if not k.startswith(("decoder", "mask_token"))})
-    with torch.no_grad():
-        features = anymae.load_encoder(path)({"image": x}).tokens
-        expected = reference.forward_features(x)
-    print(f"mae full pth: feature diff {max_diff(features, expected):.2e}")
-    torch.testing.assert_close(features, expected, **TOL)
+    assert_encoder_gives_timm_features(path, reference, "mae full pth")
 
 
 def test_mae_pretrain_pth_encoder_features_equal_timm(tmp_path):
@@ -230,12 +236,7 @@ def test_mae_pretrain_pth_encoder_features_equal_timm(tmp_path):
     assert "pos_embed" not in imported.parts["encoder"]["init_args"]  # recomputed
     assert imported.missing == ["decoder: the file holds the encoder only"]
 
-    x = images()
-    with torch.no_grad():
-        features = anymae.load_encoder(path)({"image": x}).tokens
-        expected = reference.forward_features(x)
-    print(f"mae pretrain pth: feature diff {max_diff(features, expected):.2e}")
-    torch.testing.assert_close(features, expected, **TOL)
+    assert_encoder_gives_timm_features(path, reference, "mae pretrain pth")
 
 
 def test_head_rule_for_published_widths():
@@ -269,12 +270,7 @@ def test_timm_classifier_features_equal_timm_and_head_left_out(tmp_path, suffix)
     pos = imported.parts["encoder"]["init_args"]["pos_embed"]
     assert pos["class_path"] == "anymae.LearnedPositionEmbedding"
 
-    x = images()
-    with torch.no_grad():
-        features = anymae.load_encoder(path)({"image": x}).tokens
-        expected = reference.forward_features(x)
-    print(f"timm {suffix}: feature diff {max_diff(features, expected):.2e}")
-    torch.testing.assert_close(features, expected, **TOL)
+    assert_encoder_gives_timm_features(path, reference, f"timm {suffix}")
 
 
 def test_timm_avg_pool_fc_norm_gives_timms_pooled_feature(tmp_path):

@@ -8,7 +8,7 @@ import yaml
 
 from anymae.cli import main
 
-from ..commands import QUIET, ROOT, evaluate, fit
+from ..commands import QUIET, ROOT, evaluate, fit, folder_overlay
 from .media import numbered_frames, tone, write_video
 
 SHORT = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1"]
@@ -60,32 +60,18 @@ def test_paper_size_cav_mae_config_trains_on_mp4_files_with_their_own_sound(tmp_
     for i in range(6):
         frames = numbered_frames(12, size=40) // (1 + i % 3)
         write_video(tmp_path / "videos" / f"clip{i}.mp4", frames, sound=tone(0.5, 16000, 300.0 + 100 * i))
-    overlay = {
-        "trainer": {"max_epochs": 1, "precision": "32-true", "accelerator": "cpu", "strategy": "auto", "devices": 1},
-        "model": {
-            "tokenizer": {
-                "init_args": {
-                    "tokenizers": {
-                        "video": {"init_args": {"image_size": 32, "patch_size": 8}},
-                        "audio": {"init_args": {"target_length": 64, "num_mel_bins": 32, "patch_size": 8}},
-                    }
-                }
-            },
-            "encoder": {"init_args": {"embed_dim": 24, "depth": 2, "modality_depth": 1, "num_heads": 2}},
-            "decoder": {"init_args": {"embed_dim": 12, "depth": 1, "num_heads": 2}},
-        },
-        "data": {
-            "init_args": {
-                "root": str(tmp_path / "videos"),
-                "image_size": 32,
-                "num_mel_bins": 32,
-                "target_length": 64,
-                "val_fraction": 0.34,
-                "batch_size": 2,
-                "num_workers": 0,
-            }
-        },
+    tokenizers = {
+        "video": {"init_args": {"image_size": 32, "patch_size": 8}},
+        "audio": {"init_args": {"target_length": 64, "num_mel_bins": 32, "patch_size": 8}},
     }
+    tiny = {
+        "tokenizer": {"tokenizers": tokenizers},
+        "encoder": {"embed_dim": 24, "depth": 2, "modality_depth": 1, "num_heads": 2},
+        "decoder": {"embed_dim": 12, "depth": 1, "num_heads": 2},
+    }
+    sizes = {"image_size": 32, "num_mel_bins": 32, "target_length": 64, "num_workers": 0}
+    trainer = {"max_epochs": 1, "accelerator": "cpu", "strategy": "auto", "devices": 1}
+    overlay = folder_overlay(tmp_path / "videos", tiny, sizes, **trainer)
     run = fit("multimodal/cav_mae_vit_b_av_folder.yaml", tmp_path / "run", overlay=overlay)
     assert list(run.rglob("last.ckpt"))
     assert sorted(p.parent.name for p in (run / "reconstructions").glob("*/final.png")) == ["audio", "video"]

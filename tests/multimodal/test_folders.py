@@ -13,16 +13,11 @@ from PIL import Image
 import anymae
 from anymae_multimodal import PairedFolderDataModule, read_audio_track
 from anymae_multimodal.folders import read_csv_series
+from tests.core.toys import epoch
 
 from .media import FPS, frame_levels, numbered_frames, tone, write_audio, write_video
 
 SMALL = {"num_frames": 4, "sampling_rate": 2, "image_size": 32, "num_mel_bins": 32, "target_length": 64}
-
-
-def epoch(data: PairedFolderDataModule) -> list[dict]:
-    """One training epoch's batches, as the model would get them (the skip records taken out)."""
-    data.setup("fit")
-    return [data.on_before_batch_transfer(batch, 0) for batch in data.train_dataloader()]
 
 
 def test_a_video_and_its_own_audio_track_stay_aligned(tmp_path):

@@ -1,7 +1,7 @@
 """The video plugin end to end: discovered through its entry point, the VideoMAE example trains from real mp4 files
 through the ``anymae`` command and writes frame strips, and the evaluation configs score the encoder."""
 
-from ..commands import assert_listed, evaluate, fit, short_fit
+from ..commands import assert_listed, evaluate, fit, folder_overlay, short_fit
 from .media import numbered_frames, write_video
 
 
@@ -23,25 +23,12 @@ def test_videomae_example_trains_from_mp4_files_and_writes_frame_strips(tmp_path
         frames = numbered_frames(24, size=40) // (1 + i % 3)
         frames[:, 8:24, 4 + i : 20 + i] = 255  # a bright square, so clips differ in space as well as in time
         write_video(tmp_path / "videos" / f"clip{i}.mp4", frames)
-    overlay = {
-        "trainer": {"max_epochs": 2, "precision": "32-true", "enable_progress_bar": False},
-        "model": {
-            "tokenizer": {"init_args": {"num_frames": 8, "image_size": 32, "patch_size": 8}},
-            "encoder": {"init_args": {"embed_dim": 32, "depth": 1, "num_heads": 2}},
-            "decoder": {"init_args": {"embed_dim": 16, "depth": 1, "num_heads": 2}},
-        },
-        "data": {
-            "init_args": {
-                "root": str(tmp_path / "videos"),
-                "num_frames": 8,
-                "sampling_rate": 2,
-                "image_size": 32,
-                "val_fraction": 0.34,
-                "batch_size": 2,
-                "num_workers": 2,
-            }
-        },
+    tiny = {
+        "tokenizer": {"num_frames": 8, "image_size": 32, "patch_size": 8},
+        "encoder": {"embed_dim": 32, "depth": 1, "num_heads": 2},
+        "decoder": {"embed_dim": 16, "depth": 1, "num_heads": 2},
     }
+    overlay = folder_overlay(tmp_path / "videos", tiny, {"num_frames": 8, "sampling_rate": 2, "image_size": 32})
     run = fit("video/videomae_vit_b_kinetics.yaml", tmp_path / "run", overlay=overlay)
     strips = list(run.rglob("frames/final.png"))
     assert len(strips) == 1 and strips[0].stat().st_size > 0

@@ -10,6 +10,7 @@ from PIL import Image
 
 import anymae
 from anymae_video import ClipTransform, VideoFolderDataModule, clip_indices, read_video
+from tests.core.toys import epoch
 
 from .media import CODECS, frame_levels, numbered_frames, write_video
 
@@ -95,14 +96,11 @@ def test_folder_module_skips_and_counts_bad_files_and_labels_by_folder(tmp_path)
     (tmp_path / "videos" / "jump" / "truncated.mp4").write_bytes(truncated[: len(truncated) // 3])
     (tmp_path / "videos" / "run" / "empty.webm").write_bytes(b"")
     data = folder_module(tmp_path / "videos", labeled=True, num_frames=4, sampling_rate=2, batch_size=3)
-    data.setup("fit")
+    batches = epoch(data)
     assert data.classes == ["jump", "run"]
-    seen, labels = 0, []
-    for batch in data.train_dataloader():
-        batch = data.on_before_batch_transfer(batch, 0)
-        seen += len(batch["video"])
-        labels += batch["label"].tolist()
-        assert batch["video"].shape[1:] == (3, 4, 32, 32)
+    assert all(batch["video"].shape[1:] == (3, 4, 32, 32) for batch in batches)
+    labels = [label for batch in batches for label in batch["label"].tolist()]
+    seen = len(labels)
     assert sorted(labels) == [0, 0, 0, 1, 1, 1] + [0] * (seen - 6)  # a truncated file may still give frames
     assert data.num_skipped == 9 - seen >= 2
 

@@ -201,6 +201,23 @@ def _token_embedding(conv: Tensor, out: dict[str, Tensor]) -> tuple[int, int, tu
     return channels, tubelet, (ph, pw), width
 
 
+def _decoder_stem(keys: _Keys, state: dict[str, Tensor], out_dim: int) -> None:
+    """The decoder's norm, head, input projection and mask token, which VideoMAE's repository and transformers
+    name alike, into our decoder stem; a head that predicts other than the tubelet's ``out_dim`` values is refused."""
+    _linear(keys, "decoder.norm", "decoder.stem.norm", state)
+    _linear(keys, "decoder.head", "decoder.stem.head", state)
+    predicted = state["decoder.stem.head.weight"].shape[0]
+    if predicted != out_dim:
+        raise ConfigError(
+            f"decoder.head predicts {predicted} values per tubelet; the tubelet embedding reads {out_dim} (VideoMAE "
+            "predicts every pixel of its tubelet)"
+        )
+    if "encoder_to_decoder.bias" in keys:
+        raise ConfigError("encoder_to_decoder.bias: VideoMAE's projection to the decoder has no bias")
+    state["decoder.stem.embed.weight"] = keys.take("encoder_to_decoder.weight")
+    state["decoder.stem.mask_token"] = keys.take("mask_token")
+
+
 def _check_table(keys: _Keys, key: str, dim: int, left_out: list[str]) -> None:
     """A stored position table: VideoMAE's fixed sin-cos table (left out: ours computes it) or a learned one (not
     readable: the parts use the fixed table)."""
@@ -405,17 +422,7 @@ class VideoMAEReader(WeightsReader):
         depth = _depth(keys.state, "decoder.blocks.")
         for i in range(depth):
             _mcg_block(keys, f"decoder.blocks.{i}", f"decoder.blocks.{i}", state)
-        _linear(keys, "decoder.norm", "decoder.stem.norm", state)
-        _linear(keys, "decoder.head", "decoder.stem.head", state)
-        if state["decoder.stem.head.weight"].shape[0] != out_dim:
-            raise ConfigError(
-                f"decoder.head predicts {state['decoder.stem.head.weight'].shape[0]} values per tubelet; the tubelet "
-                f"embedding reads {out_dim} (VideoMAE predicts every pixel of its tubelet)"
-            )
-        if "encoder_to_decoder.bias" in keys:
-            raise ConfigError("encoder_to_decoder.bias: VideoMAE's projection to the decoder has no bias")
-        state["decoder.stem.embed.weight"] = keys.take("encoder_to_decoder.weight")
-        state["decoder.stem.mask_token"] = keys.take("mask_token")
+        _decoder_stem(keys, state, out_dim)
         _check_table(keys, "pos_embed", width, left_out)
         return {
             "embed_dim": width,
@@ -539,14 +546,7 @@ class HFVideoMAEReader(WeightsReader):
             raise ConfigError("config.json's decoder_num_hidden_layers does not match the decoder's weights")
         for i in range(depth):
             _hf_block(keys, f"decoder.decoder_layers.{i}", f"decoder.blocks.{i}", state)
-        _linear(keys, "decoder.norm", "decoder.stem.norm", state)
-        _linear(keys, "decoder.head", "decoder.stem.head", state)
-        if state["decoder.stem.head.weight"].shape[0] != out_dim:
-            raise ConfigError(
-                f"decoder.head predicts {state['decoder.stem.head.weight'].shape[0]} values, not {out_dim}"
-            )
-        state["decoder.stem.embed.weight"] = keys.take("encoder_to_decoder.weight")
-        state["decoder.stem.mask_token"] = keys.take("mask_token")
+        _decoder_stem(keys, state, out_dim)
         return {
             "embed_dim": width,
             "depth": depth,
