@@ -208,10 +208,6 @@ class GeneratedPairsDataModule(DataModule):
         super().__init__(**kwargs)
         self.val_fraction = val_fraction
 
-    def check_canvas(self, digit_size: int, image_size: int) -> None:
-        if digit_size >= image_size:
-            raise ConfigError(f"{type(self).__name__}.digit_size {digit_size} must be below image_size {image_size}")
-
     def modality_names(self, **names: str) -> tuple[str, str]:
         """The two modality names (the batch's key prefixes), given by role; two alike are a ``ConfigError``."""
         (first, a), (second, b) = names.items()
@@ -220,7 +216,33 @@ class GeneratedPairsDataModule(DataModule):
         return a, b
 
 
-class AudioVisualDigitsDataModule(GeneratedPairsDataModule):
+class DigitClipsPairDataModule(GeneratedPairsDataModule):
+    """The generated sets whose video is the moving digits (:func:`digit_clips`): the clips' arguments, declared once.
+
+    Args:
+        num_frames: frames per clip.
+        image_size: canvas side.
+        digit_size: side of the upsampled digit (below ``image_size``).
+        in_chans: 1 (gray) or 3 (the gray repeated).
+        val_fraction, batch_size, num_workers, seed: :class:`GeneratedPairsDataModule`'s.
+    """
+
+    @validated
+    def __init__(
+        self,
+        num_frames: PositiveInt = 8,
+        image_size: PositiveInt = 32,
+        digit_size: PositiveInt = 16,
+        in_chans: Literal[1, 3] = 1,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if digit_size >= image_size:
+            raise ConfigError(f"{type(self).__name__}.digit_size {digit_size} must be below image_size {image_size}")
+        self.num_frames, self.image_size, self.digit_size, self.in_chans = num_frames, image_size, digit_size, in_chans
+
+
+class AudioVisualDigitsDataModule(DigitClipsPairDataModule):
     """Moving digits with a sound track: scikit-learn's digits moving across a black canvas (the video plugin's
     :func:`~anymae_video.data.moving_digits`) and a generated sound per clip (:func:`digit_sounds`) as Audio-MAE's
     fbank features (the audio plugin's :func:`~anymae_audio.features.batched_fbank`). Made in memory in a few seconds,
@@ -238,18 +260,14 @@ class AudioVisualDigitsDataModule(GeneratedPairsDataModule):
 
     Args:
         label: what the class is.
-        num_frames: frames per clip.
-        image_size: canvas side.
-        digit_size: side of the upsampled digit.
-        in_chans: 1 (gray) or 3 (the gray repeated).
         sample_rate: of the generated sound.
         duration: seconds of sound per clip (0.64 s: the 8 frames at 12.5 frames per second; 62 fbank frames).
         num_mel_bins: mel bands.
         target_length: fbank frames per clip (padded at the end, or cropped).
         pitch_jitter: the largest per-clip detune, in semitones (digits are 3 apart: above 1.5 they overlap).
         video, audio: the modality names (the batch's key prefixes).
-        val_fraction, batch_size, num_workers, seed: :class:`GeneratedPairsDataModule`'s (the seed also draws the
-            motions and sounds).
+        num_frames, image_size, digit_size, in_chans, val_fraction, batch_size, num_workers, seed:
+            :class:`DigitClipsPairDataModule`'s (the seed also draws the motions and sounds).
     """
 
     name = "av-digits"  # what evaluation results call this data set
@@ -258,10 +276,6 @@ class AudioVisualDigitsDataModule(GeneratedPairsDataModule):
     def __init__(
         self,
         label: Literal["direction", "digit", "notes"] = "direction",
-        num_frames: PositiveInt = 8,
-        image_size: PositiveInt = 32,
-        digit_size: PositiveInt = 16,
-        in_chans: Literal[1, 3] = 1,
         sample_rate: Annotated[int, Field(ge=4000)] = 16000,
         duration: Annotated[float, Field(gt=0.05)] = 0.64,
         num_mel_bins: PositiveInt = 64,
@@ -273,9 +287,7 @@ class AudioVisualDigitsDataModule(GeneratedPairsDataModule):
     ) -> None:
         super().__init__(**kwargs)
         self.video, self.audio = self.modality_names(video=video, audio=audio)
-        self.check_canvas(digit_size, image_size)
-        self.label, self.num_frames, self.image_size, self.digit_size = label, num_frames, image_size, digit_size
-        self.in_chans, self.sample_rate, self.duration = in_chans, sample_rate, duration
+        self.label, self.sample_rate, self.duration = label, sample_rate, duration
         self.num_mel_bins, self.target_length, self.pitch_jitter = num_mel_bins, target_length, pitch_jitter
         self.classes = {
             "digit": [str(i) for i in range(10)],
@@ -460,7 +472,7 @@ def imu_series(step: Tensor, num_frames: int, length: int, noise: float, seed: i
     return series + bias + noise * torch.randn(series.shape, generator=g), tremor
 
 
-class MovingDigitsIMUDataModule(GeneratedPairsDataModule):
+class MovingDigitsIMUDataModule(DigitClipsPairDataModule):
     """Moving digits (the video plugin's :func:`~anymae_video.data.moving_digits`) with the series of a simulated
     inertial sensor riding on each digit (:func:`imu_series`: accelerometer and gyroscope, 6 channels). Made in memory
     in a second, no download (``pip install 'anymae-multimodal[digits]'``).
@@ -476,14 +488,11 @@ class MovingDigitsIMUDataModule(GeneratedPairsDataModule):
     Args:
         label: what the class is.
         num_frames: frames per clip (at least 2: the push lasts the first frame).
-        image_size: canvas side.
-        digit_size: side of the upsampled digit.
-        in_chans: 1 (gray) or 3 (the gray repeated).
         series_length: sensor readings per clip (evenly over its frames).
         noise: the sensor's noise std and largest bias (the push peaks at 2 or 4).
         video, imu: the modality names (the batch's key prefixes).
-        val_fraction, batch_size, num_workers, seed: :class:`GeneratedPairsDataModule`'s (the seed also draws the
-            motions and the readings).
+        image_size, digit_size, in_chans, val_fraction, batch_size, num_workers, seed:
+            :class:`DigitClipsPairDataModule`'s (the seed also draws the motions and the readings).
     """
 
     name = "digits-imu"  # what evaluation results call this data set
@@ -493,20 +502,15 @@ class MovingDigitsIMUDataModule(GeneratedPairsDataModule):
         self,
         label: Literal["direction", "digit", "tremor"] = "direction",
         num_frames: Annotated[int, Field(ge=2)] = 8,
-        image_size: PositiveInt = 32,
-        digit_size: PositiveInt = 16,
-        in_chans: Literal[1, 3] = 1,
         series_length: Annotated[int, Field(ge=8)] = 64,
         noise: Annotated[float, Field(ge=0)] = 0.5,
         video: ModalityName = "video",
         imu: ModalityName = "imu",
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(num_frames=num_frames, **kwargs)
         self.video, self.imu = self.modality_names(video=video, imu=imu)
-        self.check_canvas(digit_size, image_size)
-        self.label, self.num_frames, self.image_size, self.digit_size = label, num_frames, image_size, digit_size
-        self.in_chans, self.series_length, self.noise = in_chans, series_length, noise
+        self.label, self.series_length, self.noise = label, series_length, noise
         self.classes = {
             "direction": list(DIRECTION_NAMES),
             "digit": [str(i) for i in range(10)],

@@ -32,7 +32,7 @@ reads them, since the 1-D table follows the token index), the masker (tube maski
 import math
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -189,16 +189,33 @@ def _hf_block(keys: _Keys, source: str, target: str, out: dict[str, Tensor]) -> 
         _linear(keys, f"{source}.{theirs}", f"{target}.{ours}", out)
 
 
-def _token_embedding(conv: Tensor, out: dict[str, Tensor]) -> tuple[int, int, tuple[int, int], int]:
-    """The ``Conv3d`` tubelet embedding ``[D, C, t, p, p]`` as our linear map of ``(t, p, p, C)`` tubelets; returns
-    ``(channels, tubelet, patch, width)``."""
+class _Tubelets(NamedTuple):
+    """A tubelet embedding's sizes, read from its ``Conv3d`` weight."""
+
+    channels: int
+    tubelet: int
+    patch: tuple[int, int]
+    width: int
+
+    @property
+    def values(self) -> int:
+        """Values in one tubelet: what the decoder predicts for each."""
+        return self.channels * self.tubelet * self.patch[0] * self.patch[1]
+
+    def __str__(self) -> str:
+        return f"{self.tubelet} x {self.patch[0]} x {self.patch[1]}"
+
+
+def _token_embedding(conv: Tensor, out: dict[str, Tensor]) -> _Tubelets:
+    """The ``Conv3d`` tubelet embedding ``[D, C, t, p, p]`` as our linear map of ``(t, p, p, C)`` tubelets, and its
+    sizes."""
     if conv.dim() != 5:
         raise ConfigError(
             f"the patch embedding is {tuple(conv.shape)}; a tubelet embedding is a Conv3d [D, C, t, p, p]"
         )
     width, channels, tubelet, ph, pw = conv.shape
     out["encoder.token_embed.weight"] = conv.permute(0, 2, 3, 4, 1).reshape(width, -1)
-    return channels, tubelet, (ph, pw), width
+    return _Tubelets(channels, tubelet, (ph, pw), width)
 
 
 def _decoder_stem(keys: _Keys, state: dict[str, Tensor], out_dim: int) -> None:
@@ -267,15 +284,13 @@ def _parts(
     *,
     frames: int,
     image_size: int | tuple[int, int] | list[int],
-    tubelet: int,
-    patch: tuple[int, int],
-    channels: int,
+    tubelets: _Tubelets,
     encoder: dict[str, Any],
     decoder: dict[str, Any] | None,
     normalize: str = "channel",
     masker: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    ph, pw = patch
+    channels, tubelet, (ph, pw), _ = tubelets
     parts: dict[str, Any] = {
         "tokenizer": {
             "class_path": "anymae_video.VideoTubeletTokenizer",
@@ -343,7 +358,8 @@ class VideoMAEReader(WeightsReader):
         enc = "encoder." if pretraining else ""
         state: dict[str, Tensor] = {}
         left_out: list[str] = []
-        channels, tubelet, patch, width = _token_embedding(keys.take(f"{enc}patch_embed.proj.weight"), state)
+        tubelets = _token_embedding(keys.take(f"{enc}patch_embed.proj.weight"), state)
+        tubelet, patch, width = tubelets.tubelet, tubelets.patch, tubelets.width
         state["encoder.token_embed.bias"] = keys.take(f"{enc}patch_embed.proj.bias")
         _check_table(keys, f"{enc}pos_embed", width, left_out)
         depth = _depth(keys.state, f"{enc}blocks.")
@@ -371,7 +387,7 @@ class VideoMAEReader(WeightsReader):
         }
         decoder = None
         if pretraining and "decoder.norm.weight" in keys:
-            decoder = self._decoder(keys, state, channels * tubelet * patch[0] * patch[1], left_out)
+            decoder = self._decoder(keys, state, tubelets.values, left_out)
         _rest_error(keys)
         args = _training_args(file.contents)
         frames, size = _default_clip(tubelet, patch)
@@ -397,15 +413,12 @@ class VideoMAEReader(WeightsReader):
                 "pixels (VideoMAE V2 pretrains with dual masking: anymae.DualMasker to continue its pretraining)"
             )
         what = "pretraining checkpoint (encoder and decoder)" if decoder else "encoder"
-        shape = f"{tubelet} x {patch[0]} x {patch[1]}"
         return ImportedWeights(
-            source=f"MCG-NJU VideoMAE / VideoMAE V2 {what}: ViT {width} wide, {depth} blocks, tubelets {shape}",
+            source=f"MCG-NJU VideoMAE / VideoMAE V2 {what}: ViT {width} wide, {depth} blocks, tubelets {tubelets}",
             parts=_parts(
                 frames=frames,
                 image_size=size,
-                tubelet=tubelet,
-                patch=patch,
-                channels=channels,
+                tubelets=tubelets,
                 encoder=encoder,
                 decoder=decoder,
                 normalize="channel" if args.get("normlize_target", True) else "none",
@@ -459,9 +472,8 @@ class HFVideoMAEReader(WeightsReader):
         missing: list[str] = []
         if config.get("hidden_act", "gelu") != "gelu":
             raise ConfigError(f"{file.path}: hidden_act {config['hidden_act']!r}; anymae's blocks use GELU")
-        channels, tubelet, patch, width = _token_embedding(
-            keys.take(f"{prefix}embeddings.patch_embeddings.projection.weight"), state
-        )
+        tubelets = _token_embedding(keys.take(f"{prefix}embeddings.patch_embeddings.projection.weight"), state)
+        width = tubelets.width
         state["encoder.token_embed.bias"] = keys.take(f"{prefix}embeddings.patch_embeddings.projection.bias")
         expected = (
             int(config.get("hidden_size", 768)),
@@ -469,9 +481,10 @@ class HFVideoMAEReader(WeightsReader):
             int(config.get("tubelet_size", 2)),
             *_pair(config.get("patch_size", 16)),
         )
-        if (width, channels, tubelet, *patch) != expected:
+        found = (width, tubelets.channels, tubelets.tubelet, *tubelets.patch)
+        if found != expected:
             raise ConfigError(
-                f"{file.path}: the tubelet embedding is {(width, channels, tubelet, *patch)}, config.json says "
+                f"{file.path}: the tubelet embedding is {found}, config.json says "
                 f"[hidden_size, num_channels, tubelet_size, patch_size] = {list(expected)}"
             )
         _check_table(keys, f"{prefix}embeddings.position_embeddings", width, left_out)
@@ -509,7 +522,7 @@ class HFVideoMAEReader(WeightsReader):
         }
         decoder = None
         if "decoder.head.weight" in keys:
-            decoder = self._decoder(keys, state, config, channels * tubelet * patch[0] * patch[1])
+            decoder = self._decoder(keys, state, config, tubelets.values)
             _check_table(keys, "position_embeddings", decoder["embed_dim"], left_out)
             missing.append(
                 f"decoder.norm eps: HF's VideoMAEDecoder.norm uses 1e-5 whatever layer_norm_eps says; the decoder "
@@ -520,15 +533,12 @@ class HFVideoMAEReader(WeightsReader):
             missing.append("decoder: the folder holds the encoder only")
         _rest_error(keys)
         architecture = ", ".join(config.get("architectures") or ["VideoMAE"])
-        shape = f"{tubelet} x {patch[0]} x {patch[1]}"
         return ImportedWeights(
-            source=f"HuggingFace {architecture}: ViT {width} wide, {depth} blocks, tubelets {shape}",
+            source=f"HuggingFace {architecture}: ViT {width} wide, {depth} blocks, tubelets {tubelets}",
             parts=_parts(
                 frames=int(config.get("num_frames", DEFAULT_FRAMES)),
                 image_size=config.get("image_size", DEFAULT_SIZE),
-                tubelet=tubelet,
-                patch=patch,
-                channels=channels,
+                tubelets=tubelets,
                 encoder=encoder,
                 decoder=decoder,
                 normalize="channel" if config.get("norm_pix_loss", True) else "none",
