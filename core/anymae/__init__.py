@@ -12,7 +12,7 @@ from .lazy import lazy_exports
 # module -> the names it exports here (space-separated; each module's own __all__ lists them too, and a test checks
 # that the two agree)
 _EXPORTS: dict[str, str] = {
-    ".config": "ConfigError ScaleRange validated",
+    ".config": "ConfigError PathStr ScaleRange validated",
     ".errors": "CheckpointNotSaved RunStopped TrainingDiverged",
     ".lazy": "lazy_exports require",
     # the model's parts, and what flows between them

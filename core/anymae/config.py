@@ -12,15 +12,17 @@ from __future__ import annotations
 import functools
 import importlib.util
 import inspect
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, validate_call
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, validate_call
 from pydantic_core import PydanticCustomError
 
 __all__ = [
     "ConfigError",
+    "PathStr",
     "ScaleRange",
     "component_config",
     "instantiate_component",
@@ -38,6 +40,14 @@ class ConfigError(ValueError):
     """A configuration that cannot work, found before training; the message names the field and what is allowed."""
 
 
+def _fspath(value: Any) -> Any:
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+
+#: a file or folder path, given as text or as a ``pathlib.Path`` (kept as text, which configs record)
+PathStr = Annotated[str, BeforeValidator(_fspath)]
+
+
 def _ordered(bounds: tuple[float, float]) -> tuple[float, float]:
     if bounds[0] > bounds[1]:
         raise PydanticCustomError("bounds_order", "the lower bound (first) is above the upper bound")
@@ -51,11 +61,15 @@ ScaleRange = Annotated[
 ]
 
 
-def format_validation_error(owner: str, error: ValidationError) -> str:
-    """One line per problem: ``Owner.field: what is wrong (got value)``."""
+def format_validation_error(owner: str, error: ValidationError, names: Sequence[str] = ()) -> str:
+    """One line per problem: ``Owner.field: what is wrong (got value)``; ``names`` are the parameters in order, which
+    name an argument given by position (pydantic locates it by its index)."""
     lines = []
     for item in error.errors(include_url=False):
-        where = ".".join(str(part) for part in item["loc"])
+        first, *rest = item["loc"] or ("?",)
+        if isinstance(first, int) and first < len(names):
+            first = names[first]
+        where = ".".join(str(part) for part in (first, *rest))
         lines.append(f"{owner}.{where}: {item['msg']} (got {item.get('input')!r})")
     return "; ".join(lines)
 
@@ -72,6 +86,7 @@ def validated(init: F) -> F:
     """
     checked = validate_call(config=ConfigDict(arbitrary_types_allowed=True))(init)
     signature = inspect.signature(init)
+    names = list(signature.parameters)
     forwards = next((p.name for p in signature.parameters.values() if p.kind is p.VAR_KEYWORD), None)
 
     @functools.wraps(init)
@@ -79,25 +94,44 @@ def validated(init: F) -> F:
         try:
             result = checked(self, *args, **kwargs)
         except ValidationError as error:
-            raise ConfigError(format_validation_error(type(self).__name__, error)) from None
+            raise ConfigError(format_validation_error(type(self).__name__, error, names)) from None
         bound = signature.bind(self, *args, **kwargs)
         bound.apply_defaults()
         arguments = dict(list(bound.arguments.items())[1:])
         # A constructor that forwards **kwargs takes in the arguments its parent's constructor (which ran inside it)
-        # left behind, so a chain of forwarding constructors collects them all. Record only for the class whose own
-        # constructor this is: a subclass with a constructor of its own would otherwise be described by its parent's
-        # arguments; a parent's constructor leaves its arguments for the subclass instead.
-        forwarded = vars(self).pop(_FORWARDED_ATTR, {})
+        # left behind, so a chain of forwarding constructors collects them all; only its direct parent's, so a
+        # parent without @validated in between (which passes its own arguments on) does not hand up its parent's.
+        # Record only for the class whose own constructor this is: a subclass with a constructor of its own would
+        # otherwise be described by its parent's arguments; a parent's constructor leaves its arguments for the
+        # subclass instead.
+        # Arguments forwarded to a constructor that recorded nothing cannot be described: no record then.
+        left, forwarded = vars(self).pop(_FORWARDED_ATTR, (None, None))
+        record: dict[str, Any] | None = arguments
         if forwards is not None:
-            arguments.pop(forwards)
-            arguments.update({k: v for k, v in forwarded.items() if k not in arguments})
+            passed_on = arguments.pop(forwards)
+            if left is not None and left is _parent_init(type(self), wrapper):
+                record = (
+                    None
+                    if forwarded is None
+                    else {**arguments, **{k: v for k, v in forwarded.items() if k not in arguments}}
+                )
+            elif passed_on:
+                record = None
         if type(self).__init__ is not wrapper:
-            vars(self)[_FORWARDED_ATTR] = arguments
+            vars(self)[_FORWARDED_ATTR] = (wrapper, record)
             return result
-        setattr(self, INIT_ARGS_ATTR, arguments)
+        if record is not None:
+            setattr(self, INIT_ARGS_ATTR, record)
         return result
 
     return wrapper  # type: ignore[return-value]  # functools.wraps' type is not F; the signature is init's
+
+
+def _parent_init(cls: type, init: Callable[..., Any]) -> Any:
+    """The constructor that ``super().__init__`` calls from ``init``, one of ``cls``'s classes' own constructors."""
+    mro = cls.__mro__
+    owner = next((i for i, base in enumerate(mro) if vars(base).get("__init__") is init), len(mro))
+    return next((vars(base)["__init__"] for base in mro[owner + 1 :] if "__init__" in vars(base)), None)
 
 
 def init_parameters(cls: type) -> list[inspect.Parameter]:

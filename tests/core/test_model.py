@@ -1,7 +1,10 @@
 """The composed model on every layout the core defines, and the build-time contracts."""
 
+from typing import Annotated
+
 import pytest
 import torch
+from pydantic import Field
 
 import anymae
 
@@ -155,6 +158,42 @@ def test_recorded_config_follows_the_most_derived_constructor():
     assert component_config(undescribed) is undescribed
     assert component_config(Described(80))["init_args"] == {"percent": 80}
     assert component_config(anymae.RandomMasker(0.6))["init_args"] == {"mask_ratio": 0.6}
+
+
+class Plain(anymae.RandomMasker):  # its own constructor, not validated: passes its own arguments on
+    def __init__(self, percent: int = 90) -> None:
+        super().__init__(mask_ratio=percent / 100)
+
+
+class Forwarding(Plain):
+    @anymae.validated
+    def __init__(self, label: str = "x", **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.label = label
+
+
+def test_forwarded_arguments_are_recorded_from_the_direct_parent_only():
+    """A constructor that forwards **kwargs to a parent without @validated cannot know what the parent made of them:
+    it is not described (not described wrongly, with the grandparent's arguments, which would not rebuild it)."""
+    from anymae.config import component_config, instantiate_component
+
+    forwarded = Forwarding("y", percent=80)
+    assert forwarded.mask_ratio == 0.8 and component_config(forwarded) is forwarded
+    own_only = Forwarding("y")  # nothing forwarded: its own arguments describe it
+    assert component_config(own_only)["init_args"] == {"label": "y"}
+    assert instantiate_component(component_config(own_only), anymae.Masker).mask_ratio == 0.9
+
+
+def test_an_argument_given_by_position_is_named_in_the_error():
+    class Ratio(anymae.RandomMasker):
+        @anymae.validated
+        def __init__(self, percent: Annotated[int, Field(ge=1, le=99)] = 90) -> None:
+            super().__init__(mask_ratio=percent / 100)
+
+    with pytest.raises(
+        anymae.ConfigError, match=r"^Ratio\.percent: Input should be greater than or equal to 1 \(got 0\)$"
+    ):
+        Ratio(0)
 
 
 def test_activation_checkpointing_gives_the_same_gradients():

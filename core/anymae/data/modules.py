@@ -17,7 +17,7 @@ from pydantic import Field, NonNegativeInt, PositiveInt
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, default_collate
 
-from ..config import ConfigError, validated
+from ..config import ConfigError, PathStr, validated
 from .loaders import make_loader
 from .samples import (
     FileList,
@@ -168,8 +168,8 @@ class FolderDataModule(DataModule):
     @validated
     def __init__(
         self,
-        root: str,
-        val_root: str | None = None,
+        root: PathStr,
+        val_root: PathStr | None = None,
         val_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.0,
         labeled: bool = False,
         batch_size: PositiveInt = 8,

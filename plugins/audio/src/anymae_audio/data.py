@@ -28,7 +28,7 @@ import torch
 from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveInt
 from torch import Tensor
 
-from anymae import ConfigError, DataModule, FileList, FolderDataModule, TensorSamples, split_indices, validated
+from anymae import ConfigError, DataModule, FileList, FolderDataModule, PathStr, TensorSamples, split_indices, validated
 
 from .features import AUDIO_EXTENSIONS, AUDIOSET_MEAN, AUDIOSET_STD, Fbank, batched_fbank, read_audio
 
@@ -148,7 +148,8 @@ class AudioFolderDataModule(FolderDataModule):
     @validated
     def __init__(
         self,
-        root: str,
+        root: PathStr,
+        *,
         labels_csv: str | None = None,
         path_column: str = "filename",
         label_column: str = "category",

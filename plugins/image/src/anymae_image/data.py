@@ -27,6 +27,7 @@ from anymae import (
     DataModule,
     FileSamples,
     FolderDataModule,
+    PathStr,
     ScaleRange,
     TensorSamples,
     require,
@@ -172,7 +173,8 @@ class ImageFolderDataModule(FolderDataModule):
     @validated
     def __init__(
         self,
-        root: str,
+        root: PathStr,
+        *,
         image_size: PositiveInt = 224,
         crop_scale: ScaleRange = (0.2, 1.0),
         hflip: bool = True,
@@ -286,8 +288,9 @@ class MultiBandFolderDataModule(FolderDataModule):
     @validated
     def __init__(
         self,
-        root: str,
+        root: PathStr,
         bands: PositiveInt,
+        *,
         mean: list[float] | None = None,
         std: list[Annotated[float, Field(gt=0)]] | None = None,
         image_size: PositiveInt = 224,

@@ -37,6 +37,8 @@ __all__ = [
     "COLOURS",
     "SHAPES",
     "AudioVisualDigitsDataModule",
+    "DigitClipsPairDataModule",
+    "GeneratedPairsDataModule",
     "MovingDigitsIMUDataModule",
     "RGBDepthScenesDataModule",
     "digit_clips",

@@ -40,7 +40,7 @@ import torch
 from pydantic import Field, PositiveInt
 from torch import Tensor
 
-from anymae import ConfigError, FileList, FolderDataModule, scan_folder, validated
+from anymae import ConfigError, FileList, FolderDataModule, PathStr, scan_folder, validated
 from anymae_audio.features import AUDIO_EXTENSIONS, AUDIOSET_MEAN, AUDIOSET_STD, Fbank, read_audio
 from anymae_image.data import read_bands, read_image
 from anymae_video.data import read_clip
@@ -365,8 +365,9 @@ class PairedFolderDataModule(FolderDataModule):
     @validated
     def __init__(
         self,
-        root: str,
+        root: PathStr,
         modalities: dict[str, str],
+        *,
         num_frames: PositiveInt = 16,
         sampling_rate: PositiveInt = 4,
         sampling: Sampling = "dense",

@@ -27,7 +27,7 @@ import torch
 from pydantic import Field, NonNegativeInt, PositiveInt
 from torch import Tensor
 
-from anymae import DataModule, FolderDataModule, TensorSamples, split_indices, validated
+from anymae import DataModule, FolderDataModule, PathStr, TensorSamples, split_indices, validated
 
 from .ops import estimate_normals
 
@@ -213,7 +213,8 @@ class PointCloudFolderDataModule(FolderDataModule):
     @validated
     def __init__(
         self,
-        root: str,
+        root: PathStr,
+        *,
         num_points: PositiveInt = 1024,
         augment: bool = True,
         rotation: Literal["none", "z", "so3"] = "z",

@@ -27,6 +27,7 @@ from anymae import (
     DataModule,
     FileList,
     FolderDataModule,
+    PathStr,
     ScaleRange,
     TensorSamples,
     require,
@@ -169,7 +170,8 @@ class VideoFolderDataModule(FolderDataModule):
     @validated
     def __init__(
         self,
-        root: str,
+        root: PathStr,
+        *,
         labels_csv: str | None = None,
         val_labels_csv: str | None = None,
         frame_folders: bool = False,
