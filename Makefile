@@ -34,7 +34,7 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	ANYMAE_STRICT_PLUGINS=1 $(BIN)/python -m pytest -n auto --maxprocesses 4
+	ANYMAE_STRICT_PLUGINS=1 $(BIN)/python -m pytest -n auto --maxprocesses 4 --dist loadgroup
 
 table: $(STAMP)
 	$(BIN)/anymae table --suite examples/suite.yaml

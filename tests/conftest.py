@@ -60,3 +60,12 @@ def pytest_configure(config: pytest.Config) -> None:
         import torch
 
         torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The tests that train under DDP (their names say ``ddp``: 2 ranks, each a process) run one after another on one
+    xdist worker (``make test`` distributes with ``--dist loadgroup``): two at once would run 4 ranks on 2 cores, each
+    rank waiting on its partner at every step while the other test's ranks hold the cores."""
+    for item in items:
+        if "ddp" in item.nodeid.lower():
+            item.add_marker(pytest.mark.xdist_group("ddp"))
