@@ -55,7 +55,9 @@ def joint(kind: str) -> anymae.MaskedAutoencoder:
         anymae.MultiModalTokenizer(tokenizers()),
         anymae.MultiModalMasker(mask_ratio=0.75),
         anymae.MultiModalEncoder(WIDTH, DEPTH, DEPTH - 1 if cav else 0, HEADS, pool_separately=cav),
-        anymae.MultiModalDecoder(DEC_WIDTH, DEC_DEPTH, DEC_HEADS, joint=cav, cross_attention=not cav),
+        anymae.MultiModalDecoder(
+            embed_dim=DEC_WIDTH, depth=DEC_DEPTH, num_heads=DEC_HEADS, joint=cav, cross_attention=not cav
+        ),
         anymae.MultiModalTarget(
             {"video": anymae.PatchTarget(), "audio": anymae.PatchTarget()}, contrastive_weight=0.01 if cav else 0.0
         ),

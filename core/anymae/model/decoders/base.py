@@ -8,7 +8,7 @@ a stem and its own blocks.
 """
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from pydantic import PositiveFloat, PositiveInt
@@ -20,7 +20,7 @@ from ..position import PositionEmbedding, default_position_embedding
 from ..specs import BuildContext
 from ..types import EncoderOutput, MaskSpec, TokenBatch
 
-__all__ = ["Decoder", "DecoderStem", "StemDecoder", "prediction_width"]
+__all__ = ["Decoder", "DecoderStem", "StemDecoder", "TransformerDecoder", "prediction_width"]
 
 
 class Decoder(nn.Module, ABC):
@@ -116,9 +116,9 @@ class DecoderStem(nn.Module):
         return self.head(self.norm(x))
 
 
-class StemDecoder(Decoder):
-    """A transformer decoder: its blocks around a :class:`DecoderStem` (its ``stem``, whose parts keep the names MAE's
-    decoder gives them). Subclasses take these arguments through ``**kwargs`` and add their own.
+class TransformerDecoder(Decoder):
+    """A decoder of transformer blocks: the sizes every such decoder takes, checked and kept here. Subclasses build
+    their blocks from them and take these arguments through ``**kwargs``.
 
     Args:
         embed_dim: decoder width (512 in MAE).
@@ -126,16 +126,10 @@ class StemDecoder(Decoder):
         num_heads: attention heads (16 in MAE).
         mlp_ratio: hidden width of each block's MLP relative to ``embed_dim``.
         qkv_bias: bias on the query/key/value projection.
-        out_dim: size of each prediction; ``None`` takes the target's. When given, it must equal the target's.
-        pos_embed: position embedding; ``None`` picks fixed sin-cos for grids and a learned MLP for points.
         norm_eps: LayerNorm epsilon (1e-6 in MAE).
         grad_checkpointing: recompute each block's activations in the backward pass instead of storing them
             (activation checkpointing: less memory for large models, about a third more compute).
-        embed_bias: a bias on the projection from the encoder's width to the decoder's (MAE's ``decoder_embed`` has
-            one; VideoMAE's ``encoder_to_decoder`` has none).
     """
-
-    stem: DecoderStem
 
     @validated
     def __init__(
@@ -145,20 +139,45 @@ class StemDecoder(Decoder):
         num_heads: PositiveInt = 16,
         mlp_ratio: PositiveFloat = 4.0,
         qkv_bias: bool = True,
-        out_dim: PositiveInt | None = None,
-        pos_embed: PositionEmbedding | None = None,
         norm_eps: PositiveFloat = 1e-6,
         grad_checkpointing: bool = False,
-        embed_bias: bool = True,
     ) -> None:
         super().__init__()
         if embed_dim % num_heads:
             name = type(self).__name__
             raise ConfigError(f"{name}.embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
-        self.embed_dim, self.grad_checkpointing = embed_dim, grad_checkpointing
-        blocks = (self.block(embed_dim, num_heads, mlp_ratio, qkv_bias, norm_eps) for _ in range(depth))
-        self.blocks = nn.ModuleList(blocks)
-        self.stem = DecoderStem(embed_dim, norm_eps, embed_bias, pos_embed, out_dim)
+        self.embed_dim, self.depth, self.num_heads, self.mlp_ratio = embed_dim, depth, num_heads, mlp_ratio
+        self.qkv_bias, self.norm_eps, self.grad_checkpointing = qkv_bias, norm_eps, grad_checkpointing
+
+
+class StemDecoder(TransformerDecoder):
+    """A transformer decoder: its blocks around a :class:`DecoderStem` (its ``stem``, whose parts keep the names MAE's
+    decoder gives them). Subclasses take these arguments through ``**kwargs`` and add their own.
+
+    Args:
+        out_dim: size of each prediction; ``None`` takes the target's. When given, it must equal the target's.
+        pos_embed: position embedding; ``None`` picks fixed sin-cos for grids and a learned MLP for points.
+        embed_bias: a bias on the projection from the encoder's width to the decoder's (MAE's ``decoder_embed`` has
+            one; VideoMAE's ``encoder_to_decoder`` has none).
+        embed_dim, depth, num_heads, mlp_ratio, qkv_bias, norm_eps, grad_checkpointing: the blocks'
+            (:class:`TransformerDecoder`); MAE's defaults.
+    """
+
+    stem: DecoderStem
+
+    @validated
+    def __init__(
+        self,
+        *,
+        out_dim: PositiveInt | None = None,
+        pos_embed: PositionEmbedding | None = None,
+        embed_bias: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        sizes = (self.embed_dim, self.num_heads, self.mlp_ratio, self.qkv_bias, self.norm_eps)
+        self.blocks = nn.ModuleList(self.block(*sizes) for _ in range(self.depth))
+        self.stem = DecoderStem(self.embed_dim, self.norm_eps, embed_bias, pos_embed, out_dim)
 
     def block(self, dim: int, num_heads: int, mlp_ratio: float, qkv_bias: bool, norm_eps: float) -> nn.Module:
         """One of the decoder's blocks: a ViT block (pre-norm self-attention and MLP)."""

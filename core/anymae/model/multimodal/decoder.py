@@ -11,15 +11,14 @@ As :class:`~anymae.MAEDecoder`, a decoder predicts the tokens at ``mask.ids_deco
 (padded keys are masked in the joint decoder, and a modality's decoder sees only its own tokens).
 """
 
-from typing import cast
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
-from pydantic import PositiveFloat, PositiveInt
 from torch import Tensor, nn
 
 from ...config import ConfigError, validated
-from ..decoders.base import Decoder
+from ..decoders.base import TransformerDecoder
 from ..decoders.cross import CrossAttentionBlock
 from ..layers import init_mae_weights, key_padding_mask, run_blocks, transformer_block
 from ..position import PositionEmbedding
@@ -54,21 +53,18 @@ class _Branch(nn.Module):
         return full.scatter(1, mask.ids_keep[..., None].expand(-1, -1, d), body)
 
 
-class MultiModalDecoder(Decoder):
+class MultiModalDecoder(TransformerDecoder):
     """Predicts every modality's decoded tokens (see the module docstring).
 
     Args:
-        embed_dim: decoder width (CAV-MAE: 512; MultiMAE: 256).
-        depth: blocks of the joint decoder, or of each modality's (CAV-MAE: 8; MultiMAE: 2).
-        num_heads: attention heads (CAV-MAE: 16; MultiMAE: 8).
-        mlp_ratio: hidden width of each block's MLP relative to ``embed_dim``.
-        qkv_bias: bias on the query/key/value projections.
         joint: one decoder over all modalities (CAV-MAE) or one per modality (MultiMAE).
         cross_attention: with ``joint=False``, each modality's tokens first cross-attend to every encoder token
             (MultiMAE).
         pos_embed: a position embedding for some modalities by name; the others get their layout's default.
-        norm_eps: LayerNorm epsilon.
-        grad_checkpointing: recompute the blocks' activations in the backward pass.
+        embed_dim, depth, num_heads, mlp_ratio, qkv_bias, norm_eps, grad_checkpointing: the blocks'
+            (:class:`~anymae.model.decoders.base.TransformerDecoder`): width 512, 8 blocks, 16 heads by default
+            (CAV-MAE's; MultiMAE: 256 wide, 2 blocks per modality, 8 heads). ``depth`` counts the joint decoder's
+            blocks, or each modality's.
     """
 
     reads = frozenset({"visible"})
@@ -76,25 +72,16 @@ class MultiModalDecoder(Decoder):
     @validated
     def __init__(
         self,
-        embed_dim: PositiveInt = 512,
-        depth: PositiveInt = 8,
-        num_heads: PositiveInt = 16,
-        mlp_ratio: PositiveFloat = 4.0,
-        qkv_bias: bool = True,
+        *,
         joint: bool = True,
         cross_attention: bool = False,
         pos_embed: dict[str, PositionEmbedding] | None = None,
-        norm_eps: PositiveFloat = 1e-6,
-        grad_checkpointing: bool = False,
+        **kwargs: Any,
     ) -> None:
-        super().__init__()
-        if embed_dim % num_heads:
-            raise ConfigError(f"MultiModalDecoder.embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
+        super().__init__(**kwargs)
         if joint and cross_attention:
             raise ConfigError("MultiModalDecoder.cross_attention is MultiMAE's, for joint=False (one decoder each)")
-        self.embed_dim, self.depth, self.num_heads, self.mlp_ratio = embed_dim, depth, num_heads, mlp_ratio
-        self.qkv_bias, self.joint, self.cross_attention, self.norm_eps = qkv_bias, joint, cross_attention, norm_eps
-        self.grad_checkpointing = grad_checkpointing
+        self.joint, self.cross_attention = joint, cross_attention
         self.given_positions = dict(pos_embed or {})
 
     def build(self, ctx: BuildContext) -> None:
