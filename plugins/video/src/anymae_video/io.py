@@ -154,7 +154,7 @@ def _decode(path: str, indices: Sequence[int]) -> list[Tensor]:
             else:
                 index = 0 if index is None else index + 1
             if index in wanted:
-                frames[index] = torch.from_numpy(frame.to_ndarray(format="rgb24"))
+                frames[index] = _rgb(frame)
             if index >= last:
                 break
     return _complete(frames, indices, path)
@@ -167,7 +167,7 @@ def _decode_sequential(path: str, wanted: list[int], indices: Sequence[int]) -> 
     with av.open(path) as container:
         for index, frame in enumerate(container.decode(_video_stream(container))):
             if index in wanted:
-                frames[index] = torch.from_numpy(frame.to_ndarray(format="rgb24"))
+                frames[index] = _rgb(frame)
             if index >= wanted[-1]:
                 break
     return _complete(frames, indices, path)
@@ -228,6 +228,14 @@ def read_video(
     return frames if clips == 1 else frames.unflatten(0, (clips, num_frames))
 
 
+def _rgb(frame: Any) -> Tensor:
+    """A decoded frame as ``[H, W, 3]`` uint8 RGB. The colour conversion runs on one thread: by default swscale
+    starts (and later joins) a pool of slice threads for each frame's converter, and in a forked loader worker that
+    join was seen to hang for good (``avpriv_slicethread_free`` inside ``sws_scale_frame``); the loader's workers are
+    the parallelism, and one thread converts a frame as fast at these sizes."""
+    return torch.from_numpy(frame.to_ndarray(format="rgb24", threads=1))
+
+
 def _cached_file(path: str) -> dict[str, Any] | None:
     """What the decoded-file cache holds for a video file (decoding it whole on its first read): ``{"total": frame
     count as _frame_count gives it, or 0 when not counted, "frames": [N, H, W, 3] uint8 or None for a large file}``;
@@ -260,7 +268,7 @@ def _decode_whole(path: str, budget: int) -> dict[str, Any]:
                 if frames is None:
                     continue  # too large after all (no recorded count): only counting now
                 for frame in packet.decode():
-                    frames.append(torch.from_numpy(frame.to_ndarray(format="rgb24")))
+                    frames.append(_rgb(frame))
                     size += frames[-1].numel()
                     if size > budget:
                         frames = None
