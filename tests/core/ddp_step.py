@@ -49,3 +49,6 @@ if __name__ == "__main__":
     losses = trainer.strategy.all_gather(model.step_loss)
     if trainer.is_global_zero:
         torch.save({"state": model.state_dict(), "losses": losses.cpu()}, sys.argv[1])
+    # as anymae's CLI does (anymae.cli._leave_process_group): a gloo group left to the interpreter's exit can abort
+    # the process after the work is done ("terminate called without an active exception", exit -6)
+    torch.distributed.destroy_process_group()
