@@ -98,13 +98,10 @@ def validated(init: F) -> F:
         bound = signature.bind(self, *args, **kwargs)
         bound.apply_defaults()
         arguments = dict(list(bound.arguments.items())[1:])
-        # A constructor that forwards **kwargs takes in the arguments its parent's constructor (which ran inside it)
-        # left behind, so a chain of forwarding constructors collects them all; only its direct parent's, so a
-        # parent without @validated in between (which passes its own arguments on) does not hand up its parent's.
-        # Record only for the class whose own constructor this is: a subclass with a constructor of its own would
-        # otherwise be described by its parent's arguments; a parent's constructor leaves its arguments for the
-        # subclass instead.
-        # Arguments forwarded to a constructor that recorded nothing cannot be described: no record then.
+        # A parent's constructor runs inside its subclass's and leaves its record behind (tagged with itself); a
+        # constructor that forwards **kwargs merges the record of its direct parent only, so a chain of forwarding
+        # constructors collects every argument. Arguments forwarded to a parent that recorded nothing (no
+        # @validated) cannot be described: no record then. Only the outermost constructor stores the record.
         left, forwarded = vars(self).pop(_FORWARDED_ATTR, (None, None))
         record: dict[str, Any] | None = arguments
         if forwards is not None:
