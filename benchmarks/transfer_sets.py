@@ -14,7 +14,9 @@ generated), each set as ``<root>/<set>/train/<class>/<file>`` and ``<root>/<set>
 the folder data modules read with ``labeled: true``. A set whose folder already holds every file is skipped; an
 incomplete one is written again. The series sets need no files: they are aeon's bundled UCR sets ArrowHead and
 ItalyPowerDemand (through ``AeonDataModule``), other than the tuning set GunPoint. :data:`SETS` says what each set
-is, how it is split and why it is unlike its modality's tuning set.
+is, how it is split and why it is unlike its modality's tuning set. Beside them it writes one more *tuning* set,
+``photos`` (:data:`TUNING_SETS`: crops of other photographs, cut as the textures are), on which the image recipe for
+natural pictures is chosen (``benchmarks/recipes.py photos``); it is never scored as a transfer set.
 """
 
 import argparse
@@ -47,6 +49,9 @@ class TransferSet:
 
 
 TEXTURES = ("brick", "grass", "gravel", "text", "coffee", "chelsea", "hubble_deep_field", "immunohistochemistry")
+# A second image *tuning* set, cut the same way from the other photographs scikit-image installs: recipes for natural
+# images are chosen on it (carved validation), never on the textures.
+PHOTOS = ("astronaut", "camera", "coins", "moon", "rocket", "retina", "clock", "cell")
 VOWELS = ("a", "e", "i", "o", "u")
 # Hillenbrand et al. 1995, adult male averages (Hz) of /a/ (hod), /e/ (hayed), /i/ (heed), /o/ (hoed), /u/ (who'd)
 FORMANTS = {
@@ -132,6 +137,25 @@ SETS: dict[str, TransferSet] = {
         ),
     )
 }
+# Sets written beside the transfer sets on which recipes *are* chosen (benchmarks/recipes.py), never scored as
+# transfer sets.
+TUNING_SETS: dict[str, TransferSet] = {
+    "photos": TransferSet(
+        "photos",
+        "image",
+        PHOTOS,
+        40,
+        25,
+        ".png",
+        what="a second image TUNING set, not a transfer set: crops cut as the textures' are, from 8 other "
+        "photographs scikit-image installs (an astronaut, a cameraman, coins, the moon, a rocket, a retina, a "
+        "clock, cells); the class is the photograph. Image recipes for natural pictures are chosen on a split "
+        "carved from its training crops.",
+        split="by region, as the textures.",
+        unlike="none of its photographs is among the textures'.",
+    ),
+}
+WRITTEN = {**SETS, **TUNING_SETS}
 # The series transfer sets, read from aeon (no files): UCR sets other than the tuning set GunPoint.
 SERIES_SETS = {
     "arrowhead": "ArrowHead: outlines of arrowheads as 251-step series, 3 classes, 36 training and 175 test series "
@@ -164,11 +188,13 @@ def class_folder(
     return out, np.random.default_rng([seed, stream, label, split == "val"])
 
 
-def write_textures(folder: Path, counts: dict[str, int], seed: int = SEED) -> None:
-    """``counts[split]`` crops of each photograph of :data:`TEXTURES` per split (:data:`SETS` says how)."""
+def write_textures(
+    folder: Path, counts: dict[str, int], seed: int = SEED, pictures: tuple[str, ...] = TEXTURES
+) -> None:
+    """``counts[split]`` crops of each photograph of ``pictures`` per split (:data:`SETS` says how)."""
     from PIL import Image
 
-    for label, name in enumerate(TEXTURES):
+    for label, name in enumerate(pictures):
         image = texture_image(name)
         height, width = image.shape[:2]
         cut = int(0.6 * width)
@@ -471,6 +497,7 @@ def write_solids(folder: Path, counts: dict[str, int], seed: int = SEED) -> None
 # ---------------------------------------------------------------------------------------------------- the sets
 WRITERS: dict[str, Callable[[Path, dict[str, int], int], None]] = {
     "textures": write_textures,
+    "photos": lambda folder, counts, seed: write_textures(folder, counts, seed, PHOTOS),
     "vowels": write_vowels,
     "shapes-drift": write_shapes_drift,
     "solids": write_solids,
@@ -479,13 +506,13 @@ WRITERS: dict[str, Callable[[Path, dict[str, int], int], None]] = {
 
 def counts_of(name: str, train: int | None = None, val: int | None = None) -> dict[str, int]:
     """Files per class of each split of set ``name``: :data:`SETS`'s, or ``train``/``val`` when given."""
-    spec = SETS[name]
+    spec = WRITTEN[name]
     return {"train": spec.train if train is None else train, "val": spec.val if val is None else val}
 
 
 def complete(folder: Path, name: str, counts: dict[str, int]) -> bool:
     """Whether ``folder`` holds set ``name`` whole: every class of every split with its count of files."""
-    spec = SETS[name]
+    spec = WRITTEN[name]
     for split, count in counts.items():
         split_dir = folder / split
         if not split_dir.is_dir() or sorted(p.name for p in split_dir.iterdir() if p.is_dir()) != sorted(spec.classes):
@@ -521,13 +548,13 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--root", default="transfer-data", help="where the sets go (default: transfer-data)")
-    parser.add_argument("--sets", nargs="+", choices=sorted(SETS), default=list(SETS), help="only these sets")
+    parser.add_argument("--sets", nargs="+", choices=sorted(WRITTEN), default=list(WRITTEN), help="only these sets")
     parser.add_argument("--seed", type=int, default=SEED)
     args = parser.parse_args(argv)
     root = Path(args.root)
     root.mkdir(parents=True, exist_ok=True)
     for name in args.sets:
-        spec, started = SETS[name], time.perf_counter()
+        spec, started = WRITTEN[name], time.perf_counter()
         written = write_set(name, root, seed=args.seed)
         folder = root / name
         files = {split: sum(1 for _ in (folder / split).rglob(f"*{spec.extension}")) for split in ("train", "val")}

@@ -28,14 +28,14 @@ ts = load_generator()
 @pytest.fixture(scope="module")
 def sets_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("transfer-data")
-    for name in ts.SETS:
+    for name in ts.WRITTEN:  # the transfer sets and the tuning set beside them
         assert ts.write_set(name, root, train=TRAIN, val=VAL)
     return root
 
 
-@pytest.mark.parametrize("name", sorted(ts.SETS))
+@pytest.mark.parametrize("name", sorted(ts.WRITTEN))
 def test_each_set_is_written_class_by_class_in_both_splits(sets_root, name):
-    spec = ts.SETS[name]
+    spec = ts.WRITTEN[name]
     for split, count in (("train", TRAIN), ("val", VAL)):
         folder = sets_root / name / split
         assert sorted(p.name for p in folder.iterdir()) == sorted(spec.classes)
@@ -56,11 +56,15 @@ def test_a_complete_set_is_skipped_and_an_incomplete_one_written_again(sets_root
     assert after == before  # the fixed seed: the same files again
 
 
+def test_the_tuning_set_shares_no_photograph_with_the_transfer_set():
+    assert ts.TUNING_SETS["photos"].classes and not set(ts.TUNING_SETS["photos"].classes) & set(ts.TEXTURES)
+
+
 def folder_module(name: str, root: Path):
     """The folder data module each transfer config reads set ``name`` with, labelled, at the configs' sizes."""
     folders = {"root": str(root / name / "train"), "val_root": str(root / name / "val"), "labeled": True}
     common = {**folders, "augment": False, "batch_size": 2, "num_workers": 0}
-    if name == "textures":
+    if name in ("textures", "photos"):
         from anymae_image import ImageFolderDataModule
 
         return ImageFolderDataModule(image_size=32, in_chans=3, **common), "image", (3, 32, 32)
@@ -78,11 +82,11 @@ def folder_module(name: str, root: Path):
     return PointCloudFolderDataModule(num_points=512, **common), "points", (512, 3)
 
 
-@pytest.mark.parametrize("name", sorted(ts.SETS))
+@pytest.mark.parametrize("name", sorted(ts.WRITTEN))
 def test_folder_data_modules_read_the_sets_labelled(sets_root, name):
     module, key, shape = folder_module(name, sets_root)
     module.setup("fit")
-    classes = sorted(ts.SETS[name].classes)
+    classes = sorted(ts.WRITTEN[name].classes)
     assert module.classes == classes
     assert len(module.train_set) == TRAIN * len(classes) and len(module.val_set) == VAL * len(classes)
     for dataset, index in ((module.train_set, 0), (module.val_set, len(module.val_set) - 1)):
