@@ -155,13 +155,24 @@ def test_a_recipe_that_cannot_build_fails_alone(tiny, tmp_path: Path) -> None:
 
 def test_a_recipe_over_the_trial_limit_is_stopped_and_not_run_again(tiny, tmp_path: Path, capsys) -> None:
     config, space = tiny
-    assert tune(tmp_path, config, space, "--rungs", "0", "--trials", "1", "--trial-limit", "0.01s") == 0
-    (trial,) = rows(tmp_path)
+    assert tune(tmp_path, config, space, "--rungs", "0", "--trials", "2", "--trial-limit", "0.01s") == 0
+    own, trial = rows(tmp_path)
+    # the config's own recipe is the reference: the limit does not stop it, and it is the best so far
+    assert own["state"] == "complete" and own["model.masker.mask_ratio"] == "0.75"
     assert trial["state"] == "pruned" and "over the trial limit" in trial["note"]
+    assert read(tmp_path / "study/best.yaml")["model"]["masker"]["init_args"]["mask_ratio"] == 0.75
+    assert "best: trial 0" in capsys.readouterr().out
+    assert tune(tmp_path, config, space, "--rungs", "0", "--trials", "1") == 0
+    assert [r["model.masker.mask_ratio"] for r in rows(tmp_path)][2] != trial["model.masker.mask_ratio"]
+
+
+def test_the_budget_stops_even_the_configs_own_recipe(tiny, tmp_path: Path, capsys) -> None:
+    config, space = tiny
+    assert tune(tmp_path, config, space, "--rungs", "0", "--trials", "1", "--budget", "0.01s") == 0
+    (own,) = rows(tmp_path)
+    assert own["state"] == "pruned" and own["note"] == "budget"
     assert not (tmp_path / "study/best.yaml").exists()  # no recipe finished: nothing to recommend
     assert "best:" not in capsys.readouterr().out
-    assert tune(tmp_path, config, space, "--rungs", "0", "--trials", "1") == 0
-    assert [r["model.masker.mask_ratio"] for r in rows(tmp_path)][1] != trial["model.masker.mask_ratio"]
 
 
 def test_a_recipe_that_diverges_fails_alone_and_the_study_goes_on(tiny, tmp_path: Path, monkeypatch) -> None:

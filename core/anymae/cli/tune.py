@@ -9,8 +9,9 @@ trial pretrains it, then runs the protocol config (``knn``, ``probe`` or ``finet
 ``--labels`` labels per class, scored on the training examples that were not drawn (``FewLabels``'
 ``carve_validation``): the split a user reports on is never looked at. Optuna's TPE sampler proposes the next recipe
 from the scores so far; the first trial is the config's own recipe, so the best is never worse than it on the carved
-split. During pretraining each trial is scored ``--rungs`` times (one seed; at 1/3 and 2/3 of its schedule by
-default) and Optuna's median pruner stops one that trails the trials before it at the same share of their schedules.
+split (only the budget stops that trial, never ``--trial-limit``). During pretraining each trial is scored
+``--rungs`` times (one seed; at 1/3 and 2/3 of its schedule by default) and Optuna's median pruner stops one that
+trails the trials before it at the same share of their schedules.
 
 The study lives in ``<out>/study.journal`` (Optuna's journal file): run the same command again to resume it (a trial
 cut short by the budget or an interruption runs again first). After every trial ``<out>`` holds ``trials.csv`` and
@@ -20,7 +21,7 @@ and ``best.yaml`` (the pretraining config with the best recipe), to pretrain wit
 it; trials run one at a time in this process, each on one device (a config's ``devices`` and DDP are for the
 pretraining of the chosen recipe, afterwards). A recipe whose pretraining takes longer than ``--trial-limit`` (a
 third of the budget by default: a wide, deep, long recipe can cost 20 of the config's own) is stopped and recorded
-as pruned.
+as pruned; the config's own recipe is the reference and runs whole.
 """
 
 from __future__ import annotations
@@ -204,7 +205,8 @@ class Study:
 
         values = {param.key: param.suggest(trial) for param in self.space}
         folder = self.out / f"trial-{trial.number:03d}"
-        limit = time.monotonic() + self.trial_limit
+        # the config's own recipe is what every other trial is measured against: only the budget may stop it
+        limit = time.monotonic() + (math.inf if trial.user_attrs.get("own") else self.trial_limit)
         rungs = _Rungs(trial, self.rungs, folder, lambda path: self.score(path, self.seeds[:1]), self.deadline, limit)
         started = time.perf_counter()
         try:
@@ -269,14 +271,16 @@ def tune(study: Study, budget: float, trials: int | None, seed: int) -> optuna.S
     found.set_user_attr("space", keys)
     if not found.trials:  # a new study: the config's own recipe first
         own = {p.key: _own_value(study.parsed, p) for p in study.space}
-        found.enqueue_trial({p.key: p.encode(own[p.key]) for p in study.space if own[p.key] is not None})
+        params = {p.key: p.encode(own[p.key]) for p in study.space if own[p.key] is not None}
+        found.enqueue_trial(params, user_attrs={"own": True})
     so_far = found.get_trials(deepcopy=False)
     rerun = {t.user_attrs.get("again") for t in so_far}
     again = [t for t in so_far if _cut_short(t) and t.number not in rerun]
     for t in again:  # interrupted, or stopped by the last run's budget: run it again first
         if t.state == optuna.trial.TrialState.RUNNING:
             found.tell(t.number, state=optuna.trial.TrialState.FAIL)
-        found.enqueue_trial(dict(t.params), user_attrs={"again": t.number}, skip_if_exists=False)
+        attrs = {"again": t.number, **({"own": True} if t.user_attrs.get("own") else {})}
+        found.enqueue_trial(dict(t.params), user_attrs=attrs, skip_if_exists=False)
     tried = [t for t in found.trials if t.state == optuna.trial.TrialState.COMPLETE]
     remaining = grid_size(study.space) - len(tried)  # a space of a few choices: stop when all are tried
     with warnings.catch_warnings():
