@@ -73,6 +73,8 @@ SETS: dict[str, dict] = {
             "400 epochs, augmented": ["--trainer.max_epochs", "400", *AUGMENT],
             "400 epochs, no RevIN": ["--trainer.max_epochs", "400", "--model.tokenizer.init_args.revin", "false"],
             "1500 epochs, no RevIN": ["--trainer.max_epochs", "1500", "--model.tokenizer.init_args.revin", "false"],
+            # the example with OSULeaf's best ratio (the osuleaf set below): does it hold on GunPoint?
+            "example, mask 0.6": ["--model.masker.init_args.mask_ratio", "0.6"],
             "1500 epochs, no RevIN, augmented": [
                 "--trainer.max_epochs",
                 "1500",
@@ -129,6 +131,23 @@ SETS: dict[str, dict] = {
             # what anymae fit derives for 320 images when a config gives no schedule (training/schedule.py)
             "2000 steps (the derived schedule)": ["--trainer.max_steps", "2000"],
             "5000 steps": ["--trainer.max_steps", "5000"],
+        },
+        "finetunes": {"fine-tune, the example's schedule": []},
+        "readouts": READOUTS,
+    },
+    # a second series tuning set (aeon's OSULeaf: leaf outlines, 6 classes, 200 training series of 427 steps resampled
+    # to 150): the ArrowHead transfer configs with only the set's name and class count changed
+    "osuleaf": {
+        "pretrain": "examples/transfer/patch_mae_arrowhead.yaml",
+        "data": {
+            "pretrain": ["--data.init_args.name", "OSULeaf"],
+            "protocols": ["--data.data.init_args.name", "OSULeaf", "--model.num_outputs", "6"],
+        },
+        "protocols": protocol_configs("transfer", "arrowhead"),
+        "recipes": {
+            "example (4500 steps)": [],
+            "mask 0.6": ["--model.masker.init_args.mask_ratio", "0.6"],
+            "augmented": AUGMENT,
         },
         "finetunes": {"fine-tune, the example's schedule": []},
         "readouts": READOUTS,
