@@ -334,7 +334,8 @@ def run(argv: Sequence[str]) -> int:
     parser.add_argument("--budget", default="10m", help="wall-clock time for this run: 90s, 10m, 1.5h (default 10m)")
     parser.add_argument(
         "--trial-limit",
-        help="stop a recipe whose pretraining runs longer (as --budget; default: a third of the budget)",
+        help="stop a proposed recipe whose pretraining runs longer (as --budget; default: a third of the budget); "
+        "the config's own recipe, the first trial, is never stopped by it",
     )
     parser.add_argument("--trials", type=int, help="at most this many trials in this run (default: until the budget)")
     parser.add_argument("--labels", type=int, default=5, help="labels per class the protocol trains on (default 5)")
