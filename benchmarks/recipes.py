@@ -54,6 +54,12 @@ AUGMENT = ["--data.init_args.jitter", "0.05", "--data.init_args.scaling", "0.2",
 LABELS = 5
 PHOTOS = ROOT / "transfer-data/photos"
 
+
+def photo_folders(prefix: str) -> list[str]:
+    """Overrides pointing a folder data module (its arguments under ``prefix``) at the photos tuning set."""
+    return [f"{prefix}.root", str(PHOTOS / "train"), f"{prefix}.val_root", str(PHOTOS / "val")]
+
+
 # set -> pretraining example, protocol configs, recipes (name -> overrides of the pretraining config) and read-outs
 # (name -> overrides of the k-NN and probe configs); "data", where given, points both at the set's files
 SETS: dict[str, dict] = {
@@ -112,14 +118,9 @@ SETS: dict[str, dict] = {
     # natural pictures (benchmarks/transfer_sets.py --sets photos): the textures' configs on the photos tuning set
     "photos": {
         "pretrain": "examples/transfer/mae_textures.yaml",
-        "data": {
-            "pretrain": ["--data.init_args.root", PHOTOS / "train", "--data.init_args.val_root", PHOTOS / "val"],
-            "protocols": [
-                "--data.data.init_args.root",
-                PHOTOS / "train",
-                "--data.data.init_args.val_root",
-                PHOTOS / "val",
-            ],
+        "data": {  # the same folders, on the pretraining config's data module and inside FewLabels
+            "pretrain": photo_folders("--data.init_args"),
+            "protocols": photo_folders("--data.data.init_args"),
         },
         "protocols": protocol_configs("transfer", "textures"),
         "recipes": {
@@ -275,14 +276,14 @@ def study(
     name: str, only: list[str] | None, protocols: list[str], work: Path, out: Path, readouts: list[str] | None = None
 ) -> list[dict]:
     spec = SETS[name]
+    data: dict[str, list[str]] = spec.get("data", {})  # overrides pointing the configs at the set's files
     rows = []
     for recipe, overrides in spec["recipes"].items():
         if only and recipe not in only:
             continue
         folder = work / name / recipe.replace(" ", "_").replace(",", "").replace("(", "").replace(")", "")
         with working_folder(folder):
-            data = spec.get("data", {})
-            checkpoint, minutes = fit(spec["pretrain"], folder / "run", *map(str, data.get("pretrain", [])), *overrides)
+            checkpoint, minutes = fit(spec["pretrain"], folder / "run", *data.get("pretrain", []), *overrides)
         # fine-tuning trains the whole encoder: the frozen read-outs do not apply; its schedules are compared instead
         frozen = [p for p in protocols if p != "finetune"]
         runs = [
@@ -297,14 +298,8 @@ def study(
         for protocol, readout, extra in runs:
             for seed in SEEDS:
                 for random_init in (False, True):
-                    value = score(
-                        spec["protocols"][protocol],
-                        protocol,
-                        checkpoint,
-                        seed,
-                        random_init,
-                        [*map(str, spec.get("data", {}).get("protocols", [])), *extra],
-                    )
+                    extra_args = [*data.get("protocols", []), *extra]
+                    value = score(spec["protocols"][protocol], protocol, checkpoint, seed, random_init, extra_args)
                     rows.append(
                         {
                             "set": name,
