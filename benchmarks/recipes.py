@@ -191,8 +191,19 @@ SETS: dict[str, dict] = {
             "random masking 0.75, 40 epochs": [*RANDOM, "0.75", "--trainer.max_epochs", "40"],
             # the photos' lesson (a longer schedule, mean pooling) tried on what is in the clip
             "random masking 0.75, 3000 steps": [*RANDOM, "0.75", "--trainer.max_steps", "3000"],
+            # MAE's decoder-depth ablation: a deeper decoder leaves the encoder more abstract features (its linear
+            # probe gains 8 points from 1 to 8 blocks); VideoMAE's decoder has 4 blocks, the example 2
+            "decoder of 4 blocks": ["--model.decoder.init_args.depth", "4"],
+            "decoder of 8 blocks, 128 wide": [
+                "--model.decoder.init_args.depth",
+                "8",
+                "--model.decoder.init_args.embed_dim",
+                "128",
+            ],
+            # raw pixels: a patch normalised on its own erases how bright a stroke is against the black canvas
+            "no norm-pix": ["--model.target.init_args.normalize", "none"],
         },
-        "finetunes": {"fine-tune, 30 epochs": []},
+        "finetunes": {"fine-tune, 30 epochs": [], "fine-tune by digit, 30 epochs": DIGIT_LABEL},
         "readouts": {
             "mean": ["--model.pool", "mean"],
             "max": ["--model.pool", "max"],
