@@ -13,6 +13,7 @@ EXPORTS = {
         "SeriesFileDataModule",
         "TrajectoryDataModule",
         "interpolate_missing",
+        "read_rows",
         "read_series",
         "resample",
     ],

@@ -1,4 +1,5 @@
-"""Series data: the UCR/UEA sets aeon ships, files (``.ts``, CSV/Parquet wide or long, NumPy), generated trajectories.
+"""Series data: the UCR/UEA sets aeon ships, files (``.ts``; CSV/TSV/Parquet wide, long or a series per row; NumPy),
+generated trajectories.
 
 Every source becomes a list of series ``[C, L_i]`` (lengths may differ) with optional labels, then:
 
@@ -16,6 +17,7 @@ Every source becomes a list of series ``[C, L_i]`` (lengths may differ) with opt
 A file that cannot be read is skipped, counted in ``num_skipped`` and reported, never fatal.
 """
 
+import csv
 import glob
 import math
 import os
@@ -46,13 +48,14 @@ __all__ = [
     "collate_series",
     "interpolate_missing",
     "label_order",
+    "read_rows",
     "read_series",
     "resample",
     "z_normalize",
 ]
 
 NanPolicy = Literal["interpolate", "mask", "drop"]
-SERIES_EXTENSIONS = (".ts", ".csv", ".parquet", ".npy", ".npz")
+SERIES_EXTENSIONS = (".ts", ".csv", ".tsv", ".parquet", ".npy", ".npz")
 AEON_SETS = {
     "GunPoint": "load_gunpoint",
     "ItalyPowerDemand": "load_italy_power_demand",
@@ -319,11 +322,12 @@ def read_series(
     id_column: str,
     time_column: str,
     value_column: str,
-    label_column: str | None,
+    label_column: str | int | None,
     problems: list[str] | None = None,
 ) -> tuple[list[Tensor], list[Any] | None]:
-    """Series (and labels) of one file: ``.ts`` (aeon), ``.csv``/``.parquet`` (wide: a column per channel, one series;
-    long: one series per id, from id/time/value columns), ``.npy``/``.npz`` (``[S, C, L]``, ``[S, L]`` or ``[L]``;
+    """Series (and labels) of one file: ``.ts`` (aeon), ``.csv``/``.tsv``/``.parquet`` (wide: a column per channel,
+    one series; long: one series per id, from id/time/value columns; rows: a series per row, the UCR archive's
+    layout, see :func:`read_rows`), ``.npy``/``.npz`` (``[S, C, L]``, ``[S, L]`` or ``[L]``;
     an ``.npz`` may hold ``X`` and ``y``).
 
     A bad row costs that row, not the file: a CSV row with another number of fields than the header is skipped, and
@@ -343,13 +347,16 @@ def read_series(
         x = np.asarray(x, dtype=np.float32)
         x = x[None, None] if x.ndim == 1 else x[:, None] if x.ndim == 2 else x
         return list(x), None if y is None else list(y)
-    if suffix not in (".csv", ".parquet"):
+    if suffix not in (".csv", ".tsv", ".parquet"):
         raise ValueError(f"unknown series file type {suffix!r}")
+    if layout == "rows":
+        return read_rows(path, label_column, problems)
     import pandas as pd
 
     malformed: list[list[str]] = []
-    if suffix == ".csv":  # the python engine hands malformed rows to a callable: skip them, count them
-        frame = pd.read_csv(path, on_bad_lines=malformed.append, engine="python", skip_blank_lines=False)
+    if suffix != ".parquet":  # the python engine hands malformed rows to a callable: skip them, count them
+        sep = "\t" if suffix == ".tsv" else ","
+        frame = pd.read_csv(path, sep=sep, on_bad_lines=malformed.append, engine="python", skip_blank_lines=False)
     else:
         frame = pd.read_parquet(path)
     if malformed:
@@ -369,6 +376,73 @@ def read_series(
         if label_column:
             labels.append(group[label_column].iloc[0])
     return series, labels if label_column else None
+
+
+def read_rows(
+    path: str, label_column: str | int | None = None, problems: list[str] | None = None
+) -> tuple[list[np.ndarray], list[str] | None]:
+    """A univariate series per row, the layout of the UCR archive's ``.tsv`` files (and of most CSV exports of a
+    classification set): an optional label column, the values in the other columns; a shorter series ends in empty
+    cells (or ``NaN``), which are cut off, so each series keeps its own length.
+
+    ``label_column`` is a header name or a column number (0: the first, as in the UCR archive). The first row is a
+    header when ``label_column`` is a name or when one of its value cells is not a number. Labels are read as text
+    (``"1"``, not ``1.0``). A row with no label or no value is skipped and counted; a cell that is not a number
+    becomes a missing value for ``nan_policy``; each finding is appended to ``problems``."""
+    import pandas as pd
+
+    problems = [] if problems is None else problems
+    if path.lower().endswith(".parquet"):
+        frame = pd.read_parquet(path)
+        header: list[str] | None = [str(name) for name in frame.columns]
+        frame.columns = range(frame.shape[1])
+        frame = frame.astype(str).where(frame.notna())  # cells as text, as a CSV's are read
+    else:
+        sep = "\t" if path.lower().endswith(".tsv") else ","
+        # rows differ in length (a shorter series has fewer cells): pandas takes its column count from the first
+        # row, so the widest row is found first and every row padded to it
+        with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+            width = max((len(row) for row in csv.reader(handle, delimiter=sep)), default=0)
+        if not width:
+            raise ValueError("no rows")
+        frame = pd.read_csv(path, sep=sep, header=None, names=range(width), dtype=str, skip_blank_lines=True)
+        first = frame.iloc[0]
+        cells = first.drop(index=label_column) if isinstance(label_column, int) else first
+        cells = cells.dropna().str.strip()
+        header = None
+        if isinstance(label_column, str) or pd.to_numeric(cells, errors="coerce").isna().any():
+            header = [str(name).strip() if isinstance(name, str) else "" for name in first]
+            frame = frame.iloc[1:]
+    at = label_column
+    if isinstance(label_column, str):
+        if header is None or label_column not in header:
+            raise ValueError(f"no column {label_column!r} in the header {header}")
+        at = header.index(label_column)
+    elif isinstance(label_column, int) and label_column >= frame.shape[1]:
+        raise ValueError(f"label_column {label_column} but rows of {frame.shape[1]} columns")
+    labels = None
+    if at is not None:
+        labels = frame[at].str.strip()
+        frame = frame.drop(columns=at)
+    values = frame.apply(pd.to_numeric, errors="coerce")
+    if words := int((frame.notna() & values.isna()).to_numpy().sum()):
+        problems.append(f"{words} non-numeric cell{'s' * (words > 1)} made missing, handled by nan_policy")
+    array = values.to_numpy(np.float32)
+    present = ~np.isnan(array)
+    lengths = np.where(present.any(1), array.shape[1] - present[:, ::-1].argmax(1), 0)  # cut the trailing blanks
+    keep = lengths > 0
+    if empty := int((~keep).sum()):
+        problems.append(f"{empty} row{'s' * (empty > 1)} without a value skipped")
+    if labels is not None:
+        unlabelled = labels.isna().to_numpy() | (labels.to_numpy() == "")
+        if lost := int((unlabelled & keep).sum()):
+            problems.append(f"{lost} row{'s' * (lost > 1)} without a label skipped")
+        keep &= ~unlabelled
+    if gaps := int((~present & (np.arange(array.shape[1]) < lengths[:, None]))[keep].sum()):
+        problems.append(f"{gaps} missing value{'s' * (gaps > 1)} inside series, handled by nan_policy")
+    rows = np.flatnonzero(keep)
+    series = [array[i, : lengths[i]][None] for i in rows]
+    return series, None if labels is None else [labels.iloc[i] for i in rows]
 
 
 def _read_ts(path: str, problems: list[str]) -> tuple[list[np.ndarray], list[Any] | None]:
@@ -463,15 +537,19 @@ class SeriesFileDataModule(_SeriesDataModule):
     counted.
 
     Args:
-        path: a ``.ts``, ``.csv``, ``.parquet``, ``.npy`` or ``.npz`` file, a folder of them, or a glob pattern.
+        path: a ``.ts``, ``.csv``, ``.tsv``, ``.parquet``, ``.npy`` or ``.npz`` file, a folder of them, or a glob
+            pattern.
         val_path: validation files, the same way (unset: the last ``val_fraction`` of the windows).
-        layout: CSV/Parquet layout: ``"wide"`` (a column per channel) or ``"long"`` (id, time, value).
+        layout: CSV/TSV/Parquet layout: ``"wide"`` (a file is one series, a column per channel), ``"long"`` (id,
+            time, value) or ``"rows"`` (a univariate series per row, the UCR archive's ``.tsv``: a label column
+            and the values; shorter series end in empty cells; a header row is found by itself).
         columns: wide layout: the channel columns (unset: every numeric column).
         id_column: long layout: the series id.
         time_column: long layout: the time stamp or step.
         value_column: long layout: the value.
-        label_column: long layout: a per-series label (optional). Classes are numbered in sorted order, numerically
-            when every label is a number (``1, 2, 10``), else as strings.
+        label_column: long and rows layouts: the column of each series' label (optional), by header name or, in
+            the rows layout, by number (``0``: the first column, as the UCR archive's files have it). Classes are
+            numbered in sorted order, numerically when every label is a number (``1, 2, 10``), else as strings.
         normalize: z-normalise each series, every channel over time (UCR convention), after missing values are
             filled and before resampling.
         length: resample every series to this many steps (linear interpolation, after missing values are filled),
@@ -487,16 +565,28 @@ class SeriesFileDataModule(_SeriesDataModule):
         self,
         path: str,
         val_path: str | None = None,
-        layout: Literal["wide", "long"] = "wide",
+        layout: Literal["wide", "long", "rows"] = "wide",
         columns: list[str] | None = None,
         id_column: str = "id",
         time_column: str = "time",
         value_column: str = "value",
-        label_column: str | None = None,
+        label_column: NonNegativeInt | str | None = None,
         normalize: bool = False,
         length: PositiveInt | None = None,
         **kwargs: Any,
     ) -> None:
+        if label_column is not None and layout == "wide":
+            raise ConfigError(
+                "SeriesFileDataModule.label_column: the wide layout is one series per file, with no label column; "
+                "labels come with layout 'long' (a label per id) or 'rows' (a label per row)"
+            )
+        if isinstance(label_column, int) and layout != "rows":
+            raise ConfigError(
+                f"SeriesFileDataModule.label_column: a column number ({label_column}) names a column of the rows "
+                "layout's header-less files; in the long layout give the header name"
+            )
+        if columns is not None and layout != "wide":
+            raise ConfigError("SeriesFileDataModule.columns: the channel columns of the wide layout only")
         super().__init__(**kwargs)
         self.path, self.val_path, self.layout, self.columns = path, val_path, layout, columns
         self.id_column, self.time_column, self.value_column = id_column, time_column, value_column
