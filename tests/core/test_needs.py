@@ -180,6 +180,25 @@ def test_a_figure_that_cannot_draw_the_model_says_so_before_training():
         point_model.reconstruct({"points": torch.rand(2, 64, 3)})
 
 
+def test_a_figure_draws_the_first_batch_with_a_readable_sample_or_none(tmp_path):
+    """A batch of unreadable files only (what collate leaves of it: the skip count) holds nothing to draw: the figure
+    takes the next batch, and with none warns and writes no figure instead of failing the run at its end."""
+    from types import SimpleNamespace
+
+    from anymae.data.samples import SKIPPED_KEY
+
+    def trainer(batches):
+        data = SimpleNamespace(val_dataloader=lambda: batches, on_before_batch_transfer=lambda batch, _: batch)
+        return SimpleNamespace(datamodule=data, is_global_zero=True, log_dir=str(tmp_path), default_root_dir="")
+
+    readable = {"series": torch.randn(3, 2, 32), SKIPPED_KEY: torch.tensor(1)}
+    batch = InverseFigure().sample_batch(trainer([{SKIPPED_KEY: torch.tensor(4)}, readable]))
+    assert batch is not None and set(batch) == {"series"} and torch.equal(batch["series"], readable["series"][:2])
+    model = anymae.MaskedAutoencoder(tokenizer=SeriesTokenizer(), target=anymae.PatchTarget(), **parts())
+    with pytest.warns(RuntimeWarning, match="InverseFigure: no readable sample to draw; no figure written"):
+        assert InverseFigure().write(trainer([{SKIPPED_KEY: torch.tensor(4)}]), model, "final.png") is None
+
+
 def test_tokenizer_spec_is_all_a_target_sees():
     seen = []
 

@@ -111,7 +111,7 @@ def test_labels_from_a_list_file_and_repeated_augmentation(tmp_path):
     rows = [f"{os.path.relpath(p, tmp_path / 'videos')} {i % 2 + 7}" for i, p in enumerate(paths)]  # Kinetics style
     listing.write_text("\n".join(rows) + "\n")
     data = folder_module(
-        tmp_path / "videos", labels_csv=str(listing), num_frames=4, sampling_rate=2, batch_size=2, repeat_aug=3
+        tmp_path / "videos", file_list=str(listing), num_frames=4, sampling_rate=2, batch_size=2, repeat_aug=3
     )
     data.setup("fit")
     assert data.classes == [str(i) for i in range(9)] and sorted(set(data.train_set.labels)) == [7, 8]  # ids kept
@@ -145,14 +145,24 @@ def test_list_file_mistakes_are_config_errors_and_class_ids_are_kept(tmp_path):
     for listing, message in ((tmp_path / "missing.csv", "cannot read"), (tmp_path / "empty.csv", "is empty")):
         if "empty" in listing.name:
             listing.write_text("\n\n")
-        data = folder_module(tmp_path / "videos", labels_csv=str(listing), **kwargs)
+        data = folder_module(tmp_path / "videos", file_list=str(listing), **kwargs)
         with pytest.raises(anymae.ConfigError, match=message):
             data.setup("fit")
     listing = tmp_path / "ids.csv"
     listing.write_text("path,label\n" + "".join(f"{p},{3 + 2 * i}\n" for i, p in enumerate(paths)))  # ids 3 and 5
-    data = folder_module(tmp_path / "videos", labels_csv=str(listing), **kwargs)
+    data = folder_module(tmp_path / "videos", file_list=str(listing), **kwargs)
     data.setup("fit")
     assert sorted(data.train_set.labels) == [3, 5] and len(data.classes) == 6
+
+
+def test_labels_csv_is_the_former_name_of_file_list(tmp_path):
+    listing = tmp_path / "train.csv"
+    listing.write_text("a.mp4,0\n")
+    with pytest.warns(DeprecationWarning, match="VideoFolderDataModule.labels_csv is now file_list"):
+        data = folder_module(tmp_path, labels_csv=str(listing))
+    assert data.file_list == str(listing)
+    with pytest.raises(anymae.ConfigError, match="give file_list only"):
+        folder_module(tmp_path, labels_csv=str(listing), file_list=str(listing))
 
 
 def test_a_broken_frame_skips_its_video(tmp_path):

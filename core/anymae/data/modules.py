@@ -18,6 +18,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from ..config import ConfigError, PathStr, validated
+from .listing import listed_files
 from .loaders import make_loader
 from .samples import (
     FileList,
@@ -143,7 +144,8 @@ class DataModule(SkippedSamples, pl.LightningDataModule, ABC):
 
 
 class FolderDataModule(DataModule):
-    """A folder of files, for pretraining (unlabelled) or evaluation (labelled, one sub-folder per class).
+    """A folder of files, for pretraining (unlabelled) or evaluation (labelled: one sub-folder per class, or a list
+    file).
 
     Subclasses set :attr:`extensions` and implement :meth:`reader`; their constructor takes ``root`` and its own
     arguments, and forwards the others below through ``**kwargs`` (``super().__init__(root, **kwargs)``), declaring
@@ -157,6 +159,12 @@ class FolderDataModule(DataModule):
         batch_size: samples per batch (per device).
         num_workers: loader processes; files are read and decoded there.
         seed: seed of the held-out share, the epoch order and the random augmentation.
+        file_list: the training files are the ones this list file names (relative to ``root``), not every file
+            below ``root``: a file per line (ShapeNet-55's ``train.txt``), ``path,label`` CSV rows (a header row is
+            skipped; an extensionless ``id`` is tried with each of :attr:`extensions`) or ``path label`` lines
+            (Kinetics, Something-Something). Its labels, when it has them, label the files (``labeled`` or not);
+            see :func:`anymae.data.listing.listed_files`.
+        val_file_list: the same for the validation files, relative to ``val_root`` (unset: ``root``).
     """
 
     extensions: ClassVar[tuple[str, ...]]
@@ -175,9 +183,12 @@ class FolderDataModule(DataModule):
         batch_size: PositiveInt = 8,
         num_workers: NonNegativeInt = 4,
         seed: int = 0,
+        file_list: PathStr | None = None,  # last: a plugin passing the arguments above by position keeps working
+        val_file_list: PathStr | None = None,
     ) -> None:
         super().__init__(batch_size, num_workers, seed)
         self.root, self.val_root, self.val_fraction, self.labeled = root, val_root, val_fraction, labeled
+        self.file_list, self.val_file_list = file_list, val_file_list
         self.classes: list[str] = []
 
     @abstractmethod
@@ -192,8 +203,12 @@ class FolderDataModule(DataModule):
 
     def files(self, root: str, classes: Sequence[str] | None, split: str) -> FileList:
         """The samples under ``root`` for ``split`` (``"train"`` or ``"val"``; ``classes``: the training split's, so
-        the validation split numbers them alike): every file with one of :attr:`extensions`, labelled by sub-folder
-        when :attr:`labeled` (:func:`scan_folder`). Override for another layout (folders of frames, a list file)."""
+        the validation split numbers them alike): the files the split's list file names (:func:`listed_files`), or
+        every file with one of :attr:`extensions`, labelled by sub-folder when :attr:`labeled` (:func:`scan_folder`).
+        Override for another layout (folders of frames)."""
+        listing = self.file_list if split == "train" else self.val_file_list
+        if listing is not None:
+            return listed_files(listing, root, self.extensions, classes, self.labeled)
         return scan_folder(root, self.extensions, self.labeled, classes)
 
     def build(self) -> tuple[FileSamples, FileSamples | None]:
@@ -205,8 +220,8 @@ class FolderDataModule(DataModule):
         if not len(files):
             raise FileNotFoundError(f"{name}: no {'/'.join(self.extensions)} files under {self.root!r}")
         val = None
-        if self.val_root is not None:
-            val = self.files(self.val_root, files.classes or None, "val")
+        if self.val_root is not None or self.val_file_list is not None:
+            val = self.files(self.val_root or self.root, files.classes or None, "val")
         elif self.val_fraction > 0:
             train_ids, val_ids = split_indices(len(files), self.val_fraction, self.seed)
             files, val = files.subset(train_ids), files.subset(val_ids)

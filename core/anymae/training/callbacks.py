@@ -7,6 +7,7 @@ the names the tokenizer must offer) and is checked against the model when fit st
 a model fails with one line before training instead of at the end of it.
 """
 
+import warnings
 from abc import abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
@@ -96,7 +97,9 @@ class PeriodicFigure(pl.Callback):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self.check(_drawn(pl_module, type(self).__name__))
 
-    def sample_batch(self, trainer: pl.Trainer) -> dict[str, Tensor]:
+    def sample_batch(self, trainer: pl.Trainer) -> dict[str, Tensor] | None:
+        """The first batch (of the validation loader, else the training loader) with a readable sample, cut to
+        :attr:`count` samples; ``None`` when no batch has one."""
         if self._batch is None:
             data = trainer.datamodule  # type: ignore[attr-defined]  # Lightning sets it, undeclared
             loader = data.val_dataloader() if data is not None else trainer.val_dataloaders
@@ -104,12 +107,16 @@ class PeriodicFigure(pl.Callback):
                 loader = data.train_dataloader() if data is not None else trainer.train_dataloader
             if loader is None:
                 raise ConfigError(f"trainer.callbacks: {type(self).__name__} found no data to draw")
-            batch = {k: v for k, v in next(iter(loader)).items() if k != SKIPPED_KEY}  # counted by the epochs, not here
-            if data is not None:
-                batch = data.on_before_batch_transfer(batch, 0)
-            self._batch = {
-                k: v[: self.count] for k, v in batch.items() if isinstance(v, Tensor) and not k.startswith("_")
-            }
+            for raw in loader:  # a batch of unreadable files only holds nothing to draw: the next one may
+                batch = {k: v for k, v in raw.items() if k != SKIPPED_KEY}  # counted by the epochs, not here
+                if data is not None:
+                    batch = data.on_before_batch_transfer(batch, 0)
+                batch = {
+                    k: v[: self.count] for k, v in batch.items() if isinstance(v, Tensor) and not k.startswith("_")
+                }
+                if batch:
+                    self._batch = batch
+                    break
         return self._batch
 
     def write(self, trainer: pl.Trainer, module: MaskedAutoencoder, name: str) -> Path | None:
@@ -118,7 +125,13 @@ class PeriodicFigure(pl.Callback):
         folder = Path(trainer.log_dir or trainer.default_root_dir) / self.folder
         if not trainer.is_global_zero:
             return None
-        batch = {k: v.to(module.device) for k, v in self.sample_batch(trainer).items()}
+        sample = self.sample_batch(trainer)
+        if sample is None:
+            warnings.warn(
+                f"{type(self).__name__}: no readable sample to draw; no figure written", RuntimeWarning, stacklevel=2
+            )
+            return None
+        batch = {k: v.to(module.device) for k, v in sample.items()}
         was_training = module.training
         module.eval()
         try:

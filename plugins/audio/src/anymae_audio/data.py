@@ -112,7 +112,8 @@ class AudioFolderDataModule(FolderDataModule):
     Args:
         root: the training files: every audio file below it; with ``labeled``, ``root/<class>/<file>``.
         labels_csv: a CSV listing the files with their labels instead (ESC-50: ``meta/esc50.csv``), paths relative
-            to ``root``.
+            to ``root``, in named columns (below). A plain list of files and labels (``path,label`` rows, ``path
+            label`` lines) is :class:`~anymae.FolderDataModule`'s ``file_list``.
         path_column, label_column: its columns of file names and labels (class names or integer ids).
         fold_column: its column of folds (ESC-50: ``fold``); with ``val_folds``, those folds are the validation
             split and the others the training split (``root`` then holds both).
@@ -182,9 +183,14 @@ class AudioFolderDataModule(FolderDataModule):
             self.val_root = root  # both splits come from the list, by fold
         if self.labeled and labels_csv is not None:
             raise ConfigError("AudioFolderDataModule: labels come from sub-folders (labeled) or labels_csv, not both")
+        if labels_csv is not None and self.file_list is not None:
+            raise ConfigError(
+                "AudioFolderDataModule: labels_csv (a table with named columns and folds) or file_list (a list of "
+                "files, each with its label), not both"
+            )
         self.labeled = self.labeled or labels_csv is not None
-        if mixup and not self.labeled:
-            raise ConfigError("AudioFolderDataModule.mixup mixes labels too: it needs labeled or labels_csv")
+        if mixup and not (self.labeled or self.file_list is not None):
+            raise ConfigError("AudioFolderDataModule.mixup mixes labels too: it needs labeled, labels_csv or file_list")
         self.labels_csv, self.path_column, self.label_column = labels_csv, path_column, label_column
         self.fold_column, self.val_folds = fold_column, tuple(val_folds)
         self.sample_rate, self.num_mel_bins, self.target_length, self.crop = (

@@ -388,6 +388,10 @@ class PairedFolderDataModule(FolderDataModule):
         **kwargs: Any,
     ) -> None:
         super().__init__(root, **kwargs)
+        if self.file_list is not None or self.val_file_list is not None:
+            raise ConfigError(
+                "PairedFolderDataModule pairs every file under root with its partners by stem; it reads no file_list"
+            )
         self.partners = parse_partners(modalities)
         self.extensions = tuple(sorted({p.extension for p in self.partners}))  # what a sample's files end with
         self.modalities = dict(modalities)

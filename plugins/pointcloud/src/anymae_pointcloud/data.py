@@ -32,6 +32,7 @@ from anymae import DataModule, FolderDataModule, PathStr, TensorSamples, split_i
 from .ops import estimate_normals
 
 __all__ = [
+    "ARRAY_EXTENSIONS",
     "CLOUD_EXTENSIONS",
     "MESH_EXTENSIONS",
     "PointCloudFolderDataModule",
@@ -43,6 +44,9 @@ __all__ = [
 ]
 
 CLOUD_EXTENSIONS = (".ply", ".pcd", ".xyz", ".pts")
+#: arrays of points, a row each, x y z first (further columns, such as normals or colours, are not read): ShapeNet-55's
+#: ``.npy`` files (Point-MAE's pretraining set), ModelNet40's resampled ``.txt`` files (``x,y,z,nx,ny,nz``)
+ARRAY_EXTENSIONS = (".npy", ".txt")
 MESH_EXTENSIONS = (".ply", ".obj", ".off", ".stl")
 SHAPES = ("box", "sphere", "cylinder", "cone", "torus", "arrow", "mobius", "tetrahedron", "octahedron", "icosahedron")
 MAX_COORDINATE = 1e6  # beyond this a coordinate is garbage (open3d reads truncated binary files as ~1e304)
@@ -152,6 +156,20 @@ def check_ply(path: str) -> None:
         )
 
 
+def load_point_array(path: str) -> np.ndarray:
+    """The ``[N, 3]`` coordinates of an array file: ``.npy`` (no pickles) or text (comma- or whitespace-separated
+    rows); the first three columns of each row. ``ValueError`` for anything else."""
+    if path.lower().endswith(".npy"):
+        array = np.load(path, allow_pickle=False)
+    else:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            first = handle.readline()
+        array = np.loadtxt(path, delimiter="," if "," in first else None, ndmin=2, dtype=np.float64)
+    if array.ndim != 2 or array.shape[1] < 3 or array.dtype.kind not in "uif":
+        raise ValueError(f"an array of shape {tuple(array.shape)} and dtype {array.dtype} (expected [N, >= 3] numbers)")
+    return array[:, :3]
+
+
 def read_points(path: str | Path, count: int) -> Tensor:
     """Points ``[count, 3]`` of a cloud or a mesh file, normalised to the unit sphere.
 
@@ -165,6 +183,8 @@ def read_points(path: str | Path, count: int) -> Tensor:
     if suffix == ".ply":
         check_ply(path)
     points = None
+    if suffix in ARRAY_EXTENSIONS:
+        points = load_point_array(path)
     # open3d prints a warning for every .ply it reads as a mesh first and finds a cloud: its errors are enough (a bad
     # file is reported by us, once, with its reason)
     with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
@@ -192,10 +212,15 @@ def read_cloud(path: str, count: int, augment_rotation: str | None, normal_neigh
 
 
 class PointCloudFolderDataModule(FolderDataModule):
-    """A folder of point clouds and meshes.
+    """A folder of point clouds, meshes and point arrays.
+
+    Clouds: ``.ply``, ``.pcd``, ``.xyz``, ``.pts`` (open3d); meshes: ``.ply``, ``.obj``, ``.off``, ``.stl`` (points
+    sampled on the surface); arrays: ``.npy`` and ``.txt`` (a point per row, x y z first: ShapeNet-55 and ModelNet40
+    as Point-MAE reads them). A file that cannot be read is skipped and counted.
 
     Args:
-        root: files below it; with ``labeled``, ``root/<class>/<file>``.
+        root: files below it; with ``labeled``, ``root/<class>/<file>``; with ``file_list``, the files it names
+            (ShapeNet-55's ``train.txt``).
         num_points: points per cloud (1024 in Point-MAE).
         augment: random scale, shift and rotation on training clouds.
         rotation: ``"z"`` (about the vertical axis), ``"so3"`` or ``"none"``.
@@ -205,10 +230,10 @@ class PointCloudFolderDataModule(FolderDataModule):
         val_fraction: share held out when ``val_root`` is unset.
         batch_size: clouds per batch.
         num_workers: loader processes.
-        val_root, labeled, seed: :class:`~anymae.FolderDataModule`'s.
+        val_root, labeled, file_list, val_file_list, seed: :class:`~anymae.FolderDataModule`'s.
     """
 
-    extensions = tuple(sorted(set(CLOUD_EXTENSIONS + MESH_EXTENSIONS)))
+    extensions = tuple(sorted(set(CLOUD_EXTENSIONS + MESH_EXTENSIONS + ARRAY_EXTENSIONS)))
 
     @validated
     def __init__(

@@ -11,8 +11,8 @@
 Batches are dicts: ``{"video": [B, C, T, H, W] float, "label": [B] long}`` (``label`` only when labelled).
 """
 
-import csv
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Annotated, Any, ClassVar, Literal
@@ -85,33 +85,6 @@ def repeat_collate(samples: list[dict[str, Tensor]]) -> dict[str, Tensor]:
     return batch
 
 
-def _label_list(path: str, root: str) -> tuple[list[str], list[str]]:
-    """Paths (made absolute against ``root``) and labels of a list file: ``path,label`` CSV rows (a header row is
-    skipped) or Kinetics/SSv2-style ``path label`` lines."""
-    paths, labels = [], []
-    try:
-        with open(path, newline="") as handle:
-            lines = [line for line in handle.read().splitlines() if line.strip()]
-    except OSError as error:
-        raise ConfigError(f"cannot read the list file {path!r}: {error.strerror or error}") from None
-    if not lines:
-        raise ConfigError(f"the list file {path!r} is empty")
-    rows = csv.reader(lines) if "," in lines[0] else (line.split() for line in lines)
-    for number, row in enumerate(rows):
-        fields = [f.strip() for f in row if f.strip()]
-        if not fields:
-            continue
-        if len(fields) < 2:
-            raise ConfigError(f"{path}, line {number + 1}: expected 'path,label' (or 'path label'), got {row}")
-        if number == 0 and fields[0].lower() in ("path", "file", "video", "filename"):
-            continue
-        paths.append(fields[0] if os.path.isabs(fields[0]) else os.path.join(root, fields[0]))
-        labels.append(fields[-1])
-    if not paths:
-        raise ConfigError(f"the list file {path!r} lists no video")
-    return paths, labels
-
-
 def _frame_folders(root: str) -> list[str]:
     """Folders under ``root`` that directly hold frame images (one video each), sorted."""
     found = []
@@ -127,10 +100,12 @@ class VideoFolderDataModule(FolderDataModule):
 
     Args:
         root: the training videos: every video file below it, or with ``frame_folders`` every folder of frames.
-        labels_csv: a list file of the training videos with their labels instead: ``path,label`` rows (a header row
-            is skipped) or ``path label`` lines (Kinetics/SSv2 lists); paths relative to ``root``; labels integers
-            or class names (sorted).
-        val_labels_csv: the same for ``val_root``.
+        file_list: a list file of the training videos (or frame folders) and their labels instead of every video
+            below ``root``: ``path,label`` rows (a header row is skipped) or ``path label`` lines (Kinetics/SSv2
+            lists); paths relative to ``root``; labels integers (class ids) or class names (sorted). See
+            :class:`~anymae.FolderDataModule`.
+        val_file_list: the same for ``val_root``.
+        labels_csv, val_labels_csv: the former names of ``file_list`` and ``val_file_list`` (deprecated).
         frame_folders: each video is a folder of frame images (name order) instead of a file.
         num_frames: frames per clip (16 in VideoMAE and MAE-ST).
         sampling_rate: frames between two sampled frames in ``"dense"`` sampling (4 in MAE-ST and VideoMAE on
@@ -191,17 +166,20 @@ class VideoFolderDataModule(FolderDataModule):
         cache: bool = True,
         **kwargs: Any,
     ) -> None:
+        for old, new in (("labels_csv", "file_list"), ("val_labels_csv", "val_file_list")):
+            value = labels_csv if old == "labels_csv" else val_labels_csv
+            if value is None:
+                continue
+            if kwargs.get(new) is not None:
+                raise ConfigError(f"VideoFolderDataModule: {old} is the former name of {new}; give {new} only")
+            warnings.warn(f"VideoFolderDataModule.{old} is now {new}", DeprecationWarning, stacklevel=2)
+            kwargs[new] = value
         super().__init__(root, **kwargs)
-        if self.labeled and labels_csv is not None:
-            raise ConfigError("VideoFolderDataModule: labels come from sub-folders (labeled) or labels_csv, not both")
-        self.labeled = self.labeled or labels_csv is not None
-        if val_labels_csv is not None and labels_csv is None:
-            raise ConfigError("VideoFolderDataModule.val_labels_csv needs labels_csv for the training videos")
         default_mean, default_std = (KINETICS_MEAN, KINETICS_STD) if in_chans == 3 else ((0.45,), (0.225,))
         self.mean, self.std = mean or default_mean, std or default_std
         if len(self.mean) != in_chans or len(self.std) != in_chans:
             raise ConfigError(f"VideoFolderDataModule.mean/std need {in_chans} values (in_chans), got {self.mean}")
-        self.labels_csv, self.val_labels_csv, self.frame_folders = labels_csv, val_labels_csv, frame_folders
+        self.frame_folders = frame_folders
         self.num_frames, self.sampling_rate, self.sampling = num_frames, sampling_rate, sampling
         self.rate_jitter, self.cache = rate_jitter, cache
         self.image_size, self.crop, self.crop_scale, self.hflip = image_size, crop, crop_scale, hflip
@@ -210,21 +188,7 @@ class VideoFolderDataModule(FolderDataModule):
     def files(self, root: str, classes: Sequence[str] | None, split: str) -> FileList:
         if not os.path.isdir(root):
             raise FileNotFoundError(f"no such folder {root!r}")
-        listing = self.labels_csv if split == "train" else self.val_labels_csv
-        if listing is not None:
-            paths, names = _label_list(listing, root)
-            if all(n.isdigit() for n in names):  # class ids: kept as they are ("007" is 7; a list may miss some)
-                names = [str(int(n)) for n in names]
-                if classes is None:
-                    classes = [str(i) for i in range(max(int(n) for n in names) + 1)]
-            elif classes is None:
-                classes = sorted(set(names))
-            index = {name: i for i, name in enumerate(classes)}
-            unknown = sorted(set(names) - set(index))
-            if unknown:
-                raise ConfigError(f"{listing}: labels {unknown[:5]} are not among the training labels")
-            return FileList(tuple(paths), tuple(index[n] for n in names), tuple(classes))
-        if not self.frame_folders:
+        if not self.frame_folders or (self.file_list if split == "train" else self.val_file_list) is not None:
             return super().files(root, classes, split)
         folders = _frame_folders(root)
         if not self.labeled:
