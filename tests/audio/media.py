@@ -19,3 +19,20 @@ def write_audio(path: Path, data: np.ndarray, rate: int) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     soundfile.write(str(path), data, rate)
     return path
+
+
+def write_av_audio(path: Path, data: np.ndarray, rate: int, codec: str) -> Path:
+    """``data`` ``[N, channels]`` written with PyAV's FFmpeg in ``codec`` (the container from the suffix): the formats
+    libsndfile does not write (AAC in ``.m4a``, WMA, Matroska audio)."""
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    layout = "stereo" if data.shape[1] == 2 else "mono"
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(codec, rate=rate)
+        stream.layout, stream.bit_rate = layout, 128000  # WMA's encoder needs a bit rate
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(data.T), format="fltp", layout=layout)
+        frame.sample_rate, frame.pts = rate, 0
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path

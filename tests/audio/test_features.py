@@ -13,7 +13,7 @@ from anymae_audio.data import mixup
 from anymae_audio.features import batched_fbank
 from tests.core.toys import epoch
 
-from .media import tone, write_audio
+from .media import tone, write_audio, write_av_audio
 
 
 @pytest.mark.parametrize("suffix", [".wav", ".flac", ".ogg", ".mp3"])
@@ -27,6 +27,21 @@ def test_every_format_reads_as_mono_at_the_configured_rate(tmp_path, suffix):
         Fbank(target_length=96)(torch.tensor(tone(1000, 1.0, 16000)[:, 0]))["fbank"][0, 10:80].mean(0).argmax()
     )
     assert abs(loudest - reference) <= 1
+
+
+@pytest.mark.parametrize(("suffix", "codec"), [(".m4a", "aac"), (".wma", "wmav2"), (".mka", "flac")])
+def test_formats_libsndfile_lacks_read_through_pyav_alike(tmp_path, suffix, codec):
+    """AAC in .m4a (phone recordings, YouTube audio), WMA and Matroska audio: decoded with PyAV, mono at the
+    configured rate, the same tone in the same mel band; an AudioFolderDataModule finds them."""
+    path = write_av_audio(tmp_path / "a" / f"a{suffix}", tone(1000, 1.0, 44100, channels=2), 44100, codec)
+    wave = read_audio(str(path), 16000)
+    assert wave.dim() == 1 and abs(len(wave) - 16000) < 1200  # encoders add priming and padding
+    fbank = Fbank(target_length=96)(wave)["fbank"][0]
+    reference = Fbank(target_length=96)(torch.tensor(tone(1000, 1.0, 16000)[:, 0]))["fbank"][0]
+    assert int(fbank[10:80].mean(0).argmax()) == pytest.approx(int(reference[10:80].mean(0).argmax()), abs=1)
+    data = AudioFolderDataModule(str(tmp_path), num_workers=0, target_length=96, batch_size=1)
+    data.setup("fit")
+    assert [os.path.basename(p) for p in data.train_set.files.paths] == [f"a{suffix}"]
 
 
 @pytest.mark.parametrize(("rate", "bins", "samples"), [(16000, 128, 20480), (8000, 64, 12345), (22050, 80, 30000)])

@@ -12,7 +12,7 @@ __version__ = "0.3.0"  # released with anymae 0.3.0 (pyproject.toml reads it)
 EXPORTS = {
     ".data": ["AudioFolderDataModule", "SynthSoundsDataModule", "shift_and_gain", "spec_augment", "synth_sounds"],
     ".export": ["TimmAudioViTExporter", "create_timm_audio_vit", "timm_audio_vit_config", "timm_audio_vit_state_dict"],
-    ".features": ["AUDIOSET_MEAN", "AUDIOSET_STD", "Fbank", "read_audio"],
+    ".features": ["AUDIOSET_MEAN", "AUDIOSET_STD", "Fbank", "read_audio", "read_audio_track"],
     ".published": ["AudioMAEReader"],
     ".tokenizers": ["SpectrogramPatchTokenizer"],
     ".viz": ["SpectrogramFigure", "save_spectrograms"],

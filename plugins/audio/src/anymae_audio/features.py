@@ -1,11 +1,12 @@
 """Reading audio and computing Audio-MAE's features (Huang et al. 2022, https://arxiv.org/abs/2207.06405).
 
 Reading is `soundfile <https://python-soundfile.readthedocs.io>`_: its wheels carry libsndfile 1.2 (WAV, FLAC, OGG
-Vorbis/Opus, MP3 and more), so ``pip install anymae-audio`` is all a Linux machine needs; ``torchaudio.load`` needs
-the system's FFmpeg, and PyAV would decode far more than audio. Channels are averaged to mono and the signal is
-resampled with ``torchaudio.functional.resample``; the result is kept in the process's decoded-file cache
-(:func:`anymae.decoded_cache`), so a file is read and resampled once per loader worker, not once per epoch and
-evaluation run.
+Vorbis/Opus, MP3 and more), so ``pip install anymae-audio`` is all a Linux machine needs (``torchaudio.load`` needs
+the system's FFmpeg). What libsndfile does not read -- AAC in ``.m4a``/``.aac``, ``.wma``, ``.mka``, and the sound
+track of a video file (:func:`read_audio_track`) -- is decoded with PyAV, whose wheels carry FFmpeg. Channels are
+averaged to mono and the signal is resampled with ``torchaudio.functional.resample``; the result is kept in the
+process's decoded-file cache (:func:`anymae.decoded_cache`), so a file is read and resampled once per loader worker,
+not once per epoch and evaluation run.
 
 Features are ``torchaudio.compliance.kaldi.fbank`` with Audio-MAE's call: the waveform's mean removed, 128 mel bins,
 a 25 ms Hanning window every 10 ms, ``htk_compat``, no energy, no dither; then ``target_length`` frames (1024 for
@@ -21,14 +22,27 @@ import functools
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from anymae import decoded_cache
 
-__all__ = ["AUDIO_EXTENSIONS", "AUDIOSET_MEAN", "AUDIOSET_STD", "Fbank", "batched_fbank", "read_audio"]
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "AUDIOSET_MEAN",
+    "AUDIOSET_STD",
+    "AV_EXTENSIONS",
+    "Fbank",
+    "batched_fbank",
+    "cut_span",
+    "read_audio",
+    "read_audio_track",
+]
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif", ".au")
+#: what libsndfile does not read (AAC in MP4/M4A, Windows Media, Matroska audio) is decoded with PyAV's FFmpeg
+AV_EXTENSIONS = (".m4a", ".aac", ".wma", ".mka")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif", ".au", *AV_EXTENSIONS)
 AUDIOSET_MEAN, AUDIOSET_STD = -4.2677393, 4.5689974
 
 
@@ -44,6 +58,8 @@ def read_audio(path: str, sample_rate: int, cache: bool = True) -> Tensor:
 
 
 def _decode_audio(path: str, sample_rate: int) -> Tensor:
+    if path.lower().endswith(AV_EXTENSIONS):
+        return read_audio_track(path, sample_rate)
     import soundfile
 
     data, rate = soundfile.read(path, dtype="float32", always_2d=True)
@@ -55,6 +71,50 @@ def _decode_audio(path: str, sample_rate: int) -> Tensor:
 
         waveform = torchaudio.functional.resample(waveform, rate, sample_rate)
     return waveform
+
+
+def read_audio_track(path: str, sample_rate: int, start: float | None = None, end: float | None = None) -> Tensor:
+    """The first audio stream of a (video) file, decoded with PyAV, mixed to mono and resampled to ``sample_rate``
+    (PyAV's ``AudioResampler``, FFmpeg's swresample): float32 ``[N]``. With ``start`` and ``end`` (seconds in the
+    file's timeline), only that span, zero-padded where the track ends before it. A file with no audio stream, or one
+    FFmpeg cannot decode, raises ``ValueError``."""
+    import av
+
+    chunks: list[np.ndarray] = []
+    first = None  # the time of the first sample decoded
+    try:
+        with av.open(path) as container:
+            if not container.streams.audio:
+                raise ValueError("the file has no audio stream")
+            stream = container.streams.audio[0]
+            if start and stream.time_base:  # to the packet at or before the start: a late clip skips the rest
+                container.seek(int(start / stream.time_base), stream=stream, backward=True, any_frame=False)
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+            for frame in container.decode(stream):
+                if first is None:
+                    first = float(frame.time) if frame.time is not None else 0.0
+                chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(frame)]
+                if end is not None and frame.time is not None and frame.time > end:
+                    break
+            chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
+    except av.FFmpegError as error:
+        raise ValueError(f"{type(error).__name__}: {error}") from None
+    if not chunks or first is None:
+        raise ValueError("the audio track holds no samples")
+    wave = torch.from_numpy(np.concatenate(chunks).astype(np.float32, copy=False))
+    if start is None or end is None:
+        return wave
+    return cut_span(wave, (start - first) * sample_rate, (end - first) * sample_rate)
+
+
+def cut_span(wave: Tensor, start: float, end: float) -> Tensor:
+    """Samples ``[start, end)`` of ``wave``, zeros where it does not reach (before its start or past its end)."""
+    first, count = round(start), max(1, round(end - start))
+    out = torch.zeros(count, dtype=wave.dtype)
+    lo, hi = max(first, 0), min(first + count, len(wave))
+    if hi > lo:
+        out[lo - first : hi - first] = wave[lo:hi]
+    return out
 
 
 def batched_fbank(waveforms: Tensor, sample_rate: int = 16000, num_mel_bins: int = 128) -> Tensor:

@@ -7,8 +7,9 @@ the modality's reader: ``clip01.mp4`` (its frames; with ``"mp4:audio"``, its aud
 * a video file (``"mp4"``, ``"webm"``, ``"mkv"``, ... any of :data:`anymae_video.io.VIDEO_EXTENSIONS`): a clip by the
   video plugin's :func:`~anymae_video.read_clip` (the papers' temporal sampling; short side resized to
   ``image_size`` and the centre cropped) -> ``{"video": [3, T, H, W]}``;
-* the audio track of a video file (``"mp4:audio"``): decoded with PyAV (:func:`read_audio_track`), mixed to mono and
-  resampled, then the audio plugin's :class:`~anymae_audio.Fbank` -> ``{"fbank": [1, T_a, F], "frames": n}``;
+* the audio track of a video file (``"mp4:audio"``): decoded with PyAV (:func:`~anymae_audio.read_audio_track`),
+  mixed to mono and resampled, then the audio plugin's :class:`~anymae_audio.Fbank` -> ``{"fbank": [1, T_a, F],
+  "frames": n}``;
 * an audio file (``"wav"``, ``"flac"``, ``"ogg"``, ... through soundfile, :func:`~anymae_audio.read_audio`): the same
   features;
 * an image (``"png"``, ``"jpg"``, ``"jpeg"``, ``"bmp"``, ``"webp"``): RGB, resized and cropped as the video, normalised
@@ -41,7 +42,15 @@ from pydantic import Field, PositiveInt
 from torch import Tensor
 
 from anymae import ConfigError, FileList, FolderDataModule, PathStr, scan_folder, validated
-from anymae_audio.features import AUDIO_EXTENSIONS, AUDIOSET_MEAN, AUDIOSET_STD, Fbank, read_audio
+from anymae_audio.features import (
+    AUDIO_EXTENSIONS,
+    AUDIOSET_MEAN,
+    AUDIOSET_STD,
+    Fbank,
+    cut_span,
+    read_audio,
+    read_audio_track,
+)
 from anymae_image.data import read_bands, read_image
 from anymae_video.data import read_clip
 from anymae_video.io import VIDEO_EXTENSIONS, Sampling, clip_indices
@@ -138,50 +147,6 @@ def _probe(path: str) -> tuple[int, float, float]:
     if not rate:
         raise ValueError("the video stream has no frame rate to align the other modalities by")
     return total, float(rate), origin
-
-
-def read_audio_track(path: str, sample_rate: int, start: float | None = None, end: float | None = None) -> Tensor:
-    """The first audio stream of a (video) file, decoded with PyAV, mixed to mono and resampled to ``sample_rate``
-    (PyAV's ``AudioResampler``, FFmpeg's swresample): float32 ``[N]``. With ``start`` and ``end`` (seconds in the
-    file's timeline), only that span, zero-padded where the track ends before it. A file with no audio stream, or one
-    FFmpeg cannot decode, raises ``ValueError``."""
-    import av
-
-    chunks: list[np.ndarray] = []
-    first = None  # the time of the first sample decoded
-    try:
-        with av.open(path) as container:
-            if not container.streams.audio:
-                raise ValueError("the file has no audio stream")
-            stream = container.streams.audio[0]
-            if start and stream.time_base:  # to the packet at or before the start: a late clip skips the rest
-                container.seek(int(start / stream.time_base), stream=stream, backward=True, any_frame=False)
-            resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-            for frame in container.decode(stream):
-                if first is None:
-                    first = float(frame.time) if frame.time is not None else 0.0
-                chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(frame)]
-                if end is not None and frame.time is not None and frame.time > end:
-                    break
-            chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
-    except av.FFmpegError as error:
-        raise ValueError(f"{type(error).__name__}: {error}") from None
-    if not chunks or first is None:
-        raise ValueError("the audio track holds no samples")
-    wave = torch.from_numpy(np.concatenate(chunks).astype(np.float32, copy=False))
-    if start is None or end is None:
-        return wave
-    return _cut(wave, (start - first) * sample_rate, (end - first) * sample_rate)
-
-
-def _cut(wave: Tensor, start: float, end: float) -> Tensor:
-    """Samples ``[start, end)`` of ``wave``, zeros where it does not reach (before its start or past its end)."""
-    first, count = round(start), max(1, round(end - start))
-    out = torch.zeros(count, dtype=wave.dtype)
-    lo, hi = max(first, 0), min(first + count, len(wave))
-    if hi > lo:
-        out[lo - first : hi - first] = wave[lo:hi]
-    return out
 
 
 def read_csv_series(path: str) -> Tensor:
@@ -290,7 +255,7 @@ class PairedReader:
             return self._fbank(read_audio_track(path, rate, span.origin + span.start, span.origin + span.end))
         if kind == "audio":
             wave = read_audio(path, rate)
-            return self._fbank(wave if span is None else _cut(wave, span.start * rate, span.end * rate))
+            return self._fbank(wave if span is None else cut_span(wave, span.start * rate, span.end * rate))
         if kind == "image":
             return read_image(path, self.image, "RGB")
         if kind == "array":
