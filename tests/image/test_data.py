@@ -93,6 +93,30 @@ def test_folder_labeled_and_grayscale(tmp_path):
     assert val["image"].shape == (2, 1, 16, 16) and val["label"].tolist() == [0, 1]
 
 
+@pytest.mark.parametrize(
+    ("suffix", "values", "mode"),
+    [
+        (".png", np.linspace(0, 65535, 32 * 32).reshape(32, 32).astype(np.uint16), "I;16"),  # medical, depth PNGs
+        (".tif", np.linspace(0, 1, 32 * 32).reshape(32, 32).astype(np.float32), "F"),  # float TIFFs, fractions
+        (".tif", np.linspace(-5, 15, 32 * 32).reshape(32, 32).astype(np.float32), "F"),  # by their own range
+    ],
+)
+def test_wide_grayscale_images_keep_their_range(tmp_path, suffix, values, mode):
+    """A 16-bit or float image reads as the same picture an 8-bit one of it does, not clipped white by PIL."""
+    Image.fromarray(values).save(tmp_path / f"wide{suffix}")
+    assert Image.open(tmp_path / f"wide{suffix}").mode == mode
+    eight = np.rint((values - values.min()) / (values.max() - values.min()) * 255).astype(np.uint8)
+    Image.fromarray(eight).save(tmp_path / "eight.png")
+    data = ImageFolderDataModule(
+        str(tmp_path), in_chans=1, image_size=32, augment=False, mean=(0.0,), std=(1.0,), num_workers=0
+    )
+    data.setup("fit")
+    reader = data.reader(train=False)
+    wide, reference = (reader(str(tmp_path / name))["image"] for name in (f"wide{suffix}", "eight.png"))
+    assert torch.allclose(wide, reference, atol=1 / 255 + 1e-6)
+    assert wide.min() == 0 and wide.max() == 1 and 0.45 < float(wide.mean()) < 0.55  # a gradient, not white
+
+
 def test_corrupt_files_are_skipped_and_counted_during_fit(tmp_path):
     write_images(tmp_path, [f"{i}.png" for i in range(7)], size=(16, 16))
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not a png")

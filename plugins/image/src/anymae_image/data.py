@@ -136,11 +136,38 @@ class EvalResize:
 
 
 def read_image(path: str, transform: Callable[[Any], Tensor], mode: str) -> dict[str, Tensor]:
-    """One image file through ``transform``; PIL's errors for a bad file are ``OSError``/``ValueError`` (skipped)."""
+    """One image file through ``transform``; PIL's errors for a bad file are ``OSError``/``ValueError`` (skipped).
+
+    A 16-bit, 32-bit integer or float grayscale image (medical, microscopy, depth PNGs and TIFFs) is first mapped to
+    8 bits by its range (:func:`eight_bit`): PIL's own ``convert`` clips such values at 255, which turns a 16-bit
+    image white."""
     from PIL import Image
 
     with Image.open(path) as image:
+        if image.mode in WIDE_MODES:
+            image = Image.fromarray(eight_bit(np.asarray(image), image.mode))
         return {"image": transform(image.convert(mode))}
+
+
+#: PIL's modes of one channel wider than 8 bits
+WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+
+
+def eight_bit(array: np.ndarray, mode: str) -> np.ndarray:
+    """A one-channel image of PIL mode ``mode`` as ``uint8``: 16-bit modes by their full range (0-65535, as
+    torchvision's ``decode_png`` scales them); 32-bit integers as 8-bit when they stay within 0-255, as 16-bit
+    within 0-65535, else by the image's own range; floats as fractions when they stay within 0-1, else by the
+    image's own range."""
+    values = array.astype(np.float64)
+    low, high = float(values.min(initial=0)), float(values.max(initial=0))
+    if mode.startswith("I;16"):
+        low, high = 0.0, 65535.0
+    elif mode == "I" and low >= 0 and high <= 65535:
+        low, high = 0.0, 255.0 if high <= 255 else 65535.0
+    elif mode == "F" and low >= 0 and high <= 1:
+        low, high = 0.0, 1.0
+    scaled = (values - low) / max(high - low, 1e-12) * 255
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
 class ImageFolderDataModule(FolderDataModule):
