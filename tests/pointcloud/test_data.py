@@ -185,7 +185,8 @@ def test_point_arrays_read_as_point_mae_reads_shapenet_and_modelnet(tmp_path):
     normals = rng.normal(size=(8192, 3))
     np.savetxt(tmp_path / "airplane_0001.txt", np.hstack([cloud, normals]), delimiter=",", fmt="%.6f")
     np.savetxt(tmp_path / "scan.txt", cloud, fmt="%.6f")  # x y z, space-separated
-    for name in ("shape.npy", "airplane_0001.txt", "scan.txt"):
+    np.savetxt(tmp_path / "export.txt", cloud, fmt="%.6f", delimiter=",", header="x,y,z", comments="")  # a header
+    for name in ("shape.npy", "airplane_0001.txt", "scan.txt", "export.txt"):
         torch.manual_seed(0)
         points = read_points(tmp_path / name, 1024)
         torch.manual_seed(0)

@@ -158,13 +158,20 @@ def check_ply(path: str) -> None:
 
 def load_point_array(path: str) -> np.ndarray:
     """The ``[N, 3]`` coordinates of an array file: ``.npy`` (no pickles) or text (comma- or whitespace-separated
-    rows); the first three columns of each row. ``ValueError`` for anything else."""
+    rows, after an optional header line of column names); the first three columns of each row. ``ValueError`` for
+    anything else."""
     if path.lower().endswith(".npy"):
         array = np.load(path, allow_pickle=False)
     else:
         with open(path, encoding="utf-8", errors="replace") as handle:
             first = handle.readline()
-        array = np.loadtxt(path, delimiter="," if "," in first else None, ndmin=2, dtype=np.float64)
+        delimiter = "," if "," in first else None
+        try:  # a first line of column names ("x,y,z") is a header
+            [float(field) for field in first.split(delimiter)]
+            header = 0
+        except ValueError:
+            header = 1
+        array = np.loadtxt(path, delimiter=delimiter, ndmin=2, dtype=np.float64, skiprows=header)
     if array.ndim != 2 or array.shape[1] < 3 or array.dtype.kind not in "uif":
         raise ValueError(f"an array of shape {tuple(array.shape)} and dtype {array.dtype} (expected [N, >= 3] numbers)")
     return array[:, :3]
