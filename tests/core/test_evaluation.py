@@ -76,6 +76,15 @@ def test_few_label_sampler_refuses_too_few():
         few_label_indices(torch.tensor([0] * 6 + [1] * 2), 5, 0)
 
 
+def test_too_few_examples_of_a_class_is_one_line_naming_the_classes():
+    data = LabelledSeries(n=30)  # 10 of each class
+    data.classes = ["slow", "medium", "fast"]
+    with pytest.raises(
+        anymae.ConfigError, match=r"^data.labels_per_class: 12 .* fewer of 'slow' \(10\), 'medium' \(10\)"
+    ):
+        FewLabels(data, labels_per_class=12).setup("fit")
+
+
 def test_fewlabels_wraps_any_labelled_datamodule():
     data = FewLabels(LabelledSeries(n=90, batch_size=8), labels_per_class=4, seed=3)
     data.setup("fit")

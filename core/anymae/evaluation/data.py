@@ -116,7 +116,21 @@ class FewLabels(pl.LightningDataModule):
         labels = dataset_labels(dataset, self.label_key)
         if labels.is_floating_point():
             raise ConfigError("FewLabels.labels_per_class needs class labels; this data set's labels are continuous")
-        indices = few_label_indices(labels, self.labels_per_class, self.seed)
+        try:
+            indices = few_label_indices(labels, self.labels_per_class, self.seed)
+        except ValueError:  # name the classes and their counts, as the user knows them
+            counts = torch.bincount(labels.long().flatten()).tolist()
+            names = list(getattr(self.data, "classes", None) or []) or [str(i) for i in range(len(counts))]
+            short = [
+                f"{names[i] if i < len(names) else i!r} ({n})"
+                for i, n in enumerate(counts)
+                if 0 < n < self.labels_per_class
+            ]
+            raise ConfigError(
+                f"data.labels_per_class: {self.labels_per_class} labelled examples of each class are drawn, but the "
+                f"training split has fewer of {', '.join(short[:10])}{' ...' if len(short) > 10 else ''}; lower "
+                "labels_per_class or add examples"
+            ) from None
         if len(indices) == len(dataset):
             warnings.warn(
                 f"FewLabels: labels_per_class={self.labels_per_class} takes the whole labelled training split of "
