@@ -114,3 +114,25 @@ def test_the_cli_reads_a_column_number_as_a_number(tmp_path, capsys):
             ]
         )
     assert "label_column: 0\n" in capsys.readouterr().out
+
+
+def test_a_folder_of_class_folders_labels_every_series_of_a_file(tmp_path):
+    """Recordings sorted into class folders (activity/recording.csv, a column per sensor channel): every window of a
+    file is labelled with its folder, the validation folder numbered alike."""
+    rng = np.random.default_rng(0)
+    for split, names in (("train", ["walk/a.csv", "walk/b.csv", "run/c.csv"]), ("val", ["run/d.csv", "walk/e.csv"])):
+        for name in names:
+            (tmp_path / split / name).parent.mkdir(parents=True, exist_ok=True)
+            pd.DataFrame(rng.normal(size=(40, 2)), columns=["ax", "ay"]).to_csv(tmp_path / split / name, index=False)
+    data = SeriesFileDataModule(
+        path=str(tmp_path / "train"), val_path=str(tmp_path / "val"), labeled=True, window=20, stride=10
+    )
+    assert setup(data) == []
+    assert data.classes == ["run", "walk"]
+    assert data.train_set.labels.tolist() == [0] * 3 + [1] * 6  # 3 windows of each file, files in sorted order
+    assert data.val_set.labels.tolist() == [0] * 3 + [1] * 3
+    assert all(s.shape == (2, 40) for s in data.train_set.series)
+    with pytest.raises(ConfigError, match="not both"):
+        SeriesFileDataModule(path=str(tmp_path), labeled=True, layout="rows", label_column=0)
+    with pytest.raises(ConfigError, match="is none"):
+        SeriesFileDataModule(path=str(tmp_path / "train" / "*" / "*.csv"), labeled=True).setup("fit")

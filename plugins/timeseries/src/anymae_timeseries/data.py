@@ -554,6 +554,8 @@ class SeriesFileDataModule(_SeriesDataModule):
             filled and before resampling.
         length: resample every series to this many steps (linear interpolation, after missing values are filled),
             as :class:`AeonDataModule`'s; unset: as read.
+        labeled: ``path`` (and ``val_path``) is a folder of class folders, ``path/<class>/<file>`` (recordings of
+            an activity, a machine state...): every series of a file is labelled with its sub-folder's name.
         window, stride, nan_policy, val_fraction, jitter, scaling, crop, batch_size, num_workers, seed: the windows,
             split, augmentation and loading every series data module shares.
     """
@@ -573,8 +575,13 @@ class SeriesFileDataModule(_SeriesDataModule):
         label_column: NonNegativeInt | str | None = None,
         normalize: bool = False,
         length: PositiveInt | None = None,
+        labeled: bool = False,
         **kwargs: Any,
     ) -> None:
+        if labeled and label_column is not None:
+            raise ConfigError(
+                "SeriesFileDataModule: labels come from sub-folders (labeled) or from a label_column, not both"
+            )
         if label_column is not None and layout == "wide":
             raise ConfigError(
                 "SeriesFileDataModule.label_column: the wide layout is one series per file, with no label column; "
@@ -590,7 +597,7 @@ class SeriesFileDataModule(_SeriesDataModule):
         super().__init__(**kwargs)
         self.path, self.val_path, self.layout, self.columns = path, val_path, layout, columns
         self.id_column, self.time_column, self.value_column = id_column, time_column, value_column
-        self.label_column, self.normalize, self.length = label_column, normalize, length
+        self.label_column, self.normalize, self.length, self.labeled = label_column, normalize, length, labeled
 
     def _prepare(self, series: list[Tensor]) -> list[Tensor]:
         series = super()._prepare(series)
@@ -600,7 +607,11 @@ class SeriesFileDataModule(_SeriesDataModule):
 
     def _files(self, path: str) -> FileList:
         if os.path.isdir(path):
-            return scan_folder(path, SERIES_EXTENSIONS)
+            return scan_folder(path, SERIES_EXTENSIONS, labeled=self.labeled)
+        if self.labeled:
+            raise ConfigError(
+                f"SeriesFileDataModule.labeled reads classes from the sub-folders of a folder; {path!r} is none"
+            )
         files = sorted(glob.glob(path))
         if not files:
             raise FileNotFoundError(f"SeriesFileDataModule: nothing matches {path!r}")
@@ -620,7 +631,10 @@ class SeriesFileDataModule(_SeriesDataModule):
                 self.num_skipped += sample["malformed"]
                 warnings.warn(f"{sample['path']}: {'; '.join(sample['problems'])}", RuntimeWarning, stacklevel=2)
             series += sample["series"]
-            labels += sample["labels"] if sample["labels"] is not None else [None] * len(sample["series"])
+            if "label" in sample:  # labeled: the file's sub-folder names the class of every series in it
+                labels += [files.files.classes[int(sample["label"])]] * len(sample["series"])
+            else:
+                labels += sample["labels"] if sample["labels"] is not None else [None] * len(sample["series"])
         if not series:
             raise FileNotFoundError(f"SeriesFileDataModule: no readable series in {path!r}")
         return series, None if any(label is None for label in labels) else labels
