@@ -44,7 +44,10 @@ def test_a_ucr_tsv_reads_a_series_and_a_label_per_row_each_at_its_own_length(tmp
     assert data.classes == ["1", "2", "10"]  # numeric order
     everything = data.train_set.series
     assert [s.shape[-1] for s in everything] == [12, 7, 12, 9] and data.num_skipped == 0
-    assert data.train_set.labels.tolist() + data.val_set.labels.tolist() == [2, 1, 0, 1]  # the last half: validation
+    every = {
+        i: int(y) for part in (data.train_set, data.val_set) for (i, _), y in zip(part.index, part.labels, strict=True)
+    }
+    assert [every[i] for i in range(4)] == [2, 1, 0, 1] and len(data.val_set) == 2  # half the series held out
 
 
 def test_a_header_is_found_and_the_label_column_named_anywhere(tmp_path):
@@ -114,6 +117,25 @@ def test_the_cli_reads_a_column_number_as_a_number(tmp_path, capsys):
             ]
         )
     assert "label_column: 0\n" in capsys.readouterr().out
+
+
+def test_labelled_series_without_a_validation_file_hold_out_whole_series_at_random(tmp_path):
+    """Sorted by class (as files and folders often are), the last windows would all be one class, and windows of
+    one series would fall on both sides: labelled series are held out whole, drawn with the seed."""
+    rows = [(str(i // 10), list(np.sin(np.arange(60) * (1 + i // 10)))) for i in range(30)]  # classes 0, 1, 2 in order
+    ucr_tsv(tmp_path / "sorted.tsv", rows)
+    data = SeriesFileDataModule(
+        path=str(tmp_path / "sorted.tsv"), layout="rows", label_column=0, window=20, val_fraction=0.3
+    )
+    setup(data)
+    held = {i for i, _ in data.val_set.index}
+    assert len(held) == 9 and held.isdisjoint(i for i, _ in data.train_set.index)  # whole series, 30%
+    assert len(set(data.val_set.labels.tolist())) > 1  # not the last class only
+    again = SeriesFileDataModule(
+        path=str(tmp_path / "sorted.tsv"), layout="rows", label_column=0, window=20, val_fraction=0.3
+    )
+    setup(again)
+    assert {i for i, _ in again.val_set.index} == held  # the seed's draw
 
 
 def test_a_folder_of_class_folders_labels_every_series_of_a_file(tmp_path):

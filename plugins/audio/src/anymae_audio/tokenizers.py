@@ -68,12 +68,15 @@ class SpectrogramPatchTokenizer(Tokenizer):
     def forward(self, batch: Mapping[str, Tensor], needs: frozenset[str] = frozenset()) -> TokenBatch:
         x = batch[self.key]
         if x.dim() != 4 or x.shape[1] != 1:
-            raise ValueError(f"expected fbank [B, 1, T, F] under {self.key!r}, got {tuple(x.shape)}")
+            raise ConfigError(f"expected fbank [B, 1, T, F] under {self.key!r}, got {tuple(x.shape)}")
         p, s = self.patch_size, self.stride
         grid = self.grid((x.shape[2], x.shape[3]))
         if s == p:
             if x.shape[2] % p or x.shape[3] % p:
-                raise ValueError(f"fbank {tuple(x.shape[2:])} is not divisible into {p} x {p} patches")
+                raise ConfigError(
+                    f"fbank {tuple(x.shape[2:])} is not divisible into {p} x {p} patches: set the data's target_length "
+                    "and num_mel_bins"
+                )
             tokens = patchify(x, (p, p))
         else:  # overlapping patches: unfold lists each patch (time, frequency)-major, as patchify
             tokens = F.unfold(x, kernel_size=p, stride=s).transpose(1, 2)

@@ -58,10 +58,15 @@ class ImagePatchTokenizer(Tokenizer):
     def forward(self, batch: Mapping[str, Tensor], needs: frozenset[str] = frozenset()) -> TokenBatch:
         images = batch[self.key]
         if images.dim() != 4 or images.shape[1] != self.in_chans:
-            raise ValueError(f"expected images [B, {self.in_chans}, H, W], got {tuple(images.shape)}")
+            raise ConfigError(
+                f"expected images [B, {self.in_chans}, H, W], got {tuple(images.shape)}: model.tokenizer.in_chans "
+                "and the data's channels (its in_chans) must agree"
+            )
         (ph, pw), (h, w) = self.patch_size, images.shape[-2:]
         if h % ph or w % pw:
-            raise ValueError(f"image size {h}x{w} is not divisible by the patch size {ph}x{pw}")
+            raise ConfigError(
+                f"image size {h}x{w} is not divisible by the patch size {ph}x{pw}: set the data's image_size"
+            )
         return TokenBatch(patchify(images, self.patch_size), GridLayout((h // ph, w // pw)))
 
     def example_batch(self, batch_size: int = 2) -> dict[str, Tensor]:

@@ -95,7 +95,10 @@ class PointGroupTokenizer(Tokenizer):
     def group(self, points: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Centres ``[B, G, 3]``, neighbourhoods relative to them ``[B, G, k, 3]`` and their indices ``[B, G, k]``."""
         if points.shape[1] < max(self.num_groups, self.group_size):
-            raise ValueError(f"{points.shape[1]} points cannot make {self.num_groups} groups of {self.group_size}")
+            raise ConfigError(
+                f"{points.shape[1]} points cannot make {self.num_groups} groups of {self.group_size}: raise the data's "
+                "num_points or lower model.tokenizer.num_groups"
+            )
         with torch.no_grad():
             centres = gather_points(points, farthest_point_sample(points, self.num_groups))
             index = knn(centres, points, self.group_size)

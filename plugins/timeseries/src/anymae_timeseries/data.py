@@ -37,7 +37,17 @@ from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset
 
-from anymae import ConfigError, DataModule, FileList, FileSamples, Unreadable, scan_folder, split_key, validated
+from anymae import (
+    ConfigError,
+    DataModule,
+    FileList,
+    FileSamples,
+    Unreadable,
+    scan_folder,
+    split_indices,
+    split_key,
+    validated,
+)
 
 from .augment import augment_series
 
@@ -169,8 +179,9 @@ class _SeriesDataModule(DataModule):
         window: window length in steps (unset: whole series).
         stride: steps between windows (unset: ``window``).
         nan_policy: missing values (see the module docstring).
-        val_fraction: the share of windows kept for validation when the source has no split of its own (the last
-            ones, in time order, for forecasting).
+        val_fraction: the share kept for validation when the source has no split of its own: of labelled series,
+            whole series drawn at random with ``seed`` (their windows with them, so no window of a held-out series is
+            trained on); of unlabelled ones, the last windows, in time order, for forecasting.
         jitter: training augmentation: Gaussian noise, in units of each series' standard deviation (0: none).
         scaling: training augmentation: each channel scaled by ``1 + scaling * N(0, 1)`` (0: none).
         crop: training augmentation: a random window of at least ``1 - crop`` of the series, stretched back to
@@ -248,7 +259,12 @@ class _SeriesDataModule(DataModule):
         train, train_labels, val, val_labels = self.load()
         train = self._prepare(train)
         train_y, val_y = self._labels(train_labels, val_labels)
-        if val is None:  # one source: the last share of windows (in time order, for forecasting) is validation
+        if val is None and train_y is not None:  # labelled series: whole series held out, drawn at random
+            held = set(split_indices(len(train), self.val_fraction, self.seed)[1])
+            index = self._windows(train)
+            train_index, val_index = [w for w in index if w[0] not in held], [w for w in index if w[0] in held]
+            val, val_y = train, train_y
+        elif val is None:  # one unlabelled source: the last share of windows (in time order, for forecasting)
             index = self._windows(train)
             n_val = max(1, math.ceil(len(index) * self.val_fraction))
             train_index, val, val_y, val_index = index[:-n_val], train, train_y, index[-n_val:]
@@ -539,7 +555,7 @@ class SeriesFileDataModule(_SeriesDataModule):
     Args:
         path: a ``.ts``, ``.csv``, ``.tsv``, ``.parquet``, ``.npy`` or ``.npz`` file, a folder of them, or a glob
             pattern.
-        val_path: validation files, the same way (unset: the last ``val_fraction`` of the windows).
+        val_path: validation files, the same way (unset: ``val_fraction`` of the series or windows, see below).
         layout: CSV/TSV/Parquet layout: ``"wide"`` (a file is one series, a column per channel), ``"long"`` (id,
             time, value) or ``"rows"`` (a univariate series per row, the UCR archive's ``.tsv``: a label column
             and the values; shorter series end in empty cells; a header row is found by itself).

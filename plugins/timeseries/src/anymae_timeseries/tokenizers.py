@@ -101,7 +101,10 @@ class SeriesPatchTokenizer(Tokenizer):
         series = batch[self.key].float()
         b, c, total = series.shape
         if c != self.in_channels:
-            raise ValueError(f"expected series [B, {self.in_channels}, L], got {tuple(series.shape)}")
+            raise ConfigError(
+                f"expected series [B, {self.in_channels}, L], got {tuple(series.shape)}: the data's series have {c} "
+                f"channels; set model.tokenizer.channels to {c}"
+            )
         lengths = self._lengths(batch, series)
         if self.revin:
             series = self.normalize(series, lengths)

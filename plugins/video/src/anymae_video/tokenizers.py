@@ -64,12 +64,16 @@ class VideoTubeletTokenizer(Tokenizer):
     def forward(self, batch: Mapping[str, Tensor], needs: frozenset[str] = frozenset()) -> TokenBatch:
         clips = batch[self.key]
         if clips.dim() != 5 or clips.shape[1] != self.in_chans:
-            raise ValueError(
-                f"expected clips [B, {self.in_chans}, T, H, W] under {self.key!r}, got {tuple(clips.shape)}"
+            raise ConfigError(
+                f"expected clips [B, {self.in_chans}, T, H, W] under {self.key!r}, got {tuple(clips.shape)}: "
+                "model.tokenizer.in_chans and the data's channels (its in_chans) must agree"
             )
         grid = tuple(n // p for n, p in zip(clips.shape[2:], self.patch, strict=True))
         if any(n % p for n, p in zip(clips.shape[2:], self.patch, strict=True)):
-            raise ValueError(f"clip size {tuple(clips.shape[2:])} is not divisible by the tubelet {self.patch}")
+            raise ConfigError(
+                f"clip size {tuple(clips.shape[2:])} is not divisible by the tubelet {self.patch}: set the data's "
+                "num_frames and image_size"
+            )
         return TokenBatch(patchify(clips, self.patch), GridLayout(grid))
 
     def example_batch(self, batch_size: int = 2) -> dict[str, Tensor]:
