@@ -86,3 +86,10 @@ def test_a_folder_module_reads_its_splits_from_list_files(tmp_path):
     assert sorted(batch["x"].flatten().tolist()) == [0.0, 1.0] and data.num_skipped == 1
     val = data.on_before_batch_transfer(next(iter(data.val_dataloader())), 0)
     assert dict(zip(val["x"].flatten().tolist(), val["label"].tolist(), strict=True)) == {3.0: 1, 4.0: 0}
+
+
+def test_labeled_without_labels_needs_class_folders(tmp_path):
+    write(tmp_path, ["cat/1.num", "2.num"])
+    (tmp_path / "list.txt").write_text("cat/1.num\n2.num\n")
+    with pytest.raises(ConfigError, match="'2.num' lies in none"):
+        listed_files(str(tmp_path / "list.txt"), str(tmp_path), (".num",), labeled=True)

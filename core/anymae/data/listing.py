@@ -77,11 +77,11 @@ def listed_files(
         raise ConfigError(f"the list file {path!r} names files that are not under {root!r} (first: {paths[0]!r})")
     if labels is None and labeled:
         parts = [os.path.relpath(p, root).split(os.sep) for p in paths]
-        if any(len(part) < 2 or part[0] == os.pardir for part in parts):
+        outside = [name for name, part in zip(names, parts, strict=True) if len(part) < 2 or part[0] == os.pardir]
+        if outside:
             raise ConfigError(
                 f"{path}: labeled=True without a label column reads each file's class from its sub-folder of "
-                f"{root!r} (class/file); {names[[len(p) < 2 or p[0] == os.pardir for p in parts].index(True)]!r} "
-                "lies in none"
+                f"{root!r} (class/file); {outside[0]!r} lies in none"
             )
         labels = [part[0] for part in parts]
         classes = sorted(set(labels)) if classes is None else classes
