@@ -91,5 +91,5 @@ def test_a_folder_module_reads_its_splits_from_list_files(tmp_path):
 def test_labeled_without_labels_needs_class_folders(tmp_path):
     write(tmp_path, ["cat/1.num", "2.num"])
     (tmp_path / "list.txt").write_text("cat/1.num\n2.num\n")
-    with pytest.raises(ConfigError, match="'2.num' lies in none"):
+    with pytest.raises(ConfigError, match=r"'2\.num' lies in none"):
         listed_files(str(tmp_path / "list.txt"), str(tmp_path), (".num",), labeled=True)
