@@ -157,3 +157,29 @@ def test_arguments_forwarded_through_two_constructors_are_all_recorded():
     assert {"name", "window", "batch_size", "seed"} <= {p.name for p in init_parameters(aeon.AeonDataModule)}
     with pytest.raises(anymae.ConfigError, match=r"batch_size: Input should be greater than 0"):
         aeon.AeonDataModule(name="GunPoint", batch_size=0)
+
+
+def test_decoder_stochastic_depth_rises_over_the_blocks_as_point_maes():
+    """Point-MAE's decoder drops paths at rates rising from 0 to 0.1 over its 4 blocks; off by default (MAE), and
+    refused for blocks without it (CrossMAE's cross-attention blocks)."""
+    from timm.layers import DropPath
+
+    decoder = anymae.MAEDecoder(embed_dim=32, depth=4, num_heads=4, drop_path_rate=0.1)
+    rates = [b.drop_path1.drop_prob if isinstance(b.drop_path1, DropPath) else 0.0 for b in decoder.blocks]
+    assert rates == pytest.approx([0.0, 0.1 / 3, 0.2 / 3, 0.1])
+    assert all(b.drop_path1 is not b.drop_path2 for b in decoder.blocks[1:])
+    assert not any(isinstance(b.drop_path1, DropPath) for b in anymae.MAEDecoder(embed_dim=32, num_heads=4).blocks)
+    with pytest.raises(anymae.ConfigError, match=r"CrossMAEDecoder\.drop_path_rate: its blocks have no stochastic"):
+        anymae.CrossMAEDecoder(embed_dim=32, num_heads=4, drop_path_rate=0.1)
+    model = series_model(decoder=anymae.MAEDecoder(embed_dim=32, depth=2, num_heads=4, drop_path_rate=0.5))
+    batch = {"series": sinusoids(4)}
+
+    def loss():  # the same mask each time: only dropped paths can change it
+        with torch.no_grad():
+            return model(batch, generator=torch.Generator().manual_seed(0)).loss
+
+    model.train()
+    torch.manual_seed(0)
+    assert len({float(loss()) for _ in range(4)}) > 1  # paths dropped at random while training
+    model.eval()
+    assert float(loss()) == float(loss())  # and none in evaluation

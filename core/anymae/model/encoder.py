@@ -17,12 +17,11 @@ from typing import Annotated, cast
 
 import torch
 from pydantic import Field, PositiveFloat, PositiveInt
-from timm.layers import DropPath
 from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
 from ..config import ConfigError, validated
-from .layers import Attention, init_mae_weights, key_padding_mask, run_blocks, transformer_block
+from .layers import Attention, init_mae_weights, key_padding_mask, run_blocks, set_drop_path, transformer_block
 from .position import PositionEmbedding, default_position_embedding
 from .specs import BuildContext
 from .types import EncoderOutput, MaskSpec, TokenBatch, gather_tokens
@@ -149,9 +148,7 @@ class ViTEncoder(Encoder):
 
     def set_drop_path_rate(self, rate: float) -> None:
         """Stochastic depth rising linearly to ``rate`` over the blocks (MAE fine-tunes ViT-B with 0.1)."""
-        for block, block_rate in zip(self.blocks, torch.linspace(0, rate, len(self.blocks)).tolist(), strict=True):
-            block.drop_path1 = DropPath(block_rate) if block_rate > 0 else nn.Identity()
-            block.drop_path2 = DropPath(block_rate) if block_rate > 0 else nn.Identity()
+        set_drop_path(self.blocks, rate)
 
     def build(self, ctx: BuildContext) -> None:
         self.token_embed = nn.Linear(ctx.tokens.token_dim, self.embed_dim)

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 import torch.utils.checkpoint
 from timm.layers import Attention as TimmAttention
+from timm.layers import DropPath
 from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
@@ -28,6 +29,7 @@ __all__ = [
     "Attention",
     "cpu_attends_in_float32",
     "init_mae_weights",
+    "set_drop_path",
     "key_padding_mask",
     "run_blocks",
     "transformer_block",
@@ -109,6 +111,16 @@ def transformer_block(
         norm_layer=partial(nn.LayerNorm, eps=norm_eps),  # type: ignore[arg-type]  # timm says type[Module]; it calls it
         attn_layer=Attention,
     )
+
+
+def set_drop_path(blocks: nn.ModuleList, rate: float) -> None:
+    """Stochastic depth rising linearly from 0 to ``rate`` over ``blocks`` (timm blocks: ``drop_path1`` after
+    attention, ``drop_path2`` after the MLP), as MAE fine-tunes and Point-MAE pretrains."""
+    for block, block_rate in zip(blocks, torch.linspace(0, rate, len(blocks)).tolist(), strict=True):
+        if not isinstance(block, Block):
+            raise TypeError(f"{type(block).__name__} has no stochastic depth: set_drop_path takes timm blocks")
+        block.drop_path1 = DropPath(block_rate) if block_rate > 0 else nn.Identity()
+        block.drop_path2 = DropPath(block_rate) if block_rate > 0 else nn.Identity()
 
 
 def run_blocks(

@@ -8,14 +8,15 @@ a stem and its own blocks.
 """
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import torch
-from pydantic import PositiveFloat, PositiveInt
+from pydantic import Field, PositiveFloat, PositiveInt
+from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
 from ...config import ConfigError, validated
-from ..layers import init_mae_weights, transformer_block
+from ..layers import init_mae_weights, set_drop_path, transformer_block
 from ..position import PositionEmbedding, default_position_embedding
 from ..specs import BuildContext
 from ..types import EncoderOutput, MaskSpec, TokenBatch
@@ -159,6 +160,7 @@ class StemDecoder(TransformerDecoder):
         pos_embed: position embedding; ``None`` picks fixed sin-cos for grids and a learned MLP for points.
         embed_bias: a bias on the projection from the encoder's width to the decoder's (MAE's ``decoder_embed`` has
             one; VideoMAE's ``encoder_to_decoder`` has none).
+        drop_path_rate: stochastic depth rising linearly over the blocks (0 in MAE; Point-MAE's decoder: 0.1).
         embed_dim, depth, num_heads, mlp_ratio, qkv_bias, norm_eps, grad_checkpointing: the blocks'
             (:class:`TransformerDecoder`); MAE's defaults.
     """
@@ -172,11 +174,16 @@ class StemDecoder(TransformerDecoder):
         out_dim: PositiveInt | None = None,
         pos_embed: PositionEmbedding | None = None,
         embed_bias: bool = True,
+        drop_path_rate: Annotated[float, Field(ge=0, lt=1)] = 0.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         sizes = (self.embed_dim, self.num_heads, self.mlp_ratio, self.qkv_bias, self.norm_eps)
         self.blocks = nn.ModuleList(self.block(*sizes) for _ in range(self.depth))
+        if drop_path_rate:
+            if not all(isinstance(block, Block) for block in self.blocks):
+                raise ConfigError(f"{type(self).__name__}.drop_path_rate: its blocks have no stochastic depth")
+            set_drop_path(self.blocks, drop_path_rate)
         self.stem = DecoderStem(self.embed_dim, self.norm_eps, embed_bias, pos_embed, out_dim)
 
     def block(self, dim: int, num_heads: int, mlp_ratio: float, qkv_bias: bool, norm_eps: float) -> nn.Module:
