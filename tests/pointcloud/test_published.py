@@ -178,6 +178,8 @@ def test_reader_maps_every_weight_and_says_what_it_assumed(tmp_path):
         "cloud) is used",
         "num_heads: not stored in the file; 2 (64 features per head, as Point-MAE's 6 for 384 wide) is used in the "
         "encoder and the decoder",
+        "drop_path_rate: not stored in the file; Point-MAE's 0.1 (its pretraining config) is used in the encoder and "
+        "the decoder, for pretraining further",
     ]
     tokenizer = imported.parts["tokenizer"]["init_args"]
     assert (tokenizer["num_groups"], tokenizer["group_size"], tokenizer["dim"]) == (64, GROUP_SIZE, WIDTH)

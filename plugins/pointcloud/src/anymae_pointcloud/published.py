@@ -42,6 +42,7 @@ __all__ = ["PointMAEReader"]
 SOURCE = "Pang-Yatian/Point-MAE"
 #: Point-MAE's pretraining config (cfgs/pretrain.yaml): what the file does not store
 NUM_GROUPS, MASK_RATIO, HEAD_DIM = 64, 0.6, 64
+DROP_PATH = 0.1  # Point-MAE's drop_path_rate in the encoder and the decoder (its pretraining config)
 ENCODER = "MAE_encoder."
 
 
@@ -123,6 +124,7 @@ class PointMAEReader(anymae.WeightsReader):
             "mlp_ratio": mlp_ratio,
             "qkv_bias": qkv_bias,
             "norm_eps": 1e-5,
+            "drop_path_rate": DROP_PATH,
         }
         position = _component("anymae.MLPPositionEmbedding", hidden_dim=hidden)
         parts: dict[str, Any] = {
@@ -141,6 +143,8 @@ class PointMAEReader(anymae.WeightsReader):
             "points per cloud) is used",
             f"num_heads: not stored in the file; {heads} ({HEAD_DIM} features per head, as Point-MAE's 6 for 384 "
             "wide) is used in the encoder and the decoder",
+            f"drop_path_rate: not stored in the file; Point-MAE's {DROP_PATH} (its pretraining config) is used in the "
+            "encoder and the decoder, for pretraining further",
         ]
         left_out: list[str] = []
         group_size = None
