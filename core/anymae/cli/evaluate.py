@@ -26,6 +26,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from ..evaluation import CrossModalRetrieval, FineTune, KNNClassifier, LinearProbe
 from ..evaluation.data import CachedFeatures, FewLabels, data_set_name
 from ..training.threads import warn_if_oversubscribed
+from .parser import nested_nulls
 
 __all__ = [
     "PROTOCOLS",
@@ -72,7 +73,7 @@ def protocol_rows(name: str, args: Sequence[str]) -> list[dict[str, Any]]:
         PROTOCOLS[name],
         pl.LightningDataModule,
         subclass_mode_data=True,
-        args=list(args),
+        args=nested_nulls(args),
         run=False,
         parser_kwargs={"exit_on_error": False, "allow_abbrev": False},  # whole option names only
         save_config_callback=_SaveConfigToLogger,

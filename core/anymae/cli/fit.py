@@ -22,6 +22,7 @@ from ..training.checkpointing import Checkpoints, find_last_checkpoint
 from ..training.module import MaskedAutoencoder
 from ..training.schedule import derive_max_steps
 from ..training.threads import warn_if_oversubscribed
+from .parser import nested_nulls
 
 __all__ = ["SUBCOMMANDS", "AnymaeCLI", "fit", "predict", "test", "validate"]
 
@@ -40,7 +41,7 @@ class AnymaeCLI(LightningCLI):
             MaskedAutoencoder,
             pl.LightningDataModule,
             subclass_mode_data=True,
-            args=None if args is None else list(args),
+            args=None if args is None else nested_nulls(args),
             run=run,
             parser_kwargs=parser_kwargs if run else strict,
             save_config_kwargs={"overwrite": True},
