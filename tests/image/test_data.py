@@ -192,13 +192,17 @@ def test_a_folder_of_only_unreadable_files_stops_with_one_line(tmp_path):
 @pytest.mark.slow
 def test_unreadable_files_are_totalled_once_over_ranks_under_ddp(tmp_path):
     """Under DDP (2 CPU processes) each rank reads another share of the folder each epoch: the run's total names the
-    broken file once, with the reads of it over both ranks, printed by rank 0 alone."""
+    broken file once, with the reads of it over both ranks, printed by rank 0 alone. The files are those a list file
+    names (``file_list``): a broken file it does not name is never read."""
     images = tmp_path / "images"
     write_images(images, [f"{i}.png" for i in range(7)], size=(32, 32))
     (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not a png")
+    (images / "unlisted.png").write_bytes(b"not listed, never read")
+    (tmp_path / "train.txt").write_text("".join(f"{i}.png\n" for i in range(7)) + "broken.png\n")
     config = ROOT / "examples" / "image" / "mae_tiny_digits.yaml"
     fit = [sys.executable, "-m", "anymae.cli", "fit", "--config", str(config), "--trainer.max_epochs", "3"]
     fit += ["--data", "anymae_image.ImageFolderDataModule", "--data.root", str(images), "--data.image_size", "32"]
+    fit += ["--data.file_list", str(tmp_path / "train.txt")]
     fit += ["--data.batch_size", "2", "--model.tokenizer.init_args.in_chans", "3", "--trainer.callbacks", "[]"]
     fit += ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"]
     fit += ["--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(tmp_path)]
