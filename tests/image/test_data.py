@@ -117,6 +117,23 @@ def test_wide_grayscale_images_keep_their_range(tmp_path, suffix, values, mode):
     assert wide.min() == 0 and wide.max() == 1 and 0.45 < float(wide.mean()) < 0.55  # a gradient, not white
 
 
+def test_a_photo_taken_turned_reads_upright(tmp_path):
+    """A phone's JPEG stores its pixels as the sensor saw them and an EXIF orientation (6: turn 90 degrees
+    clockwise to view): it reads as a viewer shows it, tall, with the bright band on top."""
+    pixels = np.zeros((20, 40, 3), np.uint8)
+    pixels[:, :10] = 255  # a bright band on the left, as stored
+    photo = Image.fromarray(pixels)
+    exif = photo.getexif()
+    exif[0x0112] = 6
+    photo.save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    data = ImageFolderDataModule(
+        str(tmp_path), image_size=32, augment=False, in_chans=1, mean=(0.0,), std=(1.0,), num_workers=0
+    )
+    data.setup("fit")
+    image = data.reader(train=False)(str(tmp_path / "phone.jpg"))["image"][0]  # the whole photo, 32 x 32
+    assert image[:6].mean() > 0.9 and image[12:].mean() < 0.1  # the band is on top (a quarter), the rest dark
+
+
 def test_corrupt_files_are_skipped_and_counted_during_fit(tmp_path):
     write_images(tmp_path, [f"{i}.png" for i in range(7)], size=(16, 16))
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not a png")

@@ -140,14 +140,20 @@ def read_image(path: str, transform: Callable[[Any], Tensor], mode: str) -> dict
 
     A 16-bit, 32-bit integer or float grayscale image (medical, microscopy, depth PNGs and TIFFs) is first mapped to
     8 bits by its range (:func:`eight_bit`): PIL's own ``convert`` clips such values at 255, which turns a 16-bit
-    image white."""
-    from PIL import Image
+    image white. A photo whose EXIF tag says it was taken turned (phones store it so) is turned upright first, as
+    image viewers show it."""
+    from PIL import Image, ImageOps
 
-    with Image.open(path) as image:
+    with Image.open(path) as opened:
+        image = opened
+        if opened.getexif().get(ORIENTATION, 1) != 1:  # most files have none: no copy of their pixels then
+            image = ImageOps.exif_transpose(opened) or opened  # None only with in_place=True
         if image.mode in WIDE_MODES:
             image = Image.fromarray(eight_bit(np.asarray(image), image.mode))
         return {"image": transform(image.convert(mode))}
 
+
+ORIENTATION = 0x0112  # the EXIF tag of how a photo was turned when taken
 
 #: PIL's modes of one channel wider than 8 bits
 WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
