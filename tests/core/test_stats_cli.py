@@ -135,6 +135,23 @@ def test_a_data_module_without_mean_and_std_is_measured_as_it_gives_samples(tmp_
     assert f"signal (2 channels): mean [{expected}]" in out
 
 
+class ChannelsLast(Plain):
+    """Samples ``[L, C]``, channels last (as a point cloud's ``[N, 3]``), said by ``channel_axes``."""
+
+    channel_axes = {"signal": -1}
+
+    def build(self) -> tuple[TensorSamples, None]:
+        return TensorSamples({"signal": raw_signals().transpose(1, 2)}), None
+
+
+def test_channels_last_entries_are_measured_per_channel_where_the_data_module_says(tmp_path, capsys):
+    path = config(tmp_path, {"class_path": "tests.core.test_stats_cli.ChannelsLast"})
+    assert main(["stats", "--config", path]) == 0
+    values = raw_signals().double().transpose(0, 1).reshape(2, -1)
+    expected = ", ".join(f"{v:.6f}" for v in values.mean(1).tolist())
+    assert f"signal (2 channels): mean [{expected}]" in capsys.readouterr().out  # not 8 channels of 2 values
+
+
 def test_a_key_the_samples_lack_is_one_line(tmp_path, capsys):
     path = config(tmp_path, {"class_path": "tests.core.test_stats_cli.Plain"})
     assert main(["stats", "--config", path, "--key", "video"]) == 2

@@ -8,8 +8,9 @@ The data module is the ``data:`` section of a config (any registered data module
 ``fit`` and its training samples are read as evaluation sees them (``export_samples("train")``: no random
 augmentation), one at a time, by the data module's loader workers; ``--limit N`` reads a random subset of N samples
 (drawn with ``--seed``). Each floating-point entry of a sample except ``label`` counts (``--key`` keeps one), its
-first dimension being the channels (a 1-D entry is one channel); integer entries (lengths, frame counts) are left
-out. The moments are merged sample by sample in float64 (Chan et al.), so the data never has to fit in memory; the
+first dimension being the channels (a 1-D entry is one channel) unless the data module's ``channel_axes`` names
+another (a point cloud's ``[N, 3]`` points: the last); integer entries (lengths, frame counts) are left out. The
+moments are merged sample by sample in float64 (Chan et al.), so the data never has to fit in memory; the
 standard deviation is the population one. Unreadable samples are skipped and counted.
 
 A data module that takes ``mean`` and ``std`` arguments is built with its normalisation off: mean 0 and std 1 of the
@@ -106,7 +107,8 @@ def run(argv: Sequence[str]) -> int:
     if options.limit and total > options.limit:
         generator = torch.Generator().manual_seed(options.seed)
         indices = sorted(torch.randperm(total, generator=generator)[: options.limit].tolist())
-    moments, read, skipped = _measure(samples, indices, getattr(data, "num_workers", 0), options.key, scalar)
+    axes = getattr(data, "channel_axes", {})
+    moments, read, skipped = _measure(samples, indices, getattr(data, "num_workers", 0), options.key, scalar, axes)
     if not read:
         raise ConfigError(f"stats: no readable sample among the {len(indices)} read ({skipped} unreadable)")
     if not moments:
@@ -193,9 +195,10 @@ def _scales(raw: Any, probe: Any, name: str) -> dict[str, float]:
 
 
 def _measure(
-    samples: Dataset, indices: list[int], workers: int, key: str | None, scalar: bool | None
+    samples: Dataset, indices: list[int], workers: int, key: str | None, scalar: bool | None, axes: dict[str, int]
 ) -> tuple[dict[str, Moments], int, int]:
-    """Moments per measured entry of the samples at ``indices``, and the numbers read and skipped as unreadable."""
+    """Moments per measured entry of the samples at ``indices``, and the numbers read and skipped as unreadable;
+    ``axes``: the channel axis of the entries whose channels are not their first dimension."""
     loader = DataLoader(samples, batch_size=None, sampler=indices, num_workers=workers, collate_fn=_as_is)
     moments: dict[str, Moments] = {}
     read = skipped = 0
@@ -207,6 +210,8 @@ def _measure(
         for name, value in sample.items():
             if (key is not None and name != key) or not _measured(name, value):
                 continue
+            if name in axes and value.ndim > 1:
+                value = value.movedim(axes[name], 0)
             values = value.reshape(1, -1) if scalar or value.ndim <= 1 else value.reshape(len(value), -1)
             try:
                 moments.setdefault(name, Moments()).add(values)

@@ -52,6 +52,9 @@ class DataModule(SkippedSamples, pl.LightningDataModule, ABC):
 
     #: how samples become a batch (wrapped so unreadable samples are dropped and counted)
     collate: ClassVar[Callable[[list], dict[str, Any]]] = staticmethod(default_collate)
+    #: the axis of a sample's entry that holds its channels, where it is not the first (a point cloud's ``[N, 3]``
+    #: points: ``{"points": -1}``); what ``anymae stats`` reports per channel
+    channel_axes: ClassVar[dict[str, int]] = {}
 
     @validated
     def __init__(self, batch_size: PositiveInt = 32, num_workers: NonNegativeInt = 0, seed: int = 0) -> None:

@@ -49,6 +49,8 @@ CLOUD_EXTENSIONS = (".ply", ".pcd", ".xyz", ".pts")
 ARRAY_EXTENSIONS = (".npy", ".txt")
 MESH_EXTENSIONS = (".ply", ".obj", ".off", ".stl")
 SHAPES = ("box", "sphere", "cylinder", "cone", "torus", "arrow", "mobius", "tetrahedron", "octahedron", "icosahedron")
+#: a cloud's points ``[N, 3]`` and normals ``[N, 4]`` hold their channels (x y z ...) last
+POINT_AXES = {"points": -1, "normals": -1}
 MAX_COORDINATE = 1e6  # beyond this a coordinate is garbage (open3d reads truncated binary files as ~1e304)
 
 
@@ -240,6 +242,8 @@ class PointCloudFolderDataModule(FolderDataModule):
         val_root, labeled, file_list, val_file_list, seed: :class:`~anymae.FolderDataModule`'s.
     """
 
+    channel_axes = POINT_AXES
+
     extensions = tuple(sorted(set(CLOUD_EXTENSIONS + MESH_EXTENSIONS + ARRAY_EXTENSIONS)))
 
     @validated
@@ -348,6 +352,8 @@ class ShapesDataModule(DataModule):
         num_workers: loader processes (the clouds are in memory: 0 is fine).
         seed: seed of the generation, the split, shuffling and augmentation.
     """
+
+    channel_axes = POINT_AXES
 
     name = "shapes"  # what evaluation results call this data set
 
