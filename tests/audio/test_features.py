@@ -4,6 +4,7 @@ skipped and counted, labels and folds from a CSV."""
 
 import os
 
+import numpy as np
 import pytest
 import torch
 
@@ -118,3 +119,34 @@ def test_labels_and_folds_from_a_csv(tmp_path):
         AudioFolderDataModule(str(tmp_path / "audio"), labels_csv=str(tmp_path / "meta.csv"), val_root=str(tmp_path))
     with pytest.raises(anymae.ConfigError, match="not under root"):
         AudioFolderDataModule(str(tmp_path), val_folds=(5,), **kwargs).setup("fit")
+
+
+def test_a_long_recording_is_read_a_clip_at_a_time(tmp_path):
+    """A minute-long file and clips of 128 frames (1.3 s): only the clip's span is decoded. At the start it gives
+    the features of reading the whole file; with a random crop, a span drawn from the sample's seed."""
+    from anymae_audio.data import read_clip
+    from anymae_audio.features import read_audio_span
+
+    t = np.arange(60 * 16000) / 16000
+    chirp = (0.5 * np.sin(2 * np.pi * (200 + 30 * t) * t)).astype(np.float32)  # its pitch rises all minute
+    path = write_audio(tmp_path / "long.wav", chirp[:, None], 16000)
+    short = write_audio(tmp_path / "short.wav", chirp[: 3 * 16000, None], 16000)
+    assert read_audio_span(str(short), 16000, 1.305, False) is None  # under four spans: read whole, cached
+    span = read_audio_span(str(path), 16000, 1.305, False)
+    assert (
+        span is not None and len(span) == 20880 and torch.allclose(span, torch.from_numpy(chirp[:20880]), atol=1e-4)
+    )  # 16-bit PCM
+
+    features = Fbank(target_length=128)
+    clip = read_clip(str(path), 16000, features, 0, 0, cache=False)
+    whole = features(read_audio(str(path), 16000, cache=False))
+    assert clip["fbank"].shape == whole["fbank"].shape == (1, 128, 128) and int(clip["frames"]) == 128
+    assert torch.allclose(clip["fbank"], whole["fbank"], atol=1e-3)  # the same first 1.28 s
+
+    random = Fbank(target_length=128, crop="random")
+    torch.manual_seed(0)
+    first = read_clip(str(path), 16000, random, 0, 0, cache=False)["fbank"]
+    torch.manual_seed(1)
+    second = read_clip(str(path), 16000, random, 0, 0, cache=False)["fbank"]
+    loudest = [int(f[0].mean(0).argmax()) for f in (first, second, clip["fbank"])]
+    assert len(set(loudest)) == 3  # three spans of the rising pitch: three mel bands

@@ -30,7 +30,15 @@ from torch import Tensor
 
 from anymae import ConfigError, DataModule, FileList, FolderDataModule, PathStr, TensorSamples, split_indices, validated
 
-from .features import AUDIO_EXTENSIONS, AUDIOSET_MEAN, AUDIOSET_STD, Fbank, batched_fbank, read_audio
+from .features import (
+    AUDIO_EXTENSIONS,
+    AUDIOSET_MEAN,
+    AUDIOSET_STD,
+    Fbank,
+    batched_fbank,
+    read_audio,
+    read_audio_span,
+)
 
 __all__ = ["AudioFolderDataModule", "SynthSoundsDataModule", "mixup", "read_clip", "shift_and_gain", "spec_augment"]
 
@@ -73,8 +81,13 @@ def read_clip(
     """One file's features (``{"fbank": [1, T, F], "frames": n}``): the waveform shifted and scaled
     (:func:`shift_and_gain`), then SpecAugment when asked: Audio-MAE masks the raw fbank with zeros before
     normalising, which is the normalised value of zero here. ``cache``: the decoded waveform from the decoded-file
-    cache after the file's first read (:func:`~anymae_audio.read_audio`); the augmentation is drawn afresh."""
-    waveform = read_audio(path, sample_rate, cache=cache)
+    cache after the file's first read (:func:`~anymae_audio.read_audio`); the augmentation is drawn afresh. Of a file
+    more than four clips long, only the clip's span is read (:func:`~anymae_audio.features.read_audio_span`: at its
+    start, or at a random start with ``features.crop == "random"``)."""
+    seconds = features.target_length * 0.010 + 0.025  # target_length frames 10 ms apart (25 ms windows), and one more
+    waveform = read_audio_span(path, sample_rate, seconds, features.crop == "random")
+    if waveform is None:
+        waveform = read_audio(path, sample_rate, cache=cache)
     if time_shift or gain_db:
         waveform = shift_and_gain(waveform, time_shift, gain_db)
     sample = features(waveform)

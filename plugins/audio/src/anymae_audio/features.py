@@ -19,6 +19,7 @@ generated data and for feature extraction on the GPU (``benchmarks/audio.py`` ti
 """
 
 import functools
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -37,6 +38,7 @@ __all__ = [
     "batched_fbank",
     "cut_span",
     "read_audio",
+    "read_audio_span",
     "read_audio_track",
 ]
 
@@ -63,6 +65,11 @@ def _decode_audio(path: str, sample_rate: int) -> Tensor:
     import soundfile
 
     data, rate = soundfile.read(path, dtype="float32", always_2d=True)
+    return _mono_at(data, rate, sample_rate)
+
+
+def _mono_at(data: np.ndarray, rate: int, sample_rate: int) -> Tensor:
+    """Samples ``[N, channels]`` read at ``rate`` as a mono waveform ``[N']`` at ``sample_rate``."""
     if data.size == 0:
         raise ValueError("the file holds no samples")
     waveform = torch.from_numpy(data).mean(dim=1)
@@ -71,6 +78,27 @@ def _decode_audio(path: str, sample_rate: int) -> Tensor:
 
         waveform = torchaudio.functional.resample(waveform, rate, sample_rate)
     return waveform
+
+
+def read_audio_span(path: str, sample_rate: int, seconds: float, random_start: bool) -> Tensor | None:
+    """``seconds`` of a long file, read alone: from its start, or from a random start (drawn from torch's random
+    state: the sample's seed in a loader), mono at ``sample_rate``. ``None`` for a file no longer than four such
+    spans, and for the formats PyAV decodes: those are read whole (and kept in the decoded-file cache).
+
+    An hour-long recording holds 360 ten-second clips; decoding all of it (230 MB at 16 kHz) and computing its
+    whole fbank for each 10 s sample would cost seconds and fill the cache, so only the span is read (libsndfile
+    seeks)."""
+    if path.lower().endswith(AV_EXTENSIONS):
+        return None
+    import soundfile
+
+    info = soundfile.info(path)
+    count = math.ceil(seconds * info.samplerate)
+    if info.frames <= 4 * count:
+        return None
+    start = int(torch.randint(info.frames - count + 1, ())) if random_start else 0
+    data, rate = soundfile.read(path, start=start, frames=count, dtype="float32", always_2d=True)
+    return _mono_at(data, rate, sample_rate)
 
 
 def read_audio_track(path: str, sample_rate: int, start: float | None = None, end: float | None = None) -> Tensor:
