@@ -33,16 +33,20 @@ def test_every_format_reads_as_mono_at_the_configured_rate(tmp_path, suffix):
 @pytest.mark.parametrize(("suffix", "codec"), [(".m4a", "aac"), (".wma", "wmav2"), (".mka", "flac")])
 def test_formats_libsndfile_lacks_read_through_pyav_alike(tmp_path, suffix, codec):
     """AAC in .m4a (phone recordings, YouTube audio), WMA and Matroska audio: decoded with PyAV, mono at the
-    configured rate, the same tone in the same mel band; an AudioFolderDataModule finds them."""
+    configured rate, the same tone in the same mel band; an AudioFolderDataModule finds them, and skips a broken one
+    as it skips any unreadable file."""
     path = write_av_audio(tmp_path / "a" / f"a{suffix}", tone(1000, 1.0, 44100, channels=2), 44100, codec)
     wave = read_audio(str(path), 16000)
     assert wave.dim() == 1 and abs(len(wave) - 16000) < 1200  # encoders add priming and padding
     fbank = Fbank(target_length=96)(wave)["fbank"][0]
     reference = Fbank(target_length=96)(torch.tensor(tone(1000, 1.0, 16000)[:, 0]))["fbank"][0]
     assert int(fbank[10:80].mean(0).argmax()) == pytest.approx(int(reference[10:80].mean(0).argmax()), abs=1)
-    data = AudioFolderDataModule(str(tmp_path), num_workers=0, target_length=96, batch_size=1)
+    (tmp_path / "a" / f"broken{suffix}").write_bytes(b"\x00\x00\x00\x18ftypM4A not audio")
+    data = AudioFolderDataModule(str(tmp_path), num_workers=0, target_length=96, batch_size=2)
     data.setup("fit")
-    assert [os.path.basename(p) for p in data.train_set.files.paths] == [f"a{suffix}"]
+    assert [os.path.basename(p) for p in data.train_set.files.paths] == [f"a{suffix}", f"broken{suffix}"]
+    batch = data.on_before_batch_transfer(next(iter(data.train_dataloader())), 0)
+    assert batch["fbank"].shape[0] == 1 and data.num_skipped == 1
 
 
 @pytest.mark.parametrize(("rate", "bins", "samples"), [(16000, 128, 20480), (8000, 64, 12345), (22050, 80, 30000)])
