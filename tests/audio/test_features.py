@@ -154,3 +154,31 @@ def test_a_long_recording_is_read_a_clip_at_a_time(tmp_path):
     second = read_clip(str(path), 16000, random, 0, 0, cache=False)["fbank"]
     loudest = [int(f[0].mean(0).argmax()) for f in (first, second, clip["fbank"])]
     assert len(set(loudest)) == 3  # three spans of the rising pitch: three mel bands
+
+
+@pytest.mark.parametrize(("suffix", "codec"), [(".mka", "flac"), (".m4a", "aac")])
+def test_a_long_recording_in_a_pyav_format_is_read_a_clip_at_a_time(tmp_path, suffix, codec):
+    """The same for the formats PyAV decodes: a span at the start holds the whole file's first samples; a random
+    start reads a later stretch of the rising pitch; a file under four spans long, or one whose length FFmpeg cannot
+    tell, is read whole."""
+    from anymae_audio.features import read_audio_span
+
+    t = np.arange(20 * 16000) / 16000
+    chirp = (0.5 * np.sin(2 * np.pi * (200 + 60 * t) * t)).astype(np.float32)
+    path = write_av_audio(tmp_path / f"long{suffix}", chirp[:, None], 16000, codec)
+    short = write_av_audio(tmp_path / f"short{suffix}", chirp[: 3 * 16000, None], 16000, codec)
+    assert read_audio_span(str(short), 16000, 1.0, False) is None
+    broken = tmp_path / f"broken{suffix}"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypM4A not audio")
+    assert read_audio_span(str(broken), 16000, 1.0, False) is None  # read whole, where it fails and is skipped
+
+    span = read_audio_span(str(path), 16000, 1.0, False)
+    whole = read_audio(str(path), 16000, cache=False)
+    assert span is not None and len(span) == 16000
+    if codec == "flac":  # lossless: the very samples
+        torch.testing.assert_close(span, whole[:16000], atol=1e-4, rtol=0)
+    torch.manual_seed(0)
+    late = read_audio_span(str(path), 16000, 1.0, True)
+    assert late is not None and len(late) == 16000
+    pitch = [int(torch.fft.rfft(w).abs().argmax()) for w in (span, late)]  # Hz, one-second spans
+    assert pitch[1] > pitch[0] + 200  # the pitch rises 120 Hz a second: a span seconds later

@@ -83,13 +83,17 @@ def _mono_at(data: np.ndarray, rate: int, sample_rate: int) -> Tensor:
 def read_audio_span(path: str, sample_rate: int, seconds: float, random_start: bool) -> Tensor | None:
     """``seconds`` of a long file, read alone: from its start, or from a random start (drawn from torch's random
     state: the sample's seed in a loader), mono at ``sample_rate``. ``None`` for a file no longer than four such
-    spans, and for the formats PyAV decodes: those are read whole (and kept in the decoded-file cache).
+    spans (and for one whose length PyAV cannot tell): those are read whole (and kept in the decoded-file cache).
 
     An hour-long recording holds 360 ten-second clips; decoding all of it (230 MB at 16 kHz) and computing its
-    whole fbank for each 10 s sample would cost seconds and fill the cache, so only the span is read (libsndfile
-    seeks)."""
+    whole fbank for each 10 s sample would cost seconds and fill the cache, so only the span is read: libsndfile
+    seeks to it; in the formats PyAV decodes, FFmpeg seeks to the packet before it (:func:`read_audio_track`)."""
     if path.lower().endswith(AV_EXTENSIONS):
-        return None
+        total = _track_seconds(path)
+        if total is None or total <= 4 * seconds:
+            return None
+        start = float(torch.rand(())) * (total - seconds) if random_start else 0.0
+        return read_audio_track(path, sample_rate, start, start + seconds)
     import soundfile
 
     info = soundfile.info(path)
@@ -133,6 +137,24 @@ def read_audio_track(path: str, sample_rate: int, start: float | None = None, en
     if start is None or end is None:
         return wave
     return cut_span(wave, (start - first) * sample_rate, (end - first) * sample_rate)
+
+
+def _track_seconds(path: str) -> float | None:
+    """The length of a file's first audio stream in seconds, from its header (the stream's duration, else the
+    container's); ``None`` when the file says neither or FFmpeg cannot open it (then it is read whole, and a broken
+    file fails there, to be skipped and counted)."""
+    import av
+
+    try:
+        with av.open(path) as container:
+            if not container.streams.audio:
+                return None
+            stream = container.streams.audio[0]
+            if stream.duration and stream.time_base:
+                return float(stream.duration * stream.time_base)
+            return container.duration / av.time_base if container.duration else None
+    except av.FFmpegError:
+        return None
 
 
 def cut_span(wave: Tensor, start: float, end: float) -> Tensor:
