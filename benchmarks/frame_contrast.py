@@ -1,0 +1,236 @@
+"""A frame-level contrastive term beside pixel reconstruction: does it teach the moving digits' *digit*, and what does
+it cost the motion?
+
+    python benchmarks/frame_contrast.py                      # every setting, about 20 minutes on 2 cores
+    python benchmarks/frame_contrast.py --only "still frames"
+
+docs/recipes.md ("Video") finds that no masking recipe makes the video encoder tell the moving digits apart by digit:
+pixel targets at fixed grid positions do not ask for features that name a shape wherever it stands. A clip offers
+what a single picture does not: the same digit at several places. This study pairs views of one clip and asks their
+pooled, projected encodings to find each other among the batch (InfoNCE, temperature 0.1; a 2-layer projection, as
+ViC-MAE and CMAE put a contrastive branch beside MAE: Hernandez et al. 2023, https://arxiv.org/abs/2303.12001; Huang
+et al. 2022, https://arxiv.org/abs/2207.13532), added to the pixel loss with a weight. Each view's intensity is
+scaled about its mean by a random factor in [0.6, 1.4], so that ink alone does not match a pair. Settings:
+
+* ``frames``: an image MAE (``frame_digits.py``'s) on single frames; the views are two frames of one clip (batches of
+  64 pairs, both frames also reconstructed).
+* ``slots``: the video example (VideoMAE, tube masking 0.9); the views are two time slots (2-frame tubelets) of the
+  clip, each encoded alone.
+* ``still frames``: the video example; each view is one frame of the clip held still for the whole clip, one time
+  slot of it encoded (what moves is out of the view, so only appearance can match a pair).
+* ``still frames, weight 0.2``: as above, the term weighted 0.2.
+* ``still frame and moving slot``: one view a still frame, the other a moving time slot.
+* ``still frames, class token``: the encoder gets a class token and the term reads it instead of the mean.
+* ``example``: the video example alone (no term), in the same loop.
+
+All pretrain 880 steps of 32 clips (the example's schedule: lr 1e-3, 10% warm-up, cosine to 0, AdamW 0.9/0.95, weight
+decay 0.05). Scored on the validation clips at 5 labels per class, seeds 0, 1, 2: k-NN (k = 20, as ``anymae knn``)
+and a linear probe (L-BFGS on standardised features) on mean-pooled latents (the class token's too where there is
+one), by digit and by direction, next to the same model at random init.
+"""
+
+import argparse
+import math
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import yaml
+from torch import Tensor, nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from frame_digits import model_config as frame_model_config
+
+import anymae
+from anymae import MaskedAutoencoder
+from anymae.evaluation.data import few_label_indices
+from anymae.evaluation.knn import knn_predict
+from anymae.model.types import MaskSpec, TokenBatch
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = (0, 1, 2)
+STEPS, WARMUP, SLOTS, FRAMES = 880, 88, 4, 8
+SETTINGS = {  # name -> (views, weight, class token)
+    "example": ("none", 0.0, False),
+    "frames": ("frames", 1.0, False),
+    "slots": ("slots", 1.0, False),
+    "still frames": ("still", 1.0, False),
+    "still frames, weight 0.2": ("still", 0.2, False),
+    "still frame and moving slot": ("still+slot", 1.0, False),
+    "still frames, class token": ("still", 1.0, True),
+}
+
+
+def info_nce(a: Tensor, b: Tensor, temperature: float = 0.1) -> Tensor:
+    a, b = F.normalize(a, dim=1), F.normalize(b, dim=1)
+    logits = a @ b.T / temperature
+    labels = torch.arange(a.shape[0])
+    return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+
+
+def jitter(x: Tensor, generator: torch.Generator, strength: float = 0.4) -> Tensor:
+    """Each sample's values scaled about its own mean by a factor drawn from ``[1 - strength, 1 + strength]``."""
+    dims = tuple(range(1, x.dim()))
+    factor = torch.empty(x.shape[0], *([1] * (x.dim() - 1))).uniform_(1 - strength, 1 + strength, generator=generator)
+    mean = x.mean(dims, keepdim=True)
+    return (x - mean) * factor + mean
+
+
+def slot_view(tokens: TokenBatch, slot: Tensor) -> MaskSpec:
+    """A mask keeping only time slot ``slot`` ``[B]`` of each clip's ``(T, H, W)`` tokens."""
+    batch, count = tokens.tokens.shape[:2]
+    per = count // SLOTS
+    order = (torch.arange(count).expand(batch, count) + slot[:, None] * per) % count
+    return MaskSpec.from_order(order, per)
+
+
+def video_model(class_token: bool) -> MaskedAutoencoder:
+    config = yaml.safe_load((ROOT / "examples/video/videomae_moving_digits.yaml").read_text())["model"]
+    for key in ("optimizer", "lr_schedule"):
+        config.pop(key, None)
+    config["encoder"]["init_args"]["class_token"] = class_token
+    return MaskedAutoencoder.from_config(config)
+
+
+class Study:
+    def __init__(self, views: str, weight: float, class_token: bool) -> None:
+        from anymae_video import MovingDigitsDataModule
+
+        self.views, self.weight, self.class_token = views, weight, class_token
+        train, val = MovingDigitsDataModule(label="both").build()
+        self.clips, self.labels = train.tensors["video"], train.tensors["label"]  # [S, 1, T, H, W]; label = 4 d + m
+        self.val_clips, self.val_labels = val.tensors["video"], val.tensors["label"]
+        torch.manual_seed(0)
+        self.image = views == "frames"
+        self.model = MaskedAutoencoder.from_config(frame_model_config(0.75)) if self.image else video_model(class_token)
+        width = self.model.encoder.embed_dim
+        self.head = nn.Sequential(nn.Linear(width, 256), nn.GELU(), nn.Linear(256, 64))
+
+    def encode(self, x: Tensor, key: str) -> dict[str, Tensor]:
+        out = self.model.encoder(self.model.tokenizer({key: x}, frozenset()))
+        pooled = {"mean": out.body.mean(1)}
+        if out.num_prefix:
+            pooled["class token"] = out.latent[:, 0]
+        return pooled
+
+    def features(self, clips: Tensor) -> dict[str, Tensor]:
+        self.model.eval()
+        with torch.no_grad():
+            if self.image:  # the middle frame of each clip
+                parts = [self.encode(c[:, :, FRAMES // 2], "image") for c in clips.split(256)]
+            else:
+                parts = [self.encode(c, "video") for c in clips.split(128)]
+        return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+    def score(self) -> dict[tuple[str, str, str], float]:
+        bank, query = self.features(self.clips), self.features(self.val_clips)
+        scores = {}
+        for label, of in (("digit", lambda y: y // 4), ("direction", lambda y: y % 4)):
+            if self.image and label == "direction":
+                continue  # a single frame holds no motion
+            train_y, val_y = of(self.labels), of(self.val_labels)
+            classes = int(train_y.max()) + 1
+            for pool in bank:
+                b, q = bank[pool], query[pool]
+                mu, sd = b.mean(0), b.std(0) + 1e-6
+                knn, probe = [], []
+                for seed in SEEDS:
+                    pick = few_label_indices(train_y, 5, seed)
+                    votes = knn_predict(q, b[pick], train_y[pick], 20, 0.07, "classification", classes)
+                    knn.append(float((votes.argmax(1) == val_y).float().mean()))
+                    probe.append(linear_probe((b[pick] - mu) / sd, train_y[pick], (q - mu) / sd, val_y, classes))
+                scores[(label, pool, "k-NN")] = sum(knn) / len(knn)
+                scores[(label, pool, "probe")] = sum(probe) / len(probe)
+        return scores
+
+    def contrast(self, clips: Tensor, generator: torch.Generator) -> Tensor:
+        batch = clips.shape[0]
+        rows = torch.arange(batch)
+
+        def still(frame: Tensor) -> Tensor:  # one frame of each clip held for the whole clip
+            return clips[rows, :, frame][:, :, None].expand(-1, -1, FRAMES, -1, -1)
+
+        def pooled(x: Tensor, slot: Tensor) -> Tensor:
+            tokens = self.model.tokenizer({"video": x}, frozenset())
+            tokens = replace(tokens, tokens=jitter(tokens.tokens, generator))
+            out = self.model.encoder(tokens, slot_view(tokens, slot))
+            return self.head(out.latent[:, 0] if self.class_token else out.body.mean(1))
+
+        slots = [torch.randint(SLOTS, (batch,), generator=generator) for _ in range(2)]
+        if self.views == "slots":
+            slots[1] = (slots[0] + torch.randint(1, SLOTS, (batch,), generator=generator)) % SLOTS
+            return info_nce(pooled(clips, slots[0]), pooled(clips, slots[1]))
+        frames = [torch.randint(FRAMES, (batch,), generator=generator) for _ in range(2)]
+        first = pooled(still(frames[0]), slots[0])
+        second = pooled(clips if self.views == "still+slot" else still(frames[1]), slots[1])
+        return info_nce(first, second)
+
+    def step(self, generator: torch.Generator) -> Tensor:
+        if self.image:  # two frames of each of 64 clips, both reconstructed, contrasted with each other
+            pick = torch.randint(len(self.clips), (64,), generator=generator)
+            frames = self.clips[pick, 0]  # [64, T, H, W]
+            times = [torch.randint(FRAMES, (64,), generator=generator) for _ in range(2)]
+            views = [frames[torch.arange(64), t][:, None] for t in times]
+            views = [jitter(v, generator) for v in views]
+            loss = self.model({"image": torch.cat(views)}, generator=generator).loss
+            pooled = [self.head(self.encode(v, "image")["mean"]) for v in views]
+            return loss + self.weight * info_nce(*pooled)
+        clips = self.clips[torch.randint(len(self.clips), (32,), generator=generator)]
+        loss = self.model({"video": clips}, generator=generator).loss
+        if self.weight:
+            loss = loss + self.weight * self.contrast(clips, generator)
+        return loss
+
+    def pretrain(self) -> None:
+        params = [*self.model.param_groups(), {"params": list(self.head.parameters())}]
+        optimizer = torch.optim.AdamW(params, lr=1e-3, betas=(0.9, 0.95), weight_decay=0.05)
+
+        def rate(step: int) -> float:
+            return min(1.0, (step + 1) / WARMUP) * 0.5 * (1 + math.cos(math.pi * step / STEPS))
+
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
+        generator = torch.Generator().manual_seed(0)
+        for _ in range(STEPS):
+            self.model.train()
+            loss = self.step(generator)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+
+
+def linear_probe(x: Tensor, y: Tensor, query: Tensor, query_y: Tensor, classes: int) -> float:
+    torch.manual_seed(0)
+    layer = nn.Linear(x.shape[1], classes)
+    optimizer = torch.optim.LBFGS(layer.parameters(), max_iter=200)
+
+    def closure() -> Tensor:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(layer(x), y) + 1e-3 * layer.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    with torch.no_grad():
+        return float((layer(query).argmax(1) == query_y).float().mean())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", nargs="+", choices=list(SETTINGS), default=list(SETTINGS))
+    options = parser.parse_args()
+    anymae.load_plugins().registry  # noqa: B018 (the configs' class paths resolve through the plugins)
+    print("| setting | label | read-out | protocol | pretrained | random init |")
+    print("|---|---|---|---|---|---|")
+    for name in options.only:
+        study = Study(*SETTINGS[name])
+        random_init = study.score()
+        study.pretrain()
+        for key, value in study.score().items():
+            print(f"| {name} | {' | '.join(key)} | {value:.3f} | {random_init[key]:.3f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
