@@ -21,6 +21,8 @@ scaled about its mean by a random factor in [0.6, 1.4], so that ink alone does n
 * ``still frames, weight 0.2``: as above, the term weighted 0.2.
 * ``still frame and moving slot``: one view a still frame, the other a moving time slot.
 * ``still frames, class token``: the encoder gets a class token and the term reads it instead of the mean.
+* ``still frames, then pixels alone``: the still-frame term first, then the example's 880 steps again (a new
+  warm-up and cosine) on pixels alone: does the motion come back and the digit stay?
 * ``example``: the video example alone (no term), in the same loop.
 
 ``--width 192`` makes the video encoder twice as wide (6 heads of 32; the example's is 96, 3 heads).
@@ -62,7 +64,10 @@ SETTINGS = {  # name -> (views, weight, class token)
     "still frames, weight 0.2": ("still", 0.2, False),
     "still frame and moving slot": ("still+slot", 1.0, False),
     "still frames, class token": ("still", 1.0, True),
+    "still frames, then pixels alone": ("still", 1.0, False),
 }
+#: settings pretrained a second time (the same steps and schedule, from where the first left off) on pixels alone
+THEN_PIXELS = {"still frames, then pixels alone"}
 
 
 def info_nce(a: Tensor, b: Tensor, temperature: float = 0.1) -> Tensor:
@@ -187,7 +192,7 @@ class Study:
             loss = loss + self.weight * self.contrast(clips, generator)
         return loss
 
-    def pretrain(self) -> None:
+    def pretrain(self, seed: int = 0) -> None:
         params = [*self.model.param_groups(), {"params": list(self.head.parameters())}]
         optimizer = torch.optim.AdamW(params, lr=1e-3, betas=(0.9, 0.95), weight_decay=0.05)
 
@@ -195,7 +200,7 @@ class Study:
             return min(1.0, (step + 1) / WARMUP) * 0.5 * (1 + math.cos(math.pi * step / STEPS))
 
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
-        generator = torch.Generator().manual_seed(0)
+        generator = torch.Generator().manual_seed(seed)
         for _ in range(STEPS):
             self.model.train()
             loss = self.step(generator)
@@ -233,6 +238,9 @@ def main() -> None:
         study = Study(*SETTINGS[name], width=options.width)
         random_init = study.score()
         study.pretrain()
+        if name in THEN_PIXELS:
+            study.weight = 0.0
+            study.pretrain(seed=1)
         for key, value in study.score().items():
             print(f"| {name} | {' | '.join(key)} | {value:.3f} | {random_init[key]:.3f} |", flush=True)
 
