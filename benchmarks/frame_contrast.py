@@ -18,7 +18,8 @@ scaled about its mean by a random factor in [0.6, 1.4], so that ink alone does n
   clip, each encoded alone.
 * ``still frames``: the video example; each view is one frame of the clip held still for the whole clip, one time
   slot of it encoded (what moves is out of the view, so only appearance can match a pair).
-* ``still frames, weight 0.2``: as above, the term weighted 0.2.
+* ``still frames, weight 0.2`` and ``0.02``: as above, the term weighted 0.2 or 0.02; ``1e-9``: a control that
+  runs every pass of the term and gives the encoder no gradient from it.
 * ``still frame and moving slot``: one view a still frame, the other a moving time slot.
 * ``still frames, class token``: the encoder gets a class token and the term reads it instead of the mean.
 * ``still frames, then pixels alone``: the still-frame term first, then the example's 880 steps again (a new
@@ -62,6 +63,8 @@ SETTINGS = {  # name -> (views, weight, class token)
     "slots": ("slots", 1.0, False),
     "still frames": ("still", 1.0, False),
     "still frames, weight 0.2": ("still", 0.2, False),
+    "still frames, weight 0.02": ("still", 0.02, False),
+    "still frames, weight 1e-9": ("still", 1e-9, False),
     "still frame and moving slot": ("still+slot", 1.0, False),
     "still frames, class token": ("still", 1.0, True),
     "still frames, then pixels alone": ("still", 1.0, False),
