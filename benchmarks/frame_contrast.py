@@ -24,6 +24,7 @@ scaled about its mean by a random factor in [0.6, 1.4], so that ink alone does n
 * ``still frames, class token``: the encoder gets a class token and the term reads it instead of the mean.
 * ``still frames, then pixels alone``: the still-frame term first, then the example's 880 steps again (a new
   warm-up and cosine) on pixels alone: does the motion come back and the digit stay?
+* ``still frames, embedding held``: the term's gradient reaches every part of the encoder but its token embedding.
 * ``example``: the video example alone (no term), in the same loop.
 
 ``--width 192`` makes the video encoder twice as wide (6 heads of 32; the example's is 96, 3 heads).
@@ -68,7 +69,10 @@ SETTINGS = {  # name -> (views, weight, class token)
     "still frame and moving slot": ("still+slot", 1.0, False),
     "still frames, class token": ("still", 1.0, True),
     "still frames, then pixels alone": ("still", 1.0, False),
+    "still frames, embedding held": ("still", 1.0, False),
 }
+#: settings whose term gives no gradient to the token embedding (the tubelets' linear layer)
+HOLD_EMBEDDING = {"still frames, embedding held"}
 #: settings pretrained a second time (the same steps and schedule, from where the first left off) on pixels alone
 THEN_PIXELS = {"still frames, then pixels alone"}
 
@@ -109,6 +113,7 @@ class Study:
         from anymae_video import MovingDigitsDataModule
 
         self.views, self.weight, self.class_token = views, weight, class_token
+        self.hold_embedding = False
         train, val = MovingDigitsDataModule(label="both").build()
         self.clips, self.labels = train.tensors["video"], train.tensors["label"]  # [S, 1, T, H, W]; label = 4 d + m
         self.val_clips, self.val_labels = val.tensors["video"], val.tensors["label"]
@@ -167,7 +172,12 @@ class Study:
         def pooled(x: Tensor, slot: Tensor) -> Tensor:
             tokens = self.model.tokenizer({"video": x}, frozenset())
             tokens = replace(tokens, tokens=jitter(tokens.tokens, generator))
-            out = self.model.encoder(tokens, slot_view(tokens, slot))
+            encoder, mask = self.model.encoder, slot_view(tokens, slot)
+            if self.hold_embedding:  # the same weights, detached from this pass's graph
+                weights = {k: v.detach() if k.startswith("token_embed.") else v for k, v in encoder.named_parameters()}
+                out = torch.func.functional_call(encoder, weights, (tokens, mask))
+            else:
+                out = encoder(tokens, mask)
             return self.head(out.latent[:, 0] if self.class_token else out.body.mean(1))
 
         slots = [torch.randint(SLOTS, (batch,), generator=generator) for _ in range(2)]
@@ -239,6 +249,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for name in options.only:
         study = Study(*SETTINGS[name], width=options.width)
+        study.hold_embedding = name in HOLD_EMBEDDING
         random_init = study.score()
         study.pretrain()
         if name in THEN_PIXELS:
