@@ -1,7 +1,7 @@
 """A frame-level contrastive term beside pixel reconstruction: does it teach the moving digits' *digit*, and what does
 it cost the motion?
 
-    python benchmarks/frame_contrast.py                      # every setting, about 40 minutes on 2 cores
+    python benchmarks/frame_contrast.py                      # every setting, about 45 minutes on 2 cores
     python benchmarks/frame_contrast.py --only "still frames"
 
 docs/recipes.md ("Video") finds that no masking recipe makes the video encoder tell the moving digits apart by digit:
@@ -21,6 +21,8 @@ scaled about its mean by a random factor in [0.6, 1.4], so that ink alone does n
 * ``still frames, weight 0.2`` and ``0.02``: as above, the term weighted 0.2 or 0.02; ``1e-9``: a control that
   runs every pass of the term and gives the encoder no gradient from it.
 * ``still frame and moving slot``: one view a still frame, the other a moving time slot.
+* ``moving slot and shuffled frames``: one view a time slot of the clip, the other a time slot of the clip with its
+  frames in a random order (the digit in two unrelated places in each tubelet: no motion to match by).
 * ``still frames, class token``: the encoder gets a class token and the term reads it instead of the mean.
 * ``still frames, then pixels alone``: the still-frame term first, then the example's 880 steps again (a new
   warm-up and cosine) on pixels alone: does the motion come back and the digit stay?
@@ -67,6 +69,7 @@ SETTINGS = {  # name -> (views, weight, class token)
     "still frames, weight 0.02": ("still", 0.02, False),
     "still frames, weight 1e-9": ("still", 1e-9, False),
     "still frame and moving slot": ("still+slot", 1.0, False),
+    "moving slot and shuffled frames": ("slot+shuffled", 1.0, False),
     "still frames, class token": ("still", 1.0, True),
     "still frames, then pixels alone": ("still", 1.0, False),
     "still frames, embedding held": ("still", 1.0, False),
@@ -184,6 +187,10 @@ class Study:
         if self.views == "slots":
             slots[1] = (slots[0] + torch.randint(1, SLOTS, (batch,), generator=generator)) % SLOTS
             return info_nce(pooled(clips, slots[0]), pooled(clips, slots[1]))
+        if self.views == "slot+shuffled":  # each clip's frames in its own random order: the tubelets' motion is noise
+            order = torch.rand(batch, FRAMES, generator=generator).argsort(dim=1)
+            shuffled = clips[rows[:, None], :, order].transpose(1, 2)  # [B, T, C, H, W] -> [B, C, T, H, W]
+            return info_nce(pooled(clips, slots[0]), pooled(shuffled, slots[1]))
         frames = [torch.randint(FRAMES, (batch,), generator=generator) for _ in range(2)]
         first = pooled(still(frames[0]), slots[0])
         second = pooled(clips if self.views == "still+slot" else still(frames[1]), slots[1])
