@@ -55,11 +55,12 @@ import anymae
 from anymae import MaskedAutoencoder
 from anymae.evaluation.data import few_label_indices
 from anymae.evaluation.knn import knn_predict
+from anymae.model.multimodal.target import info_nce
 from anymae.model.types import MaskSpec, TokenBatch
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = (0, 1, 2)
-STEPS, WARMUP, SLOTS, FRAMES = 880, 88, 4, 8
+STEPS, WARMUP, SLOTS, FRAMES, TEMPERATURE = 880, 88, 4, 8, 0.1
 SETTINGS = {  # name -> (views, weight, class token)
     "example": ("none", 0.0, False),
     "frames": ("frames", 1.0, False),
@@ -78,13 +79,6 @@ SETTINGS = {  # name -> (views, weight, class token)
 HOLD_EMBEDDING = {"still frames, embedding held"}
 #: settings pretrained a second time (the same steps and schedule, from where the first left off) on pixels alone
 THEN_PIXELS = {"still frames, then pixels alone"}
-
-
-def info_nce(a: Tensor, b: Tensor, temperature: float = 0.1) -> Tensor:
-    a, b = F.normalize(a, dim=1), F.normalize(b, dim=1)
-    logits = a @ b.T / temperature
-    labels = torch.arange(a.shape[0])
-    return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
 
 
 def jitter(x: Tensor, generator: torch.Generator, strength: float = 0.4) -> Tensor:
@@ -186,15 +180,15 @@ class Study:
         slots = [torch.randint(SLOTS, (batch,), generator=generator) for _ in range(2)]
         if self.views == "slots":
             slots[1] = (slots[0] + torch.randint(1, SLOTS, (batch,), generator=generator)) % SLOTS
-            return info_nce(pooled(clips, slots[0]), pooled(clips, slots[1]))
+            return info_nce(pooled(clips, slots[0]), pooled(clips, slots[1]), TEMPERATURE)
         if self.views == "slot+shuffled":  # each clip's frames in its own random order: the tubelets' motion is noise
             order = torch.rand(batch, FRAMES, generator=generator).argsort(dim=1)
             shuffled = clips[rows[:, None], :, order].transpose(1, 2)  # [B, T, C, H, W] -> [B, C, T, H, W]
-            return info_nce(pooled(clips, slots[0]), pooled(shuffled, slots[1]))
+            return info_nce(pooled(clips, slots[0]), pooled(shuffled, slots[1]), TEMPERATURE)
         frames = [torch.randint(FRAMES, (batch,), generator=generator) for _ in range(2)]
         first = pooled(still(frames[0]), slots[0])
         second = pooled(clips if self.views == "still+slot" else still(frames[1]), slots[1])
-        return info_nce(first, second)
+        return info_nce(first, second, TEMPERATURE)
 
     def step(self, generator: torch.Generator) -> Tensor:
         if self.image:  # two frames of each of 64 clips, both reconstructed, contrasted with each other
@@ -205,7 +199,7 @@ class Study:
             views = [jitter(v, generator) for v in views]
             loss = self.model({"image": torch.cat(views)}, generator=generator).loss
             pooled = [self.head(self.encode(v, "image")["mean"]) for v in views]
-            return loss + self.weight * info_nce(*pooled)
+            return loss + self.weight * info_nce(*pooled, TEMPERATURE)
         clips = self.clips[torch.randint(len(self.clips), (32,), generator=generator)]
         loss = self.model({"video": clips}, generator=generator).loss
         if self.weight:
