@@ -1,7 +1,7 @@
 """A frame-level contrastive term beside pixel reconstruction: does it teach the moving digits' *digit*, and what does
 it cost the motion?
 
-    python benchmarks/frame_contrast.py                      # every setting, about 45 minutes on 2 cores
+    python benchmarks/frame_contrast.py                      # every setting, about 50 minutes on 2 cores
     python benchmarks/frame_contrast.py --only "still frames"
 
 docs/recipes.md ("Video") finds that no masking recipe makes the video encoder tell the moving digits apart by digit:
@@ -27,6 +27,11 @@ scaled about its mean by a random factor in [0.6, 1.4], so that ink alone does n
 * ``still frames, then pixels alone``: the still-frame term first, then the example's 880 steps again (a new
   warm-up and cosine) on pixels alone: does the motion come back and the digit stay?
 * ``still frames, embedding held``: the term's gradient reaches every part of the encoder but its token embedding.
+* ``still frames, sum and difference``: the token embedding reads each tubelet as its frames' sum and difference
+  (an orthogonal change of its input), so a still view gives the weights that read motion no gradient at all;
+  ``example, sum and difference`` is the example with the same embedding and no term.
+* ``still frames, half the channels``: the term's projection reads only the first half of the pooled latents'
+  channels (the other half is left to the pixels); ``..., sum and difference``: the same with the embedding above.
 * ``example``: the video example alone (no term), in the same loop.
 
 ``--width 192`` makes the video encoder twice as wide (6 heads of 32; the example's is 96, 3 heads).
@@ -74,11 +79,39 @@ SETTINGS = {  # name -> (views, weight, class token)
     "still frames, class token": ("still", 1.0, True),
     "still frames, then pixels alone": ("still", 1.0, False),
     "still frames, embedding held": ("still", 1.0, False),
+    "still frames, sum and difference": ("still", 1.0, False),
+    "example, sum and difference": ("none", 0.0, False),
+    "still frames, half the channels": ("still", 1.0, False),
+    "still frames, half the channels, sum and difference": ("still", 1.0, False),
 }
 #: settings whose term gives no gradient to the token embedding (the tubelets' linear layer)
 HOLD_EMBEDDING = {"still frames, embedding held"}
 #: settings pretrained a second time (the same steps and schedule, from where the first left off) on pixels alone
 THEN_PIXELS = {"still frames, then pixels alone"}
+#: settings whose token embedding reads each tubelet as the mean and the difference of its two frames
+SUM_DIFFERENCE = {
+    "still frames, sum and difference",
+    "example, sum and difference",
+    "still frames, half the channels, sum and difference",
+}
+#: settings whose term reads only the first half of the latents' channels (the other half is the pixels' alone)
+HALF_CHANNELS = {"still frames, half the channels", "still frames, half the channels, sum and difference"}
+
+
+class SumDifference(nn.Module):
+    """The token embedding ``linear`` fed each 2-frame tubelet ``(a, b)`` as ``((a + b), (b - a)) / sqrt(2)``.
+
+    An orthogonal change of the input: the same functions as ``linear`` alone, but the weights that read the frames'
+    difference are parameters of their own. A still view (``a == b``) gives them no gradient, so AdamW, which scales
+    each parameter's step by its own gradient history, cannot move them from a term computed on still frames."""
+
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        self.linear = linear
+
+    def forward(self, x: Tensor) -> Tensor:
+        a, b = x.unflatten(-1, (2, -1)).unbind(-2)  # tokens flatten (t, p, p, c): the first half is frame 0
+        return self.linear(torch.cat([a + b, b - a], -1) / math.sqrt(2))
 
 
 def jitter(x: Tensor, generator: torch.Generator, strength: float = 0.4) -> Tensor:
@@ -120,7 +153,8 @@ class Study:
             self.model = MaskedAutoencoder.from_config(frame_model_config(0.75))
         else:
             self.model = video_model(class_token, width)
-        self.head = nn.Sequential(nn.Linear(self.model.encoder.embed_dim, 256), nn.GELU(), nn.Linear(256, 64))
+        self.channels = self.model.encoder.embed_dim
+        self.head = nn.Sequential(nn.Linear(self.channels, 256), nn.GELU(), nn.Linear(256, 64))
 
     def encode(self, x: Tensor, key: str) -> dict[str, Tensor]:
         out = self.model.encoder(self.model.tokenizer({key: x}, frozenset()))
@@ -175,7 +209,8 @@ class Study:
                 out = torch.func.functional_call(encoder, weights, (tokens, mask))
             else:
                 out = encoder(tokens, mask)
-            return self.head(out.latent[:, 0] if self.class_token else out.body.mean(1))
+            pooled = out.latent[:, 0] if self.class_token else out.body.mean(1)
+            return self.head(pooled[:, : self.channels])
 
         slots = [torch.randint(SLOTS, (batch,), generator=generator) for _ in range(2)]
         if self.views == "slots":
@@ -251,6 +286,11 @@ def main() -> None:
     for name in options.only:
         study = Study(*SETTINGS[name], width=options.width)
         study.hold_embedding = name in HOLD_EMBEDDING
+        if name in HALF_CHANNELS:
+            study.channels //= 2
+            study.head[0] = nn.Linear(study.channels, 256)
+        if name in SUM_DIFFERENCE:
+            study.model.encoder.token_embed = SumDifference(study.model.encoder.token_embed)
         random_init = study.score()
         study.pretrain()
         if name in THEN_PIXELS:
