@@ -35,6 +35,8 @@ scaled about its mean by a random factor in [0.6, 1.4], so that ink alone does n
 * ``example``: the video example alone (no term), in the same loop.
 
 ``--width 192`` makes the video encoder twice as wide (6 heads of 32; the example's is 96, 3 heads).
+``--tubelet 1`` gives the video tokenizer tubelets of 1 frame (a time slot is then one frame; the sum-and-difference
+settings need 2).
 
 All pretrain 880 steps of 32 clips (the example's schedule: lr 1e-3, 10% warm-up, cosine to 0, AdamW 0.9/0.95, weight
 decay 0.05). Scored on the validation clips at 5 labels per class, seeds 0, 1, 2: k-NN (k = 20, as ``anymae knn``)
@@ -65,7 +67,7 @@ from anymae.model.types import MaskSpec, TokenBatch
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = (0, 1, 2)
-STEPS, WARMUP, SLOTS, FRAMES, TEMPERATURE = 880, 88, 4, 8, 0.1
+STEPS, WARMUP, FRAMES, TEMPERATURE = 880, 88, 8, 0.1
 SETTINGS = {  # name -> (views, weight, class token)
     "example": ("none", 0.0, False),
     "frames": ("frames", 1.0, False),
@@ -122,24 +124,25 @@ def jitter(x: Tensor, generator: torch.Generator, strength: float = 0.4) -> Tens
     return (x - mean) * factor + mean
 
 
-def slot_view(tokens: TokenBatch, slot: Tensor) -> MaskSpec:
-    """A mask keeping only time slot ``slot`` ``[B]`` of each clip's ``(T, H, W)`` tokens."""
+def slot_view(tokens: TokenBatch, slot: Tensor, slots: int) -> MaskSpec:
+    """A mask keeping only time slot ``slot`` ``[B]`` of each clip's ``(T, H, W)`` tokens (``slots`` along T)."""
     batch, count = tokens.tokens.shape[:2]
-    per = count // SLOTS
+    per = count // slots
     order = (torch.arange(count).expand(batch, count) + slot[:, None] * per) % count
     return MaskSpec.from_order(order, per)
 
 
-def video_model(class_token: bool, width: int) -> MaskedAutoencoder:
+def video_model(class_token: bool, width: int, tubelet: int) -> MaskedAutoencoder:
     config = yaml.safe_load((ROOT / "examples/video/videomae_moving_digits.yaml").read_text())["model"]
     for key in ("optimizer", "lr_schedule"):
         config.pop(key, None)
     config["encoder"]["init_args"].update(class_token=class_token, embed_dim=width, num_heads=width // 32)
+    config["tokenizer"]["init_args"]["tubelet_size"] = tubelet
     return MaskedAutoencoder.from_config(config)
 
 
 class Study:
-    def __init__(self, views: str, weight: float, class_token: bool, width: int = 96) -> None:
+    def __init__(self, views: str, weight: float, class_token: bool, width: int = 96, tubelet: int = 2) -> None:
         from anymae_video import MovingDigitsDataModule
 
         self.views, self.weight, self.class_token = views, weight, class_token
@@ -152,7 +155,8 @@ class Study:
         if self.image:
             self.model = MaskedAutoencoder.from_config(frame_model_config(0.75))
         else:
-            self.model = video_model(class_token, width)
+            self.model = video_model(class_token, width, tubelet)
+        self.slots = FRAMES // tubelet
         self.channels = self.model.encoder.embed_dim
         self.head = nn.Sequential(nn.Linear(self.channels, 256), nn.GELU(), nn.Linear(256, 64))
 
@@ -203,7 +207,7 @@ class Study:
         def pooled(x: Tensor, slot: Tensor) -> Tensor:
             tokens = self.model.tokenizer({"video": x}, frozenset())
             tokens = replace(tokens, tokens=jitter(tokens.tokens, generator))
-            encoder, mask = self.model.encoder, slot_view(tokens, slot)
+            encoder, mask = self.model.encoder, slot_view(tokens, slot, self.slots)
             if self.hold_embedding:  # the same weights, detached from this pass's graph
                 weights = {k: v.detach() if k.startswith("token_embed.") else v for k, v in encoder.named_parameters()}
                 out = torch.func.functional_call(encoder, weights, (tokens, mask))
@@ -212,9 +216,9 @@ class Study:
             pooled = out.latent[:, 0] if self.class_token else out.body.mean(1)
             return self.head(pooled[:, : self.channels])
 
-        slots = [torch.randint(SLOTS, (batch,), generator=generator) for _ in range(2)]
+        slots = [torch.randint(self.slots, (batch,), generator=generator) for _ in range(2)]
         if self.views == "slots":
-            slots[1] = (slots[0] + torch.randint(1, SLOTS, (batch,), generator=generator)) % SLOTS
+            slots[1] = (slots[0] + torch.randint(1, self.slots, (batch,), generator=generator)) % self.slots
             return info_nce(pooled(clips, slots[0]), pooled(clips, slots[1]), TEMPERATURE)
         if self.views == "slot+shuffled":  # each clip's frames in its own random order: the tubelets' motion is noise
             order = torch.rand(batch, FRAMES, generator=generator).argsort(dim=1)
@@ -279,12 +283,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="+", choices=list(SETTINGS), default=list(SETTINGS))
     parser.add_argument("--width", type=int, default=96, help="the video encoder's width (heads of 32)")
+    parser.add_argument("--tubelet", type=int, default=2, choices=(1, 2), help="frames per video token")
     options = parser.parse_args()
     anymae.load_plugins().registry  # noqa: B018 (the configs' class paths resolve through the plugins)
     print("| setting | label | read-out | protocol | pretrained | random init |")
     print("|---|---|---|---|---|---|")
     for name in options.only:
-        study = Study(*SETTINGS[name], width=options.width)
+        study = Study(*SETTINGS[name], width=options.width, tubelet=options.tubelet)
         study.hold_embedding = name in HOLD_EMBEDDING
         if name in HALF_CHANNELS:
             study.channels //= 2
