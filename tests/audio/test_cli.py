@@ -4,6 +4,9 @@ files through the ``anymae`` command and writes spectrograms, the evaluation con
 
 from pathlib import Path
 
+import numpy as np
+import soundfile
+
 from anymae.cli import main
 
 from ..commands import assert_listed, evaluate, fit, folder_overlay, short_fit
@@ -70,6 +73,9 @@ def test_synth_knn_probe_and_esc50_finetune_configs_run_from_a_checkpoint(tmp_pa
 def test_fbank_stats_command(tmp_path, capsys):
     write_clips(tmp_path / "clips")
     (tmp_path / "clips" / "bad.wav").write_bytes(b"not audio")
+    holes = tone(300, 0.5, 16000)
+    holes[5] = np.inf  # a float file's infinite sample: left out, not a NaN mean
+    soundfile.write(str(tmp_path / "clips" / "inf.wav"), holes, 16000, subtype="FLOAT")
     assert main(["fbank_stats", str(tmp_path / "clips")]) == 0
     out = capsys.readouterr().out
-    assert "fbank over 6 files (1 unreadable): mean " in out and "std: " in out
+    assert "fbank over 6 files (2 unreadable): mean " in out and "std: " in out and "nan" not in out

@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+import soundfile
 import torch
 
 import anymae
@@ -95,12 +96,17 @@ def test_bad_files_are_skipped_and_counted_and_labels_come_from_folders(tmp_path
     good = (tmp_path / "dog" / "0.wav").read_bytes()
     (tmp_path / "rain" / "truncated.wav").write_bytes(good[:30])
     write_audio(tmp_path / "rain" / "tiny.wav", tone(300, 0.001, 16000), 16000)  # shorter than one window
-    data = AudioFolderDataModule(str(tmp_path), labeled=True, target_length=64, batch_size=5, num_workers=0)
+    holes = tone(300, 0.5, 16000)
+    holes[100:110] = np.nan  # a float WAV may hold NaN (or infinity): one would make the whole fbank NaN
+    soundfile.write(str(tmp_path / "dog" / "nan.wav"), holes, 16000, subtype="FLOAT")
+    data = AudioFolderDataModule(str(tmp_path), labeled=True, target_length=64, batch_size=11, num_workers=0)
     batches = epoch(data)
     assert data.classes == ["dog", "rain"]
-    assert all(batch["fbank"].shape[1:] == (1, 64, 128) for batch in batches)
+    assert all(batch["fbank"].shape[1:] == (1, 64, 128) and batch["fbank"].isfinite().all() for batch in batches)
     labels = [label for batch in batches for label in batch["label"].tolist()]
-    assert sorted(labels) == [0, 0, 0, 1, 1, 1] and data.num_skipped == 4
+    assert sorted(labels) == [0, 0, 0, 1, 1, 1] and data.num_skipped == 5
+    nan = data.train_set[data.train_set.files.paths.index(str(tmp_path / "dog" / "nan.wav"))]
+    assert nan.reason == "the clip holds 10 samples that are NaN or infinite"
 
 
 def test_labels_and_folds_from_a_csv(tmp_path):

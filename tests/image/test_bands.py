@@ -165,3 +165,40 @@ def test_example_config_trains_on_a_folder_of_tiffs(tmp_path, monkeypatch, capsy
         overlay={"data": {"init_args": stats}},
     )
     assert (run / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_missing_pixels_take_their_bands_mean_and_band_stats_leaves_them_out(tmp_path, capsys):
+    """Float rasters mark no-data with NaN or a value of their own (-9999 here): such pixels become the band's
+    mean, 0 after standardisation, never a NaN loss; ``band_stats`` counts only the pixels that are there."""
+    files = write_folder(tmp_path / "tiles", np.float32, count=2)
+    pixels = files["00_first.tif"].copy()
+    pixels[1, 2:6, 2:6] = np.nan
+    pixels[2, 3, 3] = np.inf
+    pixels[3, 2:4, 2:6] = -9999.0
+    write_bands(tmp_path / "tiles" / "00_first.tif", pixels)
+    dm = MultiBandFolderDataModule(
+        root=str(tmp_path / "tiles"), bands=BANDS, mean=MEAN, std=STD, nodata=-9999, image_size=28, augment=False
+    )
+    dm.num_workers = 0
+    dm.setup("fit")
+    image = dm.train_set[0]["image"]  # centre crop 28 of 32: pixel (2, 2) of the file is (0, 0) here
+    assert image.isfinite().all()
+    assert (image[1, 0:4, 0:4] == 0).all() and image[2, 1, 1] == 0 and (image[3, 0:2, 0:4] == 0).all()
+    expected = (pixels[0, 2:30, 2:30] - MEAN[0]) / STD[0]  # the other bands' values are kept
+    torch.testing.assert_close(image[0], torch.from_numpy(expected), rtol=1e-6, atol=1e-6)
+    assert image[1, 5, 5] == pytest.approx((float(pixels[1, 7, 7]) - MEAN[1]) / STD[1], rel=1e-6)
+
+    assert main(["band_stats", "--root", str(tmp_path / "tiles"), "--nodata", "-9999"]) == 0
+    out = capsys.readouterr().out
+    stats = yaml.safe_load(out)
+    values = np.concatenate([pixels.reshape(BANDS, -1), files["01_last.tif"].reshape(BANDS, -1)], axis=1)
+    values = np.where(np.isfinite(values) & (values != -9999.0), values, np.nan).astype(np.float64)
+    np.testing.assert_allclose(stats["mean"], np.nanmean(values, axis=1), rtol=1e-7)
+    np.testing.assert_allclose(stats["std"], np.nanstd(values, axis=1), rtol=1e-7)
+    assert "2032 to 2048 pixels per band (25 missing left out)" in out  # 16 NaN, 1 infinite, 8 no-data
+
+    blank = np.full((BANDS, 8, 8), np.nan, np.float32)
+    blank[0] = 1.0  # every band but the first is missing everywhere
+    write_bands(tmp_path / "blank" / "a.npy", blank)
+    assert main(["band_stats", "--root", str(tmp_path / "blank")]) == 2
+    assert "band 1, 2, 3, 4 (counting from 0) has no pixel that is not missing" in capsys.readouterr().err

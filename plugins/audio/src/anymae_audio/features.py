@@ -223,9 +223,13 @@ class Fbank:
     std: float = AUDIOSET_STD
 
     def raw(self, waveform: Tensor) -> Tensor:
-        """kaldi fbank ``[frames, num_mel_bins]`` with Audio-MAE's arguments, before padding and normalisation."""
+        """kaldi fbank ``[frames, num_mel_bins]`` with Audio-MAE's arguments, before padding and normalisation;
+        ``ValueError`` for a waveform with NaN or infinite samples (a float file may hold them; one would make every
+        value NaN)."""
         import torchaudio.compliance.kaldi as kaldi
 
+        if not bool(waveform.isfinite().all()):
+            raise ValueError(f"the clip holds {int((~waveform.isfinite()).sum())} samples that are NaN or infinite")
         waveform = waveform - waveform.mean()
         return kaldi.fbank(
             waveform[None],

@@ -2,9 +2,10 @@
 ``.tiff``, ``.npy``), printed as the YAML lines ``mean: [...]`` and ``std: [...]`` for
 :class:`~anymae_image.MultiBandFolderDataModule`'s ``data.init_args``.
 
-    anymae band_stats --root /path/to/tiles --bands 13 --max-files 2000
+    anymae band_stats --root /path/to/tiles --bands 13 --max-files 2000 --nodata -9999
 
-Every pixel of every file counts once, in the files' own units (8- or 16-bit values as they are), without resizing;
+Every pixel of every file counts once, in the files' own units (8- or 16-bit values as they are), without resizing,
+except missing ones (NaN, infinite, or equal to ``--nodata``), which are left out of their band and counted;
 the files are read one at a time and accumulated in float64 (per-file moments merged exactly, Chan et al.), so the
 folder never has to fit in memory. The standard deviation is the population one (``numpy.std``). Unreadable files are
 skipped and counted; with ``--bands``, so are files with another band count, and without it a folder of mixed band
@@ -25,25 +26,31 @@ __all__ = ["BandStats", "band_stats", "run"]
 
 
 class BandStats:
-    """Running per-band count, mean and sum of squared deviations (float64), merged file by file."""
+    """Running per-band count, mean and sum of squared deviations (float64), merged file by file; missing pixels
+    (NaN, infinite, or equal to ``nodata``) are left out of their band and counted in :attr:`missing`."""
 
-    def __init__(self, bands: int) -> None:
-        self.count = 0
+    def __init__(self, bands: int, nodata: float | None = None) -> None:
+        self.nodata = nodata
+        self.count = np.zeros(bands, dtype=np.int64)
         self.mean = np.zeros(bands, dtype=np.float64)
         self.m2 = np.zeros(bands, dtype=np.float64)
+        self.missing = 0
 
     def add(self, pixels: np.ndarray) -> None:
         """Add one ``[C, H, W]`` array's pixels."""
         values = pixels.reshape(len(pixels), -1).astype(np.float64)
-        n = values.shape[1]
-        if not n:
+        valid = np.isfinite(values) if self.nodata is None else np.isfinite(values) & (values != self.nodata)
+        self.missing += int(valid.size - valid.sum())
+        n = valid.sum(axis=1)
+        if not n.any():
             return
-        mean = values.mean(axis=1)
-        m2 = np.square(values - mean[:, None]).sum(axis=1)
+        mean = np.where(valid, values, 0.0).sum(axis=1) / np.maximum(n, 1)
+        m2 = np.square(np.where(valid, values - mean[:, None], 0.0)).sum(axis=1)
         total = self.count + n
+        share = n / np.maximum(total, 1)
         delta = mean - self.mean
-        self.mean = self.mean + delta * (n / total)
-        self.m2 = self.m2 + m2 + np.square(delta) * (self.count * n / total)
+        self.mean = self.mean + delta * share
+        self.m2 = self.m2 + m2 + np.square(delta) * self.count * share
         self.count = total
 
     @property
@@ -51,10 +58,13 @@ class BandStats:
         return np.sqrt(self.m2 / self.count)
 
 
-def band_stats(paths: Sequence[str], bands: int | None = None) -> tuple[BandStats, int, int]:
+def band_stats(
+    paths: Sequence[str], bands: int | None = None, nodata: float | None = None
+) -> tuple[BandStats, int, int]:
     """Per-band statistics of the readable files, with the numbers of unreadable files and of files skipped for
     another band count than ``bands``. Without ``bands``, the first readable file sets it and another count is a
-    :class:`~anymae.ConfigError`; no readable file is one too."""
+    :class:`~anymae.ConfigError`; no readable file is one too, and so is a band with no pixel that is not missing
+    (NaN, infinite, or ``nodata``)."""
     stats: BandStats | None = None
     first, unreadable, other = "", 0, 0
     for path in paths:  # one file at a time: the folder may not fit in memory
@@ -67,7 +77,7 @@ def band_stats(paths: Sequence[str], bands: int | None = None) -> tuple[BandStat
             other += 1
             continue
         if stats is None:
-            stats, first = BandStats(len(pixels)), path
+            stats, first = BandStats(len(pixels), nodata), path
         elif len(pixels) != len(stats.mean):
             raise ConfigError(
                 f"band_stats: mixed band counts: {first} has {len(stats.mean)} bands, {path} has {len(pixels)}; "
@@ -79,6 +89,12 @@ def band_stats(paths: Sequence[str], bands: int | None = None) -> tuple[BandStat
         raise ConfigError(
             f"band_stats: no readable {kind}file among {len(paths)} ({unreadable} unreadable, {other} with another "
             "band count)"
+        )
+    empty = [str(band) for band in np.flatnonzero(stats.count == 0)]
+    if empty:
+        raise ConfigError(
+            f"band_stats: band {', '.join(empty)} (counting from 0) has no pixel that is not missing (NaN, infinite "
+            f"or --nodata {nodata}) in the files read"
         )
     return stats, unreadable, other
 
@@ -97,6 +113,12 @@ def run(argv: Sequence[str]) -> int:
         help="count only the files with this many bands (default: all, which must agree)",
     )
     parser.add_argument("--max-files", type=int, default=0, help="a random sample of this many files (0: all)")
+    parser.add_argument(
+        "--nodata",
+        type=float,
+        default=None,
+        help="the value marking a missing pixel, left out as NaN and infinite ones are (the data module's nodata)",
+    )
     options = parser.parse_args(argv)
     if options.bands is not None and options.bands < 1:
         parser.error(f"--bands must be positive, got {options.bands}")
@@ -108,11 +130,15 @@ def run(argv: Sequence[str]) -> int:
         raise ConfigError(f"band_stats: no {'/'.join(BAND_EXTENSIONS)} files under {options.root!r}")
     if options.max_files and len(paths) > options.max_files:
         paths = sorted(random.Random(0).sample(paths, options.max_files))
-    stats, unreadable, other = band_stats(paths, options.bands)
+    stats, unreadable, other = band_stats(paths, options.bands, options.nodata)
     used = len(paths) - unreadable - other
     skipped = f"{unreadable} unreadable" + (f", {other} with another band count" if options.bands is not None else "")
+    low, high = int(stats.count.min()), int(stats.count.max())
+    counted = f"{low} pixels per band" if low == high else f"{low} to {high} pixels per band"
+    if stats.missing:
+        counted += f" ({stats.missing} missing left out)"
     print(
-        f"# {len(stats.mean)} bands over {used} files under {options.root} ({skipped}), {stats.count} pixels per band; "
+        f"# {len(stats.mean)} bands over {used} files under {options.root} ({skipped}), {counted}; "
         "paste under data.init_args:"
     )
     print(f"mean: {_yaml_list(stats.mean)}")

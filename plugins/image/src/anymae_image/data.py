@@ -13,7 +13,7 @@
 Batches are dicts: ``{"image": [B, C, H, W] float, "label": [B] long}`` (``label`` only when labeled).
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Annotated, Any, Literal
 
@@ -276,10 +276,21 @@ def read_bands(path: str, bands: int | None = None) -> np.ndarray:
     return array
 
 
-def read_band_image(path: str, bands: int, transform: Callable[[Tensor], Tensor]) -> dict[str, Tensor]:
+def read_band_image(
+    path: str,
+    bands: int,
+    transform: Callable[[Tensor], Tensor],
+    fill: Sequence[float] | None = None,
+    nodata: float | None = None,
+) -> dict[str, Tensor]:
     """One multi-band file (:func:`read_bands`) as float32 ``[C, H, W]`` (the file's values, not rescaled nor
-    clipped) through ``transform``."""
+    clipped) through ``transform``. With ``fill`` (a value per band), missing pixels (NaN, infinite, or equal to
+    ``nodata``) take their band's value first, so that no resize spreads them."""
     pixels = torch.from_numpy(np.ascontiguousarray(read_bands(path, bands), dtype=np.float32))
+    if fill is not None:
+        missing = ~pixels.isfinite() if nodata is None else ~pixels.isfinite() | (pixels == nodata)
+        if bool(missing.any()):
+            pixels = torch.where(missing, torch.tensor(fill, dtype=pixels.dtype)[:, None, None], pixels)
     return {"image": torch.as_tensor(transform(pixels)).contiguous()}
 
 
@@ -291,8 +302,10 @@ class MultiBandFolderDataModule(FolderDataModule):
     band axis is the one of length ``bands`` (the first when both are; see :func:`bands_first`). Pixels of any integer
     or float dtype (8-bit ``uint8``, 16-bit ``uint16``/``int16``, ``float32``) become float32 as they are, neither
     rescaled to [0, 1] nor clipped, and are standardised per band, ``(x - mean[c]) / std[c]``: ``mean`` and ``std``
-    are in the files' own units, as ``anymae band_stats --root ROOT --bands N`` prints them. Then MAE's crop and flip
-    (:class:`ImageFolderDataModule`'s, on all bands at once). A file with another band count, or one that cannot be
+    are in the files' own units, as ``anymae band_stats --root ROOT --bands N`` prints them. Missing pixels (NaN or
+    infinite, and those equal to ``nodata``: the no-data value of many rasters) take their band's mean, so they are 0
+    after standardisation and never reach the loss as NaN (``band_stats`` leaves them out too). Then MAE's crop and
+    flip (:class:`ImageFolderDataModule`'s, on all bands at once). A file with another band count, or one that cannot be
     read, is skipped and counted (a warning names it once), never fatal.
 
     Batches are ``{"image": [B, bands, image_size, image_size] float32}`` (plus ``"label"`` when labeled); the
@@ -304,6 +317,8 @@ class MultiBandFolderDataModule(FolderDataModule):
         bands: the number of bands (channels) of every file.
         mean: per-band mean, ``bands`` values (``anymae band_stats`` prints them); required before training.
         std: per-band standard deviation, ``bands`` values; required before training.
+        nodata: the value that marks a missing pixel (``-9999``, ``0``: the raster's own); such pixels, and NaN or
+            infinite ones whatever this is, take their band's mean. ``anymae band_stats --nodata`` leaves them out.
         image_size: output side length ``H = W``.
         crop_scale: area range of MAE's ``RandomResizedCrop`` ((0.2, 1.0) in MAE pretraining).
         hflip: random horizontal flips.
@@ -326,6 +341,7 @@ class MultiBandFolderDataModule(FolderDataModule):
         *,
         mean: list[float] | None = None,
         std: list[Annotated[float, Field(gt=0)]] | None = None,
+        nodata: float | None = None,
         image_size: PositiveInt = 224,
         crop_scale: ScaleRange = (0.2, 1.0),
         hflip: bool = True,
@@ -338,7 +354,7 @@ class MultiBandFolderDataModule(FolderDataModule):
         for field, values in (("mean", mean), ("std", std)):
             if values is not None and len(values) != bands:
                 raise ConfigError(f"{name}.{field} has {len(values)} values but bands is {bands}: one per band")
-        self.bands, self.mean, self.std = bands, mean, std
+        self.bands, self.mean, self.std, self.nodata = bands, mean, std, nodata
         self.image_size, self.crop_scale, self.hflip, self.augment = image_size, crop_scale, hflip, augment
 
     def build(self) -> tuple[FileSamples, FileSamples | None]:
@@ -357,4 +373,4 @@ class MultiBandFolderDataModule(FolderDataModule):
             raise ConfigError(f"{type(self).__name__}: mean and std are unset (`anymae band_stats` prints them)")
         geometry = mae_geometry(self.image_size, train and self.augment, self.crop_scale, self.hflip)
         transform = v2.Compose([*geometry, v2.Normalize(self.mean, self.std)])
-        return partial(read_band_image, bands=self.bands, transform=transform)
+        return partial(read_band_image, bands=self.bands, transform=transform, fill=self.mean, nodata=self.nodata)
