@@ -102,3 +102,23 @@ def test_the_options_have_aeons_types(tmp_path):
         SeriesFileDataModule(path=str(tmp_path), length=0)
     with pytest.raises(ConfigError, match="normalize"):
         SeriesFileDataModule(path=str(tmp_path), normalize="sometimes")
+
+
+def test_an_infinite_value_is_made_missing_and_follows_nan_policy(tmp_path):
+    """An overflow upstream leaves ``inf`` in a file: it would make the series' mean, and so the whole normalised
+    series, NaN; it is missing instead, as a blank cell is."""
+    values = np.arange(20, dtype=np.float32)
+    values[4] = np.inf
+    values[9] = -np.inf
+    np.save(tmp_path / "overflow.npy", values[None])
+    common = {"path": str(tmp_path / "overflow.npy"), "normalize": True, "window": 5, "val_fraction": 0.2}
+    with pytest.warns(RuntimeWarning, match="2 infinite values made missing, handled by nan_policy"):
+        (masked,) = series_of(SeriesFileDataModule(**common, nan_policy="mask"))
+    assert masked[0].isnan().tolist() == [i in (4, 9) for i in range(20)] and not masked.isinf().any()
+    with pytest.warns(RuntimeWarning, match="infinite"):
+        (filled,) = series_of(SeriesFileDataModule(**common))
+    assert filled.isfinite().all() and abs(float(filled[0].double().mean())) < 1e-6
+    dropped = SeriesFileDataModule(**common, nan_policy="drop")
+    with pytest.warns(RuntimeWarning, match="infinite"):
+        dropped.setup("fit")
+    assert len(dropped.train_set) + len(dropped.val_set) == 2  # the windows [10, 15) and [15, 20) are whole

@@ -5,7 +5,8 @@ Every source becomes a list of series ``[C, L_i]`` (lengths may differ) with opt
 
 * **missing values** follow ``nan_policy``: ``"interpolate"`` (linear in time, the ends held), ``"mask"`` (kept; the
   tokenizer makes any patch with a missing value padding: never visible, never in the loss) or ``"drop"`` (windows
-  with a missing value are left out). A NaN never reaches the loss.
+  with a missing value are left out). An infinite value is made missing first (with a warning). A NaN never
+  reaches the loss.
 * **z-normalisation** (``normalize``, files and Airline): each series' channels to mean 0 and standard deviation 1
   over time, the UCR convention;
 * **resampling** (aeon's sets and files, ``length``): every series stretched or shrunk to one number of steps by linear
@@ -251,6 +252,14 @@ class _SeriesDataModule(DataModule):
 
     def _prepare(self, series: list[Tensor]) -> list[Tensor]:
         series = [torch.tensor(np.asarray(s), dtype=torch.float32).reshape(-1, np.shape(s)[-1]) for s in series]
+        if infinite := sum(int(s.isinf().sum()) for s in series):  # an overflow, a division by zero upstream
+            warnings.warn(
+                f"{type(self).__name__}: {infinite} infinite value{'s' * (infinite > 1)} made missing, handled by "
+                "nan_policy",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            series = [s.masked_fill(s.isinf(), math.nan) for s in series]
         if self.nan_policy == "interpolate":
             series = [interpolate_missing(s) if s.isnan().any() else s for s in series]
         return series
