@@ -117,6 +117,25 @@ def test_wide_grayscale_images_keep_their_range(tmp_path, suffix, values, mode):
     assert wide.min() == 0 and wide.max() == 1 and 0.45 < float(wide.mean()) < 0.55  # a gradient, not white
 
 
+def test_a_float_images_missing_pixels_are_black_and_the_rest_keeps_its_range(tmp_path):
+    """A float TIFF marks no-data with NaN (or infinity): those pixels read as 0 and count in no range; before, one
+    NaN made the whole picture black."""
+    values = np.linspace(-5, 15, 32 * 32).reshape(32, 32).astype(np.float32)
+    values[:4, :4] = np.nan
+    values[10, 10] = np.inf
+    Image.fromarray(values).save(tmp_path / "holes.tif")
+    data = ImageFolderDataModule(
+        str(tmp_path), in_chans=1, image_size=32, augment=False, mean=(0.0,), std=(1.0,), num_workers=0
+    )
+    data.setup("fit")
+    image = data.reader(train=False)(str(tmp_path / "holes.tif"))["image"][0]
+    assert image.isfinite().all() and (image[:4, :4] == 0).all() and image[10, 10] == 0
+    finite = np.isfinite(values)
+    lowest, highest = values[finite].min(), values[finite].max()
+    expected = np.rint((values - lowest) / (highest - lowest) * 255) / 255
+    torch.testing.assert_close(image[finite], torch.from_numpy(expected[finite]).float(), atol=1e-6, rtol=0)
+
+
 def test_a_photo_taken_turned_reads_upright(tmp_path):
     """A phone's JPEG stores its pixels as the sensor saw them and an EXIF orientation (6: turn 90 degrees
     clockwise to view): it reads as a viewer shows it, tall, with the bright band on top."""

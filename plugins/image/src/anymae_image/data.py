@@ -163,16 +163,17 @@ def eight_bit(array: np.ndarray, mode: str) -> np.ndarray:
     """A one-channel image of PIL mode ``mode`` as ``uint8``: 16-bit modes by their full range (0-65535, as
     torchvision's ``decode_png`` scales them); 32-bit integers as 8-bit when they stay within 0-255, as 16-bit
     within 0-65535, else by the image's own range; floats as fractions when they stay within 0-1, else by the
-    image's own range."""
+    image's own range. NaN and infinite pixels (a float image's no-data) count in no range and become 0."""
     values = array.astype(np.float64)
-    low, high = float(values.min(initial=0)), float(values.max(initial=0))
+    finite = np.isfinite(values)
+    low, high = float(values.min(initial=0, where=finite)), float(values.max(initial=0, where=finite))
     if mode.startswith("I;16"):
         low, high = 0.0, 65535.0
     elif mode == "I" and low >= 0 and high <= 65535:
         low, high = 0.0, 255.0 if high <= 255 else 65535.0
     elif mode == "F" and low >= 0 and high <= 1:
         low, high = 0.0, 1.0
-    scaled = (values - low) / max(high - low, 1e-12) * 255
+    scaled = np.where(finite, (values - low) / max(high - low, 1e-12) * 255, 0)
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
