@@ -1,7 +1,7 @@
 """A frame-level contrastive term beside pixel reconstruction: does it teach the moving digits' *digit*, and what does
 it cost the motion?
 
-    python benchmarks/frame_contrast.py                      # every setting, about 50 minutes on 2 cores
+    python benchmarks/frame_contrast.py                      # every setting, about 55 minutes on 2 cores
     python benchmarks/frame_contrast.py --only "still frames"
 
 docs/recipes.md ("Video") finds that no masking recipe makes the video encoder tell the moving digits apart by digit:
@@ -32,6 +32,8 @@ scaled about its mean by a random factor in [0.6, 1.4], so that ink alone does n
   ``example, sum and difference`` is the example with the same embedding and no term.
 * ``still frames, half the channels``: the term's projection reads only the first half of the pooled latents'
   channels (the other half is left to the pixels); ``..., sum and difference``: the same with the embedding above.
+* ``still frame and moving slot, sum and difference`` (and ``half the channels``): a still frame against a moving
+  slot, with that embedding (and the term on half the channels).
 * ``example``: the video example alone (no term), in the same loop.
 
 ``--width 192`` makes the video encoder twice as wide (6 heads of 32; the example's is 96, 3 heads).
@@ -85,6 +87,8 @@ SETTINGS = {  # name -> (views, weight, class token)
     "example, sum and difference": ("none", 0.0, False),
     "still frames, half the channels": ("still", 1.0, False),
     "still frames, half the channels, sum and difference": ("still", 1.0, False),
+    "still frame and moving slot, sum and difference": ("still+slot", 1.0, False),
+    "still frame and moving slot, half the channels, sum and difference": ("still+slot", 1.0, False),
 }
 #: settings whose term gives no gradient to the token embedding (the tubelets' linear layer)
 HOLD_EMBEDDING = {"still frames, embedding held"}
@@ -95,9 +99,15 @@ SUM_DIFFERENCE = {
     "still frames, sum and difference",
     "example, sum and difference",
     "still frames, half the channels, sum and difference",
+    "still frame and moving slot, sum and difference",
+    "still frame and moving slot, half the channels, sum and difference",
 }
 #: settings whose term reads only the first half of the latents' channels (the other half is the pixels' alone)
-HALF_CHANNELS = {"still frames, half the channels", "still frames, half the channels, sum and difference"}
+HALF_CHANNELS = {
+    "still frames, half the channels",
+    "still frames, half the channels, sum and difference",
+    "still frame and moving slot, half the channels, sum and difference",
+}
 
 
 class SumDifference(nn.Module):
