@@ -61,11 +61,13 @@ def test_missing_values_make_their_patch_padding_and_revin_ignores_them():
     tok = SeriesPatchTokenizer(channels=1, length=32, patch_len=8, revin=True)
     x = torch.randn(2, 1, 32) * 5 + 3
     x[0, 0, 10] = float("nan")
+    x[1, 0, 30] = float("inf")  # an infinite reading (a sensor's overflow) is missing too
     tokens = tok({"series": x})
-    assert tokens.padding_mask.tolist() == [[False, True, False, False], [False, False, False, False]]
+    assert tokens.padding_mask.tolist() == [[False, True, False, False], [False, False, False, True]]
     assert torch.isfinite(tokens.tokens).all()
-    observed = tokens.tokens[0][~tokens.padding_mask[0]]
-    assert observed.std() == pytest.approx(1.0, abs=0.2) and observed.mean().abs() < 0.3
+    for row in (0, 1):
+        observed = tokens.tokens[row][~tokens.padding_mask[row]]
+        assert observed.std() == pytest.approx(1.0, abs=0.2) and observed.mean().abs() < 0.3
 
 
 def test_forecast_masker_hides_the_end_of_each_series():

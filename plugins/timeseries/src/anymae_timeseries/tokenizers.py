@@ -4,7 +4,7 @@ https://arxiv.org/abs/2301.08871).
 A batch holds ``series`` ``[B, C, L]`` (padded) and optionally ``length`` ``[B]`` (valid steps per sample). A series is
 cut into patches of ``patch_len`` steps every ``stride`` steps; a last partial patch is completed by repeating the last
 value (PatchTST's end padding), so no step is dropped. Patches beyond a sample's length are padding; a patch holding a
-missing value (NaN) is padding too: it is never visible and never in the loss.
+missing value (NaN, or an infinite reading) is padding too: it is never visible and never in the loss.
 
 * ``mode="mixed"``: one token per time patch over all channels, ``patch_len * C`` values laid out ``(step, channel)``.
 * ``mode="independent"``: PatchTST's channel independence, one token sequence per channel (shared weights), folded
@@ -99,6 +99,7 @@ class SeriesPatchTokenizer(Tokenizer):
 
     def forward(self, batch: Mapping[str, Tensor], needs: frozenset[str] = frozenset()) -> TokenBatch:
         series = batch[self.key].float()
+        series = series.masked_fill(series.isinf(), torch.nan)  # an infinite reading is missing, as a NaN one is
         b, c, total = series.shape
         if c != self.in_channels:
             raise ConfigError(
