@@ -49,7 +49,7 @@ one), by digit and by direction, next to the same model at random init.
 import argparse
 import math
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -70,43 +70,42 @@ from anymae.model.types import MaskSpec, TokenBatch
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = (0, 1, 2)
 STEPS, WARMUP, FRAMES, TEMPERATURE = 880, 88, 8, 0.1
-SETTINGS = {  # name -> (views, weight, class token)
-    "example": ("none", 0.0, False),
-    "frames": ("frames", 1.0, False),
-    "slots": ("slots", 1.0, False),
-    "still frames": ("still", 1.0, False),
-    "still frames, weight 0.2": ("still", 0.2, False),
-    "still frames, weight 0.02": ("still", 0.02, False),
-    "still frames, weight 1e-9": ("still", 1e-9, False),
-    "still frame and moving slot": ("still+slot", 1.0, False),
-    "moving slot and shuffled frames": ("slot+shuffled", 1.0, False),
-    "still frames, class token": ("still", 1.0, True),
-    "still frames, then pixels alone": ("still", 1.0, False),
-    "still frames, embedding held": ("still", 1.0, False),
-    "still frames, sum and difference": ("still", 1.0, False),
-    "example, sum and difference": ("none", 0.0, False),
-    "still frames, half the channels": ("still", 1.0, False),
-    "still frames, half the channels, sum and difference": ("still", 1.0, False),
-    "still frame and moving slot, sum and difference": ("still+slot", 1.0, False),
-    "still frame and moving slot, half the channels, sum and difference": ("still+slot", 1.0, False),
-}
-#: settings whose term gives no gradient to the token embedding (the tubelets' linear layer)
-HOLD_EMBEDDING = {"still frames, embedding held"}
-#: settings pretrained a second time (the same steps and schedule, from where the first left off) on pixels alone
-THEN_PIXELS = {"still frames, then pixels alone"}
-#: settings whose token embedding reads each tubelet as the mean and the difference of its two frames
-SUM_DIFFERENCE = {
-    "still frames, sum and difference",
-    "example, sum and difference",
-    "still frames, half the channels, sum and difference",
-    "still frame and moving slot, sum and difference",
-    "still frame and moving slot, half the channels, sum and difference",
-}
-#: settings whose term reads only the first half of the latents' channels (the other half is the pixels' alone)
-HALF_CHANNELS = {
-    "still frames, half the channels",
-    "still frames, half the channels, sum and difference",
-    "still frame and moving slot, half the channels, sum and difference",
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One row of the study: which views the term pairs (``none``: no term) and how the model takes it."""
+
+    views: str  # none, frames, slots, still, still+slot, slot+shuffled
+    weight: float = 1.0  # of the term, beside the pixel loss
+    class_token: bool = False  # the encoder gets one and the term reads it
+    hold_embedding: bool = False  # the term gives no gradient to the token embedding (the tubelets' linear layer)
+    then_pixels: bool = False  # pretrained a second time, from where the first left off, on pixels alone
+    sum_difference: bool = False  # the token embedding reads each tubelet as its frames' sum and difference
+    half_channels: bool = False  # the term reads only the first half of the latents' channels
+
+
+SETTINGS = {
+    "example": Setting("none", 0.0),
+    "frames": Setting("frames"),
+    "slots": Setting("slots"),
+    "still frames": Setting("still"),
+    "still frames, weight 0.2": Setting("still", 0.2),
+    "still frames, weight 0.02": Setting("still", 0.02),
+    "still frames, weight 1e-9": Setting("still", 1e-9),
+    "still frame and moving slot": Setting("still+slot"),
+    "moving slot and shuffled frames": Setting("slot+shuffled"),
+    "still frames, class token": Setting("still", class_token=True),
+    "still frames, then pixels alone": Setting("still", then_pixels=True),
+    "still frames, embedding held": Setting("still", hold_embedding=True),
+    "still frames, sum and difference": Setting("still", sum_difference=True),
+    "example, sum and difference": Setting("none", 0.0, sum_difference=True),
+    "still frames, half the channels": Setting("still", half_channels=True),
+    "still frames, half the channels, sum and difference": Setting("still", sum_difference=True, half_channels=True),
+    "still frame and moving slot, sum and difference": Setting("still+slot", sum_difference=True),
+    "still frame and moving slot, half the channels, sum and difference": Setting(
+        "still+slot", sum_difference=True, half_channels=True
+    ),
 }
 
 
@@ -299,16 +298,17 @@ def main() -> None:
     print("| setting | label | read-out | protocol | pretrained | random init |")
     print("|---|---|---|---|---|---|")
     for name in options.only:
-        study = Study(*SETTINGS[name], width=options.width, tubelet=options.tubelet)
-        study.hold_embedding = name in HOLD_EMBEDDING
-        if name in HALF_CHANNELS:
+        setting = SETTINGS[name]
+        study = Study(setting.views, setting.weight, setting.class_token, width=options.width, tubelet=options.tubelet)
+        study.hold_embedding = setting.hold_embedding
+        if setting.half_channels:
             study.channels //= 2
             study.head[0] = nn.Linear(study.channels, 256)
-        if name in SUM_DIFFERENCE:
+        if setting.sum_difference:
             study.model.encoder.token_embed = SumDifference(study.model.encoder.token_embed)
         random_init = study.score()
         study.pretrain()
-        if name in THEN_PIXELS:
+        if setting.then_pixels:
             study.weight = 0.0
             study.pretrain(seed=1)
         for key, value in study.score().items():
