@@ -34,6 +34,9 @@ scaled about its mean by a random factor in [0.6, 1.4], so that ink alone does n
   channels (the other half is left to the pixels); ``..., sum and difference``: the same with the embedding above.
 * ``still frame and moving slot, sum and difference`` (and ``half the channels``): a still frame against a moving
   slot, with that embedding (and the term on half the channels).
+* ``still frames, balanced 0.1``, ``0.3``, ``1``, ``3``, ``10`` and ``30``: the term's gradient on each parameter
+  tensor scaled to that multiple of the pixel loss's gradient norm on the tensor, so that it steers none more than
+  that share.
 * ``example``: the video example alone (no term), in the same loop.
 
 ``--width 192`` makes the video encoder twice as wide (6 heads of 32; the example's is 96, 3 heads).
@@ -83,6 +86,7 @@ class Setting:
     then_pixels: bool = False  # pretrained a second time, from where the first left off, on pixels alone
     sum_difference: bool = False  # the token embedding reads each tubelet as its frames' sum and difference
     half_channels: bool = False  # the term reads only the first half of the latents' channels
+    balance: float | None = None  # each tensor's term gradient scaled to this share of its pixel gradient's norm
 
 
 SETTINGS = {
@@ -106,6 +110,12 @@ SETTINGS = {
     "still frame and moving slot, half the channels, sum and difference": Setting(
         "still+slot", sum_difference=True, half_channels=True
     ),
+    "still frames, balanced 0.1": Setting("still", balance=0.1),
+    "still frames, balanced 0.3": Setting("still", balance=0.3),
+    "still frames, balanced 1": Setting("still", balance=1.0),
+    "still frames, balanced 3": Setting("still", balance=3.0),
+    "still frames, balanced 10": Setting("still", balance=10.0),
+    "still frames, balanced 30": Setting("still", balance=30.0),
 }
 
 
@@ -156,6 +166,7 @@ class Study:
 
         self.views, self.weight, self.class_token = views, weight, class_token
         self.hold_embedding = False
+        self.balance: float | None = None
         train, val = MovingDigitsDataModule(label="both").build()
         self.clips, self.labels = train.tensors["video"], train.tensors["label"]  # [S, 1, T, H, W]; label = 4 d + m
         self.val_clips, self.val_labels = val.tensors["video"], val.tensors["label"]
@@ -238,7 +249,9 @@ class Study:
         second = pooled(clips if self.views == "still+slot" else still(frames[1]), slots[1])
         return info_nce(first, second, TEMPERATURE)
 
-    def step(self, generator: torch.Generator) -> Tensor:
+    def step(self, generator: torch.Generator) -> tuple[Tensor, Tensor | None]:
+        """The pixel loss and the term (``None`` without one) of one batch; the image setting returns their weighted
+        sum as the first."""
         if self.image:  # two frames of each of 64 clips, both reconstructed, contrasted with each other
             pick = torch.randint(len(self.clips), (64,), generator=generator)
             frames = self.clips[pick, 0]  # [64, T, H, W]
@@ -247,12 +260,26 @@ class Study:
             views = [jitter(v, generator) for v in views]
             loss = self.model({"image": torch.cat(views)}, generator=generator).loss
             pooled = [self.head(self.encode(v, "image")["mean"]) for v in views]
-            return loss + self.weight * info_nce(*pooled, TEMPERATURE)
+            return loss + self.weight * info_nce(*pooled, TEMPERATURE), None
         clips = self.clips[torch.randint(len(self.clips), (32,), generator=generator)]
         loss = self.model({"video": clips}, generator=generator).loss
-        if self.weight:
-            loss = loss + self.weight * self.contrast(clips, generator)
-        return loss
+        return loss, self.contrast(clips, generator) if self.weight else None
+
+    def balanced_backward(self, pixels: Tensor, term: Tensor) -> None:
+        """Gradients of ``pixels`` plus, per parameter tensor, the term's scaled to ``balance`` times the pixels'
+        norm (the head, which only the term reaches, takes the term's as they are): the term steers no tensor more
+        than that share, whatever AdamW's per-parameter scaling would make of it."""
+        params = [*self.model.parameters(), *self.head.parameters()]
+        pixels.backward()
+        from_pixels = [None if p.grad is None else p.grad.clone() for p in params]
+        for p in params:
+            p.grad = None
+        term.backward()
+        for p, g in zip(params, from_pixels, strict=True):
+            if g is not None and p.grad is not None:
+                p.grad = g + self.balance * p.grad * (g.norm() / (p.grad.norm() + 1e-12))
+            elif g is not None:
+                p.grad = g
 
     def pretrain(self, seed: int = 0) -> None:
         params = [*self.model.param_groups(), {"params": list(self.head.parameters())}]
@@ -265,9 +292,12 @@ class Study:
         generator = torch.Generator().manual_seed(seed)
         for _ in range(STEPS):
             self.model.train()
-            loss = self.step(generator)
+            loss, term = self.step(generator)
             optimizer.zero_grad()
-            loss.backward()
+            if term is not None and self.balance is not None:
+                self.balanced_backward(loss, term)
+            else:
+                (loss if term is None else loss + self.weight * term).backward()
             optimizer.step()
             schedule.step()
 
@@ -300,7 +330,7 @@ def main() -> None:
     for name in options.only:
         setting = SETTINGS[name]
         study = Study(setting.views, setting.weight, setting.class_token, width=options.width, tubelet=options.tubelet)
-        study.hold_embedding = setting.hold_embedding
+        study.hold_embedding, study.balance = setting.hold_embedding, setting.balance
         if setting.half_channels:
             study.channels //= 2
             study.head[0] = nn.Linear(study.channels, 256)
