@@ -1,7 +1,7 @@
 """A frame-level contrastive term beside pixel reconstruction: does it teach the moving digits' *digit*, and what does
 it cost the motion?
 
-    python benchmarks/frame_contrast.py                      # every setting, about 55 minutes on 2 cores
+    python benchmarks/frame_contrast.py                      # every setting, about 75 minutes on 2 cores
     python benchmarks/frame_contrast.py --only "still frames"
 
 docs/recipes.md ("Video") finds that no masking recipe makes the video encoder tell the moving digits apart by digit:
