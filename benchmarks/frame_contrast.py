@@ -1,7 +1,7 @@
 """A frame-level contrastive term beside pixel reconstruction: does it teach the moving digits' *digit*, and what does
 it cost the motion?
 
-    python benchmarks/frame_contrast.py                      # every setting, about 75 minutes on 2 cores
+    python benchmarks/frame_contrast.py                      # every setting, about 80 minutes on 2 cores
     python benchmarks/frame_contrast.py --only "still frames"
 
 docs/recipes.md ("Video") finds that no masking recipe makes the video encoder tell the moving digits apart by digit:
@@ -36,7 +36,7 @@ scaled about its mean by a random factor in [0.6, 1.4], so that ink alone does n
   slot, with that embedding (and the term on half the channels).
 * ``still frames, balanced 0.1``, ``0.3``, ``1``, ``3``, ``10`` and ``30``: the term's gradient on each parameter
   tensor scaled to that multiple of the pixel loss's gradient norm on the tensor, so that it steers none more than
-  that share.
+  that share; ``still frame and moving slot, half the channels, sum and difference, balanced 3`` combines them.
 * ``example``: the video example alone (no term), in the same loop.
 
 ``--width 192`` makes the video encoder twice as wide (6 heads of 32; the example's is 96, 3 heads).
@@ -116,6 +116,9 @@ SETTINGS = {
     "still frames, balanced 3": Setting("still", balance=3.0),
     "still frames, balanced 10": Setting("still", balance=10.0),
     "still frames, balanced 30": Setting("still", balance=30.0),
+    "still frame and moving slot, half the channels, sum and difference, balanced 3": Setting(
+        "still+slot", sum_difference=True, half_channels=True, balance=3.0
+    ),
 }
 
 
