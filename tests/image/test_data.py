@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 import anymae
+from anymae.cli import main
 from anymae_image import DigitsDataModule, ImageFolderDataModule, ImagePatchTokenizer
 
 from ..core.toys import quiet_trainer
@@ -262,3 +263,14 @@ def test_a_crop_scale_with_its_bounds_swapped_is_refused_when_parsed_and_when_bu
     args = ["fit", "--config", str(config), "--data.init_args.crop_scale", "[0.9, 0.3]"]
     assert main([*args, "--trainer.default_root_dir", str(tmp_path)]) == 2
     assert capsys.readouterr().err.strip() == f"anymae: error: data.{message} (got [0.9, 0.3])"
+
+
+def test_a_zero_std_fails_when_the_config_is_parsed(tmp_path, capsys):
+    """A standard deviation of 0 would divide every pixel by zero (torchvision then refuses each image at read time,
+    and every sample is skipped): the config is refused instead, naming the field."""
+    with pytest.raises(anymae.ConfigError, match=r"ImageFolderDataModule\.std\.1: Input should be greater than 0"):
+        ImageFolderDataModule(str(tmp_path), std=(0.2, 0.0, 0.2))
+    config = Path(__file__).resolve().parents[2] / "examples/image/mae_vit_base_imagefolder.yaml"
+    args = ["fit", "--config", str(config), "--data.init_args.root", str(tmp_path)]
+    assert main([*args, "--data.init_args.std", "[0.2, 0, 0.2]"]) == 2
+    assert capsys.readouterr().err.strip() == "anymae: error: data.std: Input should be greater than 0 (got 0)"

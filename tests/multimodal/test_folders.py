@@ -161,3 +161,10 @@ def test_the_plugin_registers_its_data_modules():
         "PairedFolderDataModule",
     ]
     assert plugin.ANYMAE_PLUGIN_API == anymae.PLUGIN_API_VERSION
+
+
+@pytest.mark.parametrize("field", ["video_std", "image_std"])
+def test_a_std_that_is_not_positive_is_refused_naming_the_field(tmp_path, field):
+    expected = rf"PairedFolderDataModule\.{field}\.1: Input should be greater than 0"
+    with pytest.raises(anymae.ConfigError, match=expected):
+        PairedFolderDataModule(str(tmp_path), {"video": "mp4"}, **{field: (0.2, -1.0, 0.2)})

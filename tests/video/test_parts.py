@@ -139,3 +139,10 @@ def test_frame_strips_png_and_gif(tmp_path):
     with Image.open(path.with_suffix(".gif")) as gif:
         assert gif.n_frames == 4
     assert FrameStrips(gif=True).drawings == {anymae.RAW_VALUES: frozenset({anymae.INVERSE})}
+
+
+def test_a_zero_std_is_refused_naming_the_field(tmp_path):
+    from anymae_video import VideoFolderDataModule
+
+    with pytest.raises(anymae.ConfigError, match=r"VideoFolderDataModule\.std\.0: Input should be greater than 0"):
+        VideoFolderDataModule(str(tmp_path), std=(0.0, 0.2, 0.2))

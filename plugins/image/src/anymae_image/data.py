@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
-from pydantic import Field, NonNegativeInt, PositiveInt
+from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt
 from torch import Tensor
 
 from anymae import (
@@ -215,7 +215,7 @@ class ImageFolderDataModule(FolderDataModule):
         augment: bool = True,
         in_chans: Literal[1, 3] = 3,
         mean: tuple[float, ...] | None = None,
-        std: tuple[float, ...] | None = None,
+        std: tuple[PositiveFloat, ...] | None = None,
         batch_size: PositiveInt = 64,
         **kwargs: Any,
     ) -> None:

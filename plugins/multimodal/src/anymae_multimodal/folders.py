@@ -38,7 +38,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
-from pydantic import Field, PositiveInt
+from pydantic import Field, PositiveFloat, PositiveInt
 from torch import Tensor
 
 from anymae import ConfigError, FileList, FolderDataModule, PathStr, scan_folder, validated
@@ -338,9 +338,9 @@ class PairedFolderDataModule(FolderDataModule):
         sampling: Sampling = "dense",
         image_size: PositiveInt = 224,
         video_mean: tuple[float, float, float] = KINETICS_MEAN,
-        video_std: tuple[float, float, float] = KINETICS_STD,
+        video_std: tuple[PositiveFloat, PositiveFloat, PositiveFloat] = KINETICS_STD,
         image_mean: tuple[float, float, float] = KINETICS_MEAN,
-        image_std: tuple[float, float, float] = KINETICS_STD,
+        image_std: tuple[PositiveFloat, PositiveFloat, PositiveFloat] = KINETICS_STD,
         array_mean: tuple[float, ...] | None = None,
         array_std: tuple[Annotated[float, Field(gt=0)], ...] | None = None,
         sample_rate: PositiveInt = 16000,

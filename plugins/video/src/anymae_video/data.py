@@ -18,7 +18,7 @@ from functools import partial
 from typing import Annotated, Any, ClassVar, Literal
 
 import torch
-from pydantic import Field, NonNegativeInt, PositiveInt
+from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt
 from torch import Tensor
 from torch.utils.data import Dataset, default_collate
 
@@ -162,7 +162,7 @@ class VideoFolderDataModule(FolderDataModule):
         repeat_aug: PositiveInt = 1,
         in_chans: Literal[1, 3] = 3,
         mean: tuple[float, ...] | None = None,
-        std: tuple[float, ...] | None = None,
+        std: tuple[PositiveFloat, ...] | None = None,
         cache: bool = True,
         **kwargs: Any,
     ) -> None:
