@@ -253,8 +253,6 @@ def test_unreadable_files_are_totalled_once_over_ranks_under_ddp(tmp_path):
 def test_a_crop_scale_with_its_bounds_swapped_is_refused_when_parsed_and_when_built(tmp_path, capsys):
     """``anymae.ScaleRange``: the order of a crop's area bounds is a constrained type, checked by the CLI's parser
     before anything is built, and by the constructor from Python."""
-    from anymae.cli import main
-
     message = "crop_scale: the lower bound (first) is above the upper bound"
     with pytest.raises(anymae.ConfigError, match=re.escape(f"ImageFolderDataModule.{message} (got (0.9, 0.3))")):
         ImageFolderDataModule(str(tmp_path), crop_scale=(0.9, 0.3))
@@ -270,7 +268,7 @@ def test_a_zero_std_fails_when_the_config_is_parsed(tmp_path, capsys):
     and every sample is skipped): the config is refused instead, naming the field."""
     with pytest.raises(anymae.ConfigError, match=r"ImageFolderDataModule\.std\.1: Input should be greater than 0"):
         ImageFolderDataModule(str(tmp_path), std=(0.2, 0.0, 0.2))
-    config = Path(__file__).resolve().parents[2] / "examples/image/mae_vit_base_imagefolder.yaml"
+    config = ROOT / "examples" / "image" / "mae_vit_base_imagefolder.yaml"
     args = ["fit", "--config", str(config), "--data.init_args.root", str(tmp_path)]
     assert main([*args, "--data.init_args.std", "[0.2, 0, 0.2]"]) == 2
     assert capsys.readouterr().err.strip() == "anymae: error: data.std: Input should be greater than 0 (got 0)"
